@@ -1,0 +1,3 @@
+from coves.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""What route handlers see of authentication, and what an authenticator must do.
+
+Routes declare a policy; the XRPC dispatcher asks the app's
+:class:`Authenticator` for a :class:`Viewer` and turns an
+:class:`AuthFailure` into 401 ``AuthenticationRequired``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol
+
+AuthMethod = Literal["service_auth", "oauth", "oauth_dpop", "unverified"]
+
+
+class AuthPolicy(StrEnum):
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The authenticated caller."""
+
+    did: str
+    method: AuthMethod
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthInput:
+    """The parts of a request an authenticator may look at."""
+
+    http_method: str
+    url: str  # scheme://host/path as the client addressed it (no query)
+    nsid: str
+    headers: Mapping[str, str]  # lower-cased names
+
+
+@dataclass
+class AuthFailure(Exception):
+    """Credentials were presented (or required) and are not acceptable."""
+
+    reason: str  # short, metric-friendly: missing, expired, bad_signature, ...
+    message: str
+    www_authenticate: str = 'Bearer realm="coves"'
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, request: AuthInput) -> Viewer | None:
+        """Return the viewer, ``None`` when no credentials were sent, or raise AuthFailure."""
+        ...
+
+
+class NoCredentialsAccepted:
+    """Authenticator used until real verifiers are configured: anonymous only."""
+
+    async def authenticate(self, request: AuthInput) -> Viewer | None:
+        if request.headers.get("authorization"):
+            raise AuthFailure("unsupported", "this server cannot verify credentials")
+        return None

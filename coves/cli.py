@@ -1,0 +1,136 @@
+"""The ``coves`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import trio
+
+from coves.config import ConfigError, Settings, load_settings
+from coves.logs import configure_logging, get_logger
+
+log = get_logger("coves")
+
+Command = Callable[[Settings, argparse.Namespace], int]
+# Subcommands contributed by capabilities: name -> (help, configure parser, run)
+EXTRA_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coves", description="Coves AppView")
+    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="optional .env file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the supervised server")
+    serve.add_argument("--host", help="listen address (overrides COVES_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (overrides COVES_PORT)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations at start")
+
+    sub.add_parser("migrate", help="apply pending database migrations and exit")
+    sub.add_parser("check-config", help="print the effective configuration (secrets redacted)")
+
+    for name, (help_text, configure, _run) in EXTRA_COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_extra_commands()
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(dotenv=args.env_file)
+    except ConfigError as exc:
+        print(f"coves: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        return _check_config(settings)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    for warning in settings.warnings:
+        log.warning(warning)
+    if args.command == "serve":
+        changes: dict[str, object] = {}
+        if args.host:
+            changes["host"] = args.host
+        if args.port is not None:
+            changes["port"] = args.port
+        settings = settings.replace(**changes) if changes else settings
+        return _serve(
+            settings, migrate_on_start=settings.db_migrate_on_start and not args.no_migrate
+        )
+    if args.command == "migrate":
+        return trio.run(_migrate, settings)
+    _help, _configure, run = EXTRA_COMMANDS[args.command]
+    return run(settings, args)
+
+
+def _check_config(settings: Settings) -> int:
+    width = max(len(name) for name in settings.redacted())
+    for name, value in settings.redacted().items():
+        print(f"{name.ljust(width)}  {value}")
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _serve(settings: Settings, *, migrate_on_start: bool) -> int:
+    from nurseries.main import run_server
+    from nurseries.supervisor import ChildFailedTooOften
+
+    try:
+        trio.run(lambda: run_server(settings, migrate_on_start=migrate_on_start))
+    except BaseException as exc:
+        failed = _find(exc, ChildFailedTooOften)
+        if failed is not None:
+            log.critical("coves stopped: a child failed too often", error=str(failed))
+            return 1
+        if _find(exc, KeyboardInterrupt) is not None:
+            return 0
+        log.critical("coves stopped by an unexpected error", exc_info=exc)
+        return 1
+    return 0
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find(inner, kind)
+            if found is not None:
+                return found
+    return None
+
+
+async def _migrate(settings: Settings) -> int:
+    from coves.db import Database
+    from coves.db.embedded import EmbeddedPostgres
+    from coves.db.migrate import migrate
+
+    async with trio.open_nursery() as nursery:
+        if settings.database_url is None:
+            conninfo: str = await nursery.start(EmbeddedPostgres(settings.data_dir).run)
+        else:
+            conninfo = settings.database_url.reveal()
+        async with Database(conninfo, pool_size=1) as db:
+            done = await migrate(db)
+        print(f"applied {len(done)} migration(s)")
+        nursery.cancel_scope.cancel()
+    return 0
+
+
+def _load_extra_commands() -> None:
+    """Import modules that contribute subcommands (kept lazy for start-up time)."""
+    import importlib
+
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,664 @@
+"""Settings: every knob Coves reads, parsed once from the environment.
+
+The registry below is the single source of truth. It drives parsing, the
+production safety checks, ``coves check-config`` and the configuration table
+in the README (a test keeps the README in step), so a variable cannot exist
+in one place and be missing from another.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from coves.secrets import Secret
+
+Env = Literal["development", "production"]
+
+DEV_CURSOR_SECRET = "dev-cursor-secret-change-in-production"  # noqa: S105
+DEV_ENCRYPTION_KEY = base64.b64encode(b"coves-development-only-key-32byt").decode()
+DEFAULT_JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
+
+
+class ConfigError(Exception):
+    """Raised when the environment cannot produce valid settings.
+
+    Carries every problem at once so an operator fixes them in one pass.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+T = TypeVar("T")
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _int(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if low is not None and value < low:
+            raise ValueError(f"must be at least {low}")
+        if high is not None and value > high:
+            raise ValueError(f"must be at most {high}")
+        return value
+
+    return parse
+
+
+def _float(low: float = 0.0) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if value < low:
+            raise ValueError(f"must be at least {low}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ValueError(f"must be an absolute {'/'.join(schemes)} URL")
+        return value.rstrip("/") if parts.path in {"", "/"} else value
+
+    return parse
+
+
+def _did(raw: str) -> str:
+    from coves.atproto.syntax import is_valid_did
+
+    value = raw.strip()
+    if not is_valid_did(value):
+        raise ValueError("must be a DID such as did:web:coves.social")
+    return value
+
+
+def _domain(raw: str) -> str:
+    value = raw.strip().lower()
+    if not value or "/" in value or ":" in value.split("]")[-1].split(":")[0] or " " in value:
+        raise ValueError("must be a bare domain name")
+    return value
+
+
+def _path(raw: str) -> Path:
+    return Path(raw.strip()).expanduser()
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for item in _csv(raw):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    return tuple(nets)
+
+
+def _secret(raw: str) -> Secret:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return Secret(raw.strip())
+
+
+def _key32(raw: str) -> Secret:
+    try:
+        decoded = base64.b64decode(raw.strip(), validate=True)
+    except ValueError:
+        raise ValueError("must be base64") from None
+    if len(decoded) != 32:
+        raise ValueError("must decode to exactly 32 bytes")
+    return Secret(raw.strip())
+
+
+def _log_level(raw: str) -> str:
+    return _choice("debug", "info", "warning", "error")(raw)
+
+
+@dataclass(frozen=True)
+class Var:
+    """One environment variable: how to parse it and how to explain it."""
+
+    name: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    example: str
+    secret: bool = False
+
+
+VARS: tuple[Var, ...] = (
+    Var(
+        "COVES_ENV",
+        "env",
+        _choice("development", "production"),
+        "development",
+        "development or production; production refuses dev shortcuts and default secrets",
+        "production",
+    ),
+    Var(
+        "COVES_HOST",
+        "host",
+        str.strip,
+        "127.0.0.1",
+        "address the XRPC server listens on",
+        "0.0.0.0",  # noqa: S104 - an example, not a default
+    ),
+    Var("COVES_PORT", "port", _int(0, 65535), 8081, "port the XRPC server listens on", "8081"),
+    Var(
+        "COVES_DATA_DIR",
+        "data_dir",
+        _path,
+        Path(".coves"),
+        "directory for the embedded PostgreSQL and other local state",
+        "/var/lib/coves",
+    ),
+    Var(
+        "DATABASE_URL",
+        "database_url",
+        _secret,
+        None,
+        "external PostgreSQL connection URL; when unset Coves runs its own embedded PostgreSQL",
+        "postgresql://coves:pw@db:5432/coves",
+        secret=True,
+    ),
+    Var(
+        "DB_POOL_SIZE",
+        "db_pool_size",
+        _int(1, 200),
+        10,
+        "PostgreSQL connections in the pool (also the size of the thread limiter)",
+        "20",
+    ),
+    Var(
+        "DB_STATEMENT_TIMEOUT_MS",
+        "db_statement_timeout_ms",
+        _int(1),
+        10_000,
+        "per-statement timeout in milliseconds",
+        "5000",
+    ),
+    Var(
+        "DB_MIGRATE_ON_START",
+        "db_migrate_on_start",
+        _bool,
+        True,
+        "apply pending migrations when the server starts",
+        "false",
+    ),
+    Var("LOG_LEVEL", "log_level", _log_level, "info", "debug, info, warning or error", "debug"),
+    Var(
+        "LOG_FORMAT",
+        "log_format",
+        _choice("auto", "json", "console"),
+        "auto",
+        "json, console, or auto (json in production, console in development)",
+        "json",
+    ),
+    Var(
+        "INSTANCE_DID",
+        "instance_did",
+        _did,
+        "did:web:localhost",
+        "this instance's DID (did:web); communities it hosts carry it as hostedBy",
+        "did:web:coves.social",
+    ),
+    Var(
+        "INSTANCE_DOMAIN",
+        "instance_domain",
+        _domain,
+        None,
+        "this instance's domain; defaults to the did:web host",
+        "coves.social",
+    ),
+    Var(
+        "INSTANCE_SIGNING_KEY",
+        "instance_signing_key",
+        _secret,
+        None,
+        "hex secp256k1 private key for the instance DID document; generated and stored "
+        "encrypted in the database when unset",
+        "<64 hex chars>",
+        secret=True,
+    ),
+    Var(
+        "APPVIEW_SERVICE_ID",
+        "appview_service_id",
+        str.strip,
+        "coves_appview",
+        "service id of the AppView entry in did.json and the aud fragment of service auth",
+        "coves_appview",
+    ),
+    Var(
+        "APPVIEW_PUBLIC_URL",
+        "appview_public_url",
+        _url("http", "https"),
+        None,
+        "public base URL of this AppView; defaults to https://<INSTANCE_DOMAIN>",
+        "https://coves.social",
+    ),
+    Var(
+        "PDS_URL",
+        "pds_url",
+        _url("http", "https"),
+        "http://localhost:3001",
+        "the instance PDS that hosts community accounts",
+        "https://coves.me",
+    ),
+    Var(
+        "CURSOR_SECRET",
+        "cursor_secret",
+        _secret,
+        None,
+        "HMAC key that signs feed cursors (required in production)",
+        "<random string>",
+        secret=True,
+    ),
+    Var(
+        "ENCRYPTION_KEY",
+        "encryption_key",
+        _key32,
+        None,
+        "base64 of 32 random bytes; encrypts secrets stored in the database "
+        "(required in production)",
+        "<base64 of 32 bytes>",
+        secret=True,
+    ),
+    Var(
+        "AUTH_SKIP_VERIFY",
+        "auth_skip_verify",
+        _bool,
+        False,
+        "development only: accept unverified tokens (refused in production)",
+        "false",
+    ),
+    Var(
+        "SKIP_DID_WEB_VERIFICATION",
+        "skip_did_web_verification",
+        _bool,
+        False,
+        "development only: accept foreign hostedBy claims without fetching did.json",
+        "false",
+    ),
+    Var(
+        "ALLOW_PRIVATE_NETWORK_FETCH",
+        "allow_private_network_fetch",
+        _bool,
+        False,
+        "development only: let identity fetches reach private and loopback addresses",
+        "false",
+    ),
+    Var(
+        "CORS_ORIGINS",
+        "cors_origins",
+        _csv,
+        ("*",),
+        "comma-separated origins allowed by CORS, or *",
+        "https://coves.social",
+    ),
+    Var(
+        "TRUSTED_PROXIES",
+        "trusted_proxies",
+        _networks,
+        (),
+        "comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed",
+        "10.0.0.0/8,127.0.0.1",
+    ),
+    Var(
+        "MAX_REQUEST_BODY_BYTES",
+        "max_request_body_bytes",
+        _int(1024),
+        1_048_576,
+        "largest accepted request body; larger gets 413",
+        "1048576",
+    ),
+    Var(
+        "RATE_LIMIT_GENERAL",
+        "rate_limit_general",
+        _int(1),
+        100,
+        "requests per minute per client on every XRPC route",
+        "100",
+    ),
+    Var(
+        "RATE_LIMIT_COMMENTS",
+        "rate_limit_comments",
+        _int(1),
+        20,
+        "requests per minute per client on comment endpoints (on top of general)",
+        "20",
+    ),
+    Var(
+        "SHUTDOWN_GRACE_SECONDS",
+        "shutdown_grace_seconds",
+        _float(0.0),
+        10.0,
+        "how long in-flight requests may run after SIGTERM",
+        "10",
+    ),
+    Var(
+        "PLC_DIRECTORY_URL",
+        "plc_url",
+        _url("http", "https"),
+        "https://plc.directory",
+        "PLC directory used to resolve did:plc",
+        "https://plc.directory",
+    ),
+    Var(
+        "IDENTITY_CACHE_TTL_SECONDS",
+        "identity_cache_ttl_seconds",
+        _int(1),
+        86_400,
+        "how long resolved identities are cached",
+        "86400",
+    ),
+    Var(
+        "IDENTITY_NEGATIVE_TTL_SECONDS",
+        "identity_negative_ttl_seconds",
+        _int(1),
+        300,
+        "how long failed resolutions are cached",
+        "300",
+    ),
+    Var(
+        "SERVICE_AUTH_MAX_LIFETIME_SECONDS",
+        "service_auth_max_lifetime_seconds",
+        _int(1),
+        300,
+        "longest exp-iat accepted on a service-auth JWT",
+        "300",
+    ),
+    Var(
+        "OAUTH_ISSUERS",
+        "oauth_issuers",
+        _csv,
+        (),
+        "comma-separated OAuth authorization servers whose access tokens are accepted",
+        "https://bsky.social",
+    ),
+    Var(
+        "JETSTREAM_URL",
+        "jetstream_url",
+        _url("ws", "wss"),
+        DEFAULT_JETSTREAM_URL,
+        "Jetstream /subscribe endpoint",
+        "wss://jetstream2.us-east.bsky.network/subscribe",
+    ),
+    Var(
+        "JETSTREAM_ENABLED",
+        "jetstream_enabled",
+        _bool,
+        True,
+        "run the Jetstream consumer child",
+        "true",
+    ),
+    Var(
+        "JETSTREAM_REWIND_SECONDS",
+        "jetstream_rewind_seconds",
+        _float(0.0),
+        5.0,
+        "how far before the stored cursor to resume after a reconnect",
+        "5",
+    ),
+    Var(
+        "JETSTREAM_BATCH_SIZE",
+        "jetstream_batch_size",
+        _int(1, 100_000),
+        500,
+        "most events applied in one transaction",
+        "500",
+    ),
+    Var(
+        "JETSTREAM_BATCH_MS",
+        "jetstream_batch_ms",
+        _int(1),
+        200,
+        "longest an event waits before its batch is applied",
+        "200",
+    ),
+    Var(
+        "JETSTREAM_IDLE_TIMEOUT_SECONDS",
+        "jetstream_idle_timeout_seconds",
+        _float(1.0),
+        90.0,
+        "reconnect when no frame arrives for this long",
+        "90",
+    ),
+    Var(
+        "BLOB_URL_TEMPLATE",
+        "blob_url_template",
+        str.strip,
+        "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}",
+        "URL template for blobs in views: {pds}, {did}, {cid} are substituted (escaped)",
+        "https://cdn.example/img/{did}/{cid}",
+    ),
+    Var(
+        "FEED_SNAPSHOT_SIZE",
+        "feed_snapshot_size",
+        _int(50, 100_000),
+        1000,
+        "how many ranked items one hot/top paging session can reach",
+        "1000",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration. Immutable: parse once, pass everywhere."""
+
+    env: Env = "development"
+    host: str = "127.0.0.1"
+    port: int = 8081
+    data_dir: Path = Path(".coves")
+    database_url: Secret | None = None
+    db_pool_size: int = 10
+    db_statement_timeout_ms: int = 10_000
+    db_migrate_on_start: bool = True
+    log_level: str = "info"
+    log_format: str = "auto"
+    instance_did: str = "did:web:localhost"
+    instance_domain: str = "localhost"
+    instance_signing_key: Secret | None = None
+    appview_service_id: str = "coves_appview"
+    appview_public_url: str = "https://localhost"
+    pds_url: str = "http://localhost:3001"
+    cursor_secret: Secret = field(default_factory=lambda: Secret(DEV_CURSOR_SECRET))
+    encryption_key: Secret = field(default_factory=lambda: Secret(DEV_ENCRYPTION_KEY))
+    auth_skip_verify: bool = False
+    skip_did_web_verification: bool = False
+    allow_private_network_fetch: bool = False
+    cors_origins: tuple[str, ...] = ("*",)
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_request_body_bytes: int = 1_048_576
+    rate_limit_general: int = 100
+    rate_limit_comments: int = 20
+    shutdown_grace_seconds: float = 10.0
+    plc_url: str = "https://plc.directory"
+    identity_cache_ttl_seconds: int = 86_400
+    identity_negative_ttl_seconds: int = 300
+    service_auth_max_lifetime_seconds: int = 300
+    oauth_issuers: tuple[str, ...] = ()
+    jetstream_url: str = DEFAULT_JETSTREAM_URL
+    jetstream_enabled: bool = True
+    jetstream_rewind_seconds: float = 5.0
+    jetstream_batch_size: int = 500
+    jetstream_batch_ms: int = 200
+    jetstream_idle_timeout_seconds: float = 90.0
+    blob_url_template: str = "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
+    feed_snapshot_size: int = 1000
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def service_did_with_fragment(self) -> str:
+        return f"{self.instance_did}#{self.appview_service_id}"
+
+    @property
+    def effective_log_format(self) -> str:
+        if self.log_format != "auto":
+            return self.log_format
+        return "json" if self.is_production else "console"
+
+    def redacted(self) -> dict[str, str]:
+        """Every variable with its effective value, secrets masked."""
+        out: dict[str, str] = {}
+        for var in VARS:
+            value = getattr(self, var.attr)
+            if value is None:
+                out[var.name] = "(unset)"
+            elif var.secret:
+                out[var.name] = "(set, redacted)"
+            elif isinstance(value, tuple):
+                out[var.name] = ",".join(str(v) for v in value)
+            else:
+                out[var.name] = str(value)
+        return out
+
+    def replace(self, **changes: Any) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Parse the environment (and an optional .env file) into Settings.
+
+    Values already in the environment win over the .env file, the usual
+    convention, so an operator can override a checked-in file per run.
+    """
+    env: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        from dotenv import dotenv_values
+
+        env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for var in VARS:
+        raw = env.get(var.name)
+        if raw is None or (raw.strip() == "" and var.default is None):
+            values[var.attr] = var.default
+            continue
+        try:
+            values[var.attr] = var.parse(raw)
+        except ValueError as exc:
+            shown = "(redacted)" if var.secret else repr(raw)
+            problems.append(f"{var.name}={shown} {exc}; example: {var.name}={var.example}")
+    if problems:
+        raise ConfigError(problems)
+    return _finish(values)
+
+
+def _finish(values: dict[str, Any]) -> Settings:
+    problems: list[str] = []
+    warnings: list[str] = []
+    production = values["env"] == "production"
+
+    did = values["instance_did"]
+    if values["instance_domain"] is None:
+        if did.startswith("did:web:"):
+            values["instance_domain"] = did.removeprefix("did:web:").replace("%3A", ":").lower()
+        else:
+            problems.append(
+                "INSTANCE_DOMAIN is required when INSTANCE_DID is not a did:web; "
+                "example: INSTANCE_DOMAIN=coves.social"
+            )
+            values["instance_domain"] = ""
+    if values["appview_public_url"] is None:
+        values["appview_public_url"] = f"https://{values['instance_domain']}"
+
+    shortcuts = [
+        name
+        for name, attr in (
+            ("AUTH_SKIP_VERIFY", "auth_skip_verify"),
+            ("SKIP_DID_WEB_VERIFICATION", "skip_did_web_verification"),
+            ("ALLOW_PRIVATE_NETWORK_FETCH", "allow_private_network_fetch"),
+        )
+        if values[attr]
+    ]
+    if production:
+        for name in shortcuts:
+            problems.append(f"{name}=true is a development shortcut and is refused in production")
+        for name, attr, dev_default in (
+            ("CURSOR_SECRET", "cursor_secret", DEV_CURSOR_SECRET),
+            ("ENCRYPTION_KEY", "encryption_key", DEV_ENCRYPTION_KEY),
+        ):
+            secret = values[attr]
+            if secret is None:
+                problems.append(f"{name} must be set in production; example: {name}=<random>")
+            elif secret.reveal() == dev_default:
+                problems.append(f"{name} is the development default and is refused in production")
+        if values["database_url"] is None:
+            warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
+        if did == "did:web:localhost":
+            problems.append(
+                "INSTANCE_DID is the development default; "
+                "example: INSTANCE_DID=did:web:coves.social"
+            )
+    else:
+        for name in shortcuts:
+            warnings.append(f"{name}=true: development shortcut active")
+        if values["cursor_secret"] is None:
+            values["cursor_secret"] = Secret(DEV_CURSOR_SECRET)
+            warnings.append("CURSOR_SECRET unset: using the development default")
+        if values["encryption_key"] is None:
+            values["encryption_key"] = Secret(DEV_ENCRYPTION_KEY)
+            warnings.append("ENCRYPTION_KEY unset: using the development default")
+    if problems:
+        raise ConfigError(problems)
+    values["warnings"] = tuple(warnings)
+    return Settings(**values)
+
+
+def test_settings(**overrides: Any) -> Settings:
+    """Settings for tests: development mode, no network-bound children."""
+    base = Settings(jetstream_enabled=False, allow_private_network_fetch=True)
+    return base.replace(**overrides)
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""SQL for each domain, one module per area."""

@@ -1,0 +1,53 @@
+"""The application context: the long-lived objects handlers use.
+
+Built once at start-up (``coves.runtime``) or by a test fixture, and handed
+to the app factory. Handlers reach everything through ``req.ctx``; nothing
+is a module global, so tests can run several apps side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from coves.auth.base import Authenticator, NoCredentialsAccepted
+from coves.config import Settings
+from coves.db import Database
+from coves.metrics import Metrics
+from coves.xrpc.ratelimit import LimitClass, RateLimiter
+
+
+class HealthSource(Protocol):
+    """What ``_health`` needs from the supervisor."""
+
+    @property
+    def healthy(self) -> bool: ...
+
+    def health_report(self) -> dict[str, Any]: ...
+
+
+def default_limit_classes(settings: Settings) -> list[LimitClass]:
+    return [
+        LimitClass("general", settings.rate_limit_general, 60.0),
+        LimitClass("comments", settings.rate_limit_comments, 60.0),
+        # Aggregator classes: registration attempts per client; posts per
+        # (aggregator, community) are counted from the database, not here.
+        LimitClass("aggregator_register", 10, 600.0),
+    ]
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    metrics: Metrics = field(default_factory=Metrics)
+    limiter: RateLimiter | None = None
+    authenticator: Authenticator = field(default_factory=NoCredentialsAccepted)
+    health: HealthSource | None = None
+    # Filled in by later capabilities (lexicons, identity, views, ...).
+    lexicons: Any = None
+    instance_key: Any = None  # coves.atproto.keys.PrivateKey, loaded on first use
+
+    def __post_init__(self) -> None:
+        if self.limiter is None:
+            self.limiter = RateLimiter(default_limit_classes(self.settings))

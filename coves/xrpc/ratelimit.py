@@ -1,0 +1,170 @@
+"""Rate limiting: named limit classes over a pluggable counter store.
+
+Fixed windows per (class, client). The store is an interface so a shared
+store (PostgreSQL, Redis) can replace the in-memory one once several
+processes serve the same clients; everything else stays as it is.
+
+Client identity is the TCP peer address. Forwarding headers are believed
+only when the peer is a configured trusted proxy, and then we take the
+right-most address that is not itself a trusted proxy: everything to the
+left of it was written by the client and proves nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from coves.clock import monotonic, wall_now
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class LimitClass:
+    name: str
+    limit: int
+    window: float  # seconds
+
+    @property
+    def policy(self) -> str:
+        return f"{self.limit};w={int(self.window)}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    limit_class: LimitClass
+    allowed: bool
+    remaining: int
+    reset_after: float  # seconds until the window resets
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.reset_after))
+
+
+class CounterStore(Protocol):
+    """Count hits per key in fixed windows."""
+
+    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+        """Record one hit; return (hits in current window, seconds until reset)."""
+        ...
+
+
+class MemoryStore:
+    """In-process store; expired windows are swept as the clock moves."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}  # key -> (window end, count)
+        self._max_keys = max_keys
+        self._next_sweep = 0.0
+
+    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+        if now >= self._next_sweep or len(self._windows) >= self._max_keys:
+            self._sweep(now)
+            self._next_sweep = now + window
+        end, count = self._windows.get(key, (0.0, 0))
+        if now >= end:
+            end, count = now + window, 0
+        count += 1
+        self._windows[key] = (end, count)
+        return count, end - now
+
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, (end, _) in self._windows.items() if end <= now]:
+            del self._windows[key]
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        classes: Sequence[LimitClass],
+        store: CounterStore | None = None,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self.classes = {c.name: c for c in classes}
+        self.store: CounterStore = store or MemoryStore()
+        self._clock = clock
+
+    def check(self, class_name: str, client: str) -> Decision:
+        limit_class = self.classes[class_name]
+        count, reset_after = self.store.hit(
+            f"{class_name}:{client}", limit_class.window, self._clock()
+        )
+        return Decision(
+            limit_class=limit_class,
+            allowed=count <= limit_class.limit,
+            remaining=max(0, limit_class.limit - count),
+            reset_after=reset_after,
+        )
+
+
+def rate_limit_headers(decision: Decision, *, refused: bool) -> dict[str, str]:
+    headers = {
+        "RateLimit-Limit": str(decision.limit_class.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(int(wall_now() + decision.reset_after)),
+        "RateLimit-Policy": decision.limit_class.policy,
+    }
+    if refused:
+        headers["Retry-After"] = str(decision.retry_after)
+    return headers
+
+
+def client_address(
+    peer: str | None,
+    headers: Callable[[str], str | None],
+    trusted: Sequence[Network],
+) -> str:
+    """The address to key limits on (never including the peer port)."""
+    peer_ip = _parse_ip(peer)
+    if peer_ip is None:
+        return peer or "unknown"
+    if not _is_trusted(peer_ip, trusted):
+        return str(peer_ip)
+    forwarded = headers("x-forwarded-for")
+    if forwarded:
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):
+            ip = _parse_ip(hop)
+            if ip is None:
+                break  # garbage from here leftwards cannot be believed
+            if not _is_trusted(ip, trusted):
+                return str(ip)
+        # every hop was a trusted proxy: the left-most is the closest we have
+        first = _parse_ip(hops[0]) if hops else None
+        if first is not None:
+            return str(first)
+    real_ip = _parse_ip(headers("x-real-ip"))
+    if real_ip is not None:
+        return str(real_ip)
+    return str(peer_ip)
+
+
+def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not value:
+        return None
+    text = value.strip()
+    if text.startswith("[") and "]" in text:  # [v6]:port
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _is_trusted(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: Sequence[Network]
+) -> bool:
+    return any(ip.version == net.version and ip in net for net in trusted)

@@ -1,0 +1,110 @@
+"""Declaring XRPC methods.
+
+Each module under ``coves.xrpc.routes`` owns a :class:`Router` and declares
+its methods with ``@router.query(...)`` / ``@router.procedure(...)``; the app
+collects every router, so adding an endpoint touches one module only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from coves.auth.base import AuthPolicy, Viewer
+
+if TYPE_CHECKING:
+    from coves.xrpc.context import AppContext
+
+MethodKind = Literal["query", "procedure"]
+
+
+@dataclass
+class XRPCRequest:
+    """Everything a handler gets: decoded params/body, the viewer, the app context."""
+
+    nsid: str
+    params: dict[str, Any]
+    body: Any
+    viewer: Viewer | None
+    ctx: AppContext
+    request_id: str
+    headers: Mapping[str, str]
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    def require_viewer(self) -> Viewer:
+        if self.viewer is None:  # the dispatcher enforces REQUIRED; this narrows the type
+            from coves.errors import XRPCError
+
+            raise XRPCError(401, "AuthenticationRequired", "authentication required")
+        return self.viewer
+
+
+Handler = Callable[[XRPCRequest], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    nsid: str
+    kind: MethodKind
+    handler: Handler
+    auth: AuthPolicy = AuthPolicy.NONE
+    # Limit classes applied on top of "general" (e.g. "comments").
+    limits: tuple[str, ...] = ()
+
+    @property
+    def http_method(self) -> str:
+        return "GET" if self.kind == "query" else "POST"
+
+
+class Router:
+    def __init__(self) -> None:
+        self.endpoints: dict[str, Endpoint] = {}
+
+    def _add(
+        self, kind: MethodKind, nsid: str, auth: AuthPolicy, limits: tuple[str, ...]
+    ) -> Callable[[Handler], Handler]:
+        def decorate(handler: Handler) -> Handler:
+            if nsid in self.endpoints:
+                raise ValueError(f"{nsid} declared twice")
+            self.endpoints[nsid] = Endpoint(nsid, kind, handler, auth, limits)
+            return handler
+
+        return decorate
+
+    def query(
+        self, nsid: str, *, auth: AuthPolicy = AuthPolicy.NONE, limits: tuple[str, ...] = ()
+    ) -> Callable[[Handler], Handler]:
+        return self._add("query", nsid, auth, limits)
+
+    def procedure(
+        self, nsid: str, *, auth: AuthPolicy = AuthPolicy.REQUIRED, limits: tuple[str, ...] = ()
+    ) -> Callable[[Handler], Handler]:
+        return self._add("procedure", nsid, auth, limits)
+
+    def alias(self, nsid: str, target: str) -> None:
+        """Serve ``nsid`` with the same handler as ``target`` (kept names for old clients)."""
+        endpoint = self.endpoints[target]
+        self.endpoints[nsid] = Endpoint(
+            nsid, endpoint.kind, endpoint.handler, endpoint.auth, endpoint.limits
+        )
+
+
+def collect_endpoints() -> dict[str, Endpoint]:
+    """Import every module in ``coves.xrpc.routes`` and merge their routers."""
+    import importlib
+    import pkgutil
+
+    import coves.xrpc.routes as routes_pkg
+
+    merged: dict[str, Endpoint] = {}
+    for info in sorted(pkgutil.iter_modules(routes_pkg.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{routes_pkg.__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        if not isinstance(router, Router):
+            continue
+        for nsid, endpoint in router.endpoints.items():
+            if nsid in merged:
+                raise ValueError(f"{nsid} declared in two route modules")
+            merged[nsid] = endpoint
+    return merged

@@ -1,0 +1,1 @@
+"""The supervised runtime: the supervisor and each long-running child."""

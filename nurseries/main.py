@@ -1,0 +1,156 @@
+"""``coves serve``: build the supervised tree and run it until a signal.
+
+Start order (and the reverse, shutdown order): embedded PostgreSQL (when no
+DATABASE_URL), the database pool, then the long-running services, with the
+XRPC server last so it only accepts requests once everything it depends on
+is up, and stops accepting first.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from coves.config import Settings
+from coves.db import Database
+from coves.db.embedded import EmbeddedPostgres
+from coves.db.migrate import migrate
+from coves.logs import get_logger
+from coves.metrics import Metrics
+from nurseries.supervisor import ChildSpec, RestartPolicy, Supervisor, open_supervisor
+
+log = get_logger(__name__)
+
+# Extra children contributed by capabilities (Jetstream consumer, did:web
+# verifier, ...): each is a function from the running Runtime to a ChildSpec,
+# or None when disabled by configuration.
+ChildFactory = Callable[["Runtime"], ChildSpec | None]
+CHILD_FACTORIES: list[ChildFactory] = []
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    supervisor: Supervisor
+    metrics: Metrics
+    db: Database | None = None
+    ctx: Any = None  # coves.xrpc.context.AppContext once built
+    bound: list[str] = field(default_factory=list)
+
+
+async def _database_child(
+    db: Database, *, task_status: trio.TaskStatus[Database] = trio.TASK_STATUS_IGNORED
+) -> None:
+    await db.open()
+    try:
+        task_status.started(db)
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await db.close()
+
+
+def build_context(runtime: Runtime) -> Any:
+    """Assemble the application context; capabilities extend it here."""
+    from coves.xrpc.context import AppContext
+
+    assert runtime.db is not None
+    return AppContext(
+        settings=runtime.settings,
+        db=runtime.db,
+        metrics=runtime.metrics,
+        health=runtime.supervisor,
+    )
+
+
+async def run_server(
+    settings: Settings,
+    *,
+    migrate_on_start: bool = True,
+    task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    metrics = Metrics()
+
+    def count_restart(name: str) -> None:
+        metrics.child_restarts.labels(name).inc()
+
+    async with open_supervisor(on_restart=count_restart) as supervisor:
+        runtime = Runtime(settings, supervisor, metrics)
+        conninfo: str
+        if settings.database_url is None:
+            embedded = EmbeddedPostgres(settings.data_dir)
+            conninfo = await supervisor.start(
+                ChildSpec("postgres", embedded.run, RestartPolicy(max_failures=3), grace=30.0)
+            )
+        else:
+            conninfo = settings.database_url.reveal()
+        db = Database(
+            conninfo,
+            pool_size=settings.db_pool_size,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+        runtime.db = await supervisor.start(
+            ChildSpec("database", lambda task_status: _database_child(db, task_status=task_status))
+        )
+        if migrate_on_start:
+            await migrate(db)
+        runtime.ctx = build_context(runtime)
+        install_pool_metrics(metrics, db, supervisor)
+
+        for factory in CHILD_FACTORIES:
+            spec = factory(runtime)
+            if spec is not None:
+                await supervisor.start(spec)
+
+        from coves.xrpc.app import create_app
+        from nurseries.xrpc_server import XRPCServer
+
+        server = XRPCServer(
+            create_app(runtime.ctx),
+            settings.host,
+            settings.port,
+            grace=settings.shutdown_grace_seconds,
+        )
+        runtime.bound = await supervisor.start(
+            ChildSpec(
+                "xrpc",
+                server.run,
+                request_stop=server.request_stop,
+                grace=settings.shutdown_grace_seconds + 1.0,
+            )
+        )
+        task_status.started(runtime)
+        await _wait_for_signal()
+        log.info("shutdown requested; draining")
+
+
+async def _wait_for_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("signal received", signal=signal.Signals(signum).name)
+            return
+
+
+def install_pool_metrics(metrics: Metrics, db: Database, supervisor: Supervisor) -> None:
+    from prometheus_client.core import GaugeMetricFamily
+
+    def collect() -> list[GaugeMetricFamily]:
+        stats = db.stats()
+        in_use = GaugeMetricFamily("coves_db_pool_in_use", "pool connections in use")
+        in_use.add_metric([], stats.in_use)
+        waiting = GaugeMetricFamily("coves_db_pool_waiting", "tasks waiting for a connection")
+        waiting.add_metric([], stats.waiting)
+        size = GaugeMetricFamily("coves_db_pool_size", "pool connections open")
+        size.add_metric([], stats.size)
+        up = GaugeMetricFamily(
+            "coves_child_up", "1 when a supervised child is running", labels=["child"]
+        )
+        for name, state in supervisor.states.items():
+            up.add_metric([name], 1.0 if state.healthy else 0.0)
+        return [in_use, waiting, size, up]
+
+    metrics.add_callback("coves_db_pool", collect)

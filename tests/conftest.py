@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # pgserver warns about XDG_RUNTIME_DIR on import
+    import pgserver  # noqa: F401
+
+from coves.config import Settings, test_settings
+from coves.db import Database
+from coves.logs import configure_logging
+from coves.metrics import Metrics
+from coves.xrpc.context import AppContext
+from tests.support.database import TestPostgres, start_test_postgres
+
+configure_logging("debug", "console")
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestPostgres]:
+    server = start_test_postgres(Path(tmp_path_factory.mktemp("pg")))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def db(pg: TestPostgres) -> AsyncIterator[Database]:
+    name = await trio.to_thread.run_sync(pg.create_database)
+    database = Database(pg.conninfo(name), pool_size=4, statement_timeout_ms=20_000)
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+        await trio.to_thread.run_sync(pg.drop_database, name)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return test_settings()
+
+
+@pytest.fixture
+def ctx(settings: Settings, db: Database) -> AppContext:
+    return AppContext(settings=settings, db=db, metrics=Metrics())
