@@ -25,11 +25,14 @@ from nurseries.supervisor import ChildSpec, RestartPolicy, Supervisor, open_supe
 
 log = get_logger(__name__)
 
-# Extra children contributed by capabilities (Jetstream consumer, did:web
-# verifier, ...): each is a function from the running Runtime to a ChildSpec,
-# or None when disabled by configuration.
+# Children contributed by capabilities (did:web verifier, Jetstream consumer,
+# ...), in start order: each maps the running Runtime to a ChildSpec, or to
+# None when configuration disables it. Add one line per capability.
 ChildFactory = Callable[["Runtime"], ChildSpec | None]
-CHILD_FACTORIES: list[ChildFactory] = []
+
+
+def capability_children() -> list[ChildFactory]:
+    return []
 
 
 @dataclass
@@ -101,7 +104,7 @@ async def run_server(
         runtime.ctx = build_context(runtime)
         install_pool_metrics(metrics, db, supervisor)
 
-        for factory in CHILD_FACTORIES:
+        for factory in capability_children():
             spec = factory(runtime)
             if spec is not None:
                 await supervisor.start(spec)

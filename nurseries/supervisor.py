@@ -54,6 +54,8 @@ class ChildSpec:
     grace: float = 10.0
     # A child whose failure means the process is unhealthy (503 from _health).
     critical: bool = True
+    # Facts the child publishes for _health (connection state, lag, ...).
+    details: Callable[[], dict[str, Any]] | None = None
 
 
 class ChildStatus(StrEnum):
@@ -144,7 +146,13 @@ class Supervisor:
         return all(c.state.healthy for c in self._children if c.spec.critical)
 
     def health_report(self) -> dict[str, Any]:
-        return {name: state.as_dict() for name, state in self.states.items()}
+        report: dict[str, Any] = {}
+        for child in self._children:
+            entry = child.state.as_dict()
+            if child.spec.details is not None:
+                entry["details"] = child.spec.details()
+            report[child.spec.name] = entry
+        return report
 
     async def start(self, spec: ChildSpec) -> Any:
         """Start a child; return the value it passed to ``task_status.started``.

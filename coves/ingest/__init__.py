@@ -1,0 +1,1 @@
+"""Jetstream ingestion: from websocket frames to indexed rows."""

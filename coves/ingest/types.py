@@ -1,0 +1,46 @@
+"""The contract between the Jetstream consumer and the indexer.
+
+The consumer (``nurseries/jetstream.py``) owns the connection and hands raw
+frames, in arrival order, to a :class:`Sink`. The sink (the indexer) parses,
+validates and applies them, and persists the cursor in the same transaction
+as their effects: a batch either commits whole, cursor included, or raises
+and commits nothing, so the consumer can always resume from the stored
+cursor without losing or double-counting anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    data: str | bytes  # one websocket message, exactly as received
+    received_at: float  # coves.clock.monotonic() at receipt
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    events: int  # frames in the batch
+    applied: int  # events that changed indexed state
+    skipped: int  # duplicates, stale revs, ignored kinds
+    dead_lettered: int  # malformed or rejected, kept in dead_letters
+    cursor: int | None  # time_us persisted with this batch (None if none carried one)
+    newest_event_us: int | None = None  # for lag: newest time_us seen in the batch
+    reasons: dict[str, int] = field(default_factory=dict)  # dead-letter/ignore counts by reason
+
+
+class Sink(Protocol):
+    async def load_cursor(self) -> int | None:
+        """The time_us of the last applied event, or None on a fresh database."""
+        ...
+
+    async def apply(self, frames: Sequence[Frame]) -> BatchResult:
+        """Apply frames atomically (cursor included) or raise without committing.
+
+        Raises ``coves.db.DatabaseError`` subclasses when the database is
+        unavailable; malformed frames never raise, they are dead-lettered.
+        """
+        ...
