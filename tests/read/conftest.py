@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import pytest
+from quart_trio import QuartTrio
+
+from coves.config import Settings
+from coves.db import Database
+from coves.metrics import Metrics
+from coves.xrpc.app import create_app
+from coves.xrpc.context import AppContext
+from tests.support.auth import FakeAuthenticator, auth_header
+from tests.support.factories import Factory
+
+
+@pytest.fixture
+def factory(db: Database) -> Factory:
+    return Factory(db)
+
+
+@pytest.fixture
+def read_ctx(settings: Settings, db: Database) -> AppContext:
+    settings = settings.replace(rate_limit_general=100_000)
+    return AppContext(
+        settings=settings, db=db, metrics=Metrics(), authenticator=FakeAuthenticator()
+    )
+
+
+@pytest.fixture
+def app(read_ctx: AppContext) -> QuartTrio:
+    return create_app(read_ctx)
+
+
+class Client:
+    """Calls XRPC methods on the app in-process and decodes the JSON body."""
+
+    def __init__(self, app: QuartTrio) -> None:
+        self._client = app.test_client()
+
+    async def get(
+        self, nsid: str, params: Mapping[str, Any] | None = None, *, viewer: str | None = None
+    ) -> tuple[int, Any]:
+        headers = auth_header(viewer) if viewer else {}
+        query: list[tuple[str, str]] = []
+        for key, value in (params or {}).items():
+            for item in value if isinstance(value, list) else [value]:
+                query.append((key, str(item)))
+        from urllib.parse import urlencode
+
+        response = await self._client.get(f"/xrpc/{nsid}?{urlencode(query)}", headers=headers)
+        return response.status_code, orjson.loads(await response.get_data())
+
+
+@pytest.fixture
+def client(app: QuartTrio) -> Client:
+    return Client(app)
