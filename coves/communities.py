@@ -72,7 +72,7 @@ async def viewer_states(
         return {}
     dids = [row["did"] for row in rows]
     subscribed, blocked = await community_sql.viewer_state(db, viewer, dids)
-    return {did: CommunityViewer(did in subscribed, did in blocked) for did in dids}
+    return {did: CommunityViewer(subscribed.get(did), blocked.get(did)) for did in dids}
 
 
 def render(svc: ReadServices, row: Row, viewer: CommunityViewer | None) -> dict[str, Any]:

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from coves.atproto.syntax import INVALID_HANDLE, format_datetime
-from coves.views.blobs import BlobUrls
+from coves.views.blobs import BlobUrls, blob_cid
 
 PROFILE_COLLECTION = "social.coves.community.profile"
 
 
 @dataclass(frozen=True)
 class CommunityViewer:
-    subscribed: bool
-    blocked: bool
+    subscription_uri: str | None
+    block_uri: str | None
 
 
 def community_pds(row: dict[str, Any], instance_did: str, default_pds: str) -> str | None:
@@ -64,6 +64,7 @@ def community_view(
         "postCount": row["post_count"],
         "createdAt": format_datetime(row["created_at"]),
         "indexedAt": format_datetime(row["indexed_at"]),
+        "updatedAt": format_datetime(row.get("updated_at") or row["indexed_at"]),
         "recordUri": f"at://{did}/{PROFILE_COLLECTION}/self",
         "recordCid": row["record_cid"],
     }
@@ -71,10 +72,14 @@ def community_view(
         view["description"] = row["description"]
     if row.get("description_facets"):
         view["descriptionFacets"] = row["description_facets"]
-    for field, key in (("avatar", "avatar"), ("banner", "banner")):
-        url = blobs.url(row.get(field), did, pds) if row.get(field) else None
+    for field in ("avatar", "banner"):
+        ref = row.get(field)
+        url = blobs.url(ref, did, pds) if ref else None
         if url:
-            view[key] = url
+            view[field] = url
+        cid = blob_cid(ref)
+        if cid:  # the Go field, kept for existing clients
+            view[f"{field}Cid"] = cid
     if row.get("moderation_type"):
         view["moderationType"] = row["moderation_type"]
     if row.get("content_warnings"):
@@ -91,5 +96,13 @@ def community_view(
     if shown:
         view["displayHandle"] = shown
     if viewer is not None:
-        view["viewer"] = {"subscribed": viewer.subscribed, "blocked": viewer.blocked}
+        state: dict[str, Any] = {
+            "subscribed": viewer.subscription_uri is not None,
+            "blocked": viewer.block_uri is not None,
+        }
+        if viewer.subscription_uri:
+            state["subscriptionUri"] = viewer.subscription_uri
+        if viewer.block_uri:
+            state["blockUri"] = viewer.block_uri
+        view["viewer"] = state
     return view

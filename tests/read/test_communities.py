@@ -42,6 +42,7 @@ async def test_get_by_every_identifier_form(client: Client, factory: Factory) ->
             "https://pds.example/xrpc/com.atproto.sync.getBlob"
             f"?did={c.replace(':', '%3A')}&cid={BLOB_CID}"
         )
+        assert body["avatarCid"] == BLOB_CID
         assert body["recordUri"] == f"at://{c}/social.coves.community.profile/self"
         assert body["hostedByDid"] == "did:web:localhost"
         assert "viewer" not in body
@@ -91,10 +92,15 @@ async def test_get_viewer_state(client: Client, factory: Factory) -> None:
         c = await factory.community("c")
         _, body = await client.get(GET, {"community": c}, viewer=me)
         assert body["viewer"] == {"subscribed": False, "blocked": False}
-        await factory.subscribe(me, c)
-        await factory.block(me, c)
+        sub = await factory.subscribe(me, c)
+        block = await factory.block(me, c)
         _, body = await client.get(GET, {"community": c}, viewer=me)
-        assert body["viewer"] == {"subscribed": True, "blocked": True}
+        assert body["viewer"] == {
+            "subscribed": True,
+            "blocked": True,
+            "subscriptionUri": sub,
+            "blockUri": block,
+        }
         assert body["subscriberCount"] == 1
 
 

@@ -247,13 +247,15 @@ async def test_tampered_foreign_and_expired_cursors(
             cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB"),
             "garbage",
             "a.b",
-            "x" * 5000,
+            "x" * 2000,
         ]
         for value in bad:
             status, err = await client.get(
                 COMMUNITY_FEED, {"community": c1, "limit": "2", "cursor": value}
             )
-            assert (status, err["error"]) == (400, "InvalidCursor"), value
+            assert (status, err["error"]) == (400, "InvalidCursor"), value[:40]
+        status, err = await client.get(COMMUNITY_FEED, {"community": c1, "cursor": "x" * 5000})
+        assert status == 400  # over the lexicon's maxLength
         foreign = [
             ({"community": c2}, cursor),  # another community
             ({"community": c1, "sort": "top"}, cursor),  # another sort
@@ -441,18 +443,18 @@ async def test_actor_posts(client: Client, factory: Factory) -> None:
         mine = await factory.post(c, author, created_at=NOW - H)
         await factory.post(secret, author, created_at=NOW)
         await factory.post(c, other, created_at=NOW)
-        for actor in (author, "writer.test", "@Writer.Test"):
+        for actor in (author, "writer.test", "Writer.Test"):
             status, body = await client.get(ACTOR_POSTS, {"actor": actor, "sort": "new"})
             assert status == 200 and uris(body) == [mine], actor
         status, body = await client.get(ACTOR_POSTS, {"actor": "nobody.test"})
-        assert (status, body["error"]) == (404, "ActorNotFound")
+        assert (status, body["error"]) == (404, "NotFound")
         status, body = await client.get(ACTOR_POSTS, {"actor": "not a handle"})
         assert (status, body["error"]) == (400, "InvalidRequest")
         status, body = await client.get(ACTOR_POSTS, {})
         assert (status, body["error"]) == (400, "InvalidRequest")
         await factory.set_active(author, False)
         status, body = await client.get(ACTOR_POSTS, {"actor": author})
-        assert (status, body["error"]) == (404, "ActorNotFound")
+        assert (status, body["error"]) == (404, "NotFound")
 
 
 async def test_post_view_shape_and_blob_urls(client: Client, factory: Factory) -> None:

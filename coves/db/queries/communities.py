@@ -12,7 +12,8 @@ COLUMNS = """
 c.did, c.name, c.display_name, c.description, c.description_facets, c.avatar, c.banner,
 c.created_by, c.hosted_by, c.visibility, c.allow_external_discovery, c.moderation_type,
 c.content_warnings, c.rules, c.categories, c.language, c.subscriber_count, c.post_count,
-c.last_post_at, c.record_cid, c.created_at, c.indexed_at, c.verification, c.deleted_at,
+c.last_post_at, c.record_cid, c.created_at, c.indexed_at, c.updated_at, c.verification,
+c.deleted_at,
 cu.handle, cu.pds_url, coalesce(cu.active, true) AS active
 """
 _FROM = "FROM communities c LEFT JOIN users cu ON cu.did = c.did"
@@ -177,20 +178,23 @@ async def search_page(
     )
 
 
-async def viewer_state(db: Database, viewer: str, dids: list[str]) -> tuple[set[str], set[str]]:
-    """(subscribed, blocked) community DIDs among ``dids`` for ``viewer``."""
+async def viewer_state(
+    db: Database, viewer: str, dids: list[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(subscription URI, block URI) by community DID among ``dids`` for ``viewer``."""
     rows = await db.fetch(
         """
-        SELECT community_did, 's' AS kind FROM subscriptions
+        SELECT community_did, uri, 's' AS kind FROM subscriptions
          WHERE user_did = %(viewer)s AND community_did = ANY(%(dids)s) AND deleted_at IS NULL
         UNION ALL
-        SELECT community_did, 'b' FROM blocks
+        SELECT community_did, uri, 'b' FROM blocks
          WHERE user_did = %(viewer)s AND community_did = ANY(%(dids)s) AND deleted_at IS NULL
+        ORDER BY uri
         """,
         {"viewer": viewer, "dids": dids},
     )
-    subscribed = {r["community_did"] for r in rows if r["kind"] == "s"}
-    blocked = {r["community_did"] for r in rows if r["kind"] == "b"}
+    subscribed = {r["community_did"]: r["uri"] for r in rows if r["kind"] == "s"}
+    blocked = {r["community_did"]: r["uri"] for r in rows if r["kind"] == "b"}
     return subscribed, blocked
 
 

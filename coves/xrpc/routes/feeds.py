@@ -36,7 +36,7 @@ async def get_community_feed(req: XRPCRequest) -> Any:
     if row["visibility"] == "private":
         # A private community's posts are for its subscribers only; to anyone
         # else it does not exist.
-        subscribed: set[str] = set()
+        subscribed: dict[str, str] = {}
         if viewer is not None:
             subscribed, _ = await community_sql.viewer_state(db, viewer, [row["did"]])
         if row["did"] not in subscribed:
@@ -87,7 +87,7 @@ async def get_actor_posts(req: XRPCRequest) -> Any:
     db = req.ctx.db
     did = await community_sql.actor_did(db, actor)
     if did is None or not await community_sql.actor_active(db, did):
-        raise XRPCError(404, "ActorNotFound", "actor not found")
+        raise XRPCError(404, "NotFound", "actor not found")
     scope = fixed(FeedScope("author", did))
     return await feed_page(
         read_services(req.ctx), db, f"author:{did}", scope, fp, viewer=_viewer(req)
