@@ -66,6 +66,7 @@ async def _database_child(
 
 def build_context(runtime: Runtime) -> Any:
     """Assemble the application context; capabilities extend it here."""
+    from coves.lexicon import LexiconRegistry
     from coves.xrpc.context import AppContext
 
     assert runtime.db is not None
@@ -74,6 +75,7 @@ def build_context(runtime: Runtime) -> Any:
         db=runtime.db,
         metrics=runtime.metrics,
         health=runtime.supervisor,
+        lexicons=LexiconRegistry.load(),
     )
 
 

@@ -339,24 +339,23 @@ class Compiler:
         for name in (*required, *nullable):
             if name not in properties:
                 raise LexiconSchemaError(f"{where}: {name!r} is not a declared property")
-        fields = tuple(
-            (name, self.field(sub, nsid, f"{where}.{name}"), name in nullable)
-            for name, sub in properties.items()
-        )
-        missing = object()
+        checks = {
+            name: self.field(sub, nsid, f"{where}.{name}") for name, sub in properties.items()
+        }
 
         def validate(value: Any) -> None:
-            if not isinstance(value, dict):
+            if type(value) is not dict:
                 raise _fail(f"must be an object, got {_describe(value)}")
             for name in required:
                 if name not in value:
                     raise _fail("required field missing", name)
-            for name, check, may_be_null in fields:
-                element = value.get(name, missing)
-                if element is missing:
+            # Walk the value's keys, not the schema's: records set few of their optional fields.
+            for name, element in value.items():
+                check = checks.get(name)
+                if check is None:
                     continue
                 if element is None:
-                    if may_be_null:
+                    if name in nullable:
                         continue
                     raise _fail("must not be null", name)
                 try:
