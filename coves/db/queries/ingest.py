@@ -589,9 +589,7 @@ def recount_aggregators(conn: Conn, dids: list[str]) -> None:
 # -- bookkeeping ---------------------------------------------------------------------
 
 
-def insert_dead_letters(
-    conn: Conn, cols: Sequence[list[Any]], keep: int = DEAD_LETTER_KEEP
-) -> None:
+def insert_dead_letters(conn: Conn, cols: Sequence[list[Any]], keep: int | None = None) -> None:
     """cols: reason, detail, did, collection, rkey, time_us, raw. Trims to the newest ``keep``."""
     if not cols[0]:
         return
@@ -608,7 +606,7 @@ def insert_dead_letters(
         DELETE FROM dead_letters WHERE id <= (
             SELECT id FROM dead_letters ORDER BY id DESC OFFSET %s LIMIT 1)
         """,
-        (keep,),
+        (DEAD_LETTER_KEEP if keep is None else keep,),
     )
 
 
