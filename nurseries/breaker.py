@@ -86,6 +86,10 @@ class CircuitBreaker:
             await trio.sleep(self.retry_after() or 0.05)
 
     # -- outcomes -----------------------------------------------------------------------
+    def release(self) -> None:
+        """The allowed call was abandoned before it said anything about the endpoint."""
+        self._probe_in_flight = False
+
     def record_success(self) -> None:
         self._failures = 0
         self._probe_in_flight = False
