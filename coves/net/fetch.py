@@ -11,10 +11,10 @@ Redirects are never followed: a redirect could point anywhere.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpcore
@@ -209,7 +209,8 @@ class SafeFetcher:
                 raise TooLarge(f"{url} declares {declared} bytes (limit {limit})")
             chunks: list[bytes] = []
             size = 0
-            async with aclosing(response.aiter_bytes()) as body_chunks:
+            body_iter = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+            async with aclosing(body_iter) as body_chunks:
                 async for chunk in body_chunks:
                     size += len(chunk)
                     if size > limit:
