@@ -59,14 +59,19 @@ async def _database_child(
 
 def build_context(runtime: Runtime) -> Any:
     """Assemble the application context; capabilities extend it here."""
+    from coves.auth.factory import build_authenticator
+    from coves.identity.factory import build_fetcher, build_resolver
     from coves.xrpc.context import AppContext
 
     assert runtime.db is not None
+    identity = build_resolver(runtime.settings, runtime.db, build_fetcher(runtime.settings))
     return AppContext(
         settings=runtime.settings,
         db=runtime.db,
         metrics=runtime.metrics,
         health=runtime.supervisor,
+        identity=identity,
+        authenticator=build_authenticator(runtime.settings, identity),
     )
 
 

@@ -47,6 +47,8 @@ class AppContext:
     # Filled in by later capabilities (lexicons, identity, views, ...).
     lexicons: Any = None
     instance_key: Any = None  # coves.atproto.keys.PrivateKey, loaded on first use
+    identity: Any = None  # coves.identity.IdentityResolver
+    didweb: Any = None  # coves.identity.hosted_by.HostedByQueue (indexer's offer side)
 
     def __post_init__(self) -> None:
         if self.limiter is None:
