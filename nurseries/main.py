@@ -32,7 +32,9 @@ ChildFactory = Callable[["Runtime"], ChildSpec | None]
 
 
 def capability_children() -> list[ChildFactory]:
-    return []
+    from nurseries.didweb import didweb_child
+
+    return [didweb_child]
 
 
 @dataclass
@@ -61,6 +63,7 @@ def build_context(runtime: Runtime) -> Any:
     """Assemble the application context; capabilities extend it here."""
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
+    from coves.identity.hosted_by import HostedByQueue
     from coves.xrpc.context import AppContext
 
     assert runtime.db is not None
@@ -72,6 +75,7 @@ def build_context(runtime: Runtime) -> Any:
         health=runtime.supervisor,
         identity=identity,
         authenticator=build_authenticator(runtime.settings, identity),
+        didweb=HostedByQueue(),
     )
 
 

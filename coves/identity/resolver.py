@@ -84,6 +84,11 @@ class IdentityResolver:
         self._handle_dids: TTLCache[str, str | _Negative] = TTLCache(memory_size)
         self.network_fetches = 0
 
+    @property
+    def did_fetcher(self) -> DidFetcher:
+        """The uncached document fetcher (the did:web verifier keeps its own verdict cache)."""
+        return self._dids
+
     # -- DID documents ---------------------------------------------------------
     async def document(self, did: str, *, force_refresh: bool = False) -> DidDocument:
         """The parsed DID document; raise an IdentityError subclass when unavailable."""
