@@ -33,8 +33,9 @@ ChildFactory = Callable[["Runtime"], ChildSpec | None]
 
 def capability_children() -> list[ChildFactory]:
     from nurseries.didweb import didweb_child
+    from nurseries.handles import handles_child
 
-    return [didweb_child]
+    return [didweb_child, handles_child]
 
 
 @dataclass
