@@ -68,14 +68,15 @@ def build_context(runtime: Runtime) -> Any:
     from coves.xrpc.context import AppContext
 
     assert runtime.db is not None
-    identity = build_resolver(runtime.settings, runtime.db, build_fetcher(runtime.settings))
+    fetcher = build_fetcher(runtime.settings)
+    identity = build_resolver(runtime.settings, runtime.db, fetcher)
     return AppContext(
         settings=runtime.settings,
         db=runtime.db,
         metrics=runtime.metrics,
         health=runtime.supervisor,
         identity=identity,
-        authenticator=build_authenticator(runtime.settings, identity),
+        authenticator=build_authenticator(runtime.settings, identity, fetcher),
         didweb=HostedByQueue(),
     )
 

@@ -136,3 +136,34 @@ async def test_optional_route_anonymous_and_authenticated(app: Any, world: World
     assert (await authed.get_json()) == {"did": ALICE}
     bad = await call(app, "Bearer garbage.token.here", OPTIONAL_NSID)
     assert bad.status_code == 401  # broken credentials are reported, not ignored
+
+
+async def test_dpop_nonce_handshake_over_http(ctx: AppContext) -> None:
+    from tests.auth.test_oauth_dpop import OAuthWorld
+
+    w = OAuthWorld()
+    ctx.authenticator = w.auth
+    app = create_app(ctx, {NSID: Endpoint(NSID, "query", whoami, AuthPolicy.REQUIRED)})
+    htu = f"https://localhost/xrpc/{NSID}"
+    token = w.token()
+    client = app.test_client()
+    with trio.fail_after(10):
+        first = await client.get(
+            f"/xrpc/{NSID}",
+            headers={
+                "Authorization": f"DPoP {token}",
+                "DPoP": w.proof(token, htu=htu, nonce=tokens.MISSING),
+            },
+        )
+        assert first.status_code == 401
+        assert 'error="use_dpop_nonce"' in first.headers["WWW-Authenticate"]
+        nonce = first.headers["DPoP-Nonce"]
+        second = await client.get(
+            f"/xrpc/{NSID}",
+            headers={
+                "Authorization": f"DPoP {token}",
+                "DPoP": w.proof(token, htu=htu, nonce=nonce),
+            },
+        )
+    assert second.status_code == 200
+    assert await second.get_json() == {"did": ALICE, "method": "oauth_dpop"}

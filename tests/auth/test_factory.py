@@ -27,3 +27,13 @@ async def test_factory_resolver_uses_settings_ttls() -> None:
     settings = test_settings(identity_cache_ttl_seconds=123, identity_negative_ttl_seconds=7)
     resolver = build_resolver(settings, None, build_fetcher(settings))
     assert (resolver.ttl, resolver.negative_ttl) == (123.0, 7.0)
+
+
+def test_oauth_is_built_only_with_an_issuer_allowlist() -> None:
+    from coves.auth.factory import build_oauth, dpop_nonce_secret
+
+    settings = test_settings()
+    fetcher = build_fetcher(settings)
+    assert build_oauth(settings, fetcher) is None
+    assert build_oauth(settings.replace(oauth_issuers=("https://auth.test",)), fetcher)
+    assert len(dpop_nonce_secret(settings)) == 32

@@ -144,7 +144,7 @@ def dpop_proof(
     }
     if token is not None:
         claims["ath"] = b64url_encode(hashlib.sha256(token.encode()).digest())
-    if nonce is not None:
+    if nonce is not None and nonce is not _MISSING:
         claims["nonce"] = nonce
     for name, value in overrides.items():
         if value is _MISSING:
