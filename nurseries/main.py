@@ -31,6 +31,12 @@ log = get_logger(__name__)
 ChildFactory = Callable[["Runtime"], ChildSpec | None]
 
 
+# An unreachable database at start-up is retried for a few seconds, then the
+# process exits non-zero: a supervisor (systemd) restarting us is more
+# visible than a server that answers 503 forever.
+DATABASE_POLICY = RestartPolicy(base_delay=0.5, max_delay=5.0, max_failures=5, failure_window=60.0)
+
+
 def capability_children() -> list[ChildFactory]:
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
@@ -51,6 +57,7 @@ class Runtime:
 async def _database_child(
     db: Database, *, task_status: trio.TaskStatus[Database] = trio.TASK_STATUS_IGNORED
 ) -> None:
+    await db.probe()
     await db.open()
     try:
         task_status.started(db)
@@ -65,6 +72,7 @@ def build_context(runtime: Runtime) -> Any:
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
     from coves.identity.hosted_by import HostedByQueue
+    from coves.lexicon import LexiconRegistry
     from coves.xrpc.context import AppContext
 
     assert runtime.db is not None
@@ -75,6 +83,7 @@ def build_context(runtime: Runtime) -> Any:
         db=runtime.db,
         metrics=runtime.metrics,
         health=runtime.supervisor,
+        lexicons=LexiconRegistry.load(),
         identity=identity,
         authenticator=build_authenticator(runtime.settings, identity, fetcher),
         didweb=HostedByQueue(),
@@ -108,7 +117,11 @@ async def run_server(
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         runtime.db = await supervisor.start(
-            ChildSpec("database", lambda task_status: _database_child(db, task_status=task_status))
+            ChildSpec(
+                "database",
+                lambda task_status: _database_child(db, task_status=task_status),
+                DATABASE_POLICY,
+            )
         )
         if migrate_on_start:
             await migrate(db)

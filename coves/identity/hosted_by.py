@@ -162,8 +162,9 @@ class HostedByQueue:
         self._pending.add(community_did)
         return True
 
-    # The indexer's callback name.
-    on_community_needs_verification = offer
+    def on_community_needs_verification(self, community_did: str, hosted_by: str) -> None:
+        """The indexer's post-commit hook (``Indexer.on_community_needs_verification``)."""
+        self.offer(community_did, hosted_by)
 
     async def put(self, community_did: str, hosted_by: str) -> None:
         """Queue with backpressure (the sweep's path): waits while the queue is full."""

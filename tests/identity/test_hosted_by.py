@@ -174,7 +174,8 @@ async def test_queue_offer_never_blocks_and_dedupes() -> None:
     assert queue.offer("did:plc:b", HOST_DID)
     assert not queue.offer("did:plc:c", HOST_DID)  # full: dropped, the sweep finds it
     assert queue.dropped == 1
-    assert queue.on_community_needs_verification("did:plc:d", HOST_DID) is False
+    queue.on_community_needs_verification("did:plc:d", HOST_DID)  # the indexer hook
+    assert queue.dropped == 2
     item = queue.receive.receive_nowait()
     queue.done(item[0])
     assert queue.offer("did:plc:c", HOST_DID)
