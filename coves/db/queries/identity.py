@@ -96,3 +96,17 @@ async def set_user_identity(
         )
 
     await db.run(apply)
+
+
+_PROFILE_COLUMNS = """
+    did, handle, display_name, description, avatar, banner, pds_url, active,
+    account_status, created_at, updated_at
+"""
+
+
+async def user_by_did(db: Database, did: str) -> Row | None:
+    return await db.fetchrow(f"SELECT {_PROFILE_COLUMNS} FROM users WHERE did = %s", (did,))
+
+
+async def user_by_handle(db: Database, handle: str) -> Row | None:
+    return await db.fetchrow(f"SELECT {_PROFILE_COLUMNS} FROM users WHERE handle = %s", (handle,))
