@@ -1,4 +1,4 @@
-"""Background handle resolution for users indexed without one.
+"""Background identity upkeep: handles for users indexed without one, cache pruning.
 
 The indexer creates a ``users`` row (handle NULL) for every DID it sees;
 this child fills in the verified handle and PDS in small batches, paced by
@@ -39,6 +39,7 @@ class HandleBackfill:
         rate: float = 5.0,
         idle_interval: float = 30.0,
         recheck_after: float = 3600.0,
+        prune_interval: float = 3600.0,
     ) -> None:
         self.db = db
         self.resolver = resolver
@@ -47,13 +48,17 @@ class HandleBackfill:
         self.bucket = TokenBucket(rate, max(1, int(rate)))
         self.idle_interval = idle_interval
         self.recheck_after = recheck_after
+        self.prune_interval = prune_interval
+        self._pruned_at: float | None = None
         self.resolved = 0
         self.unresolved = 0
+        self.pruned = 0
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(self)
         while True:
             try:
+                await self.prune_if_due()
                 done = await self.run_batch()
             except DatabaseError as exc:
                 log.warning("handle backfill batch failed; will retry", error=repr(exc))
@@ -62,7 +67,22 @@ class HandleBackfill:
                 await trio.sleep(self.idle_interval)
 
     def details(self) -> dict[str, Any]:
-        return {"resolved": self.resolved, "unresolved": self.unresolved}
+        return {"resolved": self.resolved, "unresolved": self.unresolved, "pruned": self.pruned}
+
+    async def prune_if_due(self) -> int:
+        """Delete expired identity_cache rows (hourly, in bounded chunks)."""
+        now = clock.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < self.prune_interval:
+            return 0
+        self._pruned_at = now
+        removed = 0
+        while True:
+            count = await q.delete_expired(self.db, clock.utcnow(), limit=1000)
+            removed += count
+            if count < 1000:
+                break
+        self.pruned += removed
+        return removed
 
     async def run_batch(self) -> int:
         """Resolve one batch; return how many users it covered."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import trio
+
 from coves import clock
 from coves.atproto import keys
 from coves.atproto.syntax import INVALID_HANDLE, is_valid_did, normalize_handle
@@ -83,6 +85,7 @@ class IdentityResolver:
         self._docs: TTLCache[str, DidDocument | _Negative] = TTLCache(memory_size)
         self._handle_dids: TTLCache[str, str | _Negative] = TTLCache(memory_size)
         self.network_fetches = 0
+        self._inflight: dict[tuple[str, str], trio.Event] = {}
 
     @property
     def did_fetcher(self) -> DidFetcher:
@@ -102,16 +105,29 @@ class IdentityResolver:
                 if isinstance(cached, _Negative):
                     raise cached.error
                 return cached
+        # Single flight: concurrent misses for one DID share one fetch.
+        while (pending := self._inflight.get(("did", did))) is not None:
+            await pending.wait()
+            shared = self._docs.get(did)
+            if shared is not None:
+                if isinstance(shared, _Negative):
+                    raise shared.error
+                return shared
+        done = self._inflight[("did", did)] = trio.Event()
         try:
-            self.network_fetches += 1
-            doc = parse_document(did, await self._dids.fetch(did))
-        except ResolutionFailed as exc:
-            await self._store("did", did, did, None, exc)
-            self._docs.set(did, _Negative(exc), self.negative_ttl)
-            raise
-        self._docs.set(did, doc, self.ttl)
-        await self._store("did", did, did, doc.raw, None)
-        return doc
+            try:
+                self.network_fetches += 1
+                doc = parse_document(did, await self._dids.fetch(did))
+            except ResolutionFailed as exc:
+                self._docs.set(did, _Negative(exc), self.negative_ttl)
+                await self._store("did", did, did, None, exc)
+                raise
+            self._docs.set(did, doc, self.ttl)
+            await self._store("did", did, did, doc.raw, None)
+            return doc
+        finally:
+            del self._inflight[("did", did)]
+            done.set()
 
     async def _load_doc(self, did: str) -> DidDocument | _Negative | None:
         row = await self._load("did", did)
@@ -141,16 +157,28 @@ class IdentityResolver:
                 if isinstance(cached, _Negative):
                     raise cached.error
                 return cached
+        while (pending := self._inflight.get(("handle", handle))) is not None:
+            await pending.wait()
+            shared = self._handle_dids.get(handle)
+            if shared is not None:
+                if isinstance(shared, _Negative):
+                    raise shared.error
+                return shared
+        done = self._inflight[("handle", handle)] = trio.Event()
         try:
-            self.network_fetches += 1
-            did = await self._handles.resolve(handle)
-        except ResolutionFailed as exc:
-            self._handle_dids.set(handle, _Negative(exc), self.negative_ttl)
-            await self._store("handle", handle, None, None, exc)
-            raise
-        self._handle_dids.set(handle, did, self.ttl)
-        await self._store("handle", handle, did, {"did": did}, None)
-        return did
+            try:
+                self.network_fetches += 1
+                did = await self._handles.resolve(handle)
+            except ResolutionFailed as exc:
+                self._handle_dids.set(handle, _Negative(exc), self.negative_ttl)
+                await self._store("handle", handle, None, None, exc)
+                raise
+            self._handle_dids.set(handle, did, self.ttl)
+            await self._store("handle", handle, did, {"did": did}, None)
+            return did
+        finally:
+            del self._inflight[("handle", handle)]
+            done.set()
 
     async def _load_handle(self, handle: str) -> str | _Negative | None:
         row = await self._load("handle", handle)

@@ -50,3 +50,29 @@ async def test_backfill_fills_verified_handles_and_stamps_failures(db: Database)
         assert await backfill.run_batch() == 1
         assert await backfill.run_batch() == 0
         assert (backfill.resolved, backfill.unresolved) == (1, 3)
+
+
+async def test_expired_cache_rows_are_pruned_hourly(db: Database) -> None:
+    from datetime import timedelta
+
+    from coves import clock
+    from coves.db.queries import identity as q
+
+    with trio.fail_after(20):
+        now = clock.utcnow()
+        for i, delta in enumerate((-10, -5, 3600)):
+            await q.put_cached(
+                db,
+                "did",
+                f"did:plc:{i}",
+                did=None,
+                value={"id": i},
+                error=None,
+                expires_at=now + timedelta(seconds=delta),
+            )
+        net = FakeNetwork()
+        resolver = IdentityResolver(fetcher=net.fetcher(), plc_url=PLC_URL)
+        backfill = HandleBackfill(db, resolver)
+        assert await backfill.prune_if_due() == 2
+        assert await backfill.prune_if_due() == 0  # not due again for an hour
+        assert await db.fetchval("SELECT count(*) FROM identity_cache") == 1

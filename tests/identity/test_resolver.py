@@ -198,3 +198,38 @@ async def test_postgres_negative_entries(db: Database) -> None:
         with pytest.raises(NotFound):
             await make(net, db).document(ALICE)
         assert len(net.requests) == 1
+
+
+async def test_concurrent_misses_share_one_fetch() -> None:
+    net = FakeNetwork(latency=0.05)  # lookups overlap
+    net.add_plc(ALICE, None, "alice.example.com")
+    resolver = make(net)
+    results: list[str] = []
+
+    async def one() -> None:
+        results.append((await resolver.identity(ALICE)).handle)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(one)
+    assert results == ["alice.example.com"] * 20
+    assert len(net.requests) == 1 and len(net.dns_queries) == 1
+
+
+async def test_concurrent_failures_share_one_fetch() -> None:
+    net = FakeNetwork(latency=0.05)
+    resolver = make(net)
+    failures: list[str] = []
+
+    async def one() -> None:
+        try:
+            await resolver.document(ALICE)
+        except NotFound as exc:
+            failures.append(exc.reason)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(one)
+    assert failures == ["not_found"] * 10 and len(net.requests) == 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import trio
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from coves.atproto.keys import PrivateKey, b58encode
@@ -79,6 +80,7 @@ class FakeNetwork:
     routes: dict[str, Callable[[httpx.Request], httpx.Response]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     dns_queries: list[str] = field(default_factory=list)
+    latency: float = 0.0  # seconds each address lookup and DNS query takes
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url)
@@ -111,10 +113,14 @@ class FakeNetwork:
         return httpx.MockTransport(self.handler)
 
     async def resolve(self, host: str, port: int) -> list[str]:
+        if self.latency:
+            await trio.sleep(self.latency)
         return self.addresses.get(host, [PUBLIC_IP])
 
     async def txt_lookup(self, name: str) -> list[str]:
         self.dns_queries.append(name)
+        if self.latency:
+            await trio.sleep(self.latency)
         return list(self.txt.get(name, []))
 
     def fetcher(self, *, allow_private: bool = False, max_bytes: int = 256 * 1024) -> SafeFetcher:
