@@ -45,6 +45,9 @@ _NEGATIVE: dict[str, type[ResolutionFailed]] = {
 }
 
 
+TRANSIENT_TTL = 30.0
+
+
 @dataclass(frozen=True)
 class Identity:
     """A DID with its *verified* handle (``handle.invalid`` when not bidirectional)."""
@@ -76,6 +79,7 @@ class IdentityResolver:
         ttl: float = 86_400.0,
         negative_ttl: float = 300.0,
         memory_size: int = 10_000,
+        min_refresh_interval: float = 30.0,
     ) -> None:
         self._dids = DidFetcher(fetcher, plc_url)
         self._handles = HandleResolver(fetcher, txt_lookup)
@@ -86,6 +90,8 @@ class IdentityResolver:
         self._handle_dids: TTLCache[str, str | _Negative] = TTLCache(memory_size)
         self.network_fetches = 0
         self._inflight: dict[tuple[str, str], trio.Event] = {}
+        self.min_refresh_interval = min_refresh_interval
+        self._refreshed: TTLCache[str, bool] = TTLCache(memory_size)
 
     @property
     def did_fetcher(self) -> DidFetcher:
@@ -97,6 +103,13 @@ class IdentityResolver:
         """The parsed DID document; raise an IdentityError subclass when unavailable."""
         if not is_valid_did(did):
             raise InvalidIdentifier("not a valid DID")
+        if force_refresh:
+            # Anyone can send a badly signed token naming a victim's DID; without
+            # this, each one would force a fetch from the PLC directory.
+            if self._refreshed.get(did) is not None:
+                force_refresh = False
+            else:
+                self._refreshed.set(did, True, self.min_refresh_interval)
         if not force_refresh:
             cached = self._docs.get(did)
             if cached is None:
@@ -119,7 +132,7 @@ class IdentityResolver:
                 self.network_fetches += 1
                 doc = parse_document(did, await self._dids.fetch(did))
             except ResolutionFailed as exc:
-                self._docs.set(did, _Negative(exc), self.negative_ttl)
+                self._docs.set(did, _Negative(exc), self._negative_ttl(exc))
                 await self._store("did", did, did, None, exc)
                 raise
             self._docs.set(did, doc, self.ttl)
@@ -136,7 +149,7 @@ class IdentityResolver:
         value, error = row
         if value is None:
             negative = _Negative(_NEGATIVE.get(error or "", ResolutionFailed)("cached failure"))
-            self._docs.set(did, negative, self.negative_ttl)
+            self._docs.set(did, negative, self._negative_ttl(negative.error))
             return negative
         try:
             doc = parse_document(did, value)
@@ -170,7 +183,7 @@ class IdentityResolver:
                 self.network_fetches += 1
                 did = await self._handles.resolve(handle)
             except ResolutionFailed as exc:
-                self._handle_dids.set(handle, _Negative(exc), self.negative_ttl)
+                self._handle_dids.set(handle, _Negative(exc), self._negative_ttl(exc))
                 await self._store("handle", handle, None, None, exc)
                 raise
             self._handle_dids.set(handle, did, self.ttl)
@@ -190,7 +203,7 @@ class IdentityResolver:
             self._handle_dids.set(handle, did, self.ttl)
             return did
         negative = _Negative(_NEGATIVE.get(error or "", ResolutionFailed)("cached failure"))
-        self._handle_dids.set(handle, negative, self.negative_ttl)
+        self._handle_dids.set(handle, negative, self._negative_ttl(negative.error))
         return negative
 
     # -- the combined view -------------------------------------------------------
@@ -240,6 +253,13 @@ class IdentityResolver:
         for did in dids:
             await self.purge(did)
 
+    def _negative_ttl(self, error: IdentityError) -> float:
+        """Definite answers (not found, bad document) for the full negative TTL;
+        transient ones (timeouts, unreachable hosts) for at most 30 s."""
+        if isinstance(error, NotFound | BadDocument):
+            return self.negative_ttl
+        return min(self.negative_ttl, TRANSIENT_TTL)
+
     # -- the PostgreSQL level ------------------------------------------------------
     async def _load(self, kind: str, key: str) -> tuple[Any, str | None] | None:
         if self._db is None:
@@ -258,7 +278,7 @@ class IdentityResolver:
     ) -> None:
         if self._db is None:
             return
-        ttl = self.negative_ttl if error is not None else self.ttl
+        ttl = self._negative_ttl(error) if error is not None else self.ttl
         try:
             await q.put_cached(
                 self._db,

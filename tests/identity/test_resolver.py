@@ -233,3 +233,31 @@ async def test_concurrent_failures_share_one_fetch() -> None:
             for _ in range(10):
                 nursery.start_soon(one)
     assert failures == ["not_found"] * 10 and len(net.requests) == 1
+
+
+async def test_transient_failures_are_cached_briefly(autojump_clock: object) -> None:
+    import httpx
+
+    net = FakeNetwork()
+    net.routes[f"{PLC_URL}/{ALICE}"] = lambda r: httpx.Response(503)
+    resolver = make(net, negative_ttl=300.0)
+    with pytest.raises(ResolutionFailed) as info:
+        await resolver.document(ALICE)
+    assert not isinstance(info.value, NotFound)
+    del net.routes[f"{PLC_URL}/{ALICE}"]
+    net.add_plc(ALICE, None, None)
+    await trio.sleep(31)  # well inside the 5 min negative TTL, past the transient cap
+    assert (await resolver.document(ALICE)).did == ALICE
+
+
+async def test_forced_refreshes_are_rate_limited_per_did(autojump_clock: object) -> None:
+    net = FakeNetwork()
+    net.add_plc(ALICE, None, None)
+    resolver = make(net)
+    await resolver.document(ALICE)
+    await resolver.document(ALICE, force_refresh=True)
+    await resolver.document(ALICE, force_refresh=True)  # within 30 s: served from cache
+    assert len(net.requests) == 2
+    await trio.sleep(31)
+    await resolver.document(ALICE, force_refresh=True)
+    assert len(net.requests) == 3
