@@ -19,6 +19,7 @@ from coves.db import Database, DatabaseError
 from coves.db.queries import verification as q
 from coves.identity.hosted_by import HostedByQueue, HostedByVerifier, Verdict
 from coves.logs import get_logger
+from coves.metrics import Metrics
 from nurseries.supervisor import ChildSpec
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class DidWebVerifierChild:
         workers: int = 4,
         sweep_interval: float = 60.0,
         sweep_batch: int = 200,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.queue = queue
@@ -48,6 +50,13 @@ class DidWebVerifierChild:
         self.sweep_batch = sweep_batch
         self.counts: dict[str, int] = {"verified": 0, "rejected": 0, "retry": 0, "errors": 0}
         self.last_sweep: float | None = None
+        self._verdicts = (
+            metrics.counter(
+                "coves_hosted_by_verdicts_total", "hostedBy verification verdicts", ["outcome"]
+            )
+            if metrics is not None
+            else None
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -75,6 +84,8 @@ class DidWebVerifierChild:
     async def process(self, community_did: str, hosted_by: str) -> Verdict:
         verdict = await self.verifier.verify(community_did, hosted_by)
         self.counts[verdict.outcome] += 1
+        if self._verdicts is not None:
+            self._verdicts.labels(verdict.outcome).inc()
         fields = {
             "community": community_did,
             "hosted_by": hosted_by,
@@ -136,7 +147,9 @@ def build_child(runtime: Runtime) -> DidWebVerifierChild:
         ctx.identity.did_fetcher,
         skip=runtime.settings.skip_did_web_verification,
     )
-    return DidWebVerifierChild(runtime.db, ctx.didweb, verifier, runtime.settings.instance_did)
+    return DidWebVerifierChild(
+        runtime.db, ctx.didweb, verifier, runtime.settings.instance_did, metrics=runtime.metrics
+    )
 
 
 def didweb_child(runtime: Runtime) -> ChildSpec | None:

@@ -77,7 +77,7 @@ def build_context(runtime: Runtime) -> Any:
 
     assert runtime.db is not None
     fetcher = build_fetcher(runtime.settings)
-    identity = build_resolver(runtime.settings, runtime.db, fetcher)
+    identity = build_resolver(runtime.settings, runtime.db, fetcher, metrics=runtime.metrics)
     return AppContext(
         settings=runtime.settings,
         db=runtime.db,

@@ -10,6 +10,7 @@ from coves.config import Settings
 from coves.db import Database
 from coves.identity.handle import TxtLookup, dns_txt_lookup
 from coves.identity.resolver import IdentityResolver
+from coves.metrics import Metrics
 from coves.net import SafeFetcher
 from coves.net.addresses import HostResolver, system_resolve
 
@@ -35,6 +36,7 @@ def build_resolver(
     fetcher: SafeFetcher,
     *,
     txt_lookup: TxtLookup = dns_txt_lookup,
+    metrics: Metrics | None = None,
 ) -> IdentityResolver:
     return IdentityResolver(
         fetcher=fetcher,
@@ -43,4 +45,5 @@ def build_resolver(
         txt_lookup=txt_lookup,
         ttl=float(settings.identity_cache_ttl_seconds),
         negative_ttl=float(settings.identity_negative_ttl_seconds),
+        metrics=metrics,
     )

@@ -34,6 +34,7 @@ from coves.identity.errors import (
 )
 from coves.identity.handle import HandleResolver, TxtLookup, dns_txt_lookup
 from coves.logs import get_logger
+from coves.metrics import Metrics
 from coves.net import SafeFetcher
 
 log = get_logger(__name__)
@@ -80,6 +81,7 @@ class IdentityResolver:
         negative_ttl: float = 300.0,
         memory_size: int = 10_000,
         min_refresh_interval: float = 30.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._dids = DidFetcher(fetcher, plc_url)
         self._handles = HandleResolver(fetcher, txt_lookup)
@@ -92,6 +94,15 @@ class IdentityResolver:
         self._inflight: dict[tuple[str, str], trio.Event] = {}
         self.min_refresh_interval = min_refresh_interval
         self._refreshed: TTLCache[str, bool] = TTLCache(memory_size)
+        self._lookups = (
+            metrics.counter(
+                "coves_identity_lookups_total",
+                "identity lookups by kind (did/handle) and where the answer came from",
+                ["kind", "source"],
+            )
+            if metrics is not None
+            else None
+        )
 
     @property
     def did_fetcher(self) -> DidFetcher:
@@ -112,9 +123,12 @@ class IdentityResolver:
                 self._refreshed.set(did, True, self.min_refresh_interval)
         if not force_refresh:
             cached = self._docs.get(did)
+            source = "memory"
             if cached is None:
                 cached = await self._load_doc(did)
+                source = "database"
             if cached is not None:
+                self._count("did", source)
                 if isinstance(cached, _Negative):
                     raise cached.error
                 return cached
@@ -132,9 +146,11 @@ class IdentityResolver:
                 self.network_fetches += 1
                 doc = parse_document(did, await self._dids.fetch(did))
             except ResolutionFailed as exc:
+                self._count("did", f"network_{exc.reason}")
                 self._docs.set(did, _Negative(exc), self._negative_ttl(exc))
                 await self._store("did", did, did, None, exc)
                 raise
+            self._count("did", "network")
             self._docs.set(did, doc, self.ttl)
             await self._store("did", did, did, doc.raw, None)
             return doc
@@ -164,9 +180,12 @@ class IdentityResolver:
         handle = normalize_handle(handle)
         if not force_refresh:
             cached = self._handle_dids.get(handle)
+            source = "memory"
             if cached is None:
                 cached = await self._load_handle(handle)
+                source = "database"
             if cached is not None:
+                self._count("handle", source)
                 if isinstance(cached, _Negative):
                     raise cached.error
                 return cached
@@ -183,9 +202,11 @@ class IdentityResolver:
                 self.network_fetches += 1
                 did = await self._handles.resolve(handle)
             except ResolutionFailed as exc:
+                self._count("handle", f"network_{exc.reason}")
                 self._handle_dids.set(handle, _Negative(exc), self._negative_ttl(exc))
                 await self._store("handle", handle, None, None, exc)
                 raise
+            self._count("handle", "network")
             self._handle_dids.set(handle, did, self.ttl)
             await self._store("handle", handle, did, {"did": did}, None)
             return did
@@ -252,6 +273,10 @@ class IdentityResolver:
         """The indexer's callback for ``#identity`` events: drop the cached identities."""
         for did in dids:
             await self.purge(did)
+
+    def _count(self, kind: str, source: str) -> None:
+        if self._lookups is not None:
+            self._lookups.labels(kind, source).inc()
 
     def _negative_ttl(self, error: IdentityError) -> float:
         """Definite answers (not found, bad document) for the full negative TTL;

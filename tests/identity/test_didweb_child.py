@@ -8,6 +8,7 @@ import trio
 from coves.db import Database
 from coves.identity import IdentityResolver
 from coves.identity.hosted_by import HostedByQueue, HostedByVerifier
+from coves.metrics import Metrics
 from nurseries.didweb import DidWebVerifierChild
 from tests.support.fake_did import PLC_URL, FakeNetwork, did_document
 
@@ -45,7 +46,9 @@ def make_child(
     net.web["remote.com"] = did_document("did:web:remote.com", also_known_as=["at://remote.com"])
     resolver = IdentityResolver(fetcher=net.fetcher(), plc_url=PLC_URL, txt_lookup=net.txt_lookup)
     verifier = HostedByVerifier(resolver, resolver.did_fetcher)
-    child = DidWebVerifierChild(db, queue, verifier, INSTANCE, **kw)  # type: ignore[arg-type]
+    metrics = Metrics()
+    child = DidWebVerifierChild(db, queue, verifier, INSTANCE, metrics=metrics, **kw)  # type: ignore[arg-type]
+    child.metrics_registry = metrics.registry  # type: ignore[attr-defined]
     return net, child
 
 
@@ -60,6 +63,10 @@ async def test_process_flips_verified_and_rejected(db: Database) -> None:
         verification, reason, verified_at = await state(db, BAD)
         assert verification == "rejected" and reason and not verified_at
         assert child.counts["verified"] == 1 and child.counts["rejected"] == 1
+        sample = child.metrics_registry.get_sample_value(
+            "coves_hosted_by_verdicts_total", {"outcome": "rejected"}
+        )
+        assert sample == 1.0
 
 
 async def test_verdict_for_an_old_host_claim_is_not_applied(db: Database) -> None:

@@ -261,3 +261,33 @@ async def test_forced_refreshes_are_rate_limited_per_did(autojump_clock: object)
     await trio.sleep(31)
     await resolver.document(ALICE, force_refresh=True)
     assert len(net.requests) == 3
+
+
+async def test_lookups_are_counted_by_source(db: Database) -> None:
+    from coves.metrics import Metrics
+
+    metrics = Metrics()
+    net = FakeNetwork()
+    net.add_plc(ALICE, None, None)
+    with trio.fail_after(20):
+        first = IdentityResolver(
+            fetcher=net.fetcher(),
+            plc_url=PLC_URL,
+            db=db,
+            txt_lookup=net.txt_lookup,
+            metrics=metrics,
+        )
+        await first.document(ALICE)
+        await first.document(ALICE)
+        with pytest.raises(NotFound):
+            await first.document(BOB)
+        second = IdentityResolver(fetcher=net.fetcher(), plc_url=PLC_URL, db=db, metrics=metrics)
+        await second.document(ALICE)
+
+    def count(source: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "coves_identity_lookups_total", {"kind": "did", "source": source}
+        )
+
+    assert (count("network"), count("memory"), count("database")) == (1.0, 1.0, 1.0)
+    assert count("network_not_found") == 1.0
