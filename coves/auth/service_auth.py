@@ -65,7 +65,7 @@ class ServiceAuthVerifier:
     def _check_claims(self, jwt: CompactJWT, nsid: str) -> str:
         if jwt.typ is not None and jwt.typ.lower() in REJECTED_TYPES:
             raise AuthFailure("bad_type", f"a {jwt.typ} token is not a service auth token")
-        if jwt.typ != "JWT":
+        if jwt.typ is None or jwt.typ.upper() != "JWT":  # typ is case-insensitive (RFC 7515)
             raise AuthFailure("bad_type", "service auth tokens must have typ JWT")
         if jwt.alg not in ALGORITHMS:
             raise AuthFailure("bad_alg", "service auth must use ES256K or ES256")

@@ -182,16 +182,19 @@ class SafeFetcher:
         if parts.username is not None or parts.password is not None:
             raise NotAllowed("URLs with credentials are not fetched")
         host = parts.hostname
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        await checked_addresses(
-            host,
-            port,
-            self._resolve,
-            allow_private=self._allow_private or host.lower() in self._trusted,
-        )
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise NotAllowed(f"bad port in {url!r}") from None
         request_headers = {"Accept": accept, "Accept-Encoding": "identity", **(headers or {})}
         try:
             with trio.fail_after(self._total_timeout):
+                await checked_addresses(
+                    host,
+                    port,
+                    self._resolve,
+                    allow_private=self._allow_private or host.lower() in self._trusted,
+                )
                 return await self._get(url, request_headers, limit)
         except trio.TooSlowError:
             raise FetchTimeout(f"{url} took longer than {self._total_timeout}s") from None

@@ -209,3 +209,10 @@ async def test_skip_verify_accepts_unverified_tokens() -> None:
             request(f"Bearer {token}")
         )
     assert viewer is not None and (viewer.did, viewer.method) == (ALICE, "unverified")
+
+
+async def test_typ_is_case_insensitive() -> None:
+    world = World()
+    token = tokens.service_auth(world.alice_key, ALICE, SERVICE_AUD, NSID, header={"typ": "jwt"})
+    with trio.fail_after(5):
+        assert await world.authenticator().authenticate(request(f"Bearer {token}"))

@@ -140,3 +140,23 @@ async def test_bad_schemes_and_credentials_are_refused() -> None:
         for url in ("ftp://example.com/x", "file:///etc/passwd", "https://u:p@example.com/x"):
             with pytest.raises(NotAllowed):
                 await fetcher.get(url)
+
+
+async def test_slow_dns_counts_against_the_deadline() -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        await trio.sleep(10)
+        return ["93.184.216.34"]
+
+    fetcher = SafeFetcher(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200)),
+        resolve=resolve,
+        total_timeout=0.2,
+    )
+    with trio.fail_after(5), pytest.raises(FetchTimeout):
+        await fetcher.get("https://slow-dns.example.com/x")
+
+
+async def test_bad_port_is_refused() -> None:
+    fetcher = fetcher_for(httpx.MockTransport(lambda r: httpx.Response(200)))
+    with trio.fail_after(5), pytest.raises(NotAllowed):
+        await fetcher.get("https://example.com:99999/x")
