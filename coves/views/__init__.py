@@ -1,0 +1,1 @@
+"""The one place each API view (postView, commentView, ...) is built."""
