@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
+from coves.cursors import CursorCodec
 from coves.db import Database
 from coves.metrics import Metrics
+from coves.snapshots import SnapshotStore
 from coves.xrpc.ratelimit import LimitClass, RateLimiter
 
 
@@ -47,7 +49,13 @@ class AppContext:
     # Filled in by later capabilities (lexicons, identity, views, ...).
     lexicons: Any = None
     instance_key: Any = None  # coves.atproto.keys.PrivateKey, loaded on first use
+    cursors: CursorCodec | None = None  # built from CURSOR_SECRET when not given
+    snapshots: SnapshotStore | None = None  # ranked-listing snapshots, built when not given
 
     def __post_init__(self) -> None:
         if self.limiter is None:
             self.limiter = RateLimiter(default_limit_classes(self.settings))
+        if self.cursors is None:
+            self.cursors = CursorCodec(self.settings.cursor_secret)
+        if self.snapshots is None:
+            self.snapshots = SnapshotStore(self.db)

@@ -1,0 +1,229 @@
+"""Comment threads for getComments: top-level paging and per-level reply loading.
+
+Cost per request is bounded by the tree's depth, not its size: one query for
+the post, one for the page of top-level comments, one per reply level (each
+reads at most ``repliesPerParent + 1`` replies of every parent on the level,
+and loading stops at the first empty level) and one for the viewer's votes.
+
+Top-level paging. ``new`` pages by keyset on (ranked_at, uri), which is
+stable by construction. ``hot`` and ``top`` move while a client pages, so the
+first page freezes the ordered top-level URIs in a listing snapshot
+(coves.snapshots) and later pages read that frozen order by offset; contents
+are hydrated live, so counts stay current. A snapshot holds at most
+``FEED_SNAPSHOT_SIZE`` top-level comments; an expired snapshot is a 400
+``InvalidCursor`` (the client reloads the thread).
+
+Deleted comments are shown as placeholders only while something visible
+hangs under them; a deleted comment whose replies are all gone is omitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from coves.auth.base import Viewer
+from coves.clock import utcnow
+from coves.cursors import CursorCodec, invalid_cursor
+from coves.db import Row
+from coves.db.queries import comments as comment_sql
+from coves.errors import not_found
+from coves.snapshots import SnapshotStore
+from coves.threads.params import TIMEFRAMES, ThreadParams
+from coves.threads.post_stub import PostLoader, load_post_view
+from coves.views.comment import (
+    BlobUrl,
+    comment_view,
+    is_placeholder,
+    make_blob_url,
+    thread_view_comment,
+)
+from coves.xrpc.context import AppContext
+
+NEW_CURSOR = "comments.new"
+RANKED_CURSOR = "comments.ranked"
+
+
+async def get_comments(
+    ctx: AppContext,
+    params: ThreadParams,
+    viewer: Viewer | None,
+    *,
+    post_loader: PostLoader = load_post_view,
+    blob_url: BlobUrl | None = None,
+) -> dict[str, Any]:
+    post = await post_loader(ctx, params.post, viewer)
+    if post is None:
+        raise not_found("post not found")
+    assert ctx.cursors is not None and ctx.snapshots is not None
+
+    if params.sort == "new":
+        top, cursor = await _new_page(ctx, ctx.cursors, params)
+    else:
+        top, cursor = await _ranked_page(ctx, ctx.cursors, ctx.snapshots, params)
+
+    children = await _load_levels(ctx, params, top)
+    shown = list(top)
+    for rows in children.values():
+        shown.extend(rows)
+    votes: Mapping[str, Row] = {}
+    if viewer is not None:
+        live = [row["uri"] for row in shown if not is_placeholder(row)]
+        votes = await comment_sql.viewer_votes(ctx.db, viewer.did, live)
+
+    builder = _TreeBuilder(
+        params=params,
+        children=children,
+        votes=votes,
+        authenticated=viewer is not None,
+        blob_url=blob_url or make_blob_url(ctx.settings.blob_url_template),
+    )
+    comments = [node for row in top if (node := builder.node(row, 0)) is not None]
+    body: dict[str, Any] = {"comments": comments, "post": post}
+    if cursor is not None:
+        body["cursor"] = cursor
+    return body
+
+
+# -- top level -------------------------------------------------------------------
+
+
+async def _new_page(
+    ctx: AppContext, codec: CursorCodec, params: ThreadParams
+) -> tuple[list[Row], str | None]:
+    after: tuple[datetime, str] | None = None
+    if params.cursor is not None:
+        payload = codec.decode(NEW_CURSOR, params.cursor)
+        if payload.get("p") != params.post:
+            raise invalid_cursor("cursor belongs to a different thread")
+        try:
+            after = (datetime.fromisoformat(payload["t"]), str(payload["u"]))
+        except (KeyError, TypeError, ValueError):
+            raise invalid_cursor() from None
+    rows = await comment_sql.top_level_new_page(ctx.db, params.post, after, params.limit + 1)
+    cursor = None
+    if len(rows) > params.limit:
+        rows = rows[: params.limit]
+        last = rows[-1]
+        cursor = codec.encode(
+            NEW_CURSOR,
+            {"p": params.post, "t": last["ranked_at"].isoformat(), "u": last["uri"]},
+        )
+    return rows, cursor
+
+
+def _snapshot_key(params: ThreadParams) -> str:
+    return f"comments|{params.post}|{params.sort}|{params.timeframe or 'all'}"
+
+
+async def _ranked_page(
+    ctx: AppContext, codec: CursorCodec, store: SnapshotStore, params: ThreadParams
+) -> tuple[list[Row], str | None]:
+    key = _snapshot_key(params)
+    offset = 0
+    if params.cursor is None:
+        span = TIMEFRAMES.get(params.timeframe or "all")
+        cap = ctx.settings.feed_snapshot_size
+
+        async def compute() -> list[str]:
+            since = utcnow() - span if span is not None else None
+            return await comment_sql.top_level_ranked_uris(
+                ctx.db, params.post, params.sort, since, cap
+            )
+
+        snapshot = await store.current(key, compute)
+    else:
+        payload = codec.decode(RANKED_CURSOR, params.cursor)
+        snapshot_id, raw_offset = payload.get("s"), payload.get("o")
+        if not isinstance(snapshot_id, str) or not isinstance(raw_offset, int) or raw_offset < 0:
+            raise invalid_cursor()
+        offset = raw_offset
+        loaded = await store.load(snapshot_id)
+        if loaded is None:
+            raise invalid_cursor("cursor has expired; reload the thread")
+        if loaded.key != key:
+            raise invalid_cursor("cursor belongs to a different thread or sort")
+        snapshot = loaded
+
+    page_uris = list(snapshot.items[offset : offset + params.limit])
+    rows = await comment_sql.comments_by_uris(ctx.db, page_uris)
+    by_uri = {row["uri"]: row for row in rows}
+    # Frozen order, live contents; a comment gone since the snapshot drops out.
+    ordered = [by_uri[uri] for uri in page_uris if uri in by_uri]
+    end = offset + len(page_uris)
+    cursor = None
+    if end < len(snapshot.items):
+        cursor = codec.encode(RANKED_CURSOR, {"s": snapshot.id, "o": end})
+    return ordered, cursor
+
+
+# -- replies ---------------------------------------------------------------------
+
+
+async def _load_levels(
+    ctx: AppContext, params: ThreadParams, top: Sequence[Row]
+) -> dict[str, list[Row]]:
+    """Replies by parent URI, ``repliesPerParent + 1`` at most per parent (the +1 tells hasMore)."""
+    children: dict[str, list[Row]] = {}
+    level = list(top)
+    per_parent = params.replies_per_parent
+    for _ in range(params.depth):
+        if not level or per_parent == 0:
+            break
+        rows = await comment_sql.replies_for_parents(
+            ctx.db, [row["uri"] for row in level], params.sort, per_parent + 1
+        )
+        next_level: list[Row] = []
+        for row in rows:
+            siblings = children.setdefault(row["parent_uri"], [])
+            siblings.append(row)
+            if len(siblings) <= per_parent:
+                next_level.append(row)
+        level = next_level
+    return children
+
+
+class _TreeBuilder:
+    def __init__(
+        self,
+        *,
+        params: ThreadParams,
+        children: Mapping[str, list[Row]],
+        votes: Mapping[str, Row],
+        authenticated: bool,
+        blob_url: BlobUrl,
+    ) -> None:
+        self._depth = params.depth
+        self._per_parent = params.replies_per_parent
+        self._children = children
+        self._votes = votes
+        self._authenticated = authenticated
+        self._blob_url = blob_url
+
+    def node(self, row: Row, level: int) -> dict[str, Any] | None:
+        """threadViewComment for ``row`` at ``level`` (0 = top level), or None to omit it."""
+        deleted = row["deleted_at"] is not None
+        replies: list[dict[str, Any]] = []
+        if level < self._depth and self._per_parent > 0:
+            loaded = self._children.get(row["uri"], [])
+            shown = loaded[: self._per_parent]
+            for child in shown:
+                node = self.node(child, level + 1)
+                if node is not None:
+                    replies.append(node)
+            live_shown = sum(1 for child in shown if child["deleted_at"] is None)
+            has_more = len(loaded) > self._per_parent or row["reply_count"] > live_shown
+        else:
+            # Depth (or breadth 0) exhausted: say whether anything hangs below.
+            # A deleted comment is only ever loaded when something does.
+            has_more = deleted or row["reply_count"] > 0
+        if deleted and not replies and not has_more:
+            return None
+        view = comment_view(
+            row,
+            authenticated=self._authenticated,
+            vote=self._votes.get(row["uri"]),
+            blob_url=self._blob_url,
+        )
+        return thread_view_comment(view, replies, has_more)

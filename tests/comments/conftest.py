@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import trio
+from quart_trio import QuartTrio
+
+from coves.auth.base import AuthFailure, AuthInput, Viewer
+from coves.config import Settings, test_settings
+from coves.db import Database
+from coves.metrics import Metrics
+from coves.xrpc.app import create_app
+from coves.xrpc.context import AppContext
+
+NSID = "social.coves.community.comment.getComments"
+
+
+class BearerDidAuthenticator:
+    """Accepts ``Authorization: Bearer <did>``: a stand-in for the real verifiers."""
+
+    async def authenticate(self, request: AuthInput) -> Viewer | None:
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme != "Bearer" or not token.startswith("did:"):
+            raise AuthFailure("bad_token", "invalid token")
+        return Viewer(did=token, method="unverified")
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+
+class Client:
+    def __init__(self, app: QuartTrio) -> None:
+        self._client = app.test_client()
+
+    async def get(
+        self,
+        params: Mapping[str, Any] | list[tuple[str, Any]],
+        *,
+        viewer: str | None = None,
+    ) -> Response:
+        headers = {"Authorization": f"Bearer {viewer}"} if viewer else {}
+        items = list(params.items()) if isinstance(params, Mapping) else params
+        query = [(k, str(v)) for k, v in items if v is not None]
+        with trio.fail_after(10):
+            response = await self._client.get(f"/xrpc/{NSID}", query_string=query, headers=headers)
+            body = await response.get_json()
+        return Response(response.status_code, body, response.headers)
+
+
+@pytest.fixture
+def comment_settings() -> Settings:
+    return test_settings()
+
+
+@pytest.fixture
+def comment_ctx(comment_settings: Settings, db: Database) -> AppContext:
+    return AppContext(
+        settings=comment_settings,
+        db=db,
+        metrics=Metrics(),
+        authenticator=BearerDidAuthenticator(),
+    )
+
+
+@pytest.fixture
+def client(comment_ctx: AppContext) -> Client:
+    return Client(create_app(comment_ctx))
