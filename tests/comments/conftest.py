@@ -56,6 +56,12 @@ class Client:
             body = await response.get_json()
         return Response(response.status_code, body, response.headers)
 
+    async def post_raw(self) -> Response:
+        with trio.fail_after(10):
+            response = await self._client.post(f"/xrpc/{NSID}", json={})
+            body = await response.get_json()
+        return Response(response.status_code, body, response.headers)
+
 
 @pytest.fixture
 def comment_settings() -> Settings:
@@ -75,3 +81,16 @@ def comment_ctx(comment_settings: Settings, db: Database) -> AppContext:
 @pytest.fixture
 def client(comment_ctx: AppContext) -> Client:
     return Client(create_app(comment_ctx))
+
+
+@pytest.fixture
+def bare_client(comment_settings: Settings) -> Client:
+    """An app whose database is never opened: for requests refused before any query."""
+    unopened = Database("host=/nonexistent dbname=none", pool_size=1, connect_timeout_s=1)
+    ctx = AppContext(
+        settings=comment_settings,
+        db=unopened,
+        metrics=Metrics(),
+        authenticator=BearerDidAuthenticator(),
+    )
+    return Client(create_app(ctx))

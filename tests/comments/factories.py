@@ -133,13 +133,14 @@ async def comment(
     deleted: bool = False,
     embed: dict[str, Any] | None = None,
     facets: list[Any] | None = None,
+    at: datetime | None = None,
 ) -> Ref:
     """A comment ``minutes`` after BASE_TIME; bumps the parent's reply_count when live."""
     parent = parent or root
     key = rkey()
     uri = f"at://{author}/{COMMENT_COLLECTION}/{key}"
     ref = Ref(uri, cid("c"))
-    at = BASE_TIME + timedelta(minutes=minutes)
+    at = at or BASE_TIME + timedelta(minutes=minutes)
     record = {
         "$type": COMMENT_COLLECTION,
         "reply": {
