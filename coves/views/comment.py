@@ -182,6 +182,10 @@ def comment_view(
         embed = embed_with_urls(row["embed"], pds, did, blob_url)
         if embed is not None:
             view["embed"] = embed
+    if row["langs"]:
+        view["langs"] = list(row["langs"])
+    if row["labels"]:
+        view["labels"] = row["labels"]
     if row["edited_at"] is not None:
         view["editedAt"] = _ts(row["edited_at"])
     if authenticated:

@@ -134,6 +134,8 @@ async def comment(
     embed: dict[str, Any] | None = None,
     facets: list[Any] | None = None,
     at: datetime | None = None,
+    langs: list[str] | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> Ref:
     """A comment ``minutes`` after BASE_TIME; bumps the parent's reply_count when live."""
     parent = parent or root
@@ -154,11 +156,12 @@ async def comment(
         """
         INSERT INTO comments (uri, rkey, cid, commenter_did, root_uri, root_cid, parent_uri,
                               parent_cid, content, facets, embed, record, created_at, ranked_at,
-                              deleted_at, upvote_count, downvote_count, score, hot_rank)
+                              langs, labels, deleted_at, upvote_count, downvote_count, score,
+                              hot_rank)
         VALUES (%(uri)s, %(rkey)s, %(cid)s, %(author)s, %(root)s, %(root_cid)s, %(parent)s,
                 %(parent_cid)s, %(content)s, %(facets)s::jsonb, %(embed)s::jsonb,
-                %(record)s::jsonb, %(at)s, %(at)s, %(deleted)s, %(ups)s, %(downs)s,
-                %(score)s, coves_hot_rank(%(score)s, %(at)s))
+                %(record)s::jsonb, %(at)s, %(at)s, %(langs)s, %(labels)s::jsonb, %(deleted)s,
+                %(ups)s, %(downs)s, %(score)s, coves_hot_rank(%(score)s, %(at)s))
         """,
         {
             "uri": uri,
@@ -174,6 +177,8 @@ async def comment(
             "embed": orjson.dumps(embed).decode() if embed else None,
             "record": None if deleted else orjson.dumps(record).decode(),
             "at": at,
+            "langs": langs or [],
+            "labels": orjson.dumps(labels).decode() if labels else None,
             "deleted": at + timedelta(minutes=1) if deleted else None,
             "ups": ups,
             "downs": downs,

@@ -135,7 +135,8 @@ async def test_author_profile_and_embed_blobs_become_urls(db: Database, client: 
         "images": [{"image": image, "alt": "a cat"}],
     }
     facets = [{"index": {"byteStart": 0, "byteEnd": 5}, "features": []}]
-    await f.comment(db, post, embed=embed, facets=facets)
+    labels = {"values": [{"val": "spoiler"}]}
+    await f.comment(db, post, embed=embed, facets=facets, langs=["en"], labels=labels)
     await db.execute("UPDATE comments SET edited_at = %s", (f.BASE_TIME,))
 
     res = await client.get({"post": post.uri})
@@ -152,4 +153,6 @@ async def test_author_profile_and_embed_blobs_become_urls(db: Database, client: 
         "images": [{"image": base + "bafkreiimage", "alt": "a cat"}],
     }
     assert view["contentFacets"] == facets
+    assert view["langs"] == ["en"]
+    assert view["labels"] == labels
     assert view["editedAt"] == "2026-01-01T12:00:00.000Z"
