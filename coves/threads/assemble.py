@@ -19,7 +19,7 @@ hangs under them; a deleted comment whose replies are all gone is omitted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,6 @@ from coves.threads.post_stub import PostLoader, load_post_view
 from coves.views.comment import (
     BlobUrl,
     comment_view,
-    is_placeholder,
     make_blob_url,
     thread_view_comment,
 )
@@ -58,24 +57,36 @@ async def get_comments(
         raise not_found("post not found")
     assert ctx.cursors is not None and ctx.snapshots is not None
 
+    page: comment_sql.PageNew | comment_sql.PageByUris
+    cursor: str | None
     if params.sort == "new":
-        top, cursor = await _new_page(ctx, ctx.cursors, params)
+        page, cursor = _new_page(ctx.cursors, params)
     else:
-        top, cursor = await _ranked_page(ctx, ctx.cursors, ctx.snapshots, params)
-
-    children = await _load_levels(ctx, params, top)
-    shown = list(top)
-    for rows in children.values():
-        shown.extend(rows)
-    votes: Mapping[str, Row] = {}
-    if viewer is not None:
-        live = [row["uri"] for row in shown if not is_placeholder(row)]
-        votes = await comment_sql.viewer_votes(ctx.db, viewer.did, live)
+        page, cursor = await _ranked_page(ctx, ctx.cursors, ctx.snapshots, params)
+    rows = await comment_sql.fetch_thread(
+        ctx.db,
+        page,
+        sort=params.sort,
+        depth=params.depth,
+        per_parent=params.replies_per_parent,
+        viewer_did=viewer.did if viewer is not None else None,
+    )
+    top = rows.top
+    if isinstance(page, comment_sql.PageByUris):
+        # Frozen order, live contents; a comment gone since the snapshot drops out.
+        by_uri = {row["uri"]: row for row in top}
+        top = [by_uri[uri] for uri in page.uris if uri in by_uri]
+    elif rows.more:
+        last = top[-1]
+        cursor = ctx.cursors.encode(
+            NEW_CURSOR,
+            {"p": params.post, "t": last["ranked_at"].isoformat(), "u": last["uri"]},
+        )
 
     builder = _TreeBuilder(
         params=params,
-        children=children,
-        votes=votes,
+        children=rows.children,
+        votes=rows.votes,
         authenticated=viewer is not None,
         blob_url=blob_url or make_blob_url(ctx.settings.blob_url_template),
     )
@@ -89,9 +100,8 @@ async def get_comments(
 # -- top level -------------------------------------------------------------------
 
 
-async def _new_page(
-    ctx: AppContext, codec: CursorCodec, params: ThreadParams
-) -> tuple[list[Row], str | None]:
+def _new_page(codec: CursorCodec, params: ThreadParams) -> tuple[comment_sql.PageNew, None]:
+    """The keyset page to read; its cursor is made once the rows are known."""
     after: tuple[datetime, str] | None = None
     if params.cursor is not None:
         payload = codec.decode(NEW_CURSOR, params.cursor)
@@ -101,16 +111,7 @@ async def _new_page(
             after = (datetime.fromisoformat(payload["t"]), str(payload["u"]))
         except (KeyError, TypeError, ValueError):
             raise invalid_cursor() from None
-    rows = await comment_sql.top_level_new_page(ctx.db, params.post, after, params.limit + 1)
-    cursor = None
-    if len(rows) > params.limit:
-        rows = rows[: params.limit]
-        last = rows[-1]
-        cursor = codec.encode(
-            NEW_CURSOR,
-            {"p": params.post, "t": last["ranked_at"].isoformat(), "u": last["uri"]},
-        )
-    return rows, cursor
+    return comment_sql.PageNew(params.post, after, params.limit), None
 
 
 def _snapshot_key(params: ThreadParams) -> str:
@@ -119,7 +120,7 @@ def _snapshot_key(params: ThreadParams) -> str:
 
 async def _ranked_page(
     ctx: AppContext, codec: CursorCodec, store: SnapshotStore, params: ThreadParams
-) -> tuple[list[Row], str | None]:
+) -> tuple[comment_sql.PageByUris, str | None]:
     key = _snapshot_key(params)
     offset = 0
     if params.cursor is None:
@@ -147,41 +148,14 @@ async def _ranked_page(
         snapshot = loaded
 
     page_uris = list(snapshot.items[offset : offset + params.limit])
-    rows = await comment_sql.comments_by_uris(ctx.db, page_uris)
-    by_uri = {row["uri"]: row for row in rows}
-    # Frozen order, live contents; a comment gone since the snapshot drops out.
-    ordered = [by_uri[uri] for uri in page_uris if uri in by_uri]
     end = offset + len(page_uris)
     cursor = None
     if end < len(snapshot.items):
         cursor = codec.encode(RANKED_CURSOR, {"s": snapshot.id, "o": end})
-    return ordered, cursor
+    return comment_sql.PageByUris(page_uris), cursor
 
 
 # -- replies ---------------------------------------------------------------------
-
-
-async def _load_levels(
-    ctx: AppContext, params: ThreadParams, top: Sequence[Row]
-) -> dict[str, list[Row]]:
-    """Replies by parent URI, ``repliesPerParent + 1`` at most per parent (the +1 tells hasMore)."""
-    children: dict[str, list[Row]] = {}
-    level = list(top)
-    per_parent = params.replies_per_parent
-    for _ in range(params.depth):
-        if not level or per_parent == 0:
-            break
-        rows = await comment_sql.replies_for_parents(
-            ctx.db, [row["uri"] for row in level], params.sort, per_parent + 1
-        )
-        next_level: list[Row] = []
-        for row in rows:
-            siblings = children.setdefault(row["parent_uri"], [])
-            siblings.append(row)
-            if len(siblings) <= per_parent:
-                next_level.append(row)
-        level = next_level
-    return children
 
 
 class _TreeBuilder:

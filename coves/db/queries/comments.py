@@ -9,8 +9,11 @@ decides with one index probe per deleted row.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+
+from psycopg import Connection
 
 from coves.db import Database, Row
 
@@ -95,59 +98,33 @@ async def top_level_ranked_uris(
     return [row["uri"] for row in rows]
 
 
-async def comments_by_uris(db: Database, uris: list[str]) -> list[Row]:
-    """Hydrate comments (live counts) for a page of frozen URIs; order is the caller's."""
-    if not uris:
-        return []
-    return await db.fetch(
-        f"""
-        SELECT {_COMMENT_COLUMNS}, {_AUTHOR_COLUMNS}
-        FROM comments c
-        LEFT JOIN users u ON u.did = c.commenter_did
-        WHERE c.uri = ANY(%s) AND {_VISIBLE}
-        """,
-        (uris,),
-    )
+_BY_URIS_SQL = f"""
+    SELECT {_COMMENT_COLUMNS}, {_AUTHOR_COLUMNS}
+    FROM comments c
+    LEFT JOIN users u ON u.did = c.commenter_did
+    WHERE c.uri = ANY(%(uris)s) AND {_VISIBLE}
+"""
 
 
-async def top_level_new_page(
-    db: Database, post_uri: str, after: tuple[datetime, str] | None, limit: int
-) -> list[Row]:
-    """Newest-first top-level comments after a keyset position; ``limit`` rows at most."""
-    keyset = "AND (c.ranked_at, c.uri) < (%(at)s, %(uri)s)" if after is not None else ""
-    return await db.fetch(
-        f"""
+def _new_page_sql(keyset: str) -> str:
+    return f"""
         SELECT {_COMMENT_COLUMNS}, {_AUTHOR_COLUMNS}
         FROM comments c
         LEFT JOIN users u ON u.did = c.commenter_did
         WHERE c.parent_uri = %(post)s AND {_VISIBLE} {keyset}
         ORDER BY c.ranked_at DESC, c.uri DESC
         LIMIT %(limit)s
-        """,
-        {
-            "post": post_uri,
-            "at": after[0] if after else None,
-            "uri": after[1] if after else None,
-            "limit": limit,
-        },
-    )
-
-
-async def replies_for_parents(
-    db: Database, parent_uris: list[str], sort: Sort, per_parent: int
-) -> list[Row]:
-    """Up to ``per_parent`` replies of each parent, in one statement.
-
-    A LATERAL per parent turns each parent into one bounded index range read
-    (``comments_parent_<sort>``), where a ``ROW_NUMBER() OVER (PARTITION BY
-    parent_uri)`` window would read every reply of every parent before
-    discarding most of them. Rows come back grouped by parent (in the order
-    given) and sorted within each group.
     """
-    if not parent_uris or per_parent <= 0:
-        return []
-    return await db.fetch(
-        f"""
+
+
+# Two statements rather than one with an "IS NULL OR" so the keyset stays an
+# index condition on comments_parent_new.
+_NEW_FIRST_SQL = _new_page_sql("")
+_NEW_AFTER_SQL = _new_page_sql("AND (c.ranked_at, c.uri) < (%(at)s, %(uri)s)")
+
+
+def _replies_sql(sort: str) -> str:
+    return f"""
         SELECT r.*, {_AUTHOR_COLUMNS}
         FROM unnest(%(parents)s::text[]) WITH ORDINALITY AS p(uri, ord)
         CROSS JOIN LATERAL (
@@ -159,20 +136,101 @@ async def replies_for_parents(
         ) r
         LEFT JOIN users u ON u.did = r.commenter_did
         ORDER BY p.ord, {_OUTER_ORDER[sort]}
-        """,
-        {"parents": parent_uris, "limit": per_parent},
-    )
+    """
 
 
-async def viewer_votes(db: Database, viewer_did: str, subject_uris: list[str]) -> dict[str, Row]:
-    """The viewer's effective vote on each subject that has one."""
-    if not subject_uris:
-        return {}
-    rows = await db.fetch(
-        """
-        SELECT subject_uri, uri, direction FROM votes
-        WHERE voter_did = %s AND subject_uri = ANY(%s) AND effective AND deleted_at IS NULL
-        """,
-        (viewer_did, subject_uris),
-    )
-    return {row["subject_uri"]: row for row in rows}
+# Public so benchmarks can EXPLAIN exactly what the endpoint runs.
+REPLIES_SQL: dict[str, str] = {sort: _replies_sql(sort) for sort in _ORDER}
+
+_VOTES_SQL = """
+    SELECT subject_uri, uri, direction FROM votes
+    WHERE voter_did = %(viewer)s AND subject_uri = ANY(%(uris)s) AND effective
+      AND deleted_at IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class PageByUris:
+    """A top-level page named by URI (from a frozen snapshot); order is the caller's."""
+
+    uris: list[str]
+
+
+@dataclass(frozen=True)
+class PageNew:
+    """Newest-first top-level comments after a keyset position, ``limit`` rows at most."""
+
+    post_uri: str
+    after: tuple[datetime, str] | None
+    limit: int
+
+
+@dataclass
+class ThreadRows:
+    top: list[Row]
+    # Replies by parent URI, in sort order, at most ``per_parent + 1`` each: the
+    # extra row only tells the caller that more exist.
+    children: dict[str, list[Row]] = field(default_factory=dict)
+    votes: dict[str, Row] = field(default_factory=dict)  # viewer's vote by subject URI
+    more: bool = False  # PageNew: another top-level page exists
+
+
+async def fetch_thread(
+    db: Database,
+    page: PageByUris | PageNew,
+    *,
+    sort: Sort,
+    depth: int,
+    per_parent: int,
+    viewer_did: str | None,
+) -> ThreadRows:
+    """Everything below the post in one connection checkout and one thread hop.
+
+    Statements: the top-level page, then one per reply level (each bounded by
+    ``per_parent + 1`` replies per parent, served by ``comments_parent_<sort>``;
+    stopping at the first empty level), then the viewer's votes on all shown
+    comments. Only comments that are shown become parents of the next level.
+    """
+
+    def work(conn: Connection[Row]) -> ThreadRows:
+        more = False
+        if isinstance(page, PageByUris):
+            top = (
+                conn.execute(_BY_URIS_SQL, {"uris": page.uris}, prepare=True).fetchall()
+                if page.uris
+                else []
+            )
+        else:
+            params: dict[str, object] = {"post": page.post_uri, "limit": page.limit + 1}
+            statement = _NEW_FIRST_SQL
+            if page.after is not None:
+                params["at"], params["uri"] = page.after
+                statement = _NEW_AFTER_SQL
+            top = conn.execute(statement, params, prepare=True).fetchall()
+            if len(top) > page.limit:
+                top, more = top[: page.limit], True
+        rows = ThreadRows(top=top, more=more)
+        shown = [row["uri"] for row in top]
+        level = shown
+        if per_parent > 0:
+            for _ in range(depth):
+                if not level:
+                    break
+                replies = conn.execute(
+                    REPLIES_SQL[sort], {"parents": level, "limit": per_parent + 1}, prepare=True
+                ).fetchall()
+                level = []
+                for reply in replies:
+                    siblings = rows.children.setdefault(reply["parent_uri"], [])
+                    siblings.append(reply)
+                    if len(siblings) <= per_parent:
+                        level.append(reply["uri"])
+                shown.extend(level)
+        if viewer_did is not None and shown:
+            votes = conn.execute(
+                _VOTES_SQL, {"viewer": viewer_did, "uris": shown}, prepare=True
+            ).fetchall()
+            rows.votes = {vote["subject_uri"]: vote for vote in votes}
+        return rows
+
+    return await db.run(work, transaction=False)
