@@ -20,6 +20,7 @@ hangs under them; a deleted comment whose replies are all gone is omitted.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,13 +36,25 @@ from coves.threads.post_stub import PostLoader, load_post_view
 from coves.views.comment import (
     BlobUrl,
     comment_view,
+    live_uris,
     make_blob_url,
     thread_view_comment,
+    with_viewer_state,
 )
 from coves.xrpc.context import AppContext
 
 NEW_CURSOR = "comments.new"
 RANKED_CURSOR = "comments.ranked"
+
+
+@dataclass(frozen=True)
+class SharedThread:
+    """One page of a thread as anyone sees it: what the thread cache holds."""
+
+    post: dict[str, Any]
+    comments: list[dict[str, Any]]
+    cursor: str | None
+    live_uris: list[str]  # comments viewer state applies to
 
 
 async def get_comments(
@@ -52,7 +65,34 @@ async def get_comments(
     post_loader: PostLoader = load_post_view,
     blob_url: BlobUrl | None = None,
 ) -> dict[str, Any]:
-    post = await post_loader(ctx, params.post, viewer)
+    """The getComments response; raises 404 NotFound or 400 InvalidCursor."""
+
+    async def build() -> SharedThread:
+        return await _build_shared(ctx, params, post_loader, blob_url)
+
+    cache = ctx.comment_threads
+    shared = await (cache.get(params, build) if cache is not None else build())
+
+    post, comments = shared.post, shared.comments
+    if viewer is not None:
+        viewer_post = await post_loader(ctx, params.post, viewer)
+        if viewer_post is None:
+            raise not_found("post not found")
+        votes = await comment_sql.viewer_votes(ctx.db, viewer.did, shared.live_uris)
+        post, comments = viewer_post, with_viewer_state(comments, votes)
+    body: dict[str, Any] = {"comments": comments, "post": post}
+    if shared.cursor is not None:
+        body["cursor"] = shared.cursor
+    return body
+
+
+async def _build_shared(
+    ctx: AppContext,
+    params: ThreadParams,
+    post_loader: PostLoader,
+    blob_url: BlobUrl | None,
+) -> SharedThread:
+    post = await post_loader(ctx, params.post, None)
     if post is None:
         raise not_found("post not found")
     assert ctx.cursors is not None and ctx.snapshots is not None
@@ -69,7 +109,6 @@ async def get_comments(
         sort=params.sort,
         depth=params.depth,
         per_parent=params.replies_per_parent,
-        viewer_did=viewer.did if viewer is not None else None,
     )
     top = rows.top
     if isinstance(page, comment_sql.PageByUris):
@@ -86,15 +125,10 @@ async def get_comments(
     builder = _TreeBuilder(
         params=params,
         children=rows.children,
-        votes=rows.votes,
-        authenticated=viewer is not None,
         blob_url=blob_url or make_blob_url(ctx.settings.blob_url_template),
     )
     comments = [node for row in top if (node := builder.node(row, 0)) is not None]
-    body: dict[str, Any] = {"comments": comments, "post": post}
-    if cursor is not None:
-        body["cursor"] = cursor
-    return body
+    return SharedThread(post, comments, cursor, live_uris(comments))
 
 
 # -- top level -------------------------------------------------------------------
@@ -164,15 +198,11 @@ class _TreeBuilder:
         *,
         params: ThreadParams,
         children: Mapping[str, list[Row]],
-        votes: Mapping[str, Row],
-        authenticated: bool,
         blob_url: BlobUrl,
     ) -> None:
         self._depth = params.depth
         self._per_parent = params.replies_per_parent
         self._children = children
-        self._votes = votes
-        self._authenticated = authenticated
         self._blob_url = blob_url
 
     def node(self, row: Row, level: int) -> dict[str, Any] | None:
@@ -194,10 +224,5 @@ class _TreeBuilder:
             has_more = deleted or row["reply_count"] > 0
         if deleted and not replies and not has_more:
             return None
-        view = comment_view(
-            row,
-            authenticated=self._authenticated,
-            vote=self._votes.get(row["uri"]),
-            blob_url=self._blob_url,
-        )
+        view = comment_view(row, blob_url=self._blob_url)
         return thread_view_comment(view, replies, has_more)

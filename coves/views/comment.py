@@ -135,14 +135,12 @@ def is_placeholder(row: Mapping[str, Any]) -> bool:
     return row["deleted_at"] is not None or not row["author_active"]
 
 
-def comment_view(
-    row: Mapping[str, Any],
-    *,
-    authenticated: bool,
-    vote: Mapping[str, Any] | None,
-    blob_url: BlobUrl,
-) -> dict[str, Any]:
-    """commentView from a comment row joined with its author (``author_*`` columns)."""
+def comment_view(row: Mapping[str, Any], *, blob_url: BlobUrl) -> dict[str, Any]:
+    """commentView (as anyone sees it) from a comment row joined with its author.
+
+    Viewer state is added per request by :func:`with_viewer_state`, so the
+    anonymous view can be shared between viewers.
+    """
     view: dict[str, Any] = {
         "uri": row["uri"],
         "cid": row["cid"],
@@ -188,13 +186,42 @@ def comment_view(
         view["labels"] = row["labels"]
     if row["edited_at"] is not None:
         view["editedAt"] = _ts(row["edited_at"])
-    if authenticated:
-        viewer: dict[str, Any] = {}
-        if vote is not None:
-            viewer["vote"] = "up" if vote["direction"] > 0 else "down"
-            viewer["voteUri"] = vote["uri"]
-        view["viewer"] = viewer
     return view
+
+
+def viewer_state(vote: Mapping[str, Any] | None) -> dict[str, Any]:
+    """commentView.viewer: present (possibly empty) for every authenticated request."""
+    if vote is None:
+        return {}
+    return {"vote": "up" if vote["direction"] > 0 else "down", "voteUri": vote["uri"]}
+
+
+def live_uris(nodes: list[dict[str, Any]]) -> list[str]:
+    """URIs of the non-placeholder comments in a thread (the ones viewer state applies to)."""
+    out: list[str] = []
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if not node["comment"].get("isDeleted"):
+            out.append(node["comment"]["uri"])
+        stack.extend(node.get("replies", ()))
+    return out
+
+
+def with_viewer_state(
+    nodes: list[dict[str, Any]], votes: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Copies of shared threadViewComments with the viewer's state on every live comment."""
+    out = []
+    for node in nodes:
+        comment = node["comment"]
+        if not comment.get("isDeleted"):
+            comment = {**comment, "viewer": viewer_state(votes.get(comment["uri"]))}
+        copied = {**node, "comment": comment}
+        if "replies" in node:
+            copied["replies"] = with_viewer_state(node["replies"], votes)
+        out.append(copied)
+    return out
 
 
 def thread_view_comment(

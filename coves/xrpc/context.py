@@ -16,6 +16,7 @@ from coves.cursors import CursorCodec
 from coves.db import Database
 from coves.metrics import Metrics
 from coves.snapshots import SnapshotStore
+from coves.threads.cache import ThreadCache
 from coves.xrpc.ratelimit import LimitClass, RateLimiter
 
 
@@ -51,6 +52,7 @@ class AppContext:
     instance_key: Any = None  # coves.atproto.keys.PrivateKey, loaded on first use
     cursors: CursorCodec | None = None  # built from CURSOR_SECRET when not given
     snapshots: SnapshotStore | None = None  # ranked-listing snapshots, built when not given
+    comment_threads: ThreadCache[Any] | None = None  # getComments builds shared for a moment
 
     def __post_init__(self) -> None:
         if self.limiter is None:
@@ -59,3 +61,5 @@ class AppContext:
             self.cursors = CursorCodec(self.settings.cursor_secret)
         if self.snapshots is None:
             self.snapshots = SnapshotStore(self.db)
+        if self.comment_threads is None:
+            self.comment_threads = ThreadCache()

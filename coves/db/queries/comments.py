@@ -171,7 +171,6 @@ class ThreadRows:
     # Replies by parent URI, in sort order, at most ``per_parent + 1`` each: the
     # extra row only tells the caller that more exist.
     children: dict[str, list[Row]] = field(default_factory=dict)
-    votes: dict[str, Row] = field(default_factory=dict)  # viewer's vote by subject URI
     more: bool = False  # PageNew: another top-level page exists
 
 
@@ -182,14 +181,13 @@ async def fetch_thread(
     sort: Sort,
     depth: int,
     per_parent: int,
-    viewer_did: str | None,
 ) -> ThreadRows:
     """Everything below the post in one connection checkout and one thread hop.
 
     Statements: the top-level page, then one per reply level (each bounded by
     ``per_parent + 1`` replies per parent, served by ``comments_parent_<sort>``;
-    stopping at the first empty level), then the viewer's votes on all shown
-    comments. Only comments that are shown become parents of the next level.
+    stopping at the first empty level). Only comments that are shown become
+    parents of the next level.
     """
 
     def work(conn: Connection[Row]) -> ThreadRows:
@@ -210,8 +208,7 @@ async def fetch_thread(
             if len(top) > page.limit:
                 top, more = top[: page.limit], True
         rows = ThreadRows(top=top, more=more)
-        shown = [row["uri"] for row in top]
-        level = shown
+        level = [row["uri"] for row in top]
         if per_parent > 0:
             for _ in range(depth):
                 if not level:
@@ -225,12 +222,14 @@ async def fetch_thread(
                     siblings.append(reply)
                     if len(siblings) <= per_parent:
                         level.append(reply["uri"])
-                shown.extend(level)
-        if viewer_did is not None and shown:
-            votes = conn.execute(
-                _VOTES_SQL, {"viewer": viewer_did, "uris": shown}, prepare=True
-            ).fetchall()
-            rows.votes = {vote["subject_uri"]: vote for vote in votes}
         return rows
 
     return await db.run(work, transaction=False)
+
+
+async def viewer_votes(db: Database, viewer_did: str, subject_uris: list[str]) -> dict[str, Row]:
+    """The viewer's effective vote on each subject that has one, in one statement."""
+    if not subject_uris:
+        return {}
+    rows = await db.fetch(_VOTES_SQL, {"viewer": viewer_did, "uris": subject_uris})
+    return {row["subject_uri"]: row for row in rows}
