@@ -31,6 +31,8 @@ from typing import Any
 import psycopg
 import trio
 
+from coves.auth.base import AuthInput, Viewer
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gen_thread import generate_thread
@@ -41,6 +43,7 @@ from coves.db.migrate import apply_migrations, load_migrations
 from coves.db.queries import comments as comment_sql
 from coves.logs import configure_logging
 from coves.metrics import Metrics
+from coves.threads.cache import ThreadCache
 from coves.xrpc.app import create_app
 from coves.xrpc.context import AppContext
 
@@ -57,8 +60,21 @@ class CountingDatabase(Database):
         return await super().run(fn, transaction=transaction)
 
 
+class BearerDid:
+    """Bench authenticator: ``Authorization: Bearer <did>`` (viewer-state runs)."""
+
+    async def authenticate(self, request: AuthInput) -> Viewer | None:
+        header = request.headers.get("authorization", "")
+        return Viewer(did=header[7:], method="unverified") if header else None
+
+
 async def load(
-    client: Any, path: str, query: list[tuple[str, str]], clients: int, seconds: float
+    client: Any,
+    path: str,
+    query: list[tuple[str, str]],
+    clients: int,
+    seconds: float,
+    headers: dict[str, str],
 ) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
@@ -68,7 +84,7 @@ async def load(
         nonlocal errors
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            response = await client.get(path, query_string=query)
+            response = await client.get(path, query_string=query, headers=headers)
             await response.get_data()
             latencies.append(time.perf_counter() - started)
             if response.status_code != 200:
@@ -87,7 +103,7 @@ def summary(name: str, latencies: list[float], errors: int, seconds: float) -> d
     p99 = ordered[int(len(ordered) * 0.99)] * 1000
     rps = len(ordered) / seconds
     print(
-        f"{name:<28} n={len(ordered):>6}  {rps:>7.1f} req/s  p50 {p50:7.1f} ms  "
+        f"{name:<30} n={len(ordered):>6}  {rps:>7.1f} req/s  p50 {p50:7.1f} ms  "
         f"p95 {p95:7.1f} ms  p99 {p99:7.1f} ms  mean {statistics.fmean(ordered) * 1000:6.1f} ms"
         f"  errors {errors}"
     )
@@ -120,9 +136,15 @@ async def bench(dsn: str, args: argparse.Namespace) -> None:
     db = CountingDatabase(dsn, pool_size=args.pool)
     await db.open()
     try:
-        ctx = AppContext(settings=settings, db=db, metrics=Metrics())
-        app = create_app(ctx)
-        client = app.test_client()
+        ctx = AppContext(settings=settings, db=db, metrics=Metrics(), authenticator=BearerDid())
+        client = create_app(ctx).test_client()
+        cold_ctx = AppContext(
+            settings=settings,
+            db=db,
+            metrics=Metrics(),
+            comment_threads=ThreadCache(ttl_seconds=0),
+        )
+        cold_client = create_app(cold_ctx).test_client()
         base = [("post", info.post_uri)]
 
         CountingDatabase.calls = 0
@@ -144,20 +166,24 @@ async def bench(dsn: str, args: argparse.Namespace) -> None:
 
         print(f"\n{args.clients} concurrent clients, {args.seconds:.0f} s each, pool {args.pool}:")
         results = {}
-        runs: list[tuple[str, str, list[tuple[str, str]]]] = [
-            ("baseline _health", "/xrpc/_health", []),
-            ("getComments hot", f"/xrpc/{NSID}", base),
-            ("getComments new", f"/xrpc/{NSID}", [*base, ("sort", "new")]),
-            ("getComments top depth=3", f"/xrpc/{NSID}", [*base, ("sort", "top"), ("depth", "3")]),
+        as_viewer = {"Authorization": f"Bearer {info.viewer_did}"}
+        top3 = [*base, ("sort", "top"), ("depth", "3")]
+        runs: list[tuple[str, Any, str, list[tuple[str, str]], dict[str, str]]] = [
+            ("baseline _health", client, "/xrpc/_health", [], {}),
+            ("hot, anonymous", client, f"/xrpc/{NSID}", base, {}),
+            ("hot, with viewer state", client, f"/xrpc/{NSID}", base, as_viewer),
+            ("new, anonymous", client, f"/xrpc/{NSID}", [*base, ("sort", "new")], {}),
+            ("top depth=3, viewer", client, f"/xrpc/{NSID}", top3, as_viewer),
+            ("hot, cache off (cold build)", cold_client, f"/xrpc/{NSID}", base, {}),
         ]
-        for name, path, query in runs:
-            latencies, errors = await load(client, path, query, args.clients, args.seconds)
+        for name, which, path, query, headers in runs:
+            latencies, errors = await load(which, path, query, args.clients, args.seconds, headers)
             results[name] = summary(name, latencies, errors, args.seconds)
         baseline = results["baseline _health"]
         print("\nratio to baseline (p95, throughput):")
         for name, figures in results.items():
             print(
-                f"  {name:<28} p95 x{figures['p95'] / baseline['p95']:.2f}   "
+                f"  {name:<30} p95 x{figures['p95'] / baseline['p95']:.2f}   "
                 f"throughput x{figures['rps'] / baseline['rps']:.2f}"
             )
         print(f"\ncores: {os.cpu_count()} (shared machine: compare ratios, not absolutes)")
