@@ -14,7 +14,7 @@ author withdrew leaks through the thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +25,7 @@ from coves.atproto.syntax import INVALID_HANDLE, format_datetime
 BlobUrl = Callable[[str | None, str, str], str | None]
 
 COMMENT_TYPE = "social.coves.community.comment"
+_ZERO = timedelta(0)
 
 
 def make_blob_url(template: str) -> BlobUrl:
@@ -94,6 +95,10 @@ def author_view(
 
 
 def _ts(value: datetime) -> str:
+    """format_datetime's output, on a fast path for the UTC values PostgreSQL returns."""
+    if value.utcoffset() == _ZERO:
+        text = value.isoformat(timespec="milliseconds")  # ...T12:00:00.000+00:00
+        return text[:-6] + "Z"
     return format_datetime(value)
 
 

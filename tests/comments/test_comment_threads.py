@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from coves.db import Database
 from tests.comments import factories as f
 from tests.comments.conftest import Client
@@ -163,3 +165,32 @@ async def test_comments_of_other_posts_do_not_leak(db: Database, client: Client)
     await f.comment(db, other)
     res = await client.get({"post": post.uri})
     assert uris(res.body["comments"]) == [mine.uri]
+
+
+async def test_round_trips_do_not_grow_with_thread_size(
+    db: Database, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post = await f.thread_fixture(db)
+    refs = await chain(db, post, 12)
+    for parent in refs[:6]:
+        for i in range(4):
+            await f.comment(db, post, parent, minutes=50 + i)
+    calls = 0
+    real_run = db.run
+
+    async def counting_run(fn: Any, *, transaction: bool = True) -> Any:
+        nonlocal calls
+        calls += 1
+        return await real_run(fn, transaction=transaction)
+
+    monkeypatch.setattr(db, "run", counting_run)
+    for params, viewer, expected in (
+        ({"sort": "new"}, None, 2),  # post; top level + every level in one checkout
+        ({"sort": "hot"}, None, 4),  # post; snapshot compute + store; tree
+        ({"sort": "new", "depth": 100}, "did:plc:viewer", 4),  # + viewer post, votes
+    ):
+        calls = 0
+        res = await client.get({"post": post.uri, **params}, viewer=viewer)
+        assert res.status == 200
+        assert calls == expected, params
+    assert depth_of(res.body["comments"]) == 12
