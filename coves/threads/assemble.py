@@ -30,17 +30,17 @@ from coves.cursors import CursorCodec, invalid_cursor
 from coves.db import Row
 from coves.db.queries import comments as comment_sql
 from coves.errors import not_found
-from coves.snapshots import SnapshotStore
+from coves.feeds import ReadServices, read_services
+from coves.postcache import HydratedPost
 from coves.threads.params import TIMEFRAMES, ThreadParams
-from coves.threads.post_stub import PostLoader, load_post_view
+from coves.views.blobs import BlobUrls
 from coves.views.comment import (
-    BlobUrl,
     comment_view,
     live_uris,
-    make_blob_url,
     thread_view_comment,
     with_viewer_state,
 )
+from coves.views.post import PostVote, with_viewer
 from coves.xrpc.context import AppContext
 
 NEW_CURSOR = "comments.new"
@@ -51,35 +51,33 @@ RANKED_CURSOR = "comments.ranked"
 class SharedThread:
     """One page of a thread as anyone sees it: what the thread cache holds."""
 
-    post: dict[str, Any]
+    post: HydratedPost
     comments: list[dict[str, Any]]
     cursor: str | None
     live_uris: list[str]  # comments viewer state applies to
 
 
 async def get_comments(
-    ctx: AppContext,
-    params: ThreadParams,
-    viewer: Viewer | None,
-    *,
-    post_loader: PostLoader = load_post_view,
-    blob_url: BlobUrl | None = None,
+    ctx: AppContext, params: ThreadParams, viewer: Viewer | None
 ) -> dict[str, Any]:
     """The getComments response; raises 404 NotFound or 400 InvalidCursor."""
+    services = read_services(ctx)
 
     async def build() -> SharedThread:
-        return await _build_shared(ctx, params, post_loader, blob_url)
+        return await _build_shared(ctx, services, params)
 
     cache = ctx.comment_threads
     shared = await (cache.get(params, build) if cache is not None else build())
 
-    post, comments = shared.post, shared.comments
+    post, comments = shared.post.view, shared.comments
     if viewer is not None:
-        viewer_post = await post_loader(ctx, params.post, viewer)
-        if viewer_post is None:
-            raise not_found("post not found")
-        votes = await comment_sql.viewer_votes(ctx.db, viewer.did, shared.live_uris)
-        post, comments = viewer_post, with_viewer_state(comments, votes)
+        # One query for the viewer's votes on the post and every live comment shown.
+        votes = await comment_sql.viewer_votes(ctx.db, viewer.did, [params.post, *shared.live_uris])
+        post_vote = votes.get(params.post)
+        post = with_viewer(
+            post, PostVote(post_vote["direction"], post_vote["uri"]) if post_vote else None
+        )
+        comments = with_viewer_state(comments, votes)
     body: dict[str, Any] = {"comments": comments, "post": post}
     if shared.cursor is not None:
         body["cursor"] = shared.cursor
@@ -87,22 +85,18 @@ async def get_comments(
 
 
 async def _build_shared(
-    ctx: AppContext,
-    params: ThreadParams,
-    post_loader: PostLoader,
-    blob_url: BlobUrl | None,
+    ctx: AppContext, services: ReadServices, params: ThreadParams
 ) -> SharedThread:
-    post = await post_loader(ctx, params.post, None)
-    if post is None:
+    post = (await services.posts.load([params.post])).get(params.post)
+    if post is None or post.deleted_at is not None or post.unavailable is not None:
         raise not_found("post not found")
-    assert ctx.cursors is not None and ctx.snapshots is not None
 
     page: comment_sql.PageNew | comment_sql.PageByUris
     cursor: str | None
     if params.sort == "new":
-        page, cursor = _new_page(ctx.cursors, params)
+        page, cursor = _new_page(services.cursors, params)
     else:
-        page, cursor = await _ranked_page(ctx, ctx.cursors, ctx.snapshots, params)
+        page, cursor = await _ranked_page(ctx, services, params)
     rows = await comment_sql.fetch_thread(
         ctx.db,
         page,
@@ -117,16 +111,12 @@ async def _build_shared(
         top = [by_uri[uri] for uri in page.uris if uri in by_uri]
     elif rows.more:
         last = top[-1]
-        cursor = ctx.cursors.encode(
+        cursor = services.cursors.encode(
             NEW_CURSOR,
             {"p": params.post, "t": last["ranked_at"].isoformat(), "u": last["uri"]},
         )
 
-    builder = _TreeBuilder(
-        params=params,
-        children=rows.children,
-        blob_url=blob_url or make_blob_url(ctx.settings.blob_url_template),
-    )
+    builder = _TreeBuilder(params=params, children=rows.children, blobs=services.blobs)
     comments = [node for row in top if (node := builder.node(row, 0)) is not None]
     return SharedThread(post, comments, cursor, live_uris(comments))
 
@@ -153,13 +143,14 @@ def _snapshot_key(params: ThreadParams) -> str:
 
 
 async def _ranked_page(
-    ctx: AppContext, codec: CursorCodec, store: SnapshotStore, params: ThreadParams
+    ctx: AppContext, services: ReadServices, params: ThreadParams
 ) -> tuple[comment_sql.PageByUris, str | None]:
+    codec, store = services.cursors, services.snapshots
     key = _snapshot_key(params)
     offset = 0
     if params.cursor is None:
         span = TIMEFRAMES.get(params.timeframe or "all")
-        cap = ctx.settings.feed_snapshot_size
+        cap = services.snapshot_size
 
         async def compute() -> list[str]:
             since = utcnow() - span if span is not None else None
@@ -198,12 +189,12 @@ class _TreeBuilder:
         *,
         params: ThreadParams,
         children: Mapping[str, list[Row]],
-        blob_url: BlobUrl,
+        blobs: BlobUrls,
     ) -> None:
         self._depth = params.depth
         self._per_parent = params.replies_per_parent
         self._children = children
-        self._blob_url = blob_url
+        self._blobs = blobs
 
     def node(self, row: Row, level: int) -> dict[str, Any] | None:
         """threadViewComment for ``row`` at ``level`` (0 = top level), or None to omit it."""
@@ -224,5 +215,5 @@ class _TreeBuilder:
             has_more = deleted or row["reply_count"] > 0
         if deleted and not replies and not has_more:
             return None
-        view = comment_view(row, blob_url=self._blob_url)
+        view = comment_view(row, blobs=self._blobs)
         return thread_view_comment(view, replies, has_more)

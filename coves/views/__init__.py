@@ -1,1 +1,1 @@
-"""The one place each API view (postView, commentView, ...) is built."""
+"""View builders: the one function that assembles each response object."""

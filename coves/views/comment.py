@@ -13,85 +13,16 @@ author withdrew leaks through the thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
-from coves.atproto.syntax import INVALID_HANDLE, format_datetime
-
-# (pds_url, did, cid) -> URL, or None when no URL can be built. The read-API
-# workstream owns the shared builder; until it lands, make_blob_url() is it.
-BlobUrl = Callable[[str | None, str, str], str | None]
+from coves.atproto.syntax import format_datetime
+from coves.views.author import author_view
+from coves.views.blobs import BlobUrls
 
 COMMENT_TYPE = "social.coves.community.comment"
 _ZERO = timedelta(0)
-
-
-def make_blob_url(template: str) -> BlobUrl:
-    """A blob URL builder from ``BLOB_URL_TEMPLATE`` ({pds}, {did}, {cid}, escaped)."""
-
-    def build(pds: str | None, did: str, cid: str) -> str | None:
-        if "{pds}" in template and not (pds and pds.startswith(("https://", "http://"))):
-            return None
-        return (
-            template.replace("{pds}", (pds or "").rstrip("/"))
-            .replace("{did}", quote(did, safe=":"))
-            .replace("{cid}", quote(cid, safe=""))
-        )
-
-    return build
-
-
-def blob_cid(value: Any) -> str | None:
-    """The CID of a blob ref, in either the current or the legacy JSON form."""
-    if not isinstance(value, Mapping):
-        return None
-    if value.get("$type") == "blob":
-        ref = value.get("ref")
-        link = ref.get("$link") if isinstance(ref, Mapping) else None
-        return link if isinstance(link, str) else None
-    cid = value.get("cid")
-    if isinstance(cid, str) and isinstance(value.get("mimeType"), str):
-        return cid
-    return None
-
-
-def embed_with_urls(embed: Any, pds: str | None, did: str, blob_url: BlobUrl) -> Any:
-    """Replace every blob ref in an embed with its URL (dropped when none can be built)."""
-    cid = blob_cid(embed)
-    if cid is not None:
-        return blob_url(pds, did, cid)
-    if isinstance(embed, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in embed.items():
-            converted = embed_with_urls(value, pds, did, blob_url)
-            if converted is not None or value is None:
-                out[key] = converted
-        return out
-    if isinstance(embed, list):
-        return [embed_with_urls(item, pds, did, blob_url) for item in embed]
-    return embed
-
-
-def author_view(
-    did: str,
-    *,
-    handle: str | None,
-    display_name: str | None,
-    avatar: Any,
-    pds_url: str | None,
-    blob_url: BlobUrl,
-) -> dict[str, Any]:
-    view: dict[str, Any] = {"did": did, "handle": handle or INVALID_HANDLE}
-    if display_name:
-        view["displayName"] = display_name
-    cid = blob_cid(avatar)
-    if cid is not None:
-        url = blob_url(pds_url, did, cid)
-        if url is not None:
-            view["avatar"] = url
-    return view
 
 
 def _ts(value: datetime) -> str:
@@ -140,7 +71,7 @@ def is_placeholder(row: Mapping[str, Any]) -> bool:
     return row["deleted_at"] is not None or not row["author_active"]
 
 
-def comment_view(row: Mapping[str, Any], *, blob_url: BlobUrl) -> dict[str, Any]:
+def comment_view(row: Mapping[str, Any], *, blobs: BlobUrls) -> dict[str, Any]:
     """commentView (as anyone sees it) from a comment row joined with its author.
 
     Viewer state is added per request by :func:`with_viewer_state`, so the
@@ -170,19 +101,19 @@ def comment_view(row: Mapping[str, Any], *, blob_url: BlobUrl) -> dict[str, Any]
     did = row["commenter_did"]
     pds = row["author_pds_url"]
     view["author"] = author_view(
+        blobs,
         did,
         handle=row["author_handle"],
         display_name=row["author_display_name"],
         avatar=row["author_avatar"],
-        pds_url=pds,
-        blob_url=blob_url,
+        pds=pds,
     )
     view["record"] = _record(row)
     view["content"] = row["content"] or ""
     if row["facets"]:
         view["contentFacets"] = row["facets"]
     if row["embed"]:
-        embed = embed_with_urls(row["embed"], pds, did, blob_url)
+        embed = blobs.rewrite(row["embed"], did, pds)
         if embed is not None:
             view["embed"] = embed
     if row["langs"]:

@@ -12,10 +12,8 @@ from typing import Any, Protocol
 
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
-from coves.cursors import CursorCodec
 from coves.db import Database
 from coves.metrics import Metrics
-from coves.snapshots import SnapshotStore
 from coves.threads.cache import ThreadCache
 from coves.xrpc.ratelimit import LimitClass, RateLimiter
 
@@ -50,16 +48,11 @@ class AppContext:
     # Filled in by later capabilities (lexicons, identity, views, ...).
     lexicons: Any = None
     instance_key: Any = None  # coves.atproto.keys.PrivateKey, loaded on first use
-    cursors: CursorCodec | None = None  # built from CURSOR_SECRET when not given
-    snapshots: SnapshotStore | None = None  # ranked-listing snapshots, built when not given
-    comment_threads: ThreadCache[Any] | None = None  # getComments builds shared for a moment
+    read: Any = None  # coves.feeds.ReadServices, built on first use
+    comment_threads: ThreadCache[Any] | None = None  # getComments: builds shared briefly
 
     def __post_init__(self) -> None:
         if self.limiter is None:
             self.limiter = RateLimiter(default_limit_classes(self.settings))
-        if self.cursors is None:
-            self.cursors = CursorCodec(self.settings.cursor_secret)
-        if self.snapshots is None:
-            self.snapshots = SnapshotStore(self.db)
         if self.comment_threads is None:
             self.comment_threads = ThreadCache()

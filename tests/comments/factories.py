@@ -58,7 +58,7 @@ async def user(
         """
         INSERT INTO users (did, handle, display_name, avatar, pds_url, active)
         VALUES (%s, %s, %s, %s::jsonb, %s, %s)
-        ON CONFLICT (did) DO UPDATE SET active = EXCLUDED.active
+        ON CONFLICT (did) DO NOTHING
         """,
         (did, handle, display_name, avatar, pds_url, active),
     )
@@ -87,7 +87,7 @@ async def post(
     deleted: bool = False,
     title: str = "A post",
 ) -> Ref:
-    await user(db, author, "poster.test")
+    await user(db, author)
     key = rkey()
     uri = f"at://{community_did}/{POST_COLLECTION}/{key}"
     ref = Ref(uri, cid("p"))

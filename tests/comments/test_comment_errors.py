@@ -123,6 +123,14 @@ async def test_deleted_post_is_404(db: Database, client: Client) -> None:
     assert res.body["error"] == "NotFound"
 
 
+async def test_post_by_deactivated_author_is_404(db: Database, client: Client) -> None:
+    await f.community(db)
+    await f.user(db, "did:plc:gone", "gone.test", active=False)
+    post = await f.post(db, author="did:plc:gone")
+    res = await client.get({"post": post.uri})
+    assert res.status == 404
+
+
 async def test_post_in_deleted_community_is_404(db: Database, client: Client) -> None:
     await f.community(db, "did:plc:deadcommunity", deleted=True)
     post = await f.post(db, community_did="did:plc:deadcommunity")

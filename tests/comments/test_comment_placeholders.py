@@ -104,6 +104,11 @@ async def test_viewer_state(db: Database, client: Client) -> None:
     assert by_uri[untouched.uri]["comment"]["viewer"] == {}
     assert res.body["post"]["viewer"] == {}
 
+    post_vote = await f.vote(db, "did:plc:other", post, 1)
+    other = await client.get({"post": post.uri, "sort": "new"}, viewer="did:plc:other")
+    assert other.body["post"]["viewer"] == {"vote": "up", "voteUri": post_vote}
+    assert all(n["comment"]["viewer"] == {} for n in other.body["comments"])
+
     anonymous = await client.get({"post": post.uri, "sort": "new"})
     for node in anonymous.body["comments"]:
         assert "viewer" not in node["comment"]
@@ -141,7 +146,7 @@ async def test_author_profile_and_embed_blobs_become_urls(db: Database, client: 
 
     res = await client.get({"post": post.uri})
     view = res.body["comments"][0]["comment"]
-    base = "https://pds.alice.example/xrpc/com.atproto.sync.getBlob?did=did:plc:alice&cid="
+    base = "https://pds.alice.example/xrpc/com.atproto.sync.getBlob?did=did%3Aplc%3Aalice&cid="
     assert view["author"] == {
         "did": "did:plc:alice",
         "handle": "alice.test",

@@ -56,31 +56,6 @@ def _order(sort: str) -> str:
         raise ValueError(f"unknown comment sort {sort!r}") from None
 
 
-async def fetch_thread_post(db: Database, uri: str) -> Row | None:
-    """The root post with its author and community, or None when it is not indexed."""
-    return await db.fetchrow(
-        """
-        SELECT p.uri, p.rkey, p.cid, p.community_did, p.author_did, p.title, p.content,
-               p.facets, p.embed, p.labels, p.langs, p.record, p.created_at, p.indexed_at,
-               p.edited_at, p.deleted_at, p.upvote_count, p.downvote_count, p.score,
-               p.comment_count,
-               u.handle AS author_handle, u.display_name AS author_display_name,
-               u.avatar AS author_avatar, u.pds_url AS author_pds_url,
-               coalesce(u.active, true) AS author_active,
-               m.name AS community_name, m.display_name AS community_display_name,
-               m.avatar AS community_avatar, m.deleted_at AS community_deleted_at,
-               m.verification AS community_verification,
-               cu.handle AS community_handle, cu.pds_url AS community_pds_url
-        FROM posts p
-        LEFT JOIN users u ON u.did = p.author_did
-        LEFT JOIN communities m ON m.did = p.community_did
-        LEFT JOIN users cu ON cu.did = p.community_did
-        WHERE p.uri = %s
-        """,
-        (uri,),
-    )
-
-
 async def top_level_ranked_uris(
     db: Database, post_uri: str, sort: Sort, since: datetime | None, cap: int
 ) -> list[str]:

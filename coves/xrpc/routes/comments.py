@@ -7,7 +7,6 @@ from typing import Any
 from coves.auth.base import AuthPolicy
 from coves.threads.assemble import get_comments as assemble_thread
 from coves.threads.params import parse_thread_params
-from coves.threads.post_stub import load_post_view
 from coves.xrpc.routing import Router, XRPCRequest
 
 router = Router()
@@ -17,6 +16,4 @@ GET_COMMENTS = "social.coves.community.comment.getComments"
 
 @router.query(GET_COMMENTS, auth=AuthPolicy.OPTIONAL, limits=("comments",))
 async def get_comments(req: XRPCRequest) -> dict[str, Any]:
-    params = parse_thread_params(req.params)
-    # post_loader: swap load_post_view for the read API's postView builder once it lands.
-    return await assemble_thread(req.ctx, params, req.viewer, post_loader=load_post_view)
+    return await assemble_thread(req.ctx, parse_thread_params(req.params), req.viewer)
