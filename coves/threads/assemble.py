@@ -62,6 +62,10 @@ async def get_comments(
 ) -> dict[str, Any]:
     """The getComments response; raises 404 NotFound or 400 InvalidCursor."""
     services = read_services(ctx)
+    if params.cursor is not None:
+        # Refuse a forged or foreign cursor before any query (checked again on use).
+        kind = NEW_CURSOR if params.sort == "new" else RANKED_CURSOR
+        services.cursors.decode(kind, params.cursor)
 
     async def build() -> SharedThread:
         return await _build_shared(ctx, services, params)
