@@ -30,9 +30,9 @@ from coves.cursors import CursorCodec, invalid_cursor
 from coves.db import Row
 from coves.db.queries import comments as comment_sql
 from coves.errors import not_found
-from coves.feeds import ReadServices, read_services
+from coves.feeds import TIMEFRAMES, ReadServices, read_services
 from coves.postcache import HydratedPost
-from coves.threads.params import TIMEFRAMES, ThreadParams
+from coves.threads.params import ThreadParams
 from coves.views.blobs import BlobUrls
 from coves.views.comment import (
     comment_view,

@@ -9,22 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal, cast
 
 from coves.atproto.syntax import parse_record_uri
 from coves.errors import invalid_request
+from coves.feeds import TIMEFRAMES  # the same windows as the feeds
 
 POST_COLLECTION = "social.coves.community.post"
 SORTS = ("hot", "top", "new")
-TIMEFRAMES: Mapping[str, timedelta | None] = {
-    "hour": timedelta(hours=1),
-    "day": timedelta(days=1),
-    "week": timedelta(days=7),
-    "month": timedelta(days=30),
-    "year": timedelta(days=365),
-    "all": None,
-}
 DEFAULT_DEPTH, MAX_DEPTH = 10, 100
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 DEFAULT_REPLIES, MAX_REPLIES = 5, 50
