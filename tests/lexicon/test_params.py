@@ -283,3 +283,60 @@ def test_real_outputs_accept_view_shapes(registry: LexiconRegistry) -> None:
     with pytest.raises(LexiconValidationError) as info:
         registry.validate_output(COMMENTS, {"comments": [], "post": post_view})
     assert info.value.path == "post.viewer.vote"
+
+
+# -- the real write procedures --------------------------------------------------
+
+POST_CREATE = "social.coves.community.post.create"
+
+
+def test_real_procedures_exist(registry: LexiconRegistry) -> None:
+    for nsid in (
+        POST_CREATE,
+        "social.coves.community.create",
+        "social.coves.community.update",
+        "social.coves.community.subscribe",
+        "social.coves.community.unsubscribe",
+        "social.coves.community.blockCommunity",
+        "social.coves.community.unblockCommunity",
+        "social.coves.aggregator.register",
+    ):
+        assert registry.kind(nsid) == "procedure", nsid
+
+
+def input_error(registry: LexiconRegistry, nsid: str, body: object) -> str:
+    with pytest.raises(XRPCError) as info:
+        registry.validate_input(nsid, body)
+    assert (info.value.status, info.value.error) == (400, "InvalidRequest")
+    return info.value.message
+
+
+def test_post_create_input(registry: LexiconRegistry) -> None:
+    from tests.lexicon.examples import POST
+
+    body = {k: v for k, v in POST.items() if k not in ("$type", "author", "createdAt")}
+    body["community"] = "!gaming@coves.social"
+    registry.validate_input(POST_CREATE, body)
+    assert input_error(registry, POST_CREATE, {"title": "x"}).startswith("community: required")
+    message = input_error(registry, POST_CREATE, {**body, "content": "a" * 100_001})
+    assert message.startswith("content: must be at most 100000 bytes")
+    external = {
+        "$type": "social.coves.embed.external",
+        "external": {"uri": "https://e.com", "thumb": "https://e.com/t.png"},
+    }
+    assert input_error(registry, POST_CREATE, {**body, "embed": external}).startswith(
+        "embed.external.thumb:"
+    )
+
+
+def test_named_errors_left_to_handlers(registry: LexiconRegistry) -> None:
+    # aggregator.register answers InvalidDID for a missing DID, so the lexicon must not
+    # turn that into a generic InvalidRequest first.
+    registry.validate_input("social.coves.aggregator.register", {"domain": "example.com"})
+    assert input_error(registry, "social.coves.aggregator.register", {"did": 5}).startswith("did:")
+    registry.validate_input(
+        "social.coves.community.subscribe", {"community": "did:plc:x", "contentVisibility": 0}
+    )
+    assert input_error(registry, "social.coves.community.create", {"name": "x" * 64}).startswith(
+        "name: must be at most 63 bytes"
+    )
