@@ -344,7 +344,7 @@ class Compiler:
         }
 
         def validate(value: Any) -> None:
-            if type(value) is not dict:
+            if not isinstance(value, dict):
                 raise _fail(f"must be an object, got {_describe(value)}")
             for name in required:
                 if name not in value:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from functools import lru_cache
 
 from coves.atproto import syntax
@@ -50,9 +51,19 @@ def _cid(value: str) -> str | None:
 
 
 def _datetime(value: str) -> str | None:
-    if syntax.parse_datetime(value) is None:
-        return "must be an RFC 3339 datetime with timezone"
-    return None
+    # Same acceptance as syntax.parse_datetime, without its normalising work on
+    # the common path: the grammar check, then the stdlib parser for the
+    # calendar check; parse_datetime only for forms the stdlib refuses.
+    if syntax.DATETIME_RE.match(value) is not None:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return None
+        if syntax.parse_datetime(value) is not None:
+            return None
+    return "must be an RFC 3339 datetime with timezone"
 
 
 def _uri(value: str) -> str | None:

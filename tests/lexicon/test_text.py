@@ -1,0 +1,60 @@
+"""The byte and grapheme fast paths agree with the slow, obviously-correct measures."""
+
+from __future__ import annotations
+
+import grapheme
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coves.lexicon.text import bytes_within, grapheme_length, graphemes_within, utf8_length
+
+TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(["a", "\r", "\n", "\u0301", "\u200d", "👩", "🏽", "é", "\u0915", "\u094d"]),
+        st.characters(blacklist_categories=("Cs",)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT)
+def test_grapheme_length_matches_library(value: str) -> None:
+    assert grapheme_length(value) == grapheme.length(value)
+    assert utf8_length(value) == len(value.encode("utf-8"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT, st.integers(0, 50), st.integers(0, 50))
+def test_limits_match_direct_measures(value: str, low: int, high: int) -> None:
+    size = len(value.encode("utf-8"))
+    count = grapheme.length(value)
+    assert (bytes_within(value, low, high) is None) == (low <= size <= high)
+    assert (graphemes_within(value, low, high) is None) == (low <= count <= high)
+    assert (bytes_within(value, None, high) is None) == (size <= high)
+    assert (graphemes_within(value, low, None) is None) == (low <= count)
+
+
+def test_ascii_crlf_is_one_cluster() -> None:
+    assert grapheme_length("a\r\nb") == 3
+    assert grapheme_length("\n\r") == 2
+    assert graphemes_within("\r\n" * 3, None, 3) is None
+    assert graphemes_within("\r\n" * 3 + "x", None, 3) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+        st.from_regex(
+            r"\A[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](\.[0-9]{1,12})?"
+            r"(Z|[+-][0-2][0-9]:[0-5][0-9])\Z"
+        ),
+        st.text(max_size=30),
+    )
+)
+def test_datetime_format_agrees_with_syntax(value: str) -> None:
+    from coves.atproto.syntax import parse_datetime
+    from coves.lexicon.formats import FORMATS
+
+    assert (FORMATS["datetime"](value) is None) == (parse_datetime(value) is not None)
