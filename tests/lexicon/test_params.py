@@ -340,3 +340,50 @@ def test_named_errors_left_to_handlers(registry: LexiconRegistry) -> None:
     assert input_error(registry, "social.coves.community.create", {"name": "x" * 64}).startswith(
         "name: must be at most 63 bytes"
     )
+
+
+def test_post_get_entries_and_comment_placeholders(registry: LexiconRegistry) -> None:
+    defs = "social.coves.feed.defs"
+    registry.validate_output(
+        "social.coves.community.post.get",
+        {
+            "posts": [
+                {"$type": f"{defs}#notFoundPost", "uri": POST_URI, "notFound": True},
+                {"$type": f"{defs}#tombstonePost", "uri": POST_URI, "deleted": True},
+                {"$type": f"{defs}#unavailablePost", "uri": POST_URI, "unavailable": True},
+            ]
+        },
+    )
+    with pytest.raises(LexiconValidationError) as info:
+        registry.validate_output(
+            "social.coves.community.post.get",
+            {"posts": [{"$type": f"{defs}#notFoundPost", "uri": POST_URI, "notFound": False}]},
+        )
+    assert info.value.path == "posts[0].notFound"
+    placeholder = {
+        "uri": "at://did:plc:me/social.coves.community.comment/3kabcdefghijk",
+        "cid": "bafyreihpapd6cjn2kt4jz6qkoyvy5frmqixqpwm3vs7b6gbdflv3sx4cuy",
+        "post": {
+            "uri": POST_URI,
+            "cid": "bafyreihpapd6cjn2kt4jz6qkoyvy5frmqixqpwm3vs7b6gbdflv3sx4cuy",
+        },
+        "isDeleted": True,
+        "deletedAt": "2026-11-23T09:00:00.000Z",
+        "deletionReason": "author",
+    }
+    registry.validate_output(
+        COMMENTS,
+        {
+            "comments": [{"comment": placeholder, "replies": [{"comment": placeholder}]}],
+            "post": {
+                "uri": POST_URI,
+                "cid": placeholder["cid"],
+                "author": {"did": "did:plc:a"},
+                "record": {},
+                "community": {"did": "did:plc:c"},
+                "createdAt": "2026-11-23T09:00:00.000Z",
+                "indexedAt": "2026-11-23T09:00:00.000Z",
+                "stats": {"upvotes": 0, "downvotes": 0, "score": 0, "commentCount": 0},
+            },
+        },
+    )
