@@ -4,7 +4,8 @@ Query strings carry only text, so each declared parameter is parsed into its
 lexicon type (integers strictly: no signs-with-spaces or underscores that
 ``int()`` would forgive), then checked with the same compiled validators as
 record fields. Defaults are filled in so handlers never re-derive them;
-parameters the lexicon does not declare are dropped.
+parameters the lexicon does not declare are dropped, and an empty value
+(``cursor=``) counts as absent.
 """
 
 from __future__ import annotations
@@ -86,11 +87,14 @@ def compile_params(compiler: Compiler, schema: Any, nsid: str) -> ParamsDecoder:
         out: dict[str, Any] = {}
         for name, decode_one, default in decoders:
             values = raw.get(name)
+            if values and "" in values:
+                # Clients commonly serialise an unset option as ``name=``.
+                values = [value for value in values if value != ""]
             if not values:
                 if name in required:
                     raise _bad(name, "required parameter missing")
                 if default is not None:
-                    out[name] = default
+                    out[name] = list(default) if isinstance(default, list) else default
                 continue
             try:
                 out[name] = decode_one(values)

@@ -73,7 +73,6 @@ def test_required_missing(registry: LexiconRegistry) -> None:
     [
         ("abc", "must be an integer"),
         ("1.5", "must be an integer"),
-        ("", "must be an integer"),
         (" 5", "must be an integer"),
         ("1_0", "must be an integer"),
         ("+5", "must be an integer"),
@@ -387,3 +386,14 @@ def test_post_get_entries_and_comment_placeholders(registry: LexiconRegistry) ->
             },
         },
     )
+
+
+def test_empty_values_count_as_absent(registry: LexiconRegistry) -> None:
+    out = registry.decode_params(FEED, {"community": ["c"], "cursor": [""], "limit": [""]})
+    assert out == {"community": "c", "sort": "hot", "limit": 15}
+    assert (
+        bad(registry, FEED, {"community": [""]}).message == "community: required parameter missing"
+    )
+    assert bad(registry, "social.coves.community.search", {"q": [""]}).message.startswith("q:")
+    nsid = "social.coves.community.post.get"
+    assert registry.decode_params(nsid, {"uris": ["", POST_URI]}) == {"uris": [POST_URI]}
