@@ -58,3 +58,23 @@ def test_datetime_format_agrees_with_syntax(value: str) -> None:
     from coves.lexicon.formats import FORMATS
 
     assert (FORMATS["datetime"](value) is None) == (parse_datetime(value) is not None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(TEXT)
+def test_grapheme_bounds_contain_the_count(value: str) -> None:
+    from coves.lexicon.text import grapheme_bounds
+
+    low, high = grapheme_bounds(value)
+    assert low <= grapheme.length(value) <= high
+
+
+def test_bounds_settle_combining_floods_cheaply() -> None:
+    from coves.lexicon.text import grapheme_bounds
+
+    assert grapheme_bounds("e\u0301" * 20000) == (20000, 40000)
+    assert grapheme_bounds("日本語") == (3, 3)
+    assert graphemes_within("e\u0301" * 20000, None, 10000) is not None
+    assert graphemes_within("e\u0301" * 10000, None, 10000) is None
+    assert graphemes_within("e\u0301" * 3, 3, None) is None
+    assert graphemes_within("e\u0301" * 2, 3, None) is not None
