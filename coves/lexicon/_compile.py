@@ -218,6 +218,40 @@ class Compiler:
         graphemes = min_g is not None or max_g is not None
         enum_text = ", ".join(enum_list) if enum_list is not None else ""
 
+        # The two shapes most record fields take (a bare identifier, an enum)
+        # get closures without the checks they cannot need.
+        if (
+            check_format is not None
+            and not (lengths or graphemes)
+            and enum is None
+            and const is None
+        ):
+            format_only = check_format
+
+            def validate_format(value: Any) -> None:
+                if not isinstance(value, str):
+                    raise _fail(f"must be a string, got {_describe(value)}")
+                problem = format_only(value)
+                if problem is not None:
+                    raise _fail(problem)
+
+            return validate_format
+        if (
+            enum is not None
+            and check_format is None
+            and const is None
+            and not (lengths or graphemes)
+        ):
+            members = enum
+
+            def validate_enum(value: Any) -> None:
+                if not isinstance(value, str):
+                    raise _fail(f"must be a string, got {_describe(value)}")
+                if value not in members:
+                    raise _fail(f"must be one of: {enum_text}")
+
+            return validate_enum
+
         def validate(value: Any) -> None:
             if not isinstance(value, str):
                 raise _fail(f"must be a string, got {_describe(value)}")

@@ -18,6 +18,7 @@ FormatCheck = Callable[[str], str | None]
 # RFC 3986 scheme followed by a non-empty, whitespace-free remainder.
 URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*:[^\s]+$")
 MAX_URI_LENGTH = 8192
+MAX_AT_URI_LENGTH = 8192
 
 
 def _did(value: str) -> str | None:
@@ -34,7 +35,25 @@ def _at_identifier(value: str) -> str | None:
     return "must be a DID or handle"
 
 
+# The shape nearly every AT-URI in a record has (a DID authority naming one
+# record), matched in one step; anything else goes through AtUri.parse.
+_RECORD_URI_RE = re.compile(
+    r"^at://(did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-])/("
+    + syntax.NSID_RE.pattern.removeprefix("^").removesuffix("$")
+    + r")/([A-Za-z0-9.\-_:~]{1,512})$"
+)
+
+
 def _at_uri(value: str) -> str | None:
+    match = _RECORD_URI_RE.match(value)
+    if (
+        match is not None
+        and len(value) <= MAX_AT_URI_LENGTH
+        and len(match[1]) <= 2048
+        and len(match[2]) <= 317
+        and match[3] not in (".", "..")
+    ):
+        return None
     try:
         syntax.AtUri.parse(value)
     except ValueError as exc:

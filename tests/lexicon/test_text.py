@@ -78,3 +78,26 @@ def test_bounds_settle_combining_floods_cheaply() -> None:
     assert graphemes_within("e\u0301" * 10000, None, 10000) is None
     assert graphemes_within("e\u0301" * 3, 3, None) is None
     assert graphemes_within("e\u0301" * 2, 3, None) is not None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.from_regex(
+            r"\Aat://(did:[a-z]{1,4}:[a-zA-Z0-9._:%-]{0,12}|[a-z]{1,5}\.[a-z]{2,3})"
+            r"(/[a-zA-Z0-9.-]{1,15}(/[A-Za-z0-9.\-_:~?#]{1,8})?)?/?\Z"
+        ),
+        st.text(max_size=40).map(lambda t: "at://" + t),
+    )
+)
+def test_at_uri_fast_path_agrees_with_parser(value: str) -> None:
+    from coves.atproto.syntax import AtUri
+    from coves.lexicon.formats import FORMATS, clear_caches
+
+    clear_caches()
+    try:
+        AtUri.parse(value)
+        expected = True
+    except ValueError:
+        expected = False
+    assert (FORMATS["at-uri"](value) is None) == expected
