@@ -342,7 +342,7 @@ def test_named_errors_left_to_handlers(registry: LexiconRegistry) -> None:
 
 
 def test_post_get_entries_and_comment_placeholders(registry: LexiconRegistry) -> None:
-    defs = "social.coves.feed.defs"
+    defs = "social.coves.community.post.get"
     registry.validate_output(
         "social.coves.community.post.get",
         {
@@ -350,6 +350,7 @@ def test_post_get_entries_and_comment_placeholders(registry: LexiconRegistry) ->
                 {"$type": f"{defs}#notFoundPost", "uri": POST_URI, "notFound": True},
                 {"$type": f"{defs}#tombstonePost", "uri": POST_URI, "deleted": True},
                 {"$type": f"{defs}#unavailablePost", "uri": POST_URI, "unavailable": True},
+                {"$type": f"{defs}#blockedPost", "uri": POST_URI, "blocked": True},
             ]
         },
     )
