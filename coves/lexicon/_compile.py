@@ -15,7 +15,7 @@ import binascii
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from coves.lexicon.errors import LexiconSchemaError, _Invalid
+from coves.lexicon.errors import LexiconSchemaError, _Invalid, shown
 from coves.lexicon.formats import FORMATS
 from coves.lexicon.text import bytes_within, graphemes_within
 
@@ -336,7 +336,7 @@ class Compiler:
             if not isinstance(mime, str) or not mime:
                 raise _fail("must be a MIME type", "mimeType")
             if accepts is not None and not accepts(mime):
-                raise _fail(f"{mime} is not accepted (allowed: {accept_text})", "mimeType")
+                raise _fail(f"{shown(mime)} is not accepted (allowed: {accept_text})", "mimeType")
             if max_size is not None and size is not None and size > max_size:
                 raise _fail(f"blob is {size} bytes; at most {max_size} allowed", "size")
 
@@ -423,7 +423,7 @@ class Compiler:
             check = members.get(normalize_type(kind))
             if check is None:
                 if closed:
-                    raise _fail(f"{kind} is not one of: {names}", "$type")
+                    raise _fail(f"{shown(kind)} is not one of: {names}", "$type")
                 return
             check(value)
 
@@ -447,7 +447,9 @@ class Compiler:
             if isinstance(value, dict):
                 kind = value.get("$type", nsid)
                 if kind not in accepted:
-                    raise _fail(f"record type {kind!r} does not match collection {nsid}", "$type")
+                    raise _fail(
+                        f"record type {shown(kind)} does not match collection {nsid}", "$type"
+                    )
             body(value)
 
         return validate

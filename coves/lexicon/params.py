@@ -16,7 +16,7 @@ from typing import Any
 
 from coves.errors import XRPCError
 from coves.lexicon._compile import Compiler, JsonDict, Validator
-from coves.lexicon.errors import LexiconSchemaError, _Invalid
+from coves.lexicon.errors import LexiconSchemaError, _Invalid, shown
 
 INTEGER_RE = re.compile(r"^-?[0-9]{1,18}$")
 PARAM_TYPES = frozenset({"boolean", "integer", "string", "unknown"})
@@ -27,7 +27,7 @@ ParamsDecoder = Callable[[Mapping[str, list[str]]], dict[str, Any]]
 
 def _parse_integer(text: str) -> int:
     if INTEGER_RE.match(text) is None:
-        raise _Invalid(f"must be an integer, got {text!r}")
+        raise _Invalid(f"must be an integer, got {shown(text)}")
     return int(text)
 
 
@@ -36,7 +36,7 @@ def _parse_boolean(text: str) -> bool:
         return True
     if text == "false":
         return False
-    raise _Invalid(f"must be true or false, got {text!r}")
+    raise _Invalid(f"must be true or false, got {shown(text)}")
 
 
 def _parse_string(text: str) -> str:

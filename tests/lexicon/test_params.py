@@ -398,3 +398,11 @@ def test_empty_values_count_as_absent(registry: LexiconRegistry) -> None:
     assert bad(registry, "social.coves.community.search", {"q": [""]}).message.startswith("q:")
     nsid = "social.coves.community.post.get"
     assert registry.decode_params(nsid, {"uris": ["", POST_URI]}) == {"uris": [POST_URI]}
+
+
+def test_messages_do_not_echo_long_input(registry: LexiconRegistry) -> None:
+    err = bad(registry, FEED, {"community": ["c"], "limit": ["9" * 5000]})
+    assert len(err.message) < 120
+    err = bad(registry, "social.coves.community.list", {"subscribed": ["x" * 5000]})
+    assert len(err.message) < 120
+    assert err.message.endswith("...'") or err.message.endswith("...")
