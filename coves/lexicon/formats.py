@@ -36,12 +36,14 @@ def _at_identifier(value: str) -> str | None:
 
 
 # The shape nearly every AT-URI in a record has (a DID authority naming one
-# record), matched in one step; anything else goes through AtUri.parse.
+# record), matched in one step; anything else goes through AtUri.parse. The
+# collection is checked separately, memoised: the NSID grammar is slow to
+# match (its segment patterns backtrack) and records name few collections.
 _RECORD_URI_RE = re.compile(
-    r"^at://(did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-])/("
-    + syntax.NSID_RE.pattern.removeprefix("^").removesuffix("$")
-    + r")/([A-Za-z0-9.\-_:~]{1,512})$"
+    r"^at://(did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-])/([a-zA-Z0-9.-]{1,317})/"
+    r"([A-Za-z0-9.\-_:~]{1,512})$"
 )
+_collection_ok = lru_cache(1024)(syntax.is_valid_nsid)
 
 
 def _at_uri(value: str) -> str | None:
@@ -50,8 +52,8 @@ def _at_uri(value: str) -> str | None:
         match is not None
         and len(value) <= MAX_AT_URI_LENGTH
         and len(match[1]) <= 2048
-        and len(match[2]) <= 317
         and match[3] not in (".", "..")
+        and _collection_ok(match[2])
     ):
         return None
     try:
@@ -62,7 +64,7 @@ def _at_uri(value: str) -> str | None:
 
 
 def _nsid(value: str) -> str | None:
-    return None if syntax.is_valid_nsid(value) else "must be an NSID"
+    return None if _collection_ok(value) else "must be an NSID"
 
 
 def _cid(value: str) -> str | None:
@@ -124,7 +126,7 @@ FORMATS: Mapping[str, FormatCheck] = {
 
 def clear_caches() -> None:
     """Forget memoised identifier checks (benchmarks measure cold caches)."""
-    for check in FORMATS.values():
+    for check in (*FORMATS.values(), _collection_ok):
         clear = getattr(check, "cache_clear", None)
         if clear is not None:
             clear()
