@@ -406,3 +406,47 @@ def test_messages_do_not_echo_long_input(registry: LexiconRegistry) -> None:
     err = bad(registry, "social.coves.community.list", {"subscribed": ["x" * 5000]})
     assert len(err.message) < 120
     assert err.message.endswith("...'") or err.message.endswith("...")
+
+
+@pytest.mark.parametrize(
+    ("nsid", "base"),
+    [
+        ("social.coves.feed.getTimeline", {}),
+        ("social.coves.feed.getDiscover", {}),
+        ("social.coves.actor.getPosts", {"actor": ["alice.example.com"]}),
+        (FEED, {"community": ["!gaming@coves.social"]}),
+    ],
+)
+def test_feed_methods_share_the_feed_contract(
+    registry: LexiconRegistry, nsid: str, base: dict[str, list[str]]
+) -> None:
+    out = registry.decode_params(nsid, base)
+    assert out["sort"] == "hot" and out["limit"] == 15 and "timeframe" not in out
+    for sort in ("hot", "top", "new", "controversial"):
+        assert registry.decode_params(nsid, {**base, "sort": [sort]})["sort"] == sort
+    for timeframe in ("hour", "day", "week", "month", "year", "all"):
+        decoded = registry.decode_params(nsid, {**base, "sort": ["top"], "timeframe": [timeframe]})
+        assert decoded["timeframe"] == timeframe
+    assert registry.decode_params(nsid, {**base, "limit": ["50"]})["limit"] == 50
+    for value in ("0", "51", "-1", "ten"):
+        assert bad(registry, nsid, {**base, "limit": [value]}).message.startswith("limit:")
+
+
+@pytest.mark.parametrize(
+    ("param", "good", "bad_values"),
+    [
+        ("repliesPerParent", ["0", "50"], ["-1", "51"]),
+        ("limit", ["1", "100"], ["0", "101"]),
+        ("depth", ["0", "100"], ["-1", "101", "1.0"]),
+        ("sort", ["hot", "top", "new"], ["controversial", "HOT"]),
+        ("timeframe", ["hour", "all"], ["forever"]),
+    ],
+)
+def test_get_comments_bounds(
+    registry: LexiconRegistry, param: str, good: list[str], bad_values: list[str]
+) -> None:
+    base = {"post": [POST_URI]}
+    for value in good:
+        assert str(registry.decode_params(COMMENTS, {**base, param: [value]})[param]) == value
+    for value in bad_values:
+        assert bad(registry, COMMENTS, {**base, param: [value]}).message.startswith(f"{param}:")
