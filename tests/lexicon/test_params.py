@@ -450,3 +450,22 @@ def test_get_comments_bounds(
         assert str(registry.decode_params(COMMENTS, {**base, param: [value]})[param]) == value
     for value in bad_values:
         assert bad(registry, COMMENTS, {**base, param: [value]}).message.startswith(f"{param}:")
+
+
+def test_create_limits_fit_the_profile_record(registry: LexiconRegistry) -> None:
+    # What community.create accepts must produce a profile record ingestion accepts.
+    create = registry.document("social.coves.community.create")["defs"]["main"]["input"]["schema"]
+    record = registry.document("social.coves.community.profile")["defs"]["main"]["record"]
+    for field in ("name", "displayName", "description", "rules", "categories"):
+        made, stored = create["properties"][field], record["properties"][field]
+        for limit in ("maxLength", "maxGraphemes"):
+            if limit in stored:
+                assert made.get(limit, float("inf")) <= stored[limit], (field, limit)
+        if "items" in stored:
+            for limit in ("maxLength", "maxGraphemes"):
+                if limit in stored["items"]:
+                    assert made["items"][limit] <= stored["items"][limit], (field, limit)
+    message = input_error(
+        registry, "social.coves.community.create", {"name": "n", "description": "é" * 1001}
+    )
+    assert message.startswith("description: must be at most 1000 graphemes")
