@@ -446,7 +446,7 @@ class Compiler:
         def validate(value: Any) -> None:
             if isinstance(value, dict):
                 kind = value.get("$type", nsid)
-                if kind not in accepted:
+                if not isinstance(kind, str) or kind not in accepted:
                     raise _fail(
                         f"record type {shown(kind)} does not match collection {nsid}", "$type"
                     )
