@@ -95,3 +95,30 @@ def test_arbitrary_query_strings_decode_or_400(
         registry.decode_params(nsid, raw)
     except XRPCError as err:
         assert (err.status, err.error) == (400, "InvalidRequest")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            "social.coves.community.post.create",
+            "social.coves.community.create",
+            "social.coves.community.subscribe",
+            "social.coves.aggregator.register",
+        ]
+    ),
+    st.one_of(
+        JSON,
+        st.dictionaries(
+            st.sampled_from(["community", "name", "embed", "facets", "labels", "did", "title"]),
+            JSON,
+            max_size=4,
+        ),
+    ),
+)
+def test_arbitrary_bodies_validate_or_400(registry: LexiconRegistry, nsid: str, body: Any) -> None:
+    try:
+        registry.validate_input(nsid, body)
+    except XRPCError as err:
+        assert (err.status, err.error) == (400, "InvalidRequest")
+        assert err.message
