@@ -18,16 +18,15 @@ from pathlib import Path
 
 import grapheme
 
+# Classes whose code points can share a cluster with a neighbour.
 JOINING_CLASSES = ("Prepend", "Extend", "SpacingMark", "ZWJ", "Regional_Indicator", "L", "V", "T")
-
-
 # Joiners that can pull the *following* non-joiner into their cluster
 # (Prepend ×, L × LV/LVT, ZWJ × Extended_Pictographic).
 SWALLOWING_CLASSES = ("Prepend", "L", "ZWJ")
 
 
 def _classes(names: tuple[str, ...]) -> frozenset[str] | None:
-    """Every code point that can share a cluster with a neighbour.
+    """The code points of the named grapheme-break classes.
 
     Built from the ``grapheme`` package's own break-property table so both
     segment identically; if that table is not where we expect, every
