@@ -101,3 +101,46 @@ def test_at_uri_fast_path_agrees_with_parser(value: str) -> None:
     except ValueError:
         expected = False
     assert (FORMATS["at-uri"](value) is None) == expected
+
+
+def _class_representatives() -> list[str]:
+    from coves.lexicon.text import CLASS_TABLE
+
+    assert CLASS_TABLE is not None
+    found: dict[str, list[str]] = {}
+    for point in range(0x30000):
+        chosen = found.setdefault(CLASS_TABLE[point], [])
+        if len(chosen) < 3:
+            chosen.append(chr(point))
+    assert set(found) == set("prncesiLVTvtzxo")
+    return [char for chars in found.values() for char in chars]
+
+
+REPRESENTATIVES = _class_representatives()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(REPRESENTATIVES), max_size=16).map("".join))
+def test_cluster_regex_matches_the_grapheme_package(value: str) -> None:
+    from coves.lexicon.text import count_clusters
+
+    assert count_clusters(value) == grapheme.length(value)
+
+
+def test_cluster_regex_known_sequences() -> None:
+    from coves.lexicon.text import count_clusters
+
+    assert count_clusters("👨\u200d👩\u200d👧\u200d👦") == 1
+    assert count_clusters("🇧🇷🇵🇹🇩") == 3  # two flags and a lone indicator
+    assert count_clusters("\u1100\u1161\u11a8") == 1  # L V T
+    assert count_clusters("\u0915\u094d\u0937") == grapheme.length("\u0915\u094d\u0937")
+    assert count_clusters("a\r\n\u0301") == 3
+    assert count_clusters("") == 0
+
+
+def test_long_joining_texts_agree_with_the_package() -> None:
+    from coves.lexicon.text import count_clusters
+
+    for text in ("\u1100\uac00" * 3000, "e\u0301" * 3000, "👩\u200d💻" * 3000):
+        assert count_clusters(text) == grapheme.length(text)
+        assert (graphemes_within(text, None, 2999) is None) == (grapheme.length(text) <= 2999)
