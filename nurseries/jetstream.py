@@ -603,12 +603,22 @@ def _display_url(url: str) -> str:
 
 # -- wiring -------------------------------------------------------------------------------
 def build_sink(runtime: Runtime) -> Sink | None:
-    """The production Sink: the indexer (workstream ``indexer``).
+    """The production Sink: the indexer, validating with the lexicons and telling
+    identity (cache purges) and the did:web verifier (hostedBy claims) what it saw."""
+    from coves.identity.hooks import attach_identity_hooks
+    from coves.ingest.indexer import Indexer
 
-    Returns None until the indexer is merged; the lead points this at it,
-    e.g. ``Indexer(db=runtime.db, instance_did=..., metrics=runtime.metrics)``.
-    """
-    return None
+    ctx = runtime.ctx
+    assert runtime.db is not None and ctx is not None
+    indexer = Indexer(
+        runtime.db,
+        instance_did=runtime.settings.instance_did,
+        metrics=runtime.metrics,
+        validator=ctx.lexicons,
+        skip_did_web_verification=runtime.settings.skip_did_web_verification,
+    )
+    attach_identity_hooks(indexer, ctx)
+    return indexer
 
 
 def jetstream_child(

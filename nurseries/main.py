@@ -40,8 +40,10 @@ DATABASE_POLICY = RestartPolicy(base_delay=0.5, max_delay=5.0, max_failures=5, f
 def capability_children() -> list[ChildFactory]:
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
+    from nurseries.jetstream import jetstream_child
 
-    return [didweb_child, handles_child]
+    # The consumer last: its hooks feed the verifier and the identity caches.
+    return [didweb_child, handles_child, jetstream_child]
 
 
 @dataclass
