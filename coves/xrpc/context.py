@@ -49,6 +49,8 @@ class AppContext:
     lexicons: Any = None
     instance_key: Any = None  # coves.atproto.keys.PrivateKey, loaded on first use
     read: Any = None  # coves.feeds.ReadServices, built on first use
+    identity: Any = None  # coves.identity.IdentityResolver
+    didweb: Any = None  # coves.identity.hosted_by.HostedByQueue (indexer's offer side)
     comment_threads: ThreadCache[Any] | None = None  # getComments: builds shared briefly
 
     def __post_init__(self) -> None:
