@@ -20,15 +20,17 @@ hangs under them; a deleted comment whose replies are all gone is omitted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from coves.atproto.syntax import AtUri, is_valid_did
 from coves.auth.base import Viewer
 from coves.clock import utcnow
 from coves.cursors import CursorCodec, invalid_cursor
 from coves.db import Row
 from coves.db.queries import comments as comment_sql
+from coves.db.queries import identity as identity_sql
 from coves.errors import not_found
 from coves.feeds import TIMEFRAMES, ReadServices, read_services
 from coves.postcache import HydratedPost
@@ -62,6 +64,7 @@ async def get_comments(
 ) -> dict[str, Any]:
     """The getComments response; raises 404 NotFound or 400 InvalidCursor."""
     services = read_services(ctx)
+    params = await _with_did_authority(ctx, params)
     if params.cursor is not None:
         # Refuse a forged or foreign cursor before any query (checked again on use).
         kind = NEW_CURSOR if params.sort == "new" else RANKED_CURSOR
@@ -123,6 +126,17 @@ async def _build_shared(
     builder = _TreeBuilder(params=params, children=rows.children, blobs=services.blobs)
     comments = [node for row in top if (node := builder.node(row, 0)) is not None]
     return SharedThread(post, comments, cursor, live_uris(comments))
+
+
+async def _with_did_authority(ctx: AppContext, params: ThreadParams) -> ThreadParams:
+    """Rewrite ``at://<handle>/...`` to the DID form posts are stored under (404 if unknown)."""
+    uri = AtUri.parse(params.post)
+    if is_valid_did(uri.authority):
+        return params
+    account = await identity_sql.user_by_handle(ctx.db, uri.authority)
+    if account is None:
+        raise not_found("post not found")
+    return replace(params, post=str(AtUri(account["did"], uri.collection, uri.rkey)))
 
 
 # -- top level -------------------------------------------------------------------
