@@ -45,6 +45,10 @@ from coves.views.comment import (
 from coves.views.post import PostVote, with_viewer
 from coves.xrpc.context import AppContext
 
+# Replies (below the top level) one response may carry: a huge thread asked for
+# at depth 100 must not turn into one huge response. Cut subtrees say hasMore.
+MAX_REPLIES_PER_RESPONSE = 1000
+
 NEW_CURSOR = "comments.new"
 RANKED_CURSOR = "comments.ranked"
 
@@ -110,6 +114,7 @@ async def _build_shared(
         sort=params.sort,
         depth=params.depth,
         per_parent=params.replies_per_parent,
+        budget=MAX_REPLIES_PER_RESPONSE,
     )
     top = rows.top
     if isinstance(page, comment_sql.PageByUris):
@@ -123,7 +128,9 @@ async def _build_shared(
             {"p": params.post, "t": last["ranked_at"].isoformat(), "u": last["uri"]},
         )
 
-    builder = _TreeBuilder(params=params, children=rows.children, blobs=services.blobs)
+    builder = _TreeBuilder(
+        params=params, children=rows.children, unexpanded=rows.unexpanded, blobs=services.blobs
+    )
     comments = [node for row in top if (node := builder.node(row, 0)) is not None]
     return SharedThread(post, comments, cursor, live_uris(comments))
 
@@ -207,8 +214,10 @@ class _TreeBuilder:
         *,
         params: ThreadParams,
         children: Mapping[str, list[Row]],
+        unexpanded: set[str],
         blobs: BlobUrls,
     ) -> None:
+        self._unexpanded = unexpanded
         self._depth = params.depth
         self._per_parent = params.replies_per_parent
         self._children = children
@@ -218,7 +227,8 @@ class _TreeBuilder:
         """threadViewComment for ``row`` at ``level`` (0 = top level), or None to omit it."""
         deleted = row["deleted_at"] is not None
         replies: list[dict[str, Any]] = []
-        if level < self._depth and self._per_parent > 0:
+        expand = row["uri"] not in self._unexpanded
+        if level < self._depth and self._per_parent > 0 and expand:
             loaded = self._children.get(row["uri"], [])
             shown = loaded[: self._per_parent]
             for child in shown:
@@ -228,7 +238,8 @@ class _TreeBuilder:
             live_shown = sum(1 for child in shown if child["deleted_at"] is None)
             has_more = len(loaded) > self._per_parent or row["reply_count"] > live_shown
         else:
-            # Depth (or breadth 0) exhausted: say whether anything hangs below.
+            # Depth, breadth 0 or the response budget exhausted: say whether
+            # anything hangs below.
             # A deleted comment is only ever loaded when something does.
             has_more = deleted or row["reply_count"] > 0
         if deleted and not replies and not has_more:

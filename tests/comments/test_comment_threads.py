@@ -8,6 +8,7 @@ import pytest
 
 from coves.db import Database
 from coves.feeds import read_services
+from coves.threads import assemble
 from coves.xrpc.context import AppContext
 from tests.comments import factories as f
 from tests.comments.conftest import Client
@@ -197,3 +198,26 @@ async def test_round_trips_do_not_grow_with_thread_size(
         assert res.status == 200
         assert calls == expected, params
     assert depth_of(res.body["comments"]) == 12
+
+
+async def test_response_budget_cuts_subtrees_with_has_more(
+    db: Database, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(assemble, "MAX_REPLIES_PER_RESPONSE", 6)
+    post = await f.thread_fixture(db)
+    tops = [await f.comment(db, post, minutes=10 - i) for i in range(3)]  # newest first
+    for t in tops:
+        for i in range(3):
+            mid = await f.comment(db, post, t, minutes=20 + i)
+            await f.comment(db, post, mid, minutes=30 + i)
+
+    res = await client.get({"post": post.uri, "sort": "new", "repliesPerParent": 3})
+
+    nodes = res.body["comments"]
+    assert uris(nodes) == [t.uri for t in tops]
+    # The budget (6 replies) covers the first two subtrees' first level only.
+    for node in nodes[:2]:
+        assert len(node["replies"]) == 3 and "hasMore" not in node
+        for mid in node["replies"]:
+            assert "replies" not in mid and mid["hasMore"] is True
+    assert "replies" not in nodes[2] and nodes[2]["hasMore"] is True

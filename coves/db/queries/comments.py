@@ -147,6 +147,8 @@ class ThreadRows:
     # extra row only tells the caller that more exist.
     children: dict[str, list[Row]] = field(default_factory=dict)
     more: bool = False  # PageNew: another top-level page exists
+    # Shown comments whose replies were not read because the response budget ran out.
+    unexpanded: set[str] = field(default_factory=set)
 
 
 async def fetch_thread(
@@ -156,13 +158,17 @@ async def fetch_thread(
     sort: Sort,
     depth: int,
     per_parent: int,
+    budget: int,
 ) -> ThreadRows:
     """Everything below the post in one connection checkout and one thread hop.
 
     Statements: the top-level page, then one per reply level (each bounded by
     ``per_parent + 1`` replies per parent, served by ``comments_parent_<sort>``;
     stopping at the first empty level). Only comments that are shown become
-    parents of the next level.
+    parents of the next level. ``budget`` caps the replies read in total (a
+    huge thread at depth 100 must not become one huge response): parents left
+    over when it runs out are reported in ``unexpanded``, earlier (higher
+    ranked) subtrees first.
     """
 
     def work(conn: Connection[Row]) -> ThreadRows:
@@ -184,8 +190,14 @@ async def fetch_thread(
                 top, more = top[: page.limit], True
         rows = ThreadRows(top=top, more=more)
         level = [row["uri"] for row in top]
+        remaining = budget
         if per_parent > 0:
             for _ in range(depth):
+                if not level:
+                    break
+                fits = max(0, remaining // per_parent)
+                rows.unexpanded.update(level[fits:])
+                level = level[:fits]
                 if not level:
                     break
                 replies = conn.execute(
@@ -197,6 +209,7 @@ async def fetch_thread(
                     siblings.append(reply)
                     if len(siblings) <= per_parent:
                         level.append(reply["uri"])
+                remaining -= len(level)
         return rows
 
     return await db.run(work, transaction=False)
