@@ -1,9 +1,12 @@
 """Comment threads for getComments: top-level paging and per-level reply loading.
 
-Cost per request is bounded by the tree's depth, not its size: one query for
-the post, one for the page of top-level comments, one per reply level (each
-reads at most ``repliesPerParent + 1`` replies of every parent on the level,
-and loading stops at the first empty level) and one for the viewer's votes.
+Cost per request is bounded by the tree's depth, not its size: the post
+(the read API's hydrator), then one connection checkout for the page of
+top-level comments and one statement per reply level (each reads at most
+``repliesPerParent + 1`` replies of every parent on the level; loading stops
+at the first empty level or when the response budget is spent), and with a
+viewer one statement for their votes. Identical requests within a moment
+share one build (coves.threads.cache); viewer state is overlaid per request.
 
 Top-level paging. ``new`` pages by keyset on (ranked_at, uri), which is
 stable by construction. ``hot`` and ``top`` move while a client pages, so the
