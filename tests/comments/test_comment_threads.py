@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from coves.db import Database
+from coves.db.queries import comments as comment_sql
 from coves.feeds import read_services
 from coves.threads import assemble
 from coves.xrpc.context import AppContext
@@ -221,3 +222,40 @@ async def test_response_budget_cuts_subtrees_with_has_more(
         for mid in node["replies"]:
             assert "replies" not in mid and mid["hasMore"] is True
     assert "replies" not in nodes[2] and nodes[2]["hasMore"] is True
+
+
+async def test_recursive_and_level_by_level_reads_agree(
+    db: Database, client: Client, comment_ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-statement tree read and its level-by-level fallback build the same threads."""
+    post = await f.thread_fixture(db)
+    tops = [await f.comment(db, post, ups=i % 3, minutes=i) for i in range(4)]
+    layer = tops
+    for level in range(4):
+        nxt = []
+        for i, parent in enumerate(layer[:3]):
+            for j in range(3 - level % 2):
+                deleted = (i + j + level) % 5 == 0
+                nxt.append(
+                    await f.comment(
+                        db, post, parent, ups=j, minutes=10 * level + j, deleted=deleted
+                    )
+                )
+        layer = nxt
+    queries = [
+        {"sort": sort, "depth": depth, "repliesPerParent": rpp}
+        for sort in ("hot", "top", "new")
+        for depth, rpp in ((1, 2), (3, 2), (10, 5))
+    ]
+    comment_ctx.comment_threads = None  # build every time
+
+    recursive = [(await client.get({"post": post.uri, **q})).body for q in queries]
+    forced = "SELECT n FROM generate_series(1, %(cap)s) AS n"
+    monkeypatch.setattr(comment_sql, "TREE_SQL", dict.fromkeys(("hot", "top", "new"), forced))
+    by_level = [(await client.get({"post": post.uri, **q})).body for q in queries]
+
+    for query, one, other in zip(queries, recursive, by_level, strict=True):
+        one.pop("cursor", None)
+        other.pop("cursor", None)
+        assert one == other, query
+    assert depth_of(recursive[-1]["comments"]) >= 3
