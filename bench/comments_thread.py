@@ -5,7 +5,7 @@ process against PostgreSQL, with N concurrent clients each issuing requests
 back to back. The baseline, measured in the same run with the same clients
 and pool, is ``_health`` (one trivial query per request), so figures are
 reported as a ratio to it as well as in milliseconds. It also prints the
-number of SQL round trips per request and EXPLAIN ANALYZE of the reply-level
+number of SQL round trips per request and EXPLAIN ANALYZE of the reply-tree
 query.
 
     .venv/bin/python bench/comments_thread.py                # embedded PostgreSQL
@@ -117,7 +117,7 @@ async def bench(dsn: str, args: argparse.Namespace) -> None:
             f"thread: {info.comments} comments, {info.top_level} top-level, "
             f"max depth {info.max_depth}"
         )
-        print("\nEXPLAIN ANALYZE of one reply level (50 parents, 6 per parent):")
+        print("\nEXPLAIN ANALYZE of the reply tree (50 top-level parents, 5+1 per parent):")
         parents = [
             r[0]
             for r in conn.execute(
@@ -126,8 +126,8 @@ async def bench(dsn: str, args: argparse.Namespace) -> None:
             ).fetchall()
         ]
         plan = conn.execute(
-            "EXPLAIN (ANALYZE, COSTS OFF, TIMING ON) " + comment_sql.REPLIES_SQL["hot"],
-            {"parents": parents, "limit": 6},
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING ON) " + comment_sql.TREE_SQL["hot"],
+            {"parents": parents, "limit": 6, "shown": 5, "depth": 10, "cap": 1001},
         ).fetchall()
         for row in plan:
             print("   ", row[0])
@@ -198,7 +198,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--pool", type=int, default=10)
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval for this run (GIL handoff experiment; default untouched)",
+    )
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     configure_logging("warning", "console")
 
     root: Path | None = None

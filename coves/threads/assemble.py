@@ -1,9 +1,12 @@
 """Comment threads for getComments: top-level paging and per-level reply loading.
 
-Cost per request is bounded by the tree's depth, not its size: one query for
-the post, one for the page of top-level comments, one per reply level (each
-reads at most ``repliesPerParent + 1`` replies of every parent on the level,
-and loading stops at the first empty level) and one for the viewer's votes.
+Cost per request is bounded by the tree's depth, not its size: the post
+(the read API's hydrator), then one connection checkout for the page of
+top-level comments and one statement per reply level (each reads at most
+``repliesPerParent + 1`` replies of every parent on the level; loading stops
+at the first empty level or when the response budget is spent), and with a
+viewer one statement for their votes. Identical requests within a moment
+share one build (coves.threads.cache); viewer state is overlaid per request.
 
 Top-level paging. ``new`` pages by keyset on (ranked_at, uri), which is
 stable by construction. ``hot`` and ``top`` move while a client pages, so the
@@ -20,15 +23,17 @@ hangs under them; a deleted comment whose replies are all gone is omitted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from coves.atproto.syntax import AtUri, is_valid_did
 from coves.auth.base import Viewer
 from coves.clock import utcnow
 from coves.cursors import CursorCodec, invalid_cursor
 from coves.db import Row
 from coves.db.queries import comments as comment_sql
+from coves.db.queries import identity as identity_sql
 from coves.errors import not_found
 from coves.feeds import TIMEFRAMES, ReadServices, read_services
 from coves.postcache import HydratedPost
@@ -42,6 +47,10 @@ from coves.views.comment import (
 )
 from coves.views.post import PostVote, with_viewer
 from coves.xrpc.context import AppContext
+
+# Replies (below the top level) one response may carry: a huge thread asked for
+# at depth 100 must not turn into one huge response. Cut subtrees say hasMore.
+MAX_REPLIES_PER_RESPONSE = 1000
 
 NEW_CURSOR = "comments.new"
 RANKED_CURSOR = "comments.ranked"
@@ -62,6 +71,7 @@ async def get_comments(
 ) -> dict[str, Any]:
     """The getComments response; raises 404 NotFound or 400 InvalidCursor."""
     services = read_services(ctx)
+    params = await _with_did_authority(ctx, params)
     if params.cursor is not None:
         # Refuse a forged or foreign cursor before any query (checked again on use).
         kind = NEW_CURSOR if params.sort == "new" else RANKED_CURSOR
@@ -107,6 +117,7 @@ async def _build_shared(
         sort=params.sort,
         depth=params.depth,
         per_parent=params.replies_per_parent,
+        budget=MAX_REPLIES_PER_RESPONSE,
     )
     top = rows.top
     if isinstance(page, comment_sql.PageByUris):
@@ -120,9 +131,22 @@ async def _build_shared(
             {"p": params.post, "t": last["ranked_at"].isoformat(), "u": last["uri"]},
         )
 
-    builder = _TreeBuilder(params=params, children=rows.children, blobs=services.blobs)
+    builder = _TreeBuilder(
+        params=params, children=rows.children, unexpanded=rows.unexpanded, blobs=services.blobs
+    )
     comments = [node for row in top if (node := builder.node(row, 0)) is not None]
     return SharedThread(post, comments, cursor, live_uris(comments))
+
+
+async def _with_did_authority(ctx: AppContext, params: ThreadParams) -> ThreadParams:
+    """Rewrite ``at://<handle>/...`` to the DID form posts are stored under (404 if unknown)."""
+    uri = AtUri.parse(params.post)
+    if is_valid_did(uri.authority):
+        return params
+    account = await identity_sql.user_by_handle(ctx.db, uri.authority)
+    if account is None:
+        raise not_found("post not found")
+    return replace(params, post=str(AtUri(account["did"], uri.collection, uri.rkey)))
 
 
 # -- top level -------------------------------------------------------------------
@@ -193,8 +217,10 @@ class _TreeBuilder:
         *,
         params: ThreadParams,
         children: Mapping[str, list[Row]],
+        unexpanded: set[str],
         blobs: BlobUrls,
     ) -> None:
+        self._unexpanded = unexpanded
         self._depth = params.depth
         self._per_parent = params.replies_per_parent
         self._children = children
@@ -204,7 +230,8 @@ class _TreeBuilder:
         """threadViewComment for ``row`` at ``level`` (0 = top level), or None to omit it."""
         deleted = row["deleted_at"] is not None
         replies: list[dict[str, Any]] = []
-        if level < self._depth and self._per_parent > 0:
+        expand = row["uri"] not in self._unexpanded
+        if level < self._depth and self._per_parent > 0 and expand:
             loaded = self._children.get(row["uri"], [])
             shown = loaded[: self._per_parent]
             for child in shown:
@@ -214,7 +241,8 @@ class _TreeBuilder:
             live_shown = sum(1 for child in shown if child["deleted_at"] is None)
             has_more = len(loaded) > self._per_parent or row["reply_count"] > live_shown
         else:
-            # Depth (or breadth 0) exhausted: say whether anything hangs below.
+            # Depth, breadth 0 or the response budget exhausted: say whether
+            # anything hangs below.
             # A deleted comment is only ever loaded when something does.
             has_more = deleted or row["reply_count"] > 0
         if deleted and not replies and not has_more:

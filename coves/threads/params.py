@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from coves.atproto.syntax import parse_record_uri
+from coves.atproto.syntax import AtUri, is_valid_did
 from coves.errors import invalid_request
 from coves.feeds import TIMEFRAMES  # the same windows as the feeds
 
@@ -78,11 +78,17 @@ def parse_thread_params(params: Mapping[str, Any]) -> ThreadParams:
     if post is None:
         raise invalid_request("post parameter is required")
     try:
-        uri = parse_record_uri(post)
+        uri = AtUri.parse(post)
     except ValueError as exc:
         raise invalid_request(f"post must be a post AT-URI: {exc}") from None
+    if not uri.is_record:
+        raise invalid_request("post must name a record (at://did/collection/rkey)")
     if uri.collection != POST_COLLECTION:
         raise invalid_request(f"post must be a {POST_COLLECTION} AT-URI")
+    if not is_valid_did(uri.authority):
+        # A handle authority is resolved to the DID form before use (see
+        # coves.threads.assemble); keep it lowercased so the lookup is exact.
+        post = str(AtUri(uri.authority.lower(), uri.collection, uri.rkey))
 
     sort = _text(params, "sort") or "hot"
     if sort not in SORTS:

@@ -67,10 +67,6 @@ def _record(row: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def is_placeholder(row: Mapping[str, Any]) -> bool:
-    return row["deleted_at"] is not None or not row["author_active"]
-
-
 def comment_view(row: Mapping[str, Any], *, blobs: BlobUrls) -> dict[str, Any]:
     """commentView (as anyone sees it) from a comment row joined with its author.
 

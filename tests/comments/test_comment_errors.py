@@ -26,7 +26,6 @@ POST = "at://did:plc:community1/social.coves.community.post/3kabc"
         {"post": "https://example.com/post/1"},
         {"post": "at://did:plc:community1"},
         {"post": "at://did:plc:community1/social.coves.community.post"},
-        {"post": "at://alice.test/social.coves.community.post/3kabc"},  # handle authority
         {"post": "at://did:plc:alice/social.coves.community.comment/3kabc"},  # not a post
         {"post": "at://did:plc:x/social.coves.community.post/3kabc?x=1"},
         {"post": POST, "depth": -1},
@@ -119,6 +118,20 @@ async def test_unknown_post_is_404(db: Database, client: Client) -> None:
     res = await client.get({"post": POST})
     assert res.status == 404
     assert res.body == {"error": "NotFound", "message": "post not found"}
+
+
+async def test_handle_authority_is_resolved(db: Database, client: Client) -> None:
+    post = await f.thread_fixture(db)  # the community's handle is gaming.community.coves.test
+    mine = await f.comment(db, post)
+    rkey = post.uri.rsplit("/", 1)[1]
+    by_handle = f"at://Gaming.Community.Coves.Test/social.coves.community.post/{rkey}"
+    res = await client.get({"post": by_handle})
+    assert res.status == 200
+    assert res.body["post"]["uri"] == post.uri
+    assert [n["comment"]["uri"] for n in res.body["comments"]] == [mine.uri]
+    unknown = await client.get({"post": f"at://nobody.test/social.coves.community.post/{rkey}"})
+    assert unknown.status == 404
+    assert unknown.body["error"] == "NotFound"
 
 
 async def test_deleted_post_is_404(db: Database, client: Client) -> None:

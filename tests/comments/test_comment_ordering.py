@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import trio
+
 from coves.clock import utcnow
 from coves.db import Database
+from coves.xrpc.context import AppContext
 from tests.comments import factories as f
 from tests.comments.conftest import Client
 from tests.comments.test_comment_threads import uris
@@ -145,3 +148,55 @@ async def test_cursor_is_bound_to_its_thread_and_sort(db: Database, client: Clie
         res = await client.get({**params, "limit": 1})
         assert res.status == 400, params
         assert res.body["error"] == "InvalidCursor"
+
+
+async def test_timeframe_is_part_of_the_ranked_cursor(db: Database, client: Client) -> None:
+    post = await f.thread_fixture(db)
+    now = utcnow()
+    for i in range(3):
+        await f.comment(db, post, ups=i, at=now - timedelta(minutes=10 + i))
+    day = await client.get({"post": post.uri, "sort": "top", "timeframe": "day", "limit": 1})
+    res = await client.get(
+        {"post": post.uri, "sort": "top", "timeframe": "week", "cursor": day.body["cursor"]}
+    )
+    assert res.status == 400
+    assert res.body["error"] == "InvalidCursor"
+    same = await client.get(
+        {"post": post.uri, "sort": "top", "timeframe": "day", "cursor": day.body["cursor"]}
+    )
+    assert same.status == 200 and len(same.body["comments"]) == 2
+
+
+async def test_comment_deleted_after_the_snapshot_drops_out(db: Database, client: Client) -> None:
+    post = await f.thread_fixture(db)
+    refs = [await f.comment(db, post, ups=10 - i, minutes=i) for i in range(4)]
+    first = await client.get({"post": post.uri, "sort": "top", "limit": 2})
+    await db.execute("UPDATE comments SET deleted_at = now() WHERE uri = %s", (refs[2].uri,))
+    second = await client.get(
+        {"post": post.uri, "sort": "top", "limit": 2, "cursor": first.body["cursor"]}
+    )
+    assert uris(second.body["comments"]) == [refs[3].uri]
+    assert "cursor" not in second.body
+
+
+async def test_concurrent_readers_share_one_build(
+    db: Database, client: Client, comment_ctx: AppContext
+) -> None:
+    post = await f.thread_fixture(db)
+    top = await f.comment(db, post)
+    await f.comment(db, post, top, minutes=1)
+    statuses: list[int] = []
+    bodies: list[object] = []
+
+    async def reader() -> None:
+        res = await client.get({"post": post.uri})
+        statuses.append(res.status)
+        bodies.append(res.body)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(15):  # under the default comments rate limit (20/min)
+            nursery.start_soon(reader)
+    assert statuses == [200] * 15
+    assert all(body == bodies[0] for body in bodies)
+    cache = comment_ctx.comment_threads
+    assert cache is not None and cache.misses == 1 and cache.hits == 14

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from coves.db import Database
+from coves.db.queries import comments as comment_sql
 from coves.feeds import read_services
+from coves.threads import assemble
 from coves.xrpc.context import AppContext
 from tests.comments import factories as f
 from tests.comments.conftest import Client
@@ -197,3 +199,63 @@ async def test_round_trips_do_not_grow_with_thread_size(
         assert res.status == 200
         assert calls == expected, params
     assert depth_of(res.body["comments"]) == 12
+
+
+async def test_response_budget_cuts_subtrees_with_has_more(
+    db: Database, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(assemble, "MAX_REPLIES_PER_RESPONSE", 6)
+    post = await f.thread_fixture(db)
+    tops = [await f.comment(db, post, minutes=10 - i) for i in range(3)]  # newest first
+    for t in tops:
+        for i in range(3):
+            mid = await f.comment(db, post, t, minutes=20 + i)
+            await f.comment(db, post, mid, minutes=30 + i)
+
+    res = await client.get({"post": post.uri, "sort": "new", "repliesPerParent": 3})
+
+    nodes = res.body["comments"]
+    assert uris(nodes) == [t.uri for t in tops]
+    # The budget (6 replies) covers the first two subtrees' first level only.
+    for node in nodes[:2]:
+        assert len(node["replies"]) == 3 and "hasMore" not in node
+        for mid in node["replies"]:
+            assert "replies" not in mid and mid["hasMore"] is True
+    assert "replies" not in nodes[2] and nodes[2]["hasMore"] is True
+
+
+async def test_recursive_and_level_by_level_reads_agree(
+    db: Database, client: Client, comment_ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-statement tree read and its level-by-level fallback build the same threads."""
+    post = await f.thread_fixture(db)
+    tops = [await f.comment(db, post, ups=i % 3, minutes=i) for i in range(4)]
+    layer = tops
+    for level in range(4):
+        nxt = []
+        for i, parent in enumerate(layer[:3]):
+            for j in range(3 - level % 2):
+                deleted = (i + j + level) % 5 == 0
+                nxt.append(
+                    await f.comment(
+                        db, post, parent, ups=j, minutes=10 * level + j, deleted=deleted
+                    )
+                )
+        layer = nxt
+    queries = [
+        {"sort": sort, "depth": depth, "repliesPerParent": rpp}
+        for sort in ("hot", "top", "new")
+        for depth, rpp in ((1, 2), (3, 2), (10, 5))
+    ]
+    comment_ctx.comment_threads = None  # build every time
+
+    recursive = [(await client.get({"post": post.uri, **q})).body for q in queries]
+    forced = "SELECT n FROM generate_series(1, %(cap)s) AS n"
+    monkeypatch.setattr(comment_sql, "TREE_SQL", dict.fromkeys(("hot", "top", "new"), forced))
+    by_level = [(await client.get({"post": post.uri, **q})).body for q in queries]
+
+    for query, one, other in zip(queries, recursive, by_level, strict=True):
+        one.pop("cursor", None)
+        other.pop("cursor", None)
+        assert one == other, query
+    assert depth_of(recursive[-1]["comments"]) >= 3

@@ -117,6 +117,44 @@ def _replies_sql(sort: str) -> str:
 # Public so benchmarks can EXPLAIN exactly what the endpoint runs.
 REPLIES_SQL: dict[str, str] = {sort: _replies_sql(sort) for sort in _ORDER}
 
+
+def _children(sort: str, parent: str) -> str:
+    """Up to ``limit`` replies of ``parent`` in sort order, ranked, with their author."""
+    return f"""
+        SELECT x.*, {_AUTHOR_COLUMNS}
+        FROM (
+            SELECT {_COMMENT_COLUMNS}, row_number() OVER (ORDER BY {_order(sort)}) AS rn
+            FROM comments c
+            WHERE c.parent_uri = {parent} AND {_VISIBLE}
+            ORDER BY {_order(sort)}
+            LIMIT %(limit)s
+        ) x
+        LEFT JOIN users u ON u.did = x.commenter_did
+    """
+
+
+def _tree_sql(sort: str) -> str:
+    # Breadth first; only shown replies (rn <= shown) are expanded. Without an
+    # ORDER BY the recursive CTE is evaluated lazily, so the LIMIT bounds the
+    # work on a huge thread.
+    return f"""
+        WITH RECURSIVE tree AS (
+            SELECT r.*, 1 AS lvl
+            FROM unnest(%(parents)s::text[]) AS p(uri)
+            CROSS JOIN LATERAL ({_children(sort, "p.uri")}) r
+          UNION ALL
+            SELECT r.*, t.lvl + 1
+            FROM tree t
+            CROSS JOIN LATERAL ({_children(sort, "t.uri")}) r
+            WHERE t.lvl < %(depth)s AND t.rn <= %(shown)s
+        )
+        SELECT * FROM tree LIMIT %(cap)s
+    """
+
+
+# Every reply level in one statement (see fetch_thread).
+TREE_SQL: dict[str, str] = {sort: _tree_sql(sort) for sort in _ORDER}
+
 _VOTES_SQL = """
     SELECT subject_uri, uri, direction FROM votes
     WHERE voter_did = %(viewer)s AND subject_uri = ANY(%(uris)s) AND effective
@@ -147,6 +185,8 @@ class ThreadRows:
     # extra row only tells the caller that more exist.
     children: dict[str, list[Row]] = field(default_factory=dict)
     more: bool = False  # PageNew: another top-level page exists
+    # Shown comments whose replies were not read because the response budget ran out.
+    unexpanded: set[str] = field(default_factory=set)
 
 
 async def fetch_thread(
@@ -156,13 +196,17 @@ async def fetch_thread(
     sort: Sort,
     depth: int,
     per_parent: int,
+    budget: int,
 ) -> ThreadRows:
     """Everything below the post in one connection checkout and one thread hop.
 
     Statements: the top-level page, then one per reply level (each bounded by
     ``per_parent + 1`` replies per parent, served by ``comments_parent_<sort>``;
     stopping at the first empty level). Only comments that are shown become
-    parents of the next level.
+    parents of the next level. ``budget`` caps the replies read in total (a
+    huge thread at depth 100 must not become one huge response): parents left
+    over when it runs out are reported in ``unexpanded``, earlier (higher
+    ranked) subtrees first.
     """
 
     def work(conn: Connection[Row]) -> ThreadRows:
@@ -184,8 +228,34 @@ async def fetch_thread(
                 top, more = top[: page.limit], True
         rows = ThreadRows(top=top, more=more)
         level = [row["uri"] for row in top]
+        if per_parent <= 0 or depth <= 0 or not level:
+            return rows
+        # Usual case: every level in one recursive statement. Only when it hits
+        # the budget does the level-by-level loop below decide exactly which
+        # subtrees fit.
+        cap = budget + 1
+        params = {
+            "parents": level,
+            "limit": per_parent + 1,
+            "shown": per_parent,
+            "depth": depth,
+            "cap": cap,
+        }
+        tree = conn.execute(TREE_SQL[sort], params, prepare=True).fetchall()
+        if len(tree) < cap:
+            for reply in tree:
+                rows.children.setdefault(reply["parent_uri"], []).append(reply)
+            for siblings in rows.children.values():
+                siblings.sort(key=lambda reply: reply["rn"])
+            return rows
+        remaining = budget
         if per_parent > 0:
             for _ in range(depth):
+                if not level:
+                    break
+                fits = max(0, remaining // per_parent)
+                rows.unexpanded.update(level[fits:])
+                level = level[:fits]
                 if not level:
                     break
                 replies = conn.execute(
@@ -197,6 +267,7 @@ async def fetch_thread(
                     siblings.append(reply)
                     if len(siblings) <= per_parent:
                         level.append(reply["uri"])
+                remaining -= len(level)
         return rows
 
     return await db.run(work, transaction=False)
