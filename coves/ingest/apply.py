@@ -77,17 +77,22 @@ def decide_winners(
     stored: dict[tuple[str, str, str], str],
     threads: dict[str, tuple[str, str, bool]],
     out: Decisions,
-) -> list[Commit]:
+) -> tuple[list[Commit], list[Commit]]:
     """Per record, the newest event that is newer than what is stored.
 
     Events are walked in rev order so a comment update that moves its
     reply refs is judged against the threading it would really replace
-    (stored or an earlier event of this batch) and refused.
+    (stored or an earlier event of this batch) and refused. When the
+    newest event is a delete, the newest live version before it in the
+    batch is returned too (a "prelude", applied before the delete), so a
+    create and delete in one batch leave the same soft-deleted row as
+    applying them one at a time would.
     """
     groups: dict[tuple[str, str, str], list[Commit]] = defaultdict(list)
     for commit in commits:
         groups[commit.key].append(commit)
     winners: list[Commit] = []
+    preludes: list[Commit] = []
     for key, group in groups.items():
         if len(group) > 1:
             group.sort(key=lambda c: c.rev)
@@ -98,6 +103,8 @@ def decide_winners(
             if known is not None and known[2]:
                 thread = (known[0], known[1])
         winner: Commit | None = None
+        last_live: Commit | None = None
+        superseded: list[Commit] = []
         for commit in group:
             if current is not None and commit.rev <= current:
                 out.skipped_by.append((commit, Skip.STALE))
@@ -119,12 +126,19 @@ def decide_winners(
                         continue
                 thread = new_thread
             if winner is not None:
-                out.skipped_by.append((winner, Skip.SUPERSEDED))
+                superseded.append(winner)
+                if winner.op != "delete":
+                    last_live = winner
             winner = commit
             current = commit.rev
-        if winner is not None:
-            winners.append(winner)
-    return winners
+        if winner is None:
+            continue
+        winners.append(winner)
+        if winner.op == "delete" and last_live is not None:
+            preludes.append(last_live)
+            superseded.remove(last_live)
+        out.skipped_by.extend((c, Skip.SUPERSEDED) for c in superseded)
+    return winners, preludes
 
 
 @dataclass
@@ -148,6 +162,8 @@ class Touched:
     comments: set[str] = field(default_factory=set)
     communities: set[str] = field(default_factory=set)
     aggregators: set[str] = field(default_factory=set)
+    # did -> profile columns, written after users exist; the last phase wins
+    profiles: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def apply_batch(
@@ -161,15 +177,11 @@ def apply_batch(
     stored = q.record_states(conn, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
     comment_uris = list({c.uri for c in commits if c.collection == ev.COMMENT})
     threads = q.comment_threads(conn, comment_uris)
-    winners = decide_winners(commits, stored, threads, out)
-    out.applied_commits = winners
-
-    by_collection: dict[str, list[Commit]] = defaultdict(list)
-    for commit in winners:
-        by_collection[commit.collection].append(commit)
+    winners, preludes = decide_winners(commits, stored, threads, out)
+    out.applied_commits = winners + preludes
 
     touched = Touched()
-    for commit in winners:
+    for commit in out.applied_commits:
         if commit.op != "delete":
             touched.users.add(commit.did)
 
@@ -187,20 +199,29 @@ def apply_batch(
             ],
         )
 
-    # Communities first: later statements in the batch may recount them.
-    _communities(conn, by_collection[ev.PROFILE], out, instance_did, skip_did_web_verification)
-    touched.communities.update(c.did for c in by_collection[ev.PROFILE])
-
-    _posts(conn, by_collection[ev.POST], touched)
-    _comments(conn, by_collection[ev.COMMENT], threads, touched)
-    _votes(conn, by_collection[ev.VOTE], touched)
-    _subjects(conn, "subscriptions", by_collection[ev.SUBSCRIPTION], touched)
-    _subjects(conn, "blocks", by_collection[ev.BLOCK], touched)
-    _aggregators(conn, by_collection[ev.AGGREGATOR], touched)
-    _authorizations(conn, by_collection[ev.AUTHORIZATION], touched)
+    # Live versions first, then deletes: a prelude must land before its delete.
+    for phase in (
+        [c for c in out.applied_commits if c.op != "delete"],
+        [c for c in winners if c.op == "delete"],
+    ):
+        by_collection: dict[str, list[Commit]] = defaultdict(list)
+        for commit in phase:
+            by_collection[commit.collection].append(commit)
+        _communities(conn, by_collection[ev.PROFILE], out, instance_did, skip_did_web_verification)
+        touched.communities.update(c.did for c in by_collection[ev.PROFILE])
+        _posts(conn, by_collection[ev.POST], touched)
+        _comments(conn, by_collection[ev.COMMENT], threads, touched)
+        _votes(conn, by_collection[ev.VOTE], touched)
+        _subjects(conn, "subscriptions", by_collection[ev.SUBSCRIPTION], touched)
+        _subjects(conn, "blocks", by_collection[ev.BLOCK], touched)
+        _aggregators(conn, by_collection[ev.AGGREGATOR], touched)
+        _authorizations(conn, by_collection[ev.AUTHORIZATION], touched)
+        _actor_profiles(conn, by_collection[ev.ACTOR_PROFILE], touched)
 
     q.ensure_users(conn, touched.users)
-    _actor_profiles(conn, by_collection[ev.ACTOR_PROFILE])
+    if touched.profiles:
+        profiles = list(touched.profiles.values())
+        q.update_actor_profiles(conn, [list(col) for col in zip(*profiles, strict=True)])
     _identities(conn, identities, out)
     if accounts:
         latest: dict[str, AccountEvent] = {}
@@ -518,22 +539,16 @@ def _authorizations(conn: q.Conn, commits: list[Commit], touched: Touched) -> No
     q.upsert_authorizations(conn, cols)
 
 
-def _actor_profiles(conn: q.Conn, commits: list[Commit]) -> None:
-    if not commits:
-        return
-    cols: list[list[Any]] = [[] for _ in range(5)]
+def _actor_profiles(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
     for commit in commits:
         row: ActorProfileRow | None = commit.row if commit.op != "delete" else None
-        values = (
+        touched.profiles[commit.did] = (
             commit.did,
             row.display_name if row else None,
             row.description if row else None,
             row.avatar if row else None,
             row.banner if row else None,
         )
-        for col, value in zip(cols, values, strict=True):
-            col.append(value)
-    q.update_actor_profiles(conn, cols)
 
 
 def _identities(conn: q.Conn, identities: list[IdentityEvent], out: Decisions) -> None:
