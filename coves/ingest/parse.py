@@ -21,6 +21,7 @@ from coves.atproto.syntax import (
 )
 from coves.ingest.events import (
     INDEXED_COLLECTIONS,
+    SUBSCRIPTION,
     AccountEvent,
     Commit,
     DeadLetter,
@@ -60,6 +61,18 @@ def tid_time_us(tid: str) -> int:
     for char in tid:
         value = (value << 5) | _TID_VALUE[char]
     return value >> 10
+
+
+def _clamp_subscription(record: dict[str, Any]) -> dict[str, Any]:
+    """Clamp an out-of-range integer contentVisibility into 1..5 before validation.
+
+    The original implementation clamped, and records written by it and by
+    old clients exist; refusing them would silently drop subscriptions.
+    """
+    value = record.get("contentVisibility")
+    if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= 5:
+        return {**record, "contentVisibility": min(5, max(1, value))}
+    return record
 
 
 def _text(data: str | bytes) -> str:
@@ -162,6 +175,8 @@ class FrameParser:
             return self._dead(
                 Reason.INVALID_RECORD, "$type does not match the collection", data, message
             )
+        if collection == SUBSCRIPTION:
+            record = _clamp_subscription(record)
         if self._validator is not None:
             try:
                 self._validator.validate_record(collection, record)

@@ -198,3 +198,19 @@ async def test_dead_letters_are_bounded(
     await apply(indexer, "newest")
     raws = [r["raw"] for r in await db.fetch("SELECT raw FROM dead_letters ORDER BY id")]
     assert raws == ["bad 3", "bad 4", "newest"]
+
+
+async def test_invalid_record_by_real_lexicon(
+    db: Database, indexer: Indexer, stream: Stream
+) -> None:
+    too_long = stream.commit(
+        COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE, title="x" * 301)
+    )
+    bad_lang = stream.commit(
+        COMMUNITY, POST, "3kpost0000002", post_record(COMMUNITY, ALICE, langs=["not a language"])
+    )
+    result = await apply(indexer, too_long, bad_lang)
+    assert result.reasons == {"invalid_record": 2}
+    details = [r["detail"] for r in await db.fetch("SELECT detail FROM dead_letters ORDER BY id")]
+    assert all(d.startswith("lexicon:") for d in details), details
+    assert await value(db, "SELECT count(*) FROM posts") == 0
