@@ -151,6 +151,7 @@ class Batch:
     dead: list[DeadLetter] = field(default_factory=list)
     ignored: list[Ignored] = field(default_factory=list)
     cursor: int | None = None  # newest time_us of any event in the batch
+    frames: int = 0
 
 
 @dataclass
@@ -405,17 +406,48 @@ def _comments(
 
 
 def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
+    """Write votes and decide, per (voter, subject), the one effective vote.
+
+    The decision is made here from the pairs' live rows plus the batch, so
+    the database sees at most a clear of losers, the upsert carrying each
+    new vote's flag, and a set of restored winners, in that order (the
+    partial unique index forbids two effective votes even transiently).
+    """
     if not commits:
         return
     pairs: set[tuple[str, str]] = set(q.old_refs(conn, "vote", [c.uri for c in commits]).values())
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
+    for commit in live:
+        row: VoteRow = commit.row
+        pairs.add((commit.did, row.subject_uri))
+    ordered = sorted(pairs)
+    # uri -> (pair, rev) of every live vote after this batch, and who is effective now
+    state: dict[str, tuple[tuple[str, str], str]] = {}
+    effective_now: set[str] = set()
+    for uri, voter, subject, rev, effective in q.live_votes(
+        conn, [p[0] for p in ordered], [p[1] for p in ordered]
+    ):
+        state[uri] = ((voter, subject), rev)
+        if effective:
+            effective_now.add(uri)
+    for commit in deleted:
+        state.pop(commit.uri, None)
+    for commit in live:
+        state[commit.uri] = ((commit.did, commit.row.subject_uri), commit.rev)
+    best: dict[tuple[str, str], tuple[str, str]] = {}
+    for uri, (pair, rev) in state.items():
+        if pair not in best or (rev, uri) > best[pair]:
+            best[pair] = (rev, uri)
+    winners = {uri for _rev, uri in best.values()}
+    batch_uris = {c.uri for c in commits}
+
+    q.set_effective(conn, sorted(effective_now - winners), effective=False)
     q.delete_votes(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if live:
-        cols: list[list[Any]] = [[] for _ in range(9)]
+        cols: list[list[Any]] = [[] for _ in range(10)]
         for commit in live:
-            row: VoteRow = commit.row
-            pairs.add((commit.did, row.subject_uri))
+            row = commit.row
             values = (
                 commit.uri,
                 commit.rkey,
@@ -426,12 +458,12 @@ def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
                 row.subject_cid,
                 row.direction,
                 row.created_at,
+                commit.uri in winners,
             )
             for col, value in zip(cols, values, strict=True):
                 col.append(value)
         q.upsert_votes(conn, cols)
-    ordered = sorted(pairs)
-    q.recompute_effective(conn, [p[0] for p in ordered], [p[1] for p in ordered])
+    q.set_effective(conn, sorted(winners - effective_now - batch_uris), effective=True)
     for _voter, subject in ordered:
         if f"/{ev.COMMENT}/" in subject:
             touched.comments.add(subject)

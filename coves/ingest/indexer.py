@@ -61,7 +61,16 @@ class Indexer:
         return await q.load_cursor(self._db)
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
-        batch = Batch()
+        return await self.commit(self.prepare(frames))
+
+    def prepare(self, frames: Sequence[Frame]) -> Batch:
+        """Parse and validate a batch (pure CPU, no I/O, never raises).
+
+        Split from :meth:`commit` so a caller with a backlog (``coves
+        replay``, a consumer catching up) can prepare batch N+1 while batch
+        N is in the database; commits must still be awaited in order.
+        """
+        batch = Batch(frames=len(frames))
         for frame in frames:
             event = self._parser.parse(frame.data)
             if isinstance(event, Commit):
@@ -77,7 +86,10 @@ class Indexer:
             time_us = event.time_us
             if time_us is not None and (batch.cursor is None or time_us > batch.cursor):
                 batch.cursor = time_us
+        return batch
 
+    async def commit(self, batch: Batch) -> BatchResult:
+        """Apply a prepared batch in one transaction (cursor included), then run hooks."""
         if batch.commits or batch.identities or batch.accounts or batch.dead or batch.cursor:
             decisions = await self._db.run(
                 lambda conn: apply_batch(
@@ -90,7 +102,7 @@ class Indexer:
         else:
             decisions = Decisions()
 
-        result = self._count(len(frames), batch, decisions)
+        result = self._count(batch.frames, batch, decisions)
         await self._run_hooks(decisions)
         return result
 

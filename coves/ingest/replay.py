@@ -23,8 +23,9 @@ import trio
 from coves import clock
 from coves.config import Settings
 from coves.db import Database
+from coves.ingest.apply import Batch
 from coves.ingest.indexer import Indexer
-from coves.ingest.types import Frame
+from coves.ingest.types import BatchResult, Frame
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -109,24 +110,41 @@ class ReplaySummary:
 async def replay(
     indexer: Indexer, path: Path, *, batch_size: int, progress: Progress | None = None
 ) -> ReplaySummary:
+    """Apply the file in order; batch N+1 is parsed while batch N is in the database."""
     summary = ReplaySummary()
     stream = await trio.to_thread.run_sync(open_stream, path)
+    started = clock.monotonic()
+
+    def record(result: BatchResult) -> None:
+        summary.events += result.events
+        summary.applied += result.applied
+        summary.skipped += result.skipped
+        summary.dead_lettered += result.dead_lettered
+        summary.reasons.update(result.reasons)
+        summary.elapsed = clock.monotonic() - started
+        if progress is not None:
+            progress.update(summary.events, summary.elapsed)
+
+    async def commit(batch: Batch, previous: trio.Event | None, done: trio.Event) -> None:
+        if previous is not None:
+            await previous.wait()
+        record(await indexer.commit(batch))
+        done.set()
+
     try:
         batches = read_batches(stream, batch_size)
-        started = clock.monotonic()
-        while True:
-            batch = await trio.to_thread.run_sync(next, batches, None)
-            if batch is None:
-                break
-            result = await indexer.apply(batch)
-            summary.events += result.events
-            summary.applied += result.applied
-            summary.skipped += result.skipped
-            summary.dead_lettered += result.dead_lettered
-            summary.reasons.update(result.reasons)
-            summary.elapsed = clock.monotonic() - started
-            if progress is not None:
-                progress.update(summary.events, summary.elapsed)
+        async with trio.open_nursery() as nursery:
+            previous: trio.Event | None = None
+            while True:
+                frames = await trio.to_thread.run_sync(next, batches, None)
+                if frames is None:
+                    break
+                prepared = indexer.prepare(frames)
+                if previous is not None:
+                    await previous.wait()  # at most one commit in flight, in order
+                done = trio.Event()
+                nursery.start_soon(commit, prepared, previous, done)
+                previous = done
         summary.elapsed = clock.monotonic() - started
         if progress is not None:
             progress.update(summary.events, summary.elapsed, final=True)
