@@ -170,6 +170,20 @@ class Touched:
 def apply_batch(
     conn: q.Conn, batch: Batch, *, instance_did: str, skip_did_web_verification: bool
 ) -> Decisions:
+    """Apply in pipeline mode: writes stream to the server without waiting for each
+    result; only the reads that decisions need cost a round trip."""
+    with conn.pipeline():
+        return _apply_batch(
+            conn,
+            batch,
+            instance_did=instance_did,
+            skip_did_web_verification=skip_did_web_verification,
+        )
+
+
+def _apply_batch(
+    conn: q.Conn, batch: Batch, *, instance_did: str, skip_did_web_verification: bool
+) -> Decisions:
     commits, identities, accounts = batch.commits, batch.identities, batch.accounts
     dead, cursor = batch.dead, batch.cursor
     out = Decisions()
