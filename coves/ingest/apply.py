@@ -43,6 +43,15 @@ from coves.ingest.records import (
 class Decisions:
     """What the transaction did, for counting and post-commit hooks."""
 
+    def merge(self, other: Decisions) -> Decisions:
+        self.skipped_by.extend(other.skipped_by)
+        self.dead.extend(other.dead)
+        self.identity_changed.extend(other.identity_changed)
+        self.accounts_changed.extend(other.accounts_changed)
+        self.needs_verification.extend(other.needs_verification)
+        self.applied_commits.extend(other.applied_commits)
+        return self
+
     skipped_by: list[tuple[Commit, str]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     identity_changed: list[str] = field(default_factory=list)
@@ -152,6 +161,31 @@ class Batch:
     ignored: list[Ignored] = field(default_factory=list)
     cursor: int | None = None  # newest time_us of any event in the batch
     frames: int = 0
+
+    @property
+    def size(self) -> int:
+        """Events that write domain state (what poison isolation bisects)."""
+        return len(self.commits) + len(self.identities) + len(self.accounts)
+
+    def split(self) -> tuple[Batch, Batch]:
+        """Two halves in order; the cursor and parse dead letters go with the second,
+        so the cursor only moves once both halves are committed."""
+        items: list[Commit | IdentityEvent | AccountEvent] = [
+            *self.commits,
+            *self.identities,
+            *self.accounts,
+        ]
+        middle = len(items) // 2
+        halves = (Batch(), Batch(dead=self.dead, cursor=self.cursor))
+        for half, part in zip(halves, (items[:middle], items[middle:]), strict=True):
+            for item in part:
+                if isinstance(item, Commit):
+                    half.commits.append(item)
+                elif isinstance(item, IdentityEvent):
+                    half.identities.append(item)
+                else:
+                    half.accounts.append(item)
+        return halves
 
 
 @dataclass

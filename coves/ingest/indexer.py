@@ -17,7 +17,15 @@ from coves import clock
 from coves.db import Database
 from coves.db.queries import ingest as q
 from coves.ingest.apply import Batch, Decisions, apply_batch
-from coves.ingest.events import AccountEvent, Commit, IdentityEvent, Ignored, Skip
+from coves.ingest.events import (
+    AccountEvent,
+    Commit,
+    DeadLetter,
+    IdentityEvent,
+    Ignored,
+    Reason,
+    Skip,
+)
 from coves.ingest.parse import FrameParser, RecordValidator
 from coves.ingest.types import BatchResult, Frame
 from coves.logs import get_logger
@@ -91,7 +99,24 @@ class Indexer:
     async def commit(self, batch: Batch) -> BatchResult:
         """Apply a prepared batch in one transaction (cursor included), then run hooks."""
         if batch.commits or batch.identities or batch.accounts or batch.dead or batch.cursor:
-            decisions = await self._db.run(
+            decisions = await self._apply(batch)
+        else:
+            decisions = Decisions()
+
+        result = self._count(batch.frames, batch, decisions)
+        await self._run_hooks(decisions)
+        return result
+
+    async def _apply(self, batch: Batch) -> Decisions:
+        """One transaction; if the database refuses the data itself, bisect.
+
+        A constraint or data error would fail the same batch on every retry
+        and stall ingestion, so the batch is split until the offending event
+        is alone; it is dead-lettered (``apply_failed``) and the rest applies.
+        Connectivity errors are not bisected: they raise for the consumer.
+        """
+        try:
+            return await self._db.run(
                 lambda conn: apply_batch(
                     conn,
                     batch,
@@ -99,12 +124,25 @@ class Indexer:
                     skip_did_web_verification=self._skip_verification,
                 )
             )
-        else:
-            decisions = Decisions()
-
-        result = self._count(batch.frames, batch, decisions)
-        await self._run_hooks(decisions)
-        return result
+        except Exception as exc:
+            if not q.is_poison(exc) or batch.size == 0:
+                raise
+            if batch.size > 1:
+                log.warning("ingest batch refused by the database; bisecting", size=batch.size)
+                first, second = batch.split()
+                decisions = await self._apply(first)
+                return decisions.merge(await self._apply(second))
+            events: list[Commit | IdentityEvent | AccountEvent] = [
+                *batch.commits,
+                *batch.identities,
+                *batch.accounts,
+            ]
+            letters = [_refused(event, exc) for event in events]
+            log.warning("ingest event refused by the database", error=str(exc)[:200])
+            rest = Batch(dead=[*batch.dead, *letters], cursor=batch.cursor)
+            decisions = await self._apply(rest)
+            decisions.dead.extend(letters)
+            return decisions
 
     def _count(self, frames: int, batch: Batch, decisions: Decisions) -> BatchResult:
         reasons: Counter[str] = Counter()
@@ -157,6 +195,24 @@ class Indexer:
                     did,
                     hosted_by,
                 )
+
+
+def _refused(event: Commit | IdentityEvent | AccountEvent, exc: BaseException) -> DeadLetter:
+    if isinstance(event, Commit):
+        kind, collection, rkey = "commit", event.collection, event.rkey
+    else:
+        kind = "identity" if isinstance(event, IdentityEvent) else "account"
+        collection, rkey = None, None
+    return DeadLetter(
+        Reason.APPLY_FAILED,
+        f"database refused: {exc}"[:500],
+        event.raw,
+        kind=kind,
+        did=event.did,
+        collection=collection,
+        rkey=rkey,
+        time_us=event.time_us,
+    )
 
 
 async def _call(hook: Callable[..., Awaitable[None] | None], name: str, *args: object) -> None:

@@ -75,6 +75,16 @@ def _clamp_subscription(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _text(data: str | bytes) -> str:
     if isinstance(data, str):
         return data[:MAX_RAW_CHARS]
@@ -103,7 +113,8 @@ class FrameParser:
             return self._dead(
                 Reason.BAD_ENVELOPE, "time_us: missing or not a positive integer", data, message
             )
-        if ("\\u0000" in data) if isinstance(data, str) else (b"\\u0000" in data):
+        maybe_nul = ("\\u0000" in data) if isinstance(data, str) else (b"\\u0000" in data)
+        if maybe_nul and _has_nul(message):
             # PostgreSQL text and jsonb cannot hold NUL; storing it would fail the batch.
             return self._dead(Reason.INVALID_RECORD, "contains a NUL character", data, message)
         if kind == "commit":

@@ -214,3 +214,14 @@ async def test_invalid_record_by_real_lexicon(
     details = [r["detail"] for r in await db.fetch("SELECT detail FROM dead_letters ORDER BY id")]
     assert all(d.startswith("lexicon:") for d in details), details
     assert await value(db, "SELECT count(*) FROM posts") == 0
+
+
+async def test_escaped_backslash_u0000_text_is_not_a_nul(
+    db: Database, indexer: Indexer, stream: Stream
+) -> None:
+    event = stream.commit(
+        COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE, content="write \\u0000")
+    )
+    result = await apply(indexer, event)
+    assert result.applied == 1
+    assert await value(db, "SELECT content FROM posts") == "write \\u0000"

@@ -26,6 +26,11 @@ CURSOR_NAME = "jetstream"
 DEAD_LETTER_KEEP = 10_000
 
 
+def is_poison(exc: BaseException) -> bool:
+    """A failure caused by the data itself: retrying the same batch would fail again."""
+    return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+
+
 def lock(conn: Conn) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK_KEY,))
 
