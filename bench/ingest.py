@@ -168,6 +168,17 @@ def run_baseline(
         return rows, time.perf_counter() - start
 
 
+def prepare_only(indexer: Any, path: Path, batch: int) -> tuple[int, float]:
+    """The CPU half of the indexer (decode, classify, validate), timed alone."""
+    from coves.ingest.replay import open_stream, read_batches
+
+    with open_stream(path) as stream:
+        frames = list(read_batches(stream, batch))
+    start = time.perf_counter()
+    events = sum(indexer.prepare(chunk).frames for chunk in frames)
+    return events, time.perf_counter() - start
+
+
 def create_database(server: EmbeddedPostgres, name: str) -> str:
     with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -208,6 +219,13 @@ async def main_async(args: argparse.Namespace) -> None:
             f"dead-lettered {summary.dead_lettered:,}, reasons {dict(summary.reasons)})"
         )
         print(f"          check: {checks}")
+        prepared, prepare_s = await trio.to_thread.run_sync(
+            prepare_only, indexer, path, args.batch_size
+        )
+        print(
+            f"prepare:  {prepared:,} events parsed+validated in {prepare_s:.2f} s = "
+            f"{prepared / prepare_s:,.0f} events/s (Python side alone, no database)"
+        )
 
         base_conninfo = await trio.to_thread.run_sync(create_database, server, "baseline")
         async with Database(base_conninfo, pool_size=1) as base_db:
