@@ -18,6 +18,7 @@ from coves.db import Database
 from coves.db.queries import ingest as q
 from coves.ingest.apply import Batch, Decisions, apply_batch
 from coves.ingest.events import (
+    INDEXED_COLLECTIONS,
     AccountEvent,
     Commit,
     DeadLetter,
@@ -154,11 +155,15 @@ class Indexer:
             reasons[why] += 1
         all_dead = batch.dead + decisions.dead
         for letter in all_dead:
-            events.labels(letter.kind, letter.collection or "", "dead_letter").inc()
+            events.labels(
+                _label_kind(letter.kind), _label_collection(letter.collection), "dead_letter"
+            ).inc()
             self._dead_letters.labels(letter.reason).inc()
             reasons[letter.reason] += 1
         for item in batch.ignored:
-            events.labels(item.kind, item.collection, "ignored").inc()
+            events.labels(
+                _label_kind(item.kind), _label_collection(item.collection), "ignored"
+            ).inc()
             reasons[item.reason] += 1
         applied = len(decisions.applied_commits)
         for kind, seen, changed in (
@@ -184,9 +189,10 @@ class Indexer:
         )
 
     async def _run_hooks(self, decisions: Decisions) -> None:
-        if decisions.identity_changed:
+        changed = decisions.identity_changed + decisions.identity_cleared
+        if changed:
             for hook in self.on_identity_change:
-                await _call(hook, "on_identity_change", list(decisions.identity_changed))
+                await _call(hook, "on_identity_change", list(changed))
         if decisions.needs_verification and self.on_community_needs_verification is not None:
             for did, hosted_by in decisions.needs_verification:
                 await _call(
@@ -195,6 +201,20 @@ class Indexer:
                     did,
                     hosted_by,
                 )
+
+
+_KINDS = frozenset({"commit", "identity", "account"})
+
+
+def _label_kind(kind: str) -> str:
+    """Stream-controlled strings never become label values (unbounded cardinality)."""
+    return kind if kind in _KINDS else "other"
+
+
+def _label_collection(collection: str | None) -> str:
+    if not collection:
+        return ""
+    return collection if collection in INDEXED_COLLECTIONS else "other"
 
 
 def _refused(event: Commit | IdentityEvent | AccountEvent, exc: BaseException) -> DeadLetter:

@@ -447,20 +447,24 @@ def update_actor_profiles(conn: Conn, cols: Sequence[list[Any]]) -> None:
 
 def apply_identities(
     conn: Conn, dids: list[str], handles: list[str | None], times: list[int]
-) -> list[str]:
-    """Newer identity events set the handle, taking it from any DID that held it."""
+) -> tuple[list[str], list[str]]:
+    """Newer identity events set the handle, taking it from any DID that held it.
+
+    Returns (DIDs the events updated, other DIDs that lost their handle to them).
+    """
     if not dids:
-        return []
+        return [], []
     params = (dids, handles, times)
-    conn.execute(
+    cleared = conn.execute(
         """
         UPDATE users u SET handle = NULL, updated_at = now()
         FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS e(did, handle, time_us)
         JOIN users claimant ON claimant.did = e.did AND claimant.identity_time_us < e.time_us
         WHERE e.handle IS NOT NULL AND u.handle = e.handle AND u.did <> e.did
+        RETURNING u.did
         """,
         params,
-    )
+    ).fetchall()
     rows = conn.execute(
         """
         UPDATE users u SET handle = e.handle, identity_time_us = e.time_us,
@@ -471,7 +475,8 @@ def apply_identities(
         """,
         params,
     ).fetchall()
-    return [r["did"] for r in rows]
+    changed = [r["did"] for r in rows]
+    return changed, [r["did"] for r in cleared if r["did"] not in set(changed)]
 
 
 def apply_accounts(
