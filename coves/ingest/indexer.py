@@ -13,6 +13,8 @@ import inspect
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
+import trio
+
 from coves import clock
 from coves.db import Database
 from coves.db.queries import ingest as q
@@ -53,7 +55,7 @@ class Indexer:
         self._db = db
         self._instance_did = instance_did
         self._skip_verification = skip_did_web_verification
-        self._parser = FrameParser(validator, now_us=lambda: int(clock.wall_now() * 1_000_000))
+        self._parser = FrameParser(validator)
         # Public so the identity workstream can register after construction.
         self.on_identity_change: list[IdentityHook] = list(on_identity_change)
         self.on_community_needs_verification = on_community_needs_verification
@@ -70,9 +72,13 @@ class Indexer:
         return await q.load_cursor(self._db)
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
-        return await self.commit(self.prepare(frames))
+        # Parsing a batch is tens of milliseconds of CPU: done in a worker thread
+        # so the event loop (and the HTTP server sharing it) keeps running.
+        now_us = _now_us()
+        batch = await trio.to_thread.run_sync(lambda: self.prepare(frames, now_us=now_us))
+        return await self.commit(batch)
 
-    def prepare(self, frames: Sequence[Frame]) -> Batch:
+    def prepare(self, frames: Sequence[Frame], *, now_us: int | None = None) -> Batch:
         """Parse and validate a batch (pure CPU, no I/O, never raises).
 
         Split from :meth:`commit` so a caller with a backlog (``coves
@@ -80,8 +86,9 @@ class Indexer:
         N is in the database; commits must still be awaited in order.
         """
         batch = Batch(frames=len(frames))
+        now = _now_us() if now_us is None else now_us
         for frame in frames:
-            event = self._parser.parse(frame.data)
+            event = self._parser.parse(frame.data, now_us=now)
             if isinstance(event, Commit):
                 batch.commits.append(event)
             elif isinstance(event, IdentityEvent):
@@ -201,6 +208,10 @@ class Indexer:
                     did,
                     hosted_by,
                 )
+
+
+def _now_us() -> int:
+    return int(clock.wall_now() * 1_000_000)
 
 
 _KINDS = frozenset({"commit", "identity", "account"})

@@ -92,11 +92,11 @@ def _text(data: str | bytes) -> str:
 
 
 class FrameParser:
-    def __init__(self, validator: RecordValidator | None, *, now_us: Any) -> None:
+    def __init__(self, validator: RecordValidator | None) -> None:
         self._validator = validator
-        self._now_us = now_us  # () -> int, wall clock in µs (coves.clock)
 
-    def parse(self, data: str | bytes) -> Event:
+    def parse(self, data: str | bytes, *, now_us: int) -> Event:
+        """``now_us``: wall clock (µs) for the future-rev check, read once per batch."""
         try:
             message = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -118,7 +118,7 @@ class FrameParser:
             # PostgreSQL text and jsonb cannot hold NUL; storing it would fail the batch.
             return self._dead(Reason.INVALID_RECORD, "contains a NUL character", data, message)
         if kind == "commit":
-            return self._commit(did, time_us, message, data, raw)
+            return self._commit(did, time_us, message, data, raw, now_us=now_us)
         if kind == "identity":
             return self._identity(did, time_us, message, data, raw)
         if kind == "account":
@@ -152,7 +152,14 @@ class FrameParser:
         )
 
     def _commit(
-        self, did: str, time_us: int, message: dict[str, Any], data: str | bytes, raw: str | None
+        self,
+        did: str,
+        time_us: int,
+        message: dict[str, Any],
+        data: str | bytes,
+        raw: str | None,
+        *,
+        now_us: int,
     ) -> Event:
         commit = message.get("commit")
         if not isinstance(commit, dict):
@@ -169,7 +176,7 @@ class FrameParser:
             return self._dead(Reason.BAD_ENVELOPE, "commit.rkey: missing or invalid", data, message)
         if not isinstance(rev, str) or not is_valid_tid(rev):
             return self._dead(Reason.INVALID_REV, "commit.rev: not a TID", data, message)
-        if tid_time_us(rev) > self._now_us() + MAX_REV_DRIFT_US:
+        if tid_time_us(rev) > now_us + MAX_REV_DRIFT_US:
             return self._dead(Reason.INVALID_REV, "commit.rev: in the future", data, message)
         text = raw if raw is not None else _text(data)
         if op == "delete":
