@@ -175,7 +175,35 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if batch_size < 1:
         print("coves replay: --batch-size must be positive", file=sys.stderr)
         return 2
-    return trio.run(_main, settings, path, batch_size)
+    try:
+        return trio.run(_main, settings, path, batch_size)
+    except BaseException as exc:
+        problem = _find_problem(exc)
+        if problem is None:
+            raise
+        # Batches already applied stay applied (each committed with its cursor);
+        # re-running the same file is safe: it is idempotent.
+        print(f"coves replay: {problem}", file=sys.stderr)
+        return 1
+
+
+def _find_problem(exc: BaseException) -> str | None:
+    """A readable reason for the failures an operator can act on, else None."""
+    import zstandard
+
+    from coves.db import DatabaseError
+
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find_problem(inner)
+            if found is not None:
+                return found
+        return None
+    if isinstance(exc, zstandard.ZstdError | UnicodeDecodeError | OSError):
+        return f"cannot read the stream: {exc}"
+    if isinstance(exc, DatabaseError):
+        return f"database unavailable: {exc}"
+    return None
 
 
 async def _main(settings: Settings, path: Path, batch_size: int) -> int:

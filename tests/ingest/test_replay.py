@@ -120,3 +120,25 @@ def test_replay_command_refuses_missing_file(
     code = cli.main(["--env-file", str(tmp_path / "none.env"), "replay", str(tmp_path / "nope")])
     assert code == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_replay_command_reports_a_corrupt_stream(
+    pg: TestPostgres,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "broken.jsonl"  # detected by the magic number alone
+    path.write_bytes(b"\x28\xb5\x2f\xfd" + b"garbage" * 10)
+    name = pg.create_database()
+    try:
+        info = dict(part.split("=", 1) for part in pg.conninfo(name).split())
+        url = (
+            f"postgresql://{info['user']}@/{info['dbname']}?host={info['host']}&port={info['port']}"
+        )
+        monkeypatch.setenv("DATABASE_URL", url)
+        code = cli.main(["--env-file", str(tmp_path / "none.env"), "replay", str(path)])
+        assert code == 1
+        assert "cannot read the stream" in capsys.readouterr().err
+    finally:
+        pg.drop_database(name)
