@@ -170,7 +170,7 @@ class FrameParser:
         if collection not in INDEXED_COLLECTIONS:
             return Ignored(Skip.UNINDEXED_COLLECTION, "commit", collection[:317], time_us)
         op, rkey, rev = commit.get("operation"), commit.get("rkey"), commit.get("rev")
-        if op not in OPERATIONS:
+        if not isinstance(op, str) or op not in OPERATIONS:
             return self._dead(Reason.BAD_ENVELOPE, "commit.operation: unknown", data, message)
         if not isinstance(rkey, str) or not is_valid_rkey(rkey):
             return self._dead(Reason.BAD_ENVELOPE, "commit.rkey: missing or invalid", data, message)

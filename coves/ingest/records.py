@@ -299,7 +299,7 @@ def parse_community(did: str, rkey: str, record: dict[str, Any]) -> CommunityRow
     display_name = _str(record, "displayName")
     description = _str(record, "description")
     visibility = record.get("visibility", "public")
-    if visibility not in VISIBILITIES:
+    if not isinstance(visibility, str) or visibility not in VISIBILITIES:
         raise _invalid("visibility: must be public, unlisted or private")
     federation = _obj(record, "federation") or {}
     discovery = federation.get("allowExternalDiscovery", record.get("allowExternalDiscovery", True))

@@ -13,12 +13,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coves.db import Database
 from coves.ingest.indexer import Indexer
+from coves.lexicon import LexiconRegistry
 from coves.metrics import Metrics
 from tests.support.database import TestPostgres
 from tests.support.events import (
@@ -245,3 +247,77 @@ def test_any_delivery_converges_to_in_order_state(
 
 def test_tid_builder_orders_like_time() -> None:
     assert tid(1) < tid(2) < tid(2**40) < tid(2**52)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+_LEXICONS: list[LexiconRegistry] = []
+
+
+def _lexicons() -> LexiconRegistry:
+    if not _LEXICONS:
+        _LEXICONS.append(LexiconRegistry.load())
+    return _LEXICONS[0]
+
+
+@st.composite
+def mutated_events(draw: st.DrawFn) -> bytes:
+    """Valid events with one field replaced by an arbitrary JSON value (or removed)."""
+    clock = Stream()
+    post = uri(COMMUNITIES[0], POST, "3kp0")
+    event = draw(
+        st.sampled_from(
+            [
+                clock.commit(COMMUNITIES[0], POST, "3kp0", post_record(COMMUNITIES[0], USERS[0])),
+                clock.commit(USERS[0], COMMENT, "3kc0", comment_record(post, post)),
+                clock.commit(USERS[0], VOTE, "3kv0", vote_record(post)),
+                clock.commit(USERS[0], SUBSCRIPTION, "3ks0", subscription_record(COMMUNITIES[0])),
+                clock.identity(USERS[0], "user.example.com"),
+                clock.account(USERS[0], False, "takendown"),
+            ]
+        )
+    )
+    target = event
+    path = draw(
+        st.lists(st.sampled_from(["commit", "record", "reply", "subject", "root"]), max_size=3)
+    )
+    for step in path:
+        if isinstance(target.get(step), dict):
+            target = target[step]
+    key = draw(st.sampled_from(sorted(target)))
+    if draw(st.booleans()):
+        del target[key]
+    else:
+        target[key] = draw(json_values)
+    return orjson.dumps(event)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.one_of(mutated_events(), json_values.map(orjson.dumps), st.binary(max_size=64)))
+def test_prepare_never_raises_and_classifies_every_frame(data: bytes) -> None:
+    indexer = Indexer(
+        None,  # type: ignore[arg-type]  # prepare never touches the database
+        instance_did="did:web:coves.test",
+        metrics=Metrics(),
+        validator=_lexicons(),
+    )
+    batch = indexer.prepare(frames(data), now_us=2_000_000_000_000_000)
+    classified = (
+        len(batch.commits)
+        + len(batch.identities)
+        + len(batch.accounts)
+        + len(batch.dead)
+        + len(batch.ignored)
+    )
+    assert classified == 1 == batch.frames
