@@ -32,6 +32,9 @@ from coves.ingest.events import (
     Skip,
 )
 from coves.ingest.records import PARSERS, SELF_KEYED, Rejected
+from coves.logs import get_logger
+
+log = get_logger(__name__)
 
 # A rev more than this far ahead of our clock would block every later update
 # to the record (revs must increase), so it is refused (spec `sync`).
@@ -204,6 +207,9 @@ class FrameParser:
             row = PARSERS[collection](did, rkey, record)
         except Rejected as exc:
             return self._dead(exc.reason, exc.detail[:500], data, message)
+        except Exception as exc:  # a parser bug must not stall ingestion: keep the event
+            log.warning("record parser failed", collection=collection, exc_info=exc)
+            return self._dead(Reason.INVALID_RECORD, f"unparseable: {exc}"[:500], data, message)
         return Commit(did, collection, rkey, rev, op, cid, time_us, text, row)
 
     def _identity(

@@ -20,6 +20,7 @@ from tests.support.events import (
     Stream,
     comment_record,
     did,
+    frames,
     post_record,
     tid,
     uri,
@@ -124,6 +125,12 @@ async def test_invalid_record_by_field_checks(
         stream.commit(ALICE, VOTE, "3k7", vote_record(post, "sideways")),
         stream.commit(ALICE, VOTE, "3k8", {**vote_record(post), "$type": "social.coves.other"}),
         stream.commit(COMMUNITY, POST, "3k9", post_record(COMMUNITY, ALICE, content="a\u0000b")),
+        stream.commit(
+            COMMUNITY,
+            POST,
+            "3ka",
+            post_record(COMMUNITY, ALICE, createdAt="9999-12-31T23:59:59-23:59"),
+        ),
     ]
     result = await apply(indexer, *events)
     assert result.reasons == {"invalid_record": len(events)}, result.reasons
@@ -225,3 +232,16 @@ async def test_escaped_backslash_u0000_text_is_not_a_nul(
     result = await apply(indexer, event)
     assert result.applied == 1
     assert await value(db, "SELECT content FROM posts") == "write \\u0000"
+
+
+def test_out_of_range_datetime_is_dead_lettered_without_a_lexicon(stream: Stream) -> None:
+    indexer = Indexer(None, instance_did=INSTANCE_DID, metrics=Metrics())  # type: ignore[arg-type]
+    event = stream.commit(
+        COMMUNITY,
+        POST,
+        "3kpost0000001",
+        post_record(COMMUNITY, ALICE, createdAt="0001-01-01T00:00:00+23:59"),
+    )
+    batch = indexer.prepare(frames(event))
+    assert [d.reason for d in batch.dead] == ["invalid_record"]
+    assert "createdAt" in batch.dead[0].detail
