@@ -232,9 +232,12 @@ def _apply_batch(
     out.applied_commits = winners + preludes
 
     touched = Touched()
-    for commit in out.applied_commits:
+    # Every DID a live version referenced gets a users row, including versions a
+    # newer event in the batch superseded: one-at-a-time application creates them too.
+    superseded = [c for c, why in out.skipped_by if why == Skip.SUPERSEDED]
+    for commit in (*out.applied_commits, *superseded):
         if commit.op != "delete":
-            touched.users.add(commit.did)
+            touched.users.update(_referenced_dids(commit))
 
     if winners:
         q.upsert_record_states(
@@ -310,6 +313,17 @@ def _apply_batch(
     if cursor is not None:
         q.save_cursor(conn, cursor)
     return out
+
+
+def _referenced_dids(commit: Commit) -> tuple[str, ...]:
+    row = commit.row
+    if isinstance(row, PostRow):
+        return (commit.did, row.author)
+    if isinstance(row, SubjectRow):
+        return (commit.did, row.community)
+    if isinstance(row, AuthorizationRow):
+        return (commit.did, row.aggregator)
+    return (commit.did,)
 
 
 def _communities(
