@@ -129,7 +129,7 @@ def _load_extra_commands() -> None:
         importlib.import_module(module)
 
 
-_COMMAND_MODULES: tuple[str, ...] = ("coves.identity.cli",)
+_COMMAND_MODULES: tuple[str, ...] = ("coves.identity.cli", "coves.ingest.replay")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,9 +43,20 @@ from coves.ingest.records import (
 class Decisions:
     """What the transaction did, for counting and post-commit hooks."""
 
+    def merge(self, other: Decisions) -> Decisions:
+        self.skipped_by.extend(other.skipped_by)
+        self.dead.extend(other.dead)
+        self.identity_changed.extend(other.identity_changed)
+        self.identity_cleared.extend(other.identity_cleared)
+        self.accounts_changed.extend(other.accounts_changed)
+        self.needs_verification.extend(other.needs_verification)
+        self.applied_commits.extend(other.applied_commits)
+        return self
+
     skipped_by: list[tuple[Commit, str]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-    identity_changed: list[str] = field(default_factory=list)
+    identity_changed: list[str] = field(default_factory=list)  # events applied
+    identity_cleared: list[str] = field(default_factory=list)  # lost their handle to another
     accounts_changed: list[str] = field(default_factory=list)
     needs_verification: list[tuple[str, str]] = field(default_factory=list)
     applied_commits: list[Commit] = field(default_factory=list)
@@ -77,17 +88,22 @@ def decide_winners(
     stored: dict[tuple[str, str, str], str],
     threads: dict[str, tuple[str, str, bool]],
     out: Decisions,
-) -> list[Commit]:
+) -> tuple[list[Commit], list[Commit]]:
     """Per record, the newest event that is newer than what is stored.
 
     Events are walked in rev order so a comment update that moves its
     reply refs is judged against the threading it would really replace
-    (stored or an earlier event of this batch) and refused.
+    (stored or an earlier event of this batch) and refused. When the
+    newest event is a delete, the newest live version before it in the
+    batch is returned too (a "prelude", applied before the delete), so a
+    create and delete in one batch leave the same soft-deleted row as
+    applying them one at a time would.
     """
     groups: dict[tuple[str, str, str], list[Commit]] = defaultdict(list)
     for commit in commits:
         groups[commit.key].append(commit)
     winners: list[Commit] = []
+    preludes: list[Commit] = []
     for key, group in groups.items():
         if len(group) > 1:
             group.sort(key=lambda c: c.rev)
@@ -98,6 +114,8 @@ def decide_winners(
             if known is not None and known[2]:
                 thread = (known[0], known[1])
         winner: Commit | None = None
+        last_live: Commit | None = None
+        superseded: list[Commit] = []
         for commit in group:
             if current is not None and commit.rev <= current:
                 out.skipped_by.append((commit, Skip.STALE))
@@ -119,12 +137,19 @@ def decide_winners(
                         continue
                 thread = new_thread
             if winner is not None:
-                out.skipped_by.append((winner, Skip.SUPERSEDED))
+                superseded.append(winner)
+                if winner.op != "delete":
+                    last_live = winner
             winner = commit
             current = commit.rev
-        if winner is not None:
-            winners.append(winner)
-    return winners
+        if winner is None:
+            continue
+        winners.append(winner)
+        if winner.op == "delete" and last_live is not None:
+            preludes.append(last_live)
+            superseded.remove(last_live)
+        out.skipped_by.extend((c, Skip.SUPERSEDED) for c in superseded)
+    return winners, preludes
 
 
 @dataclass
@@ -137,6 +162,32 @@ class Batch:
     dead: list[DeadLetter] = field(default_factory=list)
     ignored: list[Ignored] = field(default_factory=list)
     cursor: int | None = None  # newest time_us of any event in the batch
+    frames: int = 0
+
+    @property
+    def size(self) -> int:
+        """Events that write domain state (what poison isolation bisects)."""
+        return len(self.commits) + len(self.identities) + len(self.accounts)
+
+    def split(self) -> tuple[Batch, Batch]:
+        """Two halves in order; the cursor and parse dead letters go with the second,
+        so the cursor only moves once both halves are committed."""
+        items: list[Commit | IdentityEvent | AccountEvent] = [
+            *self.commits,
+            *self.identities,
+            *self.accounts,
+        ]
+        middle = len(items) // 2
+        halves = (Batch(), Batch(dead=self.dead, cursor=self.cursor))
+        for half, part in zip(halves, (items[:middle], items[middle:]), strict=True):
+            for item in part:
+                if isinstance(item, Commit):
+                    half.commits.append(item)
+                elif isinstance(item, IdentityEvent):
+                    half.identities.append(item)
+                else:
+                    half.accounts.append(item)
+        return halves
 
 
 @dataclass
@@ -148,9 +199,25 @@ class Touched:
     comments: set[str] = field(default_factory=set)
     communities: set[str] = field(default_factory=set)
     aggregators: set[str] = field(default_factory=set)
+    # did -> profile columns, written after users exist; the last phase wins
+    profiles: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def apply_batch(
+    conn: q.Conn, batch: Batch, *, instance_did: str, skip_did_web_verification: bool
+) -> Decisions:
+    """Apply in pipeline mode: writes stream to the server without waiting for each
+    result; only the reads that decisions need cost a round trip."""
+    with conn.pipeline():
+        return _apply_batch(
+            conn,
+            batch,
+            instance_did=instance_did,
+            skip_did_web_verification=skip_did_web_verification,
+        )
+
+
+def _apply_batch(
     conn: q.Conn, batch: Batch, *, instance_did: str, skip_did_web_verification: bool
 ) -> Decisions:
     commits, identities, accounts = batch.commits, batch.identities, batch.accounts
@@ -161,17 +228,16 @@ def apply_batch(
     stored = q.record_states(conn, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
     comment_uris = list({c.uri for c in commits if c.collection == ev.COMMENT})
     threads = q.comment_threads(conn, comment_uris)
-    winners = decide_winners(commits, stored, threads, out)
-    out.applied_commits = winners
-
-    by_collection: dict[str, list[Commit]] = defaultdict(list)
-    for commit in winners:
-        by_collection[commit.collection].append(commit)
+    winners, preludes = decide_winners(commits, stored, threads, out)
+    out.applied_commits = winners + preludes
 
     touched = Touched()
-    for commit in winners:
+    # Every DID a live version referenced gets a users row, including versions a
+    # newer event in the batch superseded: one-at-a-time application creates them too.
+    superseded = [c for c, why in out.skipped_by if why == Skip.SUPERSEDED]
+    for commit in (*out.applied_commits, *superseded):
         if commit.op != "delete":
-            touched.users.add(commit.did)
+            touched.users.update(_referenced_dids(commit))
 
     if winners:
         q.upsert_record_states(
@@ -187,20 +253,29 @@ def apply_batch(
             ],
         )
 
-    # Communities first: later statements in the batch may recount them.
-    _communities(conn, by_collection[ev.PROFILE], out, instance_did, skip_did_web_verification)
-    touched.communities.update(c.did for c in by_collection[ev.PROFILE])
-
-    _posts(conn, by_collection[ev.POST], touched)
-    _comments(conn, by_collection[ev.COMMENT], threads, touched)
-    _votes(conn, by_collection[ev.VOTE], touched)
-    _subjects(conn, "subscriptions", by_collection[ev.SUBSCRIPTION], touched)
-    _subjects(conn, "blocks", by_collection[ev.BLOCK], touched)
-    _aggregators(conn, by_collection[ev.AGGREGATOR], touched)
-    _authorizations(conn, by_collection[ev.AUTHORIZATION], touched)
+    # Live versions first, then deletes: a prelude must land before its delete.
+    for phase in (
+        [c for c in out.applied_commits if c.op != "delete"],
+        [c for c in winners if c.op == "delete"],
+    ):
+        by_collection: dict[str, list[Commit]] = defaultdict(list)
+        for commit in phase:
+            by_collection[commit.collection].append(commit)
+        _communities(conn, by_collection[ev.PROFILE], out, instance_did, skip_did_web_verification)
+        touched.communities.update(c.did for c in by_collection[ev.PROFILE])
+        _posts(conn, by_collection[ev.POST], touched)
+        _comments(conn, by_collection[ev.COMMENT], threads, touched)
+        _votes(conn, by_collection[ev.VOTE], touched)
+        _subjects(conn, "subscriptions", by_collection[ev.SUBSCRIPTION], touched)
+        _subjects(conn, "blocks", by_collection[ev.BLOCK], touched)
+        _aggregators(conn, by_collection[ev.AGGREGATOR], touched)
+        _authorizations(conn, by_collection[ev.AUTHORIZATION], touched)
+        _actor_profiles(conn, by_collection[ev.ACTOR_PROFILE], touched)
 
     q.ensure_users(conn, touched.users)
-    _actor_profiles(conn, by_collection[ev.ACTOR_PROFILE])
+    if touched.profiles:
+        profiles = list(touched.profiles.values())
+        q.update_actor_profiles(conn, [list(col) for col in zip(*profiles, strict=True)])
     _identities(conn, identities, out)
     if accounts:
         latest: dict[str, AccountEvent] = {}
@@ -238,6 +313,17 @@ def apply_batch(
     if cursor is not None:
         q.save_cursor(conn, cursor)
     return out
+
+
+def _referenced_dids(commit: Commit) -> tuple[str, ...]:
+    row = commit.row
+    if isinstance(row, PostRow):
+        return (commit.did, row.author)
+    if isinstance(row, SubjectRow):
+        return (commit.did, row.community)
+    if isinstance(row, AuthorizationRow):
+        return (commit.did, row.aggregator)
+    return (commit.did,)
 
 
 def _communities(
@@ -384,17 +470,48 @@ def _comments(
 
 
 def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
+    """Write votes and decide, per (voter, subject), the one effective vote.
+
+    The decision is made here from the pairs' live rows plus the batch, so
+    the database sees at most a clear of losers, the upsert carrying each
+    new vote's flag, and a set of restored winners, in that order (the
+    partial unique index forbids two effective votes even transiently).
+    """
     if not commits:
         return
     pairs: set[tuple[str, str]] = set(q.old_refs(conn, "vote", [c.uri for c in commits]).values())
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
+    for commit in live:
+        row: VoteRow = commit.row
+        pairs.add((commit.did, row.subject_uri))
+    ordered = sorted(pairs)
+    # uri -> (pair, rev) of every live vote after this batch, and who is effective now
+    state: dict[str, tuple[tuple[str, str], str]] = {}
+    effective_now: set[str] = set()
+    for uri, voter, subject, rev, effective in q.live_votes(
+        conn, [p[0] for p in ordered], [p[1] for p in ordered]
+    ):
+        state[uri] = ((voter, subject), rev)
+        if effective:
+            effective_now.add(uri)
+    for commit in deleted:
+        state.pop(commit.uri, None)
+    for commit in live:
+        state[commit.uri] = ((commit.did, commit.row.subject_uri), commit.rev)
+    best: dict[tuple[str, str], tuple[str, str]] = {}
+    for uri, (pair, rev) in state.items():
+        if pair not in best or (rev, uri) > best[pair]:
+            best[pair] = (rev, uri)
+    winners = {uri for _rev, uri in best.values()}
+    batch_uris = {c.uri for c in commits}
+
+    q.set_effective(conn, sorted(effective_now - winners), effective=False)
     q.delete_votes(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if live:
-        cols: list[list[Any]] = [[] for _ in range(9)]
+        cols: list[list[Any]] = [[] for _ in range(10)]
         for commit in live:
-            row: VoteRow = commit.row
-            pairs.add((commit.did, row.subject_uri))
+            row = commit.row
             values = (
                 commit.uri,
                 commit.rkey,
@@ -405,12 +522,12 @@ def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
                 row.subject_cid,
                 row.direction,
                 row.created_at,
+                commit.uri in winners,
             )
             for col, value in zip(cols, values, strict=True):
                 col.append(value)
         q.upsert_votes(conn, cols)
-    ordered = sorted(pairs)
-    q.recompute_effective(conn, [p[0] for p in ordered], [p[1] for p in ordered])
+    q.set_effective(conn, sorted(winners - effective_now - batch_uris), effective=True)
     for _voter, subject in ordered:
         if f"/{ev.COMMENT}/" in subject:
             touched.comments.add(subject)
@@ -518,22 +635,16 @@ def _authorizations(conn: q.Conn, commits: list[Commit], touched: Touched) -> No
     q.upsert_authorizations(conn, cols)
 
 
-def _actor_profiles(conn: q.Conn, commits: list[Commit]) -> None:
-    if not commits:
-        return
-    cols: list[list[Any]] = [[] for _ in range(5)]
+def _actor_profiles(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
     for commit in commits:
         row: ActorProfileRow | None = commit.row if commit.op != "delete" else None
-        values = (
+        touched.profiles[commit.did] = (
             commit.did,
             row.display_name if row else None,
             row.description if row else None,
             row.avatar if row else None,
             row.banner if row else None,
         )
-        for col, value in zip(cols, values, strict=True):
-            col.append(value)
-    q.update_actor_profiles(conn, cols)
 
 
 def _identities(conn: q.Conn, identities: list[IdentityEvent], out: Decisions) -> None:
@@ -553,5 +664,8 @@ def _identities(conn: q.Conn, identities: list[IdentityEvent], out: Decisions) -
             claims[identity.handle] = identity
     rows = list(latest.values())
     handles = [r.handle if r.handle is not None and claims[r.handle] is r else None for r in rows]
-    changed = q.apply_identities(conn, [r.did for r in rows], handles, [r.time_us for r in rows])
+    changed, cleared = q.apply_identities(
+        conn, [r.did for r in rows], handles, [r.time_us for r in rows]
+    )
     out.identity_changed.extend(changed)
+    out.identity_cleared.extend(cleared)

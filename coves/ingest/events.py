@@ -45,6 +45,7 @@ class Reason:
     INVALID_RECORD: Final = "invalid_record"  # fails the lexicon or our field checks
     SECURITY: Final = "security"  # record claims something its repo may not
     IMMUTABLE_THREADING: Final = "immutable_threading"  # comment update moved its reply refs
+    APPLY_FAILED: Final = "apply_failed"  # the database refused this event's data
 
 
 class Skip:

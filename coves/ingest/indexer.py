@@ -13,11 +13,22 @@ import inspect
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
+import trio
+
 from coves import clock
 from coves.db import Database
 from coves.db.queries import ingest as q
 from coves.ingest.apply import Batch, Decisions, apply_batch
-from coves.ingest.events import AccountEvent, Commit, IdentityEvent, Ignored, Skip
+from coves.ingest.events import (
+    INDEXED_COLLECTIONS,
+    AccountEvent,
+    Commit,
+    DeadLetter,
+    IdentityEvent,
+    Ignored,
+    Reason,
+    Skip,
+)
 from coves.ingest.parse import FrameParser, RecordValidator
 from coves.ingest.types import BatchResult, Frame
 from coves.logs import get_logger
@@ -44,7 +55,7 @@ class Indexer:
         self._db = db
         self._instance_did = instance_did
         self._skip_verification = skip_did_web_verification
-        self._parser = FrameParser(validator, now_us=lambda: int(clock.wall_now() * 1_000_000))
+        self._parser = FrameParser(validator)
         # Public so the identity workstream can register after construction.
         self.on_identity_change: list[IdentityHook] = list(on_identity_change)
         self.on_community_needs_verification = on_community_needs_verification
@@ -61,9 +72,23 @@ class Indexer:
         return await q.load_cursor(self._db)
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
-        batch = Batch()
+        # Parsing a batch is tens of milliseconds of CPU: done in a worker thread
+        # so the event loop (and the HTTP server sharing it) keeps running.
+        now_us = _now_us()
+        batch = await trio.to_thread.run_sync(lambda: self.prepare(frames, now_us=now_us))
+        return await self.commit(batch)
+
+    def prepare(self, frames: Sequence[Frame], *, now_us: int | None = None) -> Batch:
+        """Parse and validate a batch (pure CPU, no I/O, never raises).
+
+        Split from :meth:`commit` so a caller with a backlog (``coves
+        replay``, a consumer catching up) can prepare batch N+1 while batch
+        N is in the database; commits must still be awaited in order.
+        """
+        batch = Batch(frames=len(frames))
+        now = _now_us() if now_us is None else now_us
         for frame in frames:
-            event = self._parser.parse(frame.data)
+            event = self._parser.parse(frame.data, now_us=now)
             if isinstance(event, Commit):
                 batch.commits.append(event)
             elif isinstance(event, IdentityEvent):
@@ -77,9 +102,29 @@ class Indexer:
             time_us = event.time_us
             if time_us is not None and (batch.cursor is None or time_us > batch.cursor):
                 batch.cursor = time_us
+        return batch
 
+    async def commit(self, batch: Batch) -> BatchResult:
+        """Apply a prepared batch in one transaction (cursor included), then run hooks."""
         if batch.commits or batch.identities or batch.accounts or batch.dead or batch.cursor:
-            decisions = await self._db.run(
+            decisions = await self._apply(batch)
+        else:
+            decisions = Decisions()
+
+        result = self._count(batch.frames, batch, decisions)
+        await self._run_hooks(decisions)
+        return result
+
+    async def _apply(self, batch: Batch) -> Decisions:
+        """One transaction; if the database refuses the data itself, bisect.
+
+        A constraint or data error would fail the same batch on every retry
+        and stall ingestion, so the batch is split until the offending event
+        is alone; it is dead-lettered (``apply_failed``) and the rest applies.
+        Connectivity errors are not bisected: they raise for the consumer.
+        """
+        try:
+            return await self._db.run(
                 lambda conn: apply_batch(
                     conn,
                     batch,
@@ -87,12 +132,25 @@ class Indexer:
                     skip_did_web_verification=self._skip_verification,
                 )
             )
-        else:
-            decisions = Decisions()
-
-        result = self._count(len(frames), batch, decisions)
-        await self._run_hooks(decisions)
-        return result
+        except Exception as exc:
+            if not q.is_poison(exc) or batch.size == 0:
+                raise
+            if batch.size > 1:
+                log.warning("ingest batch refused by the database; bisecting", size=batch.size)
+                first, second = batch.split()
+                decisions = await self._apply(first)
+                return decisions.merge(await self._apply(second))
+            events: list[Commit | IdentityEvent | AccountEvent] = [
+                *batch.commits,
+                *batch.identities,
+                *batch.accounts,
+            ]
+            letters = [_refused(event, exc) for event in events]
+            log.warning("ingest event refused by the database", error=str(exc)[:200])
+            rest = Batch(dead=[*batch.dead, *letters], cursor=batch.cursor)
+            decisions = await self._apply(rest)
+            decisions.dead.extend(letters)
+            return decisions
 
     def _count(self, frames: int, batch: Batch, decisions: Decisions) -> BatchResult:
         reasons: Counter[str] = Counter()
@@ -104,11 +162,15 @@ class Indexer:
             reasons[why] += 1
         all_dead = batch.dead + decisions.dead
         for letter in all_dead:
-            events.labels(letter.kind, letter.collection or "", "dead_letter").inc()
+            events.labels(
+                _label_kind(letter.kind), _label_collection(letter.collection), "dead_letter"
+            ).inc()
             self._dead_letters.labels(letter.reason).inc()
             reasons[letter.reason] += 1
         for item in batch.ignored:
-            events.labels(item.kind, item.collection, "ignored").inc()
+            events.labels(
+                _label_kind(item.kind), _label_collection(item.collection), "ignored"
+            ).inc()
             reasons[item.reason] += 1
         applied = len(decisions.applied_commits)
         for kind, seen, changed in (
@@ -134,9 +196,10 @@ class Indexer:
         )
 
     async def _run_hooks(self, decisions: Decisions) -> None:
-        if decisions.identity_changed:
+        changed = decisions.identity_changed + decisions.identity_cleared
+        if changed:
             for hook in self.on_identity_change:
-                await _call(hook, "on_identity_change", list(decisions.identity_changed))
+                await _call(hook, "on_identity_change", list(changed))
         if decisions.needs_verification and self.on_community_needs_verification is not None:
             for did, hosted_by in decisions.needs_verification:
                 await _call(
@@ -145,6 +208,42 @@ class Indexer:
                     did,
                     hosted_by,
                 )
+
+
+def _now_us() -> int:
+    return int(clock.wall_now() * 1_000_000)
+
+
+_KINDS = frozenset({"commit", "identity", "account"})
+
+
+def _label_kind(kind: str) -> str:
+    """Stream-controlled strings never become label values (unbounded cardinality)."""
+    return kind if kind in _KINDS else "other"
+
+
+def _label_collection(collection: str | None) -> str:
+    if not collection:
+        return ""
+    return collection if collection in INDEXED_COLLECTIONS else "other"
+
+
+def _refused(event: Commit | IdentityEvent | AccountEvent, exc: BaseException) -> DeadLetter:
+    if isinstance(event, Commit):
+        kind, collection, rkey = "commit", event.collection, event.rkey
+    else:
+        kind = "identity" if isinstance(event, IdentityEvent) else "account"
+        collection, rkey = None, None
+    return DeadLetter(
+        Reason.APPLY_FAILED,
+        f"database refused: {exc}"[:500],
+        event.raw,
+        kind=kind,
+        did=event.did,
+        collection=collection,
+        rkey=rkey,
+        time_us=event.time_us,
+    )
 
 
 async def _call(hook: Callable[..., Awaitable[None] | None], name: str, *args: object) -> None:

@@ -21,6 +21,7 @@ from coves.atproto.syntax import (
 )
 from coves.ingest.events import (
     INDEXED_COLLECTIONS,
+    SUBSCRIPTION,
     AccountEvent,
     Commit,
     DeadLetter,
@@ -31,6 +32,9 @@ from coves.ingest.events import (
     Skip,
 )
 from coves.ingest.records import PARSERS, SELF_KEYED, Rejected
+from coves.logs import get_logger
+
+log = get_logger(__name__)
 
 # A rev more than this far ahead of our clock would block every later update
 # to the record (revs must increase), so it is refused (spec `sync`).
@@ -62,6 +66,28 @@ def tid_time_us(tid: str) -> int:
     return value >> 10
 
 
+def _clamp_subscription(record: dict[str, Any]) -> dict[str, Any]:
+    """Clamp an out-of-range integer contentVisibility into 1..5 before validation.
+
+    The original implementation clamped, and records written by it and by
+    old clients exist; refusing them would silently drop subscriptions.
+    """
+    value = record.get("contentVisibility")
+    if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= 5:
+        return {**record, "contentVisibility": min(5, max(1, value))}
+    return record
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _text(data: str | bytes) -> str:
     if isinstance(data, str):
         return data[:MAX_RAW_CHARS]
@@ -69,11 +95,11 @@ def _text(data: str | bytes) -> str:
 
 
 class FrameParser:
-    def __init__(self, validator: RecordValidator | None, *, now_us: Any) -> None:
+    def __init__(self, validator: RecordValidator | None) -> None:
         self._validator = validator
-        self._now_us = now_us  # () -> int, wall clock in µs (coves.clock)
 
-    def parse(self, data: str | bytes) -> Event:
+    def parse(self, data: str | bytes, *, now_us: int) -> Event:
+        """``now_us``: wall clock (µs) for the future-rev check, read once per batch."""
         try:
             message = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -90,11 +116,12 @@ class FrameParser:
             return self._dead(
                 Reason.BAD_ENVELOPE, "time_us: missing or not a positive integer", data, message
             )
-        if ("\\u0000" in data) if isinstance(data, str) else (b"\\u0000" in data):
+        maybe_nul = ("\\u0000" in data) if isinstance(data, str) else (b"\\u0000" in data)
+        if maybe_nul and _has_nul(message):
             # PostgreSQL text and jsonb cannot hold NUL; storing it would fail the batch.
             return self._dead(Reason.INVALID_RECORD, "contains a NUL character", data, message)
         if kind == "commit":
-            return self._commit(did, time_us, message, data, raw)
+            return self._commit(did, time_us, message, data, raw, now_us=now_us)
         if kind == "identity":
             return self._identity(did, time_us, message, data, raw)
         if kind == "account":
@@ -128,7 +155,14 @@ class FrameParser:
         )
 
     def _commit(
-        self, did: str, time_us: int, message: dict[str, Any], data: str | bytes, raw: str | None
+        self,
+        did: str,
+        time_us: int,
+        message: dict[str, Any],
+        data: str | bytes,
+        raw: str | None,
+        *,
+        now_us: int,
     ) -> Event:
         commit = message.get("commit")
         if not isinstance(commit, dict):
@@ -139,13 +173,13 @@ class FrameParser:
         if collection not in INDEXED_COLLECTIONS:
             return Ignored(Skip.UNINDEXED_COLLECTION, "commit", collection[:317], time_us)
         op, rkey, rev = commit.get("operation"), commit.get("rkey"), commit.get("rev")
-        if op not in OPERATIONS:
+        if not isinstance(op, str) or op not in OPERATIONS:
             return self._dead(Reason.BAD_ENVELOPE, "commit.operation: unknown", data, message)
         if not isinstance(rkey, str) or not is_valid_rkey(rkey):
             return self._dead(Reason.BAD_ENVELOPE, "commit.rkey: missing or invalid", data, message)
         if not isinstance(rev, str) or not is_valid_tid(rev):
             return self._dead(Reason.INVALID_REV, "commit.rev: not a TID", data, message)
-        if tid_time_us(rev) > self._now_us() + MAX_REV_DRIFT_US:
+        if tid_time_us(rev) > now_us + MAX_REV_DRIFT_US:
             return self._dead(Reason.INVALID_REV, "commit.rev: in the future", data, message)
         text = raw if raw is not None else _text(data)
         if op == "delete":
@@ -162,6 +196,8 @@ class FrameParser:
             return self._dead(
                 Reason.INVALID_RECORD, "$type does not match the collection", data, message
             )
+        if collection == SUBSCRIPTION:
+            record = _clamp_subscription(record)
         if self._validator is not None:
             try:
                 self._validator.validate_record(collection, record)
@@ -171,6 +207,9 @@ class FrameParser:
             row = PARSERS[collection](did, rkey, record)
         except Rejected as exc:
             return self._dead(exc.reason, exc.detail[:500], data, message)
+        except Exception as exc:  # a parser bug must not stall ingestion: keep the event
+            log.warning("record parser failed", collection=collection, exc_info=exc)
+            return self._dead(Reason.INVALID_RECORD, f"unparseable: {exc}"[:500], data, message)
         return Commit(did, collection, rkey, rev, op, cid, time_us, text, row)
 
     def _identity(

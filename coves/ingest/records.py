@@ -60,11 +60,18 @@ def _did(record: dict[str, Any], name: str) -> str:
     return value
 
 
+def _datetime(value: str) -> datetime | None:
+    try:
+        return parse_datetime(value)
+    except (OverflowError, ValueError):  # e.g. year 9999 with a negative offset
+        return None
+
+
 def _created_at(record: dict[str, Any]) -> datetime:
     value = record.get("createdAt")
     if not isinstance(value, str):
         raise _invalid("createdAt: required datetime")
-    parsed = parse_datetime(value)
+    parsed = _datetime(value)
     if parsed is None:
         raise _invalid("createdAt: not an RFC 3339 datetime")
     return parsed
@@ -74,7 +81,7 @@ def _optional_datetime(record: dict[str, Any], name: str) -> datetime | None:
     value = record.get(name)
     if value is None:
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    parsed = _datetime(value) if isinstance(value, str) else None
     if parsed is None:
         raise _invalid(f"{name}: not an RFC 3339 datetime")
     return parsed
@@ -299,7 +306,7 @@ def parse_community(did: str, rkey: str, record: dict[str, Any]) -> CommunityRow
     display_name = _str(record, "displayName")
     description = _str(record, "description")
     visibility = record.get("visibility", "public")
-    if visibility not in VISIBILITIES:
+    if not isinstance(visibility, str) or visibility not in VISIBILITIES:
         raise _invalid("visibility: must be public, unlisted or private")
     federation = _obj(record, "federation") or {}
     discovery = federation.get("allowExternalDiscovery", record.get("allowExternalDiscovery", True))

@@ -95,3 +95,52 @@ async def test_hooks_run_only_after_commit(
         await apply(indexer, stream.identity(ALICE, "alice.example.com"))
     assert calls == []
     assert await value(db, "SELECT handle FROM users") is None
+
+
+async def test_event_the_database_refuses_is_isolated_and_dead_lettered(
+    db: Database, indexer: Indexer, stream: Stream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    real = q.upsert_posts
+
+    def picky(conn: Any, cols: Any) -> None:
+        if "poison" in cols[5]:
+            conn.execute("SELECT 1")
+            raise psycopg.errors.CheckViolation("value refused")
+        real(conn, cols)
+
+    monkeypatch.setattr(q, "upsert_posts", picky)
+    events = [
+        stream.commit(COMMUNITY, POST, f"3kpost000000{i}", post_record(COMMUNITY, ALICE, title=t))
+        for i, t in enumerate(["ok", "ok", "poison", "ok", "ok"])
+    ]
+    events.append(stream.identity(ALICE, "alice.example.com"))
+    result = await apply(indexer, *events)
+    assert result.applied == 5 and result.dead_lettered == 1
+    assert result.reasons == {"apply_failed": 1}
+    assert await value(db, "SELECT count(*) FROM posts") == 4
+    assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) == "alice.example.com"
+    row = await value(db, "SELECT rkey FROM dead_letters WHERE reason = 'apply_failed'")
+    assert row == "3kpost0000002"
+    assert await indexer.load_cursor() == events[-1]["time_us"]
+    assert await value(db, "SELECT post_count FROM communities") is None
+
+
+async def test_connectivity_errors_are_not_bisected(
+    indexer: Indexer, stream: Stream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def down(conn: Any, cols: Any) -> None:
+        calls.append(1)
+        raise DatabaseUnavailable("gone")
+
+    monkeypatch.setattr(q, "upsert_posts", down)
+    events = [
+        stream.commit(COMMUNITY, POST, f"3kpost000000{i}", post_record(COMMUNITY, ALICE))
+        for i in range(4)
+    ]
+    with pytest.raises(DatabaseUnavailable):
+        await apply(indexer, *events)
+    assert calls == [1]

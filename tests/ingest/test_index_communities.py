@@ -205,7 +205,7 @@ async def test_aggregator_security_checks(db: Database, indexer: Indexer, stream
     result = await apply(
         indexer,
         stream.commit(BOT, AGGREGATOR, "self", aggregator_record(did=BOB)),
-        stream.commit(BOT, AGGREGATOR, "other", aggregator_record()),
+        stream.commit(BOT, AGGREGATOR, "other", aggregator_record(did=BOT)),
         stream.commit(
             ALICE, AUTHORIZATION, "3kauth0000001", authorization_record(COMMUNITY, BOT, ALICE)
         ),

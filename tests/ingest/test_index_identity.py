@@ -49,12 +49,17 @@ async def test_stale_identity_event_is_ignored(
     assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) == "new.example.com"
 
 
-async def test_handle_moves_between_dids(db: Database, indexer: Indexer, stream: Stream) -> None:
+async def test_handle_moves_between_dids(db: Database, metrics: Metrics, stream: Stream) -> None:
+    seen: list[list[str]] = []
+    indexer = Indexer(
+        db, instance_did=INSTANCE_DID, metrics=metrics, on_identity_change=[seen.append]
+    )
     await _known(indexer, stream, ALICE, BOB)
     await apply(indexer, stream.identity(ALICE, "shared.example.com"))
     await apply(indexer, stream.identity(BOB, "shared.example.com"))
     assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) is None
     assert await value(db, "SELECT handle FROM users WHERE did = %s", BOB) == "shared.example.com"
+    assert seen == [[ALICE], [BOB, ALICE]]  # the DID that lost the handle is reported too
     # Swapping handles inside one batch works too.
     await apply(
         indexer, stream.identity(ALICE, "shared.example.com"), stream.identity(BOB, "b.example.com")

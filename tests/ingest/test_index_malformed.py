@@ -20,6 +20,7 @@ from tests.support.events import (
     Stream,
     comment_record,
     did,
+    frames,
     post_record,
     tid,
     uri,
@@ -124,6 +125,12 @@ async def test_invalid_record_by_field_checks(
         stream.commit(ALICE, VOTE, "3k7", vote_record(post, "sideways")),
         stream.commit(ALICE, VOTE, "3k8", {**vote_record(post), "$type": "social.coves.other"}),
         stream.commit(COMMUNITY, POST, "3k9", post_record(COMMUNITY, ALICE, content="a\u0000b")),
+        stream.commit(
+            COMMUNITY,
+            POST,
+            "3ka",
+            post_record(COMMUNITY, ALICE, createdAt="9999-12-31T23:59:59-23:59"),
+        ),
     ]
     result = await apply(indexer, *events)
     assert result.reasons == {"invalid_record": len(events)}, result.reasons
@@ -169,7 +176,7 @@ async def test_ignored_kinds_and_collections_are_counted_not_kept(
             metrics,
             "coves_ingest_events_total",
             kind="commit",
-            collection="app.bsky.feed.post",
+            collection="other",  # stream-chosen names never become label values
             outcome="ignored",
         )
         == 1
@@ -198,3 +205,43 @@ async def test_dead_letters_are_bounded(
     await apply(indexer, "newest")
     raws = [r["raw"] for r in await db.fetch("SELECT raw FROM dead_letters ORDER BY id")]
     assert raws == ["bad 3", "bad 4", "newest"]
+
+
+async def test_invalid_record_by_real_lexicon(
+    db: Database, indexer: Indexer, stream: Stream
+) -> None:
+    too_long = stream.commit(
+        COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE, title="x" * 301)
+    )
+    bad_lang = stream.commit(
+        COMMUNITY, POST, "3kpost0000002", post_record(COMMUNITY, ALICE, langs=["not a language"])
+    )
+    result = await apply(indexer, too_long, bad_lang)
+    assert result.reasons == {"invalid_record": 2}
+    details = [r["detail"] for r in await db.fetch("SELECT detail FROM dead_letters ORDER BY id")]
+    assert all(d.startswith("lexicon:") for d in details), details
+    assert await value(db, "SELECT count(*) FROM posts") == 0
+
+
+async def test_escaped_backslash_u0000_text_is_not_a_nul(
+    db: Database, indexer: Indexer, stream: Stream
+) -> None:
+    event = stream.commit(
+        COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE, content="write \\u0000")
+    )
+    result = await apply(indexer, event)
+    assert result.applied == 1
+    assert await value(db, "SELECT content FROM posts") == "write \\u0000"
+
+
+def test_out_of_range_datetime_is_dead_lettered_without_a_lexicon(stream: Stream) -> None:
+    indexer = Indexer(None, instance_did=INSTANCE_DID, metrics=Metrics())  # type: ignore[arg-type]
+    event = stream.commit(
+        COMMUNITY,
+        POST,
+        "3kpost0000001",
+        post_record(COMMUNITY, ALICE, createdAt="0001-01-01T00:00:00+23:59"),
+    )
+    batch = indexer.prepare(frames(event))
+    assert [d.reason for d in batch.dead] == ["invalid_record"]
+    assert "createdAt" in batch.dead[0].detail

@@ -26,6 +26,11 @@ CURSOR_NAME = "jetstream"
 DEAD_LETTER_KEEP = 10_000
 
 
+def is_poison(exc: BaseException) -> bool:
+    """A failure caused by the data itself: retrying the same batch would fail again."""
+    return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+
+
 def lock(conn: Conn) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK_KEY,))
 
@@ -212,22 +217,19 @@ def delete_comments(conn: Conn, uris: list[str], times: list[datetime]) -> None:
 
 
 def upsert_votes(conn: Conn, cols: Sequence[list[Any]]) -> None:
-    """cols: uri, rkey, cid, rev, voter, subject_uri, subject_cid, direction, created_at.
-
-    ``effective`` is cleared here and decided by :func:`recompute_effective`.
-    """
+    """cols: uri, rkey, cid, rev, voter, subject_uri, subject_cid, direction, created_at,
+    effective (decided by the caller, losers already cleared)."""
     conn.execute(
         """
         INSERT INTO votes AS v (uri, rkey, cid, rev, voter_did, subject_uri, subject_cid,
-                                direction, created_at, deleted_at, effective)
-        SELECT u.*, NULL, false
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::smallint[], %s::timestamptz[])
-             AS u(uri, rkey, cid, rev, voter, subject_uri, subject_cid, direction, created_at)
+                                direction, created_at, effective)
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                             %s::text[], %s::text[], %s::smallint[], %s::timestamptz[],
+                             %s::boolean[])
         ON CONFLICT (uri) DO UPDATE SET
             cid = EXCLUDED.cid, rev = EXCLUDED.rev, subject_uri = EXCLUDED.subject_uri,
             subject_cid = EXCLUDED.subject_cid, direction = EXCLUDED.direction,
-            created_at = EXCLUDED.created_at, deleted_at = NULL, effective = false
+            created_at = EXCLUDED.created_at, deleted_at = NULL, effective = EXCLUDED.effective
         """,
         cols,
     )
@@ -245,37 +247,29 @@ def delete_votes(conn: Conn, uris: list[str], times: list[datetime]) -> None:
         )
 
 
-def recompute_effective(conn: Conn, voters: list[str], subjects: list[str]) -> None:
-    """Of each pair's live votes only the highest (rev, uri) is effective.
-
-    Losers are cleared before the winner is set: the partial unique index
-    ``votes_one_effective`` would refuse two effective votes even briefly.
-    """
+def live_votes(
+    conn: Conn, voters: list[str], subjects: list[str]
+) -> list[tuple[str, str, str, str, bool]]:
+    """(uri, voter, subject, rev, effective) of live votes on the given pairs."""
     if not voters:
-        return
-    winners = """
-        SELECT DISTINCT ON (v.voter_did, v.subject_uri) v.uri
-        FROM votes v
-        JOIN (SELECT DISTINCT * FROM unnest(%(voters)s::text[], %(subjects)s::text[])
-              AS p(voter, subject)) p
-          ON v.voter_did = p.voter AND v.subject_uri = p.subject
+        return []
+    rows = conn.execute(
+        """
+        SELECT v.uri, v.voter_did, v.subject_uri, v.rev, v.effective
+        FROM (SELECT DISTINCT * FROM unnest(%s::text[], %s::text[]) AS p(voter, subject)) p
+        JOIN votes v ON v.voter_did = p.voter AND v.subject_uri = p.subject
         WHERE v.deleted_at IS NULL
-        ORDER BY v.voter_did, v.subject_uri, v.rev DESC, v.uri DESC
-    """
-    params = {"voters": voters, "subjects": subjects}
-    conn.execute(
-        f"""
-        UPDATE votes v SET effective = false
-        FROM unnest(%(voters)s::text[], %(subjects)s::text[]) AS p(voter, subject)
-        WHERE v.voter_did = p.voter AND v.subject_uri = p.subject AND v.effective
-          AND v.uri NOT IN ({winners})
         """,
-        params,
-    )
-    conn.execute(
-        f"UPDATE votes SET effective = true WHERE uri IN ({winners}) AND NOT effective",
-        params,
-    )
+        (voters, subjects),
+    ).fetchall()
+    return [(r["uri"], r["voter_did"], r["subject_uri"], r["rev"], r["effective"]) for r in rows]
+
+
+def set_effective(conn: Conn, uris: list[str], *, effective: bool) -> None:
+    if uris:
+        conn.execute(
+            "UPDATE votes SET effective = %s WHERE uri = ANY(%s::text[])", (effective, uris)
+        )
 
 
 def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
@@ -453,20 +447,24 @@ def update_actor_profiles(conn: Conn, cols: Sequence[list[Any]]) -> None:
 
 def apply_identities(
     conn: Conn, dids: list[str], handles: list[str | None], times: list[int]
-) -> list[str]:
-    """Newer identity events set the handle, taking it from any DID that held it."""
+) -> tuple[list[str], list[str]]:
+    """Newer identity events set the handle, taking it from any DID that held it.
+
+    Returns (DIDs the events updated, other DIDs that lost their handle to them).
+    """
     if not dids:
-        return []
+        return [], []
     params = (dids, handles, times)
-    conn.execute(
+    cleared = conn.execute(
         """
         UPDATE users u SET handle = NULL, updated_at = now()
         FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS e(did, handle, time_us)
         JOIN users claimant ON claimant.did = e.did AND claimant.identity_time_us < e.time_us
         WHERE e.handle IS NOT NULL AND u.handle = e.handle AND u.did <> e.did
+        RETURNING u.did
         """,
         params,
-    )
+    ).fetchall()
     rows = conn.execute(
         """
         UPDATE users u SET handle = e.handle, identity_time_us = e.time_us,
@@ -477,7 +475,8 @@ def apply_identities(
         """,
         params,
     ).fetchall()
-    return [r["did"] for r in rows]
+    changed = [r["did"] for r in rows]
+    return changed, [r["did"] for r in cleared if r["did"] not in set(changed)]
 
 
 def apply_accounts(
@@ -521,6 +520,8 @@ def recount_posts(conn: Conn, uris: list[str]) -> None:
                 SELECT count(*)::int AS n FROM comments
                 WHERE root_uri = k.uri AND deleted_at IS NULL) c
             WHERE p.uri = k.uri
+              AND (p.upvote_count, p.downvote_count, p.comment_count, p.hot_rank)
+                  IS DISTINCT FROM (v.up, v.down, c.n, coves_hot_rank(v.up - v.down, p.ranked_at))
             """,
             (uris,),
         )
@@ -544,6 +545,8 @@ def recount_comments(conn: Conn, uris: list[str]) -> None:
                 SELECT count(*)::int AS n FROM comments
                 WHERE parent_uri = k.uri AND deleted_at IS NULL) r
             WHERE cm.uri = k.uri
+              AND (cm.upvote_count, cm.downvote_count, cm.reply_count, cm.hot_rank)
+                  IS DISTINCT FROM (v.up, v.down, r.n, coves_hot_rank(v.up - v.down, cm.ranked_at))
             """,
             (uris,),
         )
@@ -563,6 +566,8 @@ def recount_communities(conn: Conn, dids: list[str]) -> None:
                 SELECT count(*)::int AS n, max(ranked_at) AS last FROM posts
                 WHERE community_did = k.did AND deleted_at IS NULL) p
             WHERE c.did = k.did
+              AND (c.subscriber_count, c.post_count, c.last_post_at)
+                  IS DISTINCT FROM (s.n, p.n, p.last)
             """,
             (dids,),
         )
