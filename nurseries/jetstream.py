@@ -26,6 +26,7 @@ tests connect over in-memory streams so MockClock runs stay deterministic.
 from __future__ import annotations
 
 import random
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import trio
@@ -128,18 +129,92 @@ class ConsumerConfig:
         )
 
 
-def websocket_opener(max_message_bytes: int, connect_timeout: float) -> Opener:
-    """Production: a real websocket via trio-websocket, with the size limit raised."""
+def websocket_opener(
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, connect_timeout: float = 10.0
+) -> Opener:
+    """Production: dial ws:// or wss:// and speak websocket over it with trio-websocket."""
 
     def open_url(url: str) -> AbstractAsyncContextManager[trio_websocket.WebSocketConnection]:
-        return trio_websocket.open_websocket_url(
-            url,
-            max_message_size=max_message_bytes,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=5.0,
-        )
+        return _dial(url, max_message_bytes=max_message_bytes, connect_timeout=connect_timeout)
 
     return open_url
+
+
+@asynccontextmanager
+async def _dial(
+    url: str, *, max_message_bytes: int, connect_timeout: float
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname
+    if parts.scheme not in ("ws", "wss") or not host:
+        raise ValueError("a ws:// or wss:// URL is required")
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = host if port in (80, 443) else f"{host}:{port}"
+    deadline = clock.monotonic() + connect_timeout
+    stream: trio.abc.Stream
+    try:
+        with trio.fail_at(deadline):
+            if secure:
+                stream = await trio.open_ssl_over_tcp_stream(
+                    host, port, ssl_context=ssl.create_default_context(), https_compatible=True
+                )
+            else:
+                stream = await trio.open_tcp_stream(host, port)
+    except trio.TooSlowError:
+        raise trio_websocket.ConnectionTimeout from None
+    async with client_websocket(
+        stream,
+        host_header,
+        resource,
+        max_message_bytes=max_message_bytes,
+        handshake_timeout=max(0.0, deadline - clock.monotonic()),
+    ) as ws:
+        yield ws
+
+
+@asynccontextmanager
+async def client_websocket(
+    stream: trio.abc.Stream,
+    host: str,
+    resource: str,
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    handshake_timeout: float = 10.0,
+    disconnect_timeout: float = 2.0,
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A client websocket over any Trio stream; the stream is always closed on exit.
+
+    ``open_websocket_url`` leaves the socket open when the server closed
+    first (it is only reclaimed by the cyclic GC), which a consumer that
+    reconnects all day cannot afford; owning the stream here fixes that and
+    lets tests run the same code over in-memory streams.
+    """
+    try:
+        async with _single_errors(), trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(handshake_timeout):
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery,
+                        cast(Any, stream),
+                        host,
+                        resource,
+                        max_message_size=max_message_bytes,
+                    )
+            except trio.TooSlowError:
+                raise trio_websocket.ConnectionTimeout from None
+            try:
+                yield ws
+            except BaseException:
+                # Cancelled or failing: no close handshake, just drop the TCP stream.
+                nursery.cancel_scope.cancel()
+                raise
+            with trio.move_on_after(disconnect_timeout):
+                await ws.aclose()
+            nursery.cancel_scope.cancel()
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 class _Session:

@@ -313,7 +313,7 @@ async def test_breaker_opens_then_probes_then_closes(
             assert consumer.health()["breaker"] == "open"
             opened = fake.request_times[2]
             # the half-open probe comes after the cooldown, not the 4 s backoff
-            await wait_for(lambda: len(fake.requests) == 4)
+            await wait_for(lambda: len(fake.requests) == 4, poll=0.5)
             assert fake.request_times[3] - opened == pytest.approx(300.0, abs=0.01)
             # the probe failed: open again for a full cooldown
             await trio.sleep(1.0)

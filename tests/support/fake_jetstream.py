@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +43,7 @@ from wsproto.events import (
 )
 
 from coves import clock
+from nurseries.jetstream import client_websocket
 
 WINDOW_SECONDS = 36 * 3600.0
 Opener = Callable[[str], AbstractAsyncContextManager[trio_websocket.WebSocketConnection]]
@@ -251,20 +252,10 @@ class FakeJetstream:
             self._nursery.start_soon(self._handle, server)
             parts = urlsplit(url)
             resource = parts.path + (f"?{parts.query}" if parts.query else "")
-            async with _unwrap_group(), trio.open_nursery() as nursery:
-                conn = await trio_websocket.wrap_client_stream(
-                    nursery,
-                    client,  # type: ignore[arg-type]
-                    parts.netloc,
-                    resource,
-                    max_message_size=max_message_size,
-                )
-                try:
-                    yield conn
-                finally:
-                    with trio.CancelScope(shield=True), trio.move_on_after(5):
-                        await conn.aclose()
-                    nursery.cancel_scope.cancel()
+            async with client_websocket(
+                client, parts.netloc, resource, max_message_bytes=max_message_size
+            ) as conn:
+                yield conn
 
         return open_memory
 
@@ -343,7 +334,7 @@ class FakeJetstream:
                 return
 
     def _start_position(self, cursor: int | None) -> int:
-        now = self.now_us()
+        now = max(self.now_us(), self._times[-1] if self._times else 0)
         if cursor is None or cursor > now:
             return len(self._times)  # live tail
         oldest = now - self.window_us  # older cursors are clamped, silently
@@ -394,26 +385,3 @@ def _parse_request(target: str) -> SubscribeRequest:
         cursor=cursor,
         params=params,
     )
-
-
-@asynccontextmanager
-async def _unwrap_group() -> AsyncIterator[None]:
-    """Raise a lone error out of a nursery bare, as ``open_websocket_url`` does."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        rest = group.subgroup(lambda e: not isinstance(e, trio.Cancelled))
-        if rest is None:
-            raise
-        leaves = list(_leaves(rest))
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
