@@ -687,7 +687,10 @@ def build_sink(runtime: Runtime) -> Sink | None:
 
 
 def jetstream_child(
-    runtime: Runtime, *, sink_factory: Callable[[Runtime], Sink | None] = build_sink
+    runtime: Runtime,
+    *,
+    sink_factory: Callable[[Runtime], Sink | None] = build_sink,
+    opener: Opener | None = None,
 ) -> ChildSpec | None:
     """The consumer as a supervised child, or None when disabled or without a sink."""
     settings = runtime.settings
@@ -698,7 +701,7 @@ def jetstream_child(
         log.error("JETSTREAM_ENABLED but no Sink is available; not consuming Jetstream")
         return None
     consumer = JetstreamConsumer(
-        sink, ConsumerConfig.from_settings(settings), metrics=runtime.metrics
+        sink, ConsumerConfig.from_settings(settings), opener=opener, metrics=runtime.metrics
     )
     return ChildSpec(
         "jetstream",

@@ -32,7 +32,9 @@ ChildFactory = Callable[["Runtime"], ChildSpec | None]
 
 
 def capability_children() -> list[ChildFactory]:
-    return []
+    from nurseries.jetstream import jetstream_child
+
+    return [jetstream_child]
 
 
 @dataclass
