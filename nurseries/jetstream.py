@@ -360,6 +360,7 @@ class JetstreamConsumer:
         return {
             "state": str(self.state),
             "breaker": str(self.breaker.state),
+            "breakerRetryAfterSeconds": round(self.breaker.retry_after(), 3),
             "endpoint": _display_url(self.config.url),
             "cursor": self.cursor,
             "cursorTime": _iso(self.cursor),
@@ -389,10 +390,9 @@ class JetstreamConsumer:
             log.warning("jetstream cannot read its cursor; database unavailable", error=repr(exc))
             return Reason.DATABASE
         self.cursor = stored
-        self._check_gap(stored)
-        cursor = resume_cursor(
-            stored if stored is not None else self._live_floor_us, self.config.rewind_seconds
-        )
+        base = stored if stored is not None else self._live_floor_us
+        self._check_gap(base)
+        cursor = resume_cursor(base, self.config.rewind_seconds)
         url = subscribe_url(self.config.url, self.config.collections, cursor)
         session = _Session()
         log.info("jetstream connecting", endpoint=_display_url(self.config.url), cursor=cursor)
@@ -407,7 +407,12 @@ class JetstreamConsumer:
         except trio_websocket.ConnectionRejected as exc:
             session.reason = session.reason or Reason.REJECTED
             log.warning("jetstream refused the connection", status=exc.status_code)
-        except (trio_websocket.HandshakeError, OSError) as exc:
+        except (
+            trio_websocket.HandshakeError,
+            trio_websocket.ConnectionClosed,
+            trio.BrokenResourceError,
+            OSError,
+        ) as exc:
             session.reason = session.reason or Reason.CONNECT_FAILED
             log.warning("jetstream connection failed", error=repr(exc))
         finally:
@@ -515,7 +520,9 @@ class JetstreamConsumer:
                     first = await recv.receive()
                 except trio.EndOfChannel:
                     return
-                batch, ended = await _fill_batch(recv, [first], size, clock.monotonic() + window)
+                # The deadline counts from the frame's arrival, so a frame that
+                # queued behind a slow apply is not held back any further.
+                batch, ended = await _fill_batch(recv, [first], size, first.received_at + window)
                 try:
                     await self._apply(batch)
                 except DatabaseError as exc:

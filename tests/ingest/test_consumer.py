@@ -532,3 +532,21 @@ async def test_malformed_frames_reach_the_sink_and_do_not_stop_the_stream(
             await wait_for(lambda: len(sink.applied) == 1)
             assert consumer.events["dead_lettered"] == 1
             assert consumer.reconnects == {}
+
+
+async def test_batch_deadline_counts_from_arrival_not_from_dequeue(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake, sink = FakeJetstream(), MemorySink()
+    sink.delay = 1.0  # each apply takes a second
+    with trio.fail_after(60):
+        async with running_consumer(fake, sink, batch_size=100, batch_ms=200):
+            await fake.wait_for_connections(1)
+            start = trio.current_time()
+            publish_votes(fake, 1, "a")  # batch closes at 0.2, commits at 1.2
+            await trio.sleep(0.5)
+            publish_votes(fake, 1, "b")  # due at 0.7: applied as soon as the sink is free
+            await wait_for(lambda: len(sink.applied) == 2)
+    assert sink.batch_sizes == [1, 1]
+    assert sink.batch_times[0] - start == pytest.approx(1.2, abs=0.01)
+    assert sink.batch_times[1] - start == pytest.approx(2.2, abs=0.01)
