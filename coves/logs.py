@@ -27,9 +27,16 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}(\.[A-Za-z0-9_-]*)?
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 _KEYISH = re.compile(r"\b[0-9a-fA-F]{64}\b")
+# ``password=...`` / ``"token": "..."`` inside free text such as exception messages.
+_ASSIGNMENT = re.compile(
+    r"""(?P<key>\b[\w-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key)[\w-]*"""
+    r"""["']?\s*[=:]\s*["']?)(?P<value>[^\s"',;&)]+)""",
+    re.IGNORECASE,
+)
 
 
 def redact_text(text: str) -> str:
+    text = _ASSIGNMENT.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)

@@ -31,6 +31,12 @@ log = get_logger(__name__)
 ChildFactory = Callable[["Runtime"], ChildSpec | None]
 
 
+# An unreachable database at start-up is retried for a few seconds, then the
+# process exits non-zero: a supervisor (systemd) restarting us is more
+# visible than a server that answers 503 forever.
+DATABASE_POLICY = RestartPolicy(base_delay=0.5, max_delay=5.0, max_failures=5, failure_window=60.0)
+
+
 def capability_children() -> list[ChildFactory]:
     from nurseries.jetstream import jetstream_child
 
@@ -50,6 +56,7 @@ class Runtime:
 async def _database_child(
     db: Database, *, task_status: trio.TaskStatus[Database] = trio.TASK_STATUS_IGNORED
 ) -> None:
+    await db.probe()
     await db.open()
     try:
         task_status.started(db)
@@ -61,6 +68,7 @@ async def _database_child(
 
 def build_context(runtime: Runtime) -> Any:
     """Assemble the application context; capabilities extend it here."""
+    from coves.lexicon import LexiconRegistry
     from coves.xrpc.context import AppContext
 
     assert runtime.db is not None
@@ -69,6 +77,7 @@ def build_context(runtime: Runtime) -> Any:
         db=runtime.db,
         metrics=runtime.metrics,
         health=runtime.supervisor,
+        lexicons=LexiconRegistry.load(),
     )
 
 
@@ -99,7 +108,11 @@ async def run_server(
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         runtime.db = await supervisor.start(
-            ChildSpec("database", lambda task_status: _database_child(db, task_status=task_status))
+            ChildSpec(
+                "database",
+                lambda task_status: _database_child(db, task_status=task_status),
+                DATABASE_POLICY,
+            )
         )
         if migrate_on_start:
             await migrate(db)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,12 +24,17 @@ configure_logging("debug", "console")
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestPostgres]:
-    server = start_test_postgres(Path(tmp_path_factory.mktemp("pg")))
+def pg() -> Iterator[TestPostgres]:
+    # Not under pytest's tmp_path: pytest deletes all but the newest three
+    # numbered temp roots, so a concurrent pytest run would remove the data
+    # directory of a server that is still running.
+    root = Path(tempfile.mkdtemp(prefix="coves-test-pg-"))
+    server = start_test_postgres(root)
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

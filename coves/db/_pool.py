@@ -87,6 +87,24 @@ class Database:
             name="coves",
         )
         self._opened = False
+        self._connect_timeout = max(1, int(connect_timeout_s))
+
+    async def probe(self) -> None:
+        """One direct connection attempt, failing fast.
+
+        The pool retries silently until its timeout; at start-up we would
+        rather know at once that the server refuses us, so the supervisor's
+        backoff and escalation (not a 30 s wait) govern the retries.
+        """
+
+        def _connect() -> None:
+            with psycopg.connect(self.conninfo, connect_timeout=self._connect_timeout):
+                pass
+
+        try:
+            await trio.to_thread.run_sync(_connect)
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
 
     async def open(self, *, wait: bool = True) -> None:
         def _open() -> None:

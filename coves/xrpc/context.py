@@ -47,6 +47,7 @@ class AppContext:
     # Filled in by later capabilities (lexicons, identity, views, ...).
     lexicons: Any = None
     instance_key: Any = None  # coves.atproto.keys.PrivateKey, loaded on first use
+    read: Any = None  # coves.feeds.ReadServices, built on first use
 
     def __post_init__(self) -> None:
         if self.limiter is None:

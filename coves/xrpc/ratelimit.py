@@ -130,17 +130,15 @@ def client_address(
         return str(peer_ip)
     forwarded = headers("x-forwarded-for")
     if forwarded:
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        for hop in reversed(hops):
+        closest = peer_ip  # the left-most address we can still believe
+        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
             ip = _parse_ip(hop)
             if ip is None:
-                break  # garbage from here leftwards cannot be believed
+                break  # garbage: nothing from here leftwards can be believed
             if not _is_trusted(ip, trusted):
                 return str(ip)
-        # every hop was a trusted proxy: the left-most is the closest we have
-        first = _parse_ip(hops[0]) if hops else None
-        if first is not None:
-            return str(first)
+            closest = ip
+        return str(closest)
     real_ip = _parse_ip(headers("x-real-ip"))
     if real_ip is not None:
         return str(real_ip)

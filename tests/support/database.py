@@ -45,6 +45,13 @@ class TestPostgres:
             )
         return name
 
+    def create_empty_database(self) -> str:
+        """A database with no schema at all, for migration tests."""
+        name = f"e_{os.getpid()}_{next(self._counter)}"
+        with self.admin() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return name
+
     def drop_database(self, name: str) -> None:
         with self.admin() as conn:
             conn.execute(

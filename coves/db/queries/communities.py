@@ -1,0 +1,209 @@
+"""Community reads: identifier lookups, listings and per-viewer state."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from coves.db import Database, Row
+
+ListSort = Literal["popular", "active", "new", "alphabetical"]
+
+COLUMNS = """
+c.did, c.name, c.display_name, c.description, c.description_facets, c.avatar, c.banner,
+c.created_by, c.hosted_by, c.visibility, c.allow_external_discovery, c.moderation_type,
+c.content_warnings, c.rules, c.categories, c.language, c.subscriber_count, c.post_count,
+c.last_post_at, c.record_cid, c.created_at, c.indexed_at, c.updated_at, c.verification,
+c.deleted_at,
+cu.handle, cu.pds_url, coalesce(cu.active, true) AS active
+"""
+_FROM = "FROM communities c LEFT JOIN users cu ON cu.did = c.did"
+# Matches the partial listing indexes (deleted_at IS NULL AND verified).
+VISIBLE = "c.deleted_at IS NULL AND c.verification = 'verified' AND cu.active IS NOT FALSE"
+
+
+async def by_did(db: Database, did: str) -> Row | None:
+    return await db.fetchrow(f"SELECT {COLUMNS} {_FROM} WHERE c.did = %s", (did,))
+
+
+async def by_handle(db: Database, handle: str) -> Row | None:
+    return await db.fetchrow(
+        f"SELECT {COLUMNS} {_FROM} WHERE cu.handle = %s ORDER BY c.did LIMIT 1", (handle,)
+    )
+
+
+async def by_scoped_name(db: Database, name: str, hosted_by: str, domain: str) -> Row | None:
+    """``!name@domain``: a community of that name hosted by ``hosted_by`` or whose
+    handle lives under ``domain``; visible matches first."""
+    return await db.fetchrow(
+        f"""
+        SELECT {COLUMNS} {_FROM}
+        WHERE lower(c.name) = %(name)s
+          AND (c.hosted_by = %(hosted)s OR cu.handle = %(name)s || '.community.' || %(domain)s
+               OR right(cu.handle, length(%(domain)s) + 1) = '.' || %(domain)s)
+        ORDER BY ({VISIBLE}) DESC, c.did
+        LIMIT 1
+        """,
+        {"name": name, "hosted": hosted_by, "domain": domain},
+    )
+
+
+_SORTS: dict[str, tuple[str, str, str]] = {
+    # sort -> (key expression, ORDER BY, keyset predicate after the cursor)
+    "popular": (
+        "c.subscriber_count",
+        "c.subscriber_count DESC, c.did",
+        "(c.subscriber_count < %(k)s::integer"
+        " OR (c.subscriber_count = %(k)s::integer AND c.did > %(d)s))",
+    ),
+    "new": (
+        "c.created_at",
+        "c.created_at DESC, c.did",
+        "(c.created_at < %(k)s::timestamptz"
+        " OR (c.created_at = %(k)s::timestamptz AND c.did > %(d)s))",
+    ),
+    "alphabetical": (
+        "lower(c.name)",
+        "lower(c.name), c.did",
+        "(lower(c.name), c.did) > (%(k)s::text, %(d)s)",
+    ),
+    "active": (
+        "c.last_post_at",
+        "c.last_post_at DESC NULLS LAST, c.did",
+        "(CASE WHEN %(k)s::timestamptz IS NULL THEN c.last_post_at IS NULL AND c.did > %(d)s"
+        " ELSE c.last_post_at < %(k)s::timestamptz OR c.last_post_at IS NULL"
+        " OR (c.last_post_at = %(k)s::timestamptz AND c.did > %(d)s) END)",
+    ),
+}
+
+
+def _visibility_filter(visibility: str | None, viewer: str | None, subscribed_only: bool) -> str:
+    """Which communities a listing shows (see docs: public by default, unlisted on
+    request, private only to their subscribers)."""
+    clauses = []
+    subscribed = (
+        "EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_did = %(viewer)s"
+        " AND s.community_did = c.did AND s.deleted_at IS NULL)"
+    )
+    if subscribed_only:
+        clauses.append(subscribed)
+        if visibility is not None:
+            clauses.append("c.visibility = %(visibility)s")
+    elif visibility == "private":
+        clauses.append("c.visibility = 'private'")
+        clauses.append(subscribed if viewer else "false")
+    else:
+        clauses.append("c.visibility = %(visibility)s")
+    return " AND ".join(clauses)
+
+
+async def list_page(
+    db: Database,
+    *,
+    sort: ListSort,
+    limit: int,
+    after: tuple[Any, str] | None,
+    visibility: str | None,
+    viewer: str | None,
+    subscribed_only: bool,
+) -> list[Row]:
+    """Up to ``limit`` communities after the keyset ``after`` (key value, did).
+
+    Each row carries ``sort_key`` for the next cursor.
+    """
+    key, order, keyset = _SORTS[sort]
+    where = [VISIBLE, _visibility_filter(visibility, viewer, subscribed_only)]
+    params: dict[str, Any] = {
+        "limit": limit,
+        "viewer": viewer,
+        "visibility": visibility or "public",
+    }
+    if after is not None:
+        where.append(keyset)
+        params["k"], params["d"] = after
+    return await db.fetch(
+        f"SELECT {COLUMNS}, {key} AS sort_key {_FROM} WHERE {' AND '.join(where)}"
+        f" ORDER BY {order} LIMIT %(limit)s",
+        params,
+    )
+
+
+async def search_page(
+    db: Database,
+    *,
+    trigrams: list[str],
+    term: str,
+    limit: int,
+    offset: int,
+    visibility: str | None,
+    viewer: str | None,
+    min_similarity: float = 0.1,
+) -> list[Row]:
+    """Communities whose name/description share trigrams with the query, best first.
+
+    Relevance = Jaccard similarity of trigram sets, plus 2 for an exact name
+    match or 1 for a name containing the term (name matches rank higher).
+    """
+    filt = _visibility_filter(visibility, viewer, subscribed_only=False)
+    return await db.fetch(
+        f"""
+        SELECT * FROM (
+            SELECT {COLUMNS},
+                   (CASE WHEN lower(c.name) = %(term)s THEN 2.0
+                         WHEN %(term)s <> '' AND strpos(lower(c.name), %(term)s) > 0 THEN 1.0
+                         ELSE 0.0 END) AS name_bonus,
+                   m.inter::float8
+                     / greatest(cardinality(c.search_trigrams) + %(qn)s - m.inter, 1)
+                     AS similarity
+            {_FROM}
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS inter FROM unnest(c.search_trigrams) t
+                WHERE t = ANY(%(q)s::text[])
+            ) m
+            WHERE c.search_trigrams && %(q)s::text[] AND {VISIBLE} AND {filt}
+        ) r
+        WHERE r.name_bonus > 0 OR r.similarity >= %(min)s
+        ORDER BY r.name_bonus + r.similarity DESC, r.subscriber_count DESC, r.did
+        LIMIT %(limit)s OFFSET %(offset)s
+        """,
+        {
+            "q": trigrams,
+            "qn": len(trigrams),
+            "term": term,
+            "limit": limit,
+            "offset": offset,
+            "viewer": viewer,
+            "visibility": visibility or "public",
+            "min": min_similarity,
+        },
+    )
+
+
+async def viewer_state(
+    db: Database, viewer: str, dids: list[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(subscription URI, block URI) by community DID among ``dids`` for ``viewer``."""
+    rows = await db.fetch(
+        """
+        SELECT community_did, uri, 's' AS kind FROM subscriptions
+         WHERE user_did = %(viewer)s AND community_did = ANY(%(dids)s) AND deleted_at IS NULL
+        UNION ALL
+        SELECT community_did, uri, 'b' FROM blocks
+         WHERE user_did = %(viewer)s AND community_did = ANY(%(dids)s) AND deleted_at IS NULL
+        ORDER BY uri
+        """,
+        {"viewer": viewer, "dids": dids},
+    )
+    subscribed = {r["community_did"]: r["uri"] for r in rows if r["kind"] == "s"}
+    blocked = {r["community_did"]: r["uri"] for r in rows if r["kind"] == "b"}
+    return subscribed, blocked
+
+
+async def actor_did(db: Database, actor: str) -> str | None:
+    """The DID of a known account named by DID or (lowercased) handle."""
+    column = "did" if actor.startswith("did:") else "handle"
+    found = await db.fetchval(f"SELECT did FROM users WHERE {column} = %s", (actor,))
+    return str(found) if found is not None else None
+
+
+async def actor_active(db: Database, did: str) -> bool:
+    return bool(await db.fetchval("SELECT active FROM users WHERE did = %s", (did,)))

@@ -1,0 +1,163 @@
+"""Feed queries: ranked URI lists (for snapshots) and keyset pages for ``new``.
+
+Every shape walks one of the ``posts_*`` indexes in its order and stops at
+the limit (see ``bench/explain.py``): community feeds use the per-community
+indexes, discover the global ones (joining communities per row to filter),
+timelines one bounded index scan per subscribed community (LATERAL) merged,
+author feeds ``posts_author``. Ranked listings read at most the snapshot size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from coves.db import Database
+
+Sort = Literal["hot", "top", "new", "controversial"]
+ScopeKind = Literal["community", "discover", "timeline", "author"]
+
+ORDER: dict[str, str] = {
+    "hot": "p.hot_rank DESC, p.uri DESC",
+    "top": "p.score DESC, p.ranked_at DESC, p.uri DESC",
+    "controversial": "p.controversy_rank DESC, p.ranked_at DESC, p.uri DESC",
+    "new": "p.ranked_at DESC, p.uri DESC",
+}
+
+_LIVE_AUTHOR = "LEFT JOIN users au ON au.did = p.author_did"
+_LIVE_COMMUNITY = """
+JOIN communities c ON c.did = p.community_did
+LEFT JOIN users cu ON cu.did = p.community_did
+"""
+_COMMUNITY_OK = (
+    " AND c.deleted_at IS NULL AND c.verification = 'verified' AND cu.active IS NOT FALSE"
+)
+
+
+@dataclass(frozen=True)
+class FeedScope:
+    """Which posts a feed draws from. ``value``: community/author DID, or the
+    timeline's community DIDs."""
+
+    kind: ScopeKind
+    value: str | tuple[str, ...] = ""
+
+
+def _shape(scope: FeedScope) -> tuple[str, str, dict[str, Any]]:
+    """FROM/JOIN text, extra WHERE text and parameters for a non-timeline scope."""
+    if scope.kind == "community":
+        return f"posts p {_LIVE_AUTHOR}", " AND p.community_did = %(scope)s", {"scope": scope.value}
+    if scope.kind == "discover":
+        return (
+            f"posts p {_LIVE_COMMUNITY} {_LIVE_AUTHOR}",
+            _COMMUNITY_OK + " AND c.visibility = 'public'",
+            {},
+        )
+    if scope.kind == "author":
+        return (
+            f"posts p {_LIVE_COMMUNITY} {_LIVE_AUTHOR}",
+            _COMMUNITY_OK + " AND c.visibility <> 'private' AND p.author_did = %(scope)s",
+            {"scope": scope.value},
+        )
+    raise ValueError(scope.kind)
+
+
+def _query(scope: FeedScope, sort: str, extra: str) -> str:
+    order = ORDER[sort]
+    if scope.kind == "timeline":
+        return f"""
+        SELECT p.uri, p.ranked_at
+        FROM unnest(%(communities)s::text[]) AS s(did)
+        CROSS JOIN LATERAL (
+            SELECT p.uri, p.ranked_at, p.hot_rank, p.score, p.controversy_rank
+            FROM posts p {_LIVE_AUTHOR}
+            WHERE p.community_did = s.did AND p.deleted_at IS NULL
+              AND au.active IS NOT FALSE {extra}
+            ORDER BY {order}
+            LIMIT %(limit)s
+        ) p
+        ORDER BY {order}
+        LIMIT %(limit)s
+        """
+    source, where, _ = _shape(scope)
+    return f"""
+    SELECT p.uri, p.ranked_at FROM {source}
+    WHERE p.deleted_at IS NULL AND au.active IS NOT FALSE {where} {extra}
+    ORDER BY {order}
+    LIMIT %(limit)s
+    """
+
+
+def _params(scope: FeedScope) -> dict[str, Any]:
+    if scope.kind == "timeline":
+        return {"communities": list(scope.value)}
+    return _shape(scope)[2]
+
+
+def ranked_query(scope: FeedScope, sort: Sort, *, since: bool) -> str:
+    """SQL text of a ranked listing (exposed for ``bench/explain.py``)."""
+    return _query(scope, sort, " AND p.ranked_at >= %(since)s" if since else "")
+
+
+def new_query(scope: FeedScope, *, after: bool) -> str:
+    """SQL text of a ``new`` page (exposed for ``bench/explain.py``)."""
+    extra = " AND (p.ranked_at, p.uri) < (%(after_t)s, %(after_u)s)" if after else ""
+    return _query(scope, "new", extra)
+
+
+def params_for(
+    scope: FeedScope,
+    limit: int,
+    since: datetime | None = None,
+    after: tuple[datetime, str] | None = None,
+) -> dict[str, Any]:
+    params = {**_params(scope), "limit": limit}
+    if since is not None:
+        params["since"] = since
+    if after is not None:
+        params["after_t"], params["after_u"] = after
+    return params
+
+
+async def ranked_uris(
+    db: Database, scope: FeedScope, sort: Sort, limit: int, since: datetime | None = None
+) -> list[str]:
+    """The first ``limit`` post URIs of a ranked listing, best first."""
+    if scope.kind == "timeline" and not scope.value:
+        return []
+    rows = await db.fetch(
+        ranked_query(scope, sort, since=since is not None), params_for(scope, limit, since)
+    )
+    return [row["uri"] for row in rows]
+
+
+async def new_page(
+    db: Database, scope: FeedScope, limit: int, after: tuple[datetime, str] | None
+) -> list[tuple[str, datetime]]:
+    """Up to ``limit`` (uri, ranked_at) newest first, strictly after the keyset ``after``."""
+    if scope.kind == "timeline" and not scope.value:
+        return []
+    rows = await db.fetch(
+        new_query(scope, after=after is not None), params_for(scope, limit, after=after)
+    )
+    return [(row["uri"], row["ranked_at"]) for row in rows]
+
+
+async def timeline_communities(db: Database, viewer: str) -> tuple[str, ...]:
+    """Distinct live, visible communities ``viewer`` subscribes to and does not block."""
+    rows = await db.fetch(
+        """
+        SELECT DISTINCT s.community_did AS did
+        FROM subscriptions s
+        JOIN communities c ON c.did = s.community_did
+        LEFT JOIN users cu ON cu.did = s.community_did
+        WHERE s.user_did = %(viewer)s AND s.deleted_at IS NULL
+          AND c.deleted_at IS NULL AND c.verification = 'verified' AND cu.active IS NOT FALSE
+          AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_did = %(viewer)s
+                          AND b.community_did = s.community_did AND b.deleted_at IS NULL)
+        ORDER BY s.community_did
+        """,
+        {"viewer": viewer},
+    )
+    return tuple(row["did"] for row in rows)

@@ -1,0 +1,65 @@
+"""Post hydration and per-viewer post state (read API)."""
+
+from __future__ import annotations
+
+from coves.db import Database, Row
+
+_HYDRATE = """
+SELECT p.uri, p.cid, p.rkey, p.community_did, p.author_did, p.title, p.content,
+       p.facets, p.embed, p.labels, p.record, p.created_at, p.indexed_at, p.edited_at,
+       p.deleted_at, p.upvote_count, p.downvote_count, p.score, p.comment_count,
+       au.handle AS author_handle, au.display_name AS author_display_name,
+       au.avatar AS author_avatar, au.pds_url AS author_pds_url,
+       coalesce(au.active, true) AS author_active,
+       c.name AS community_name, c.display_name AS community_display_name,
+       c.avatar AS community_avatar, c.hosted_by AS community_hosted_by,
+       c.visibility AS community_visibility, c.verification AS community_verification,
+       c.deleted_at AS community_deleted_at,
+       cu.handle AS community_handle, cu.pds_url AS community_pds_url,
+       coalesce(cu.active, true) AS community_active
+FROM posts p
+LEFT JOIN users au ON au.did = p.author_did
+LEFT JOIN communities c ON c.did = p.community_did
+LEFT JOIN users cu ON cu.did = p.community_did
+WHERE p.uri = ANY(%s)
+"""
+
+
+async def hydrate(db: Database, uris: list[str]) -> list[Row]:
+    """Everything a postView needs for ``uris``, in one statement (any order)."""
+    if not uris:
+        return []
+    return await db.fetch(_HYDRATE, (uris,))
+
+
+_VIEWER_STATE = """
+SELECT
+  (SELECT coalesce(array_agg(b.community_did), '{}')
+     FROM blocks b WHERE b.user_did = %(viewer)s AND b.deleted_at IS NULL) AS blocked,
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(v.subject_uri, v.direction, v.uri)), '[]')
+     FROM votes v
+    WHERE v.voter_did = %(viewer)s AND v.subject_uri = ANY(%(uris)s)
+      AND v.effective AND v.deleted_at IS NULL) AS votes
+"""
+
+
+async def viewer_state(
+    db: Database, viewer: str, uris: list[str]
+) -> tuple[set[str], dict[str, tuple[int, str]]]:
+    """The viewer's blocked communities and effective votes on ``uris``: one query."""
+    row = await db.fetchrow(_VIEWER_STATE, {"viewer": viewer, "uris": uris})
+    assert row is not None
+    votes: dict[str, tuple[int, str]] = {
+        subject: (int(direction), uri) for subject, direction, uri in row["votes"]
+    }
+    return set(row["blocked"]), votes
+
+
+async def state_of(db: Database, uris: list[str]) -> list[Row]:
+    """Tombstone information for URIs that hydrate found no live row for."""
+    return await db.fetch(
+        "SELECT did, collection, rkey, deleted, updated_at FROM record_state"
+        " WHERE (did, collection, rkey) IN (SELECT split_part(u, '/', 3), split_part(u, '/', 4),"
+        " split_part(u, '/', 5) FROM unnest(%s::text[]) u) AND deleted",
+        (uris,),
+    )

@@ -1,0 +1,133 @@
+"""Hydrating post URIs into postViews, with a short-TTL cache of built views.
+
+A feed page is a list of URIs (from a snapshot or a keyset page). Turning
+them into views costs one query for the rows not cached plus one query for
+the viewer's votes and blocks. Built views (without viewer state) are kept
+for ``ttl`` seconds, so under load counts may lag by about that long, while
+viewer state is always read fresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from coves.clock import monotonic
+from coves.db import Database
+from coves.db.queries import posts as post_sql
+from coves.views.blobs import BlobUrls
+from coves.views.community import community_pds
+from coves.views.post import PostVote, post_view, with_viewer
+
+
+@dataclass(frozen=True)
+class HydratedPost:
+    uri: str
+    community_did: str
+    deleted_at: datetime | None
+    # Why the post may not be shown (author or community deactivated, community
+    # deleted or unverified); None when it is shown.
+    unavailable: str | None
+    view: dict[str, Any]
+
+
+def _unavailable(row: dict[str, Any]) -> str | None:
+    if not row["author_active"]:
+        return "author account is deactivated"
+    if row["community_name"] is None:
+        return "community is not known"
+    if not row["community_active"] or row["community_deleted_at"] is not None:
+        return "community is unavailable"
+    if row["community_verification"] != "verified":
+        return "community is not verified"
+    return None
+
+
+class PostHydrator:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobUrls,
+        *,
+        instance_did: str,
+        default_pds: str,
+        ttl: float = 1.0,
+        max_entries: int = 20_000,
+    ) -> None:
+        self._db = db
+        self._blobs = blobs
+        self._instance_did = instance_did
+        self._default_pds = default_pds
+        self.ttl = ttl
+        self._max_entries = max_entries
+        self._cache: dict[str, tuple[float, HydratedPost]] = {}
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    async def load(self, uris: list[str]) -> dict[str, HydratedPost]:
+        """Hydrated posts by URI (missing URIs are absent), one query for cache misses."""
+        now = monotonic()
+        found: dict[str, HydratedPost] = {}
+        missing: list[str] = []
+        for uri in uris:
+            hit = self._cache.get(uri)
+            if hit is not None and now - hit[0] < self.ttl:
+                found[uri] = hit[1]
+            else:
+                missing.append(uri)
+        if missing:
+            for row in await post_sql.hydrate(self._db, missing):
+                post = self._build(row)
+                found[post.uri] = post
+                self._cache[post.uri] = (now, post)
+            self._trim()
+        return found
+
+    def _build(self, row: dict[str, Any]) -> HydratedPost:
+        pds = community_pds(
+            {"pds_url": row["community_pds_url"], "hosted_by": row["community_hosted_by"]},
+            self._instance_did,
+            self._default_pds,
+        )
+        return HydratedPost(
+            uri=row["uri"],
+            community_did=row["community_did"],
+            deleted_at=row["deleted_at"],
+            unavailable=_unavailable(row),
+            view=post_view(row, self._blobs, pds),
+        )
+
+    def _trim(self) -> None:
+        if len(self._cache) <= self._max_entries:
+            return
+        for uri in list(self._cache)[: len(self._cache) // 2]:
+            del self._cache[uri]
+
+    async def feed_views(self, uris: list[str], viewer: str | None) -> list[dict[str, Any]]:
+        """Shown postViews for ``uris`` in order: live, available, not from a community
+        the viewer blocks, with the viewer's vote when authenticated."""
+        posts = await self.load(uris)
+        blocked: set[str] = set()
+        votes: dict[str, tuple[int, str]] = {}
+        if viewer is not None and posts:
+            blocked, votes = await post_sql.viewer_state(self._db, viewer, list(posts))
+        out = []
+        for uri in uris:
+            post = posts.get(uri)
+            if post is None or post.deleted_at is not None or post.unavailable is not None:
+                continue
+            if post.community_did in blocked:
+                continue
+            out.append(self.decorate(post, viewer, votes))
+        return out
+
+    @staticmethod
+    def decorate(
+        post: HydratedPost, viewer: str | None, votes: dict[str, tuple[int, str]]
+    ) -> dict[str, Any]:
+        if viewer is None:
+            return post.view
+        vote = votes.get(post.uri)
+        return with_viewer(post.view, PostVote(*vote) if vote else None)

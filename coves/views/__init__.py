@@ -1,0 +1,1 @@
+"""View builders: the one function that assembles each response object."""

@@ -1,0 +1,31 @@
+"""Community reads: get, list, search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coves.auth.base import AuthPolicy
+from coves.communities import get_community, list_communities, search_communities
+from coves.feeds import read_services
+from coves.xrpc.routing import Router, XRPCRequest
+
+router = Router()
+
+
+def _viewer(req: XRPCRequest) -> str | None:
+    return req.viewer.did if req.viewer is not None else None
+
+
+@router.query("social.coves.community.get", auth=AuthPolicy.OPTIONAL)
+async def community_get(req: XRPCRequest) -> Any:
+    return await get_community(req.ctx.db, read_services(req.ctx), req.params, _viewer(req))
+
+
+@router.query("social.coves.community.list", auth=AuthPolicy.OPTIONAL)
+async def community_list(req: XRPCRequest) -> Any:
+    return await list_communities(req.ctx.db, read_services(req.ctx), req.params, _viewer(req))
+
+
+@router.query("social.coves.community.search", auth=AuthPolicy.OPTIONAL)
+async def community_search(req: XRPCRequest) -> Any:
+    return await search_communities(req.ctx.db, read_services(req.ctx), req.params, _viewer(req))

@@ -1,0 +1,35 @@
+"""Fixtures for the foundation tests: an app with a hand-made route table."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+
+from coves.config import Settings, test_settings
+from coves.db import Database
+from coves.logs import configure_logging
+from coves.metrics import Metrics
+from coves.xrpc.context import AppContext
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Everything logged during the test, rendered as production JSON lines."""
+    buffer = io.StringIO()
+    configure_logging("debug", "json", stream=buffer)
+    try:
+        yield buffer
+    finally:
+        configure_logging("debug", "console")
+
+
+def offline_context(settings: Settings | None = None) -> AppContext:
+    """A context whose database is never opened: for pure HTTP behaviour tests.
+
+    Anything that touches it fails with DatabaseUnavailable, which is what a
+    database outage looks like to the app.
+    """
+    db = Database("host=/nonexistent dbname=none", pool_size=1, connect_timeout_s=0.2)
+    return AppContext(settings=settings or test_settings(), db=db, metrics=Metrics())

@@ -1,0 +1,158 @@
+"""Configuration: parsing, explanations, production refusals, check-config, README."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from coves import cli
+from coves.config import DEV_CURSOR_SECRET, VARS, ConfigError, load_settings
+
+GOOD_KEY = base64.b64encode(b"k" * 32).decode()
+PRODUCTION = {
+    "COVES_ENV": "production",
+    "CURSOR_SECRET": "a-long-random-cursor-secret-value",
+    "ENCRYPTION_KEY": GOOD_KEY,
+    "INSTANCE_DID": "did:web:coves.example",
+    "DATABASE_URL": "postgresql://coves:pw@db.internal:5432/coves",
+}
+
+
+def load(env: dict[str, str]) -> object:
+    return load_settings(env, dotenv=None)
+
+
+def test_defaults() -> None:
+    settings = load_settings({}, dotenv=None)
+    assert (settings.host, settings.port) == ("127.0.0.1", 8081)
+    assert settings.data_dir == Path(".coves")
+    assert settings.env == "development"
+    assert settings.instance_domain == "localhost"
+    assert settings.effective_log_format == "console"
+    assert any("CURSOR_SECRET" in w for w in settings.warnings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("COVES_PORT", "eighty", "must be a whole number"),
+        ("COVES_PORT", "70000", "must be at most 65535"),
+        ("DB_POOL_SIZE", "0", "must be at least 1"),
+        ("AUTH_SKIP_VERIFY", "maybe", "must be true or false"),
+        ("COVES_ENV", "staging", "must be one of development, production"),
+        ("LOG_LEVEL", "loud", "must be one of"),
+        ("PDS_URL", "ftp://x", "must be an absolute"),
+        ("INSTANCE_DID", "web:coves", "must be a DID"),
+        ("INSTANCE_DOMAIN", "https://coves.social/", "must be a bare domain"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,nonsense", "is not an IP address or CIDR"),
+        ("ENCRYPTION_KEY", "not base64!!", "must be base64"),
+        ("ENCRYPTION_KEY", base64.b64encode(b"short").decode(), "exactly 32 bytes"),
+        ("SHUTDOWN_GRACE_SECONDS", "-1", "must be at least"),
+        ("SHUTDOWN_GRACE_SECONDS", "soon", "must be a number"),
+    ],
+)
+def test_invalid_values_name_the_variable_problem_and_example(
+    name: str, value: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load({name: value})
+    message = str(info.value)
+    assert name in message
+    assert problem in message
+    var = next(v for v in VARS if v.name == name)
+    assert f"example: {name}={var.example}" in message
+
+
+def test_secret_values_are_not_echoed_in_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"ENCRYPTION_KEY": "c2VjcmV0LXZhbHVlLXNob3J0"})
+    assert "c2VjcmV0LXZhbHVlLXNob3J0" not in str(info.value)
+    assert "redacted" in str(info.value)
+
+
+def test_all_problems_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"COVES_PORT": "x", "DB_POOL_SIZE": "y"})
+    assert len(info.value.problems) == 2
+
+
+def test_production_accepts_a_complete_configuration() -> None:
+    settings = load_settings(PRODUCTION, dotenv=None)
+    assert settings.is_production
+    assert settings.effective_log_format == "json"
+    assert settings.instance_domain == "coves.example"
+
+
+@pytest.mark.parametrize("shortcut", ["AUTH_SKIP_VERIFY", "SKIP_DID_WEB_VERIFICATION"])
+def test_production_refuses_dev_shortcuts(shortcut: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load({**PRODUCTION, shortcut: "true"})
+    assert shortcut in str(info.value) and "refused in production" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"CURSOR_SECRET": ""}, "CURSOR_SECRET must be set"),
+        ({"CURSOR_SECRET": DEV_CURSOR_SECRET}, "CURSOR_SECRET is the development default"),
+        ({"ENCRYPTION_KEY": ""}, "ENCRYPTION_KEY must be set"),
+        ({"INSTANCE_DID": "did:web:localhost"}, "INSTANCE_DID is the development default"),
+    ],
+)
+def test_production_refuses_default_or_missing_secrets(
+    override: dict[str, str], expected: str
+) -> None:
+    env = {**PRODUCTION, **override}
+    env = {k: v for k, v in env.items() if v != ""}
+    with pytest.raises(ConfigError) as info:
+        load(env)
+    assert expected in str(info.value)
+
+
+def test_dotenv_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("COVES_PORT=9001\nCOVES_HOST=0.0.0.0\n")
+    settings = load_settings({"COVES_PORT": "9002"}, dotenv=dotenv)
+    assert settings.port == 9002
+    assert settings.host == "0.0.0.0"
+
+
+def test_settings_are_immutable() -> None:
+    settings = load_settings({}, dotenv=None)
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
+
+
+def test_check_config_redacts_and_exits_zero(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, value in PRODUCTION.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["--env-file", "/nonexistent", "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"COVES_ENV\s+production", out)
+    assert "a-long-random-cursor-secret-value" not in out
+    assert GOOD_KEY not in out
+    assert "pw@db.internal" not in out
+    assert re.search(r"CURSOR_SECRET\s+\(set, redacted\)", out)
+
+
+def test_check_config_exits_non_zero_when_invalid(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COVES_ENV", "production")
+    monkeypatch.setenv("AUTH_SKIP_VERIFY", "1")
+    assert cli.main(["--env-file", "/nonexistent", "check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "AUTH_SKIP_VERIFY" in err and "CURSOR_SECRET" in err
+
+
+def test_readme_documents_every_variable() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, flags=re.MULTILINE))
+    names = {var.name for var in VARS}
+    assert names - documented == set(), "README is missing variables"
+    assert documented - names == set(), "README lists variables that do not exist"

@@ -1,0 +1,119 @@
+"""The real binary: `coves serve` in a subprocess, health, SIGTERM, escalation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def coves_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVES_", "DATABASE_"))}
+    env.update(
+        {
+            "COVES_DATA_DIR": str(tmp_path / "data"),
+            "JETSTREAM_ENABLED": "false",  # no network in tests
+            "LOG_FORMAT": "json",
+            **extra,
+        }
+    )
+    return env
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"coves exited early with {proc.returncode}")
+        try:
+            response = httpx.get(url, timeout=2.0)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("coves did not become healthy")
+
+
+def test_serve_answers_health_and_exits_zero_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    log_path = tmp_path / "coves.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "coves", "serve", "--port", str(port)],
+            env=coves_env(tmp_path),
+            cwd=tmp_path,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        health = wait_healthy(f"http://127.0.0.1:{port}/xrpc/_health", proc)
+        body = health.json()
+        assert body["database"]["reachable"] is True
+        assert body["children"]["postgres"]["status"] == "running"
+        assert body["children"]["xrpc"]["status"] == "running"
+        unknown = httpx.get(f"http://127.0.0.1:{port}/xrpc/com.example.nope", timeout=5)
+        assert unknown.status_code == 501
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+        assert code == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log_path.read_text()
+    # Children stopped newest first.
+    assert output.index('"child": "xrpc"') < output.rindex('"child": "postgres"')
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+
+
+def test_unreachable_database_escalates_to_non_zero_exit(tmp_path: Path) -> None:
+    port = free_port()
+    dead = free_port()  # nothing listens here
+    proc = subprocess.run(
+        [sys.executable, "-m", "coves", "serve", "--port", str(port)],
+        env=coves_env(
+            tmp_path, DATABASE_URL=f"postgresql://coves@127.0.0.1:{dead}/coves?connect_timeout=1"
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    output = (proc.stdout + proc.stderr).decode()
+    assert proc.returncode == 1, output
+    assert "child failed too often" in output
+    assert '"child": "database"' in output
+
+
+@pytest.mark.parametrize("argv", [["check-config"]])
+def test_invalid_configuration_exits_two_naming_the_variable(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "coves", *argv],
+        env=coves_env(tmp_path, COVES_PORT="not-a-port"),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert b"COVES_PORT" in proc.stderr and b"example" in proc.stderr

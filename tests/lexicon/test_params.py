@@ -1,0 +1,285 @@
+"""Query-parameter decoding and procedure-body validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coves.errors import XRPCError
+from coves.lexicon import LexiconRegistry, LexiconValidationError
+from tests.lexicon.helpers import registry_from
+
+FEED = "social.coves.feed.getCommunity"
+COMMENTS = "social.coves.community.comment.getComments"
+POST_URI = "at://did:plc:abc/social.coves.community.post/3kabcdefghijk"
+
+
+def bad(registry: LexiconRegistry, nsid: str, raw: dict[str, list[str]]) -> XRPCError:
+    with pytest.raises(XRPCError) as info:
+        registry.decode_params(nsid, raw)
+    err = info.value
+    assert err.status == 400
+    assert err.error == "InvalidRequest"
+    return err
+
+
+def test_defaults_applied(registry: LexiconRegistry) -> None:
+    assert registry.decode_params(FEED, {"community": ["gaming"]}) == {
+        "community": "gaming",
+        "sort": "hot",
+        "limit": 15,
+    }
+    assert registry.decode_params(COMMENTS, {"post": [POST_URI]}) == {
+        "post": POST_URI,
+        "sort": "hot",
+        "depth": 10,
+        "limit": 50,
+        "repliesPerParent": 5,
+    }
+    assert registry.decode_params("social.coves.community.list", {}) == {
+        "limit": 50,
+        "sort": "popular",
+    }
+
+
+def test_values_are_typed(registry: LexiconRegistry) -> None:
+    out = registry.decode_params(
+        "social.coves.community.list",
+        {"limit": ["7"], "subscribed": ["true"], "sort": ["new"], "cursor": ["abc"]},
+    )
+    assert out == {"limit": 7, "subscribed": True, "sort": "new", "cursor": "abc"}
+    assert (
+        registry.decode_params("social.coves.community.list", {"subscribed": ["false"]})[
+            "subscribed"
+        ]
+        is False
+    )
+
+
+def test_unknown_params_ignored(registry: LexiconRegistry) -> None:
+    out = registry.decode_params(FEED, {"community": ["c"], "debug": ["1"], "x": ["a", "b"]})
+    assert "debug" not in out and "x" not in out
+
+
+def test_required_missing(registry: LexiconRegistry) -> None:
+    assert bad(registry, FEED, {}).message == "community: required parameter missing"
+    assert bad(registry, FEED, {"community": []}).message.startswith("community:")
+    assert bad(registry, "social.coves.community.search", {}).message.startswith("q:")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("abc", "must be an integer"),
+        ("1.5", "must be an integer"),
+        ("", "must be an integer"),
+        (" 5", "must be an integer"),
+        ("1_0", "must be an integer"),
+        ("+5", "must be an integer"),
+        ("0", "at least 1"),
+        ("-3", "at least 1"),
+        ("51", "at most 50"),
+        ("99999999999999999999999", "must be an integer"),
+    ],
+)
+def test_bad_integer(registry: LexiconRegistry, value: str, problem: str) -> None:
+    err = bad(registry, FEED, {"community": ["c"], "limit": [value]})
+    assert err.message.startswith("limit: ")
+    assert problem in err.message
+
+
+def test_integer_bounds_inclusive(registry: LexiconRegistry) -> None:
+    for value in ("1", "50"):
+        assert registry.decode_params(FEED, {"community": ["c"], "limit": [value]})["limit"] == int(
+            value
+        )
+    assert registry.decode_params(COMMENTS, {"post": [POST_URI], "depth": ["0"]})["depth"] == 0
+    assert "depth" in bad(registry, COMMENTS, {"post": [POST_URI], "depth": ["101"]}).message
+    assert "depth" in bad(registry, COMMENTS, {"post": [POST_URI], "depth": ["-1"]}).message
+
+
+def test_bad_boolean(registry: LexiconRegistry) -> None:
+    err = bad(registry, "social.coves.community.list", {"subscribed": ["yes"]})
+    assert err.message == "subscribed: must be true or false, got 'yes'"
+
+
+def test_enum_param(registry: LexiconRegistry) -> None:
+    err = bad(registry, FEED, {"community": ["c"], "sort": ["best"]})
+    assert err.message.startswith("sort: must be one of")
+    err = bad(registry, FEED, {"community": ["c"], "timeframe": ["decade"]})
+    assert err.message.startswith("timeframe:")
+    assert (
+        registry.decode_params(FEED, {"community": ["c"], "timeframe": ["week"]})["timeframe"]
+        == "week"
+    )
+
+
+def test_format_param(registry: LexiconRegistry) -> None:
+    err = bad(registry, COMMENTS, {"post": ["https://example.com/p/1"]})
+    assert err.message.startswith("post: must be an AT-URI")
+    assert bad(
+        registry, "social.coves.actor.getProfile", {"actor": ["not valid"]}
+    ).message.startswith("actor:")
+
+
+def test_repeated_scalar_rejected(registry: LexiconRegistry) -> None:
+    err = bad(registry, FEED, {"community": ["c"], "limit": ["5", "6"]})
+    assert err.message == "limit: must be given once"
+
+
+def test_array_params(registry: LexiconRegistry) -> None:
+    nsid = "social.coves.community.post.get"
+    out = registry.decode_params(nsid, {"uris": [POST_URI, POST_URI]})
+    assert out == {"uris": [POST_URI, POST_URI]}
+    err = bad(registry, nsid, {"uris": [POST_URI, "nope"]})
+    assert err.message.startswith("uris[1]: must be an AT-URI")
+    err = bad(registry, nsid, {"uris": [POST_URI] * 26})
+    assert "at most 25" in err.message
+    assert bad(registry, nsid, {}).message == "uris: required parameter missing"
+
+
+def test_string_length_param(registry: LexiconRegistry) -> None:
+    err = bad(registry, FEED, {"community": ["c"], "cursor": ["x" * 2049]})
+    assert err.message.startswith("cursor: must be at most 2048 bytes")
+
+
+def test_alias_decodes(registry: LexiconRegistry) -> None:
+    alias = "social.coves.communityFeed.getCommunity"
+    assert registry.decode_params(alias, {"community": ["c"], "limit": ["3"]})["limit"] == 3
+    assert bad(registry, alias, {"community": ["c"], "limit": ["x"]}).message.startswith("limit:")
+
+
+def test_non_method_has_no_params(registry: LexiconRegistry) -> None:
+    assert registry.decode_params("social.coves.feed.vote", {"a": ["b"]}) == {}
+
+
+# -- procedures ---------------------------------------------------------------
+
+PROC = {
+    "main": {
+        "type": "procedure",
+        "parameters": {
+            "type": "params",
+            "properties": {"dry": {"type": "boolean", "default": False}},
+        },
+        "input": {
+            "encoding": "application/json",
+            "schema": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "maxLength": 8},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+        "output": {
+            "encoding": "application/json",
+            "schema": {
+                "type": "object",
+                "required": ["ok"],
+                "properties": {"ok": {"type": "boolean"}},
+            },
+        },
+    }
+}
+
+
+def test_validate_input(tmp_path: Path) -> None:
+    reg = registry_from(tmp_path, PROC)
+    assert reg.kind("com.example.test") == "procedure"
+    reg.validate_input("com.example.test", {"name": "ok"})
+    with pytest.raises(XRPCError) as info:
+        reg.validate_input("com.example.test", {"name": "far too long"})
+    assert (info.value.status, info.value.error) == (400, "InvalidRequest")
+    assert info.value.message.startswith("name: must be at most 8 bytes")
+    with pytest.raises(XRPCError) as info:
+        reg.validate_input("com.example.test", {"name": "a", "tags": ["x", 3]})
+    assert info.value.message.startswith("tags[1]: must be a string")
+    with pytest.raises(XRPCError) as info:
+        reg.validate_input("com.example.test", None)
+    assert info.value.message == "request body is required"
+    with pytest.raises(XRPCError) as info:
+        reg.validate_input("com.example.test", [1])
+    assert info.value.message.startswith("$: must be an object")
+    assert reg.decode_params("com.example.test", {}) == {"dry": False}
+
+
+def test_validate_output(tmp_path: Path) -> None:
+    reg = registry_from(tmp_path, PROC)
+    reg.validate_output("com.example.test", {"ok": True})
+    with pytest.raises(LexiconValidationError) as info:
+        reg.validate_output("com.example.test", {"ok": "yes"})
+    assert info.value.path == "ok"
+
+
+def test_input_without_schema_and_unknown_nsid(tmp_path: Path) -> None:
+    reg = registry_from(
+        tmp_path,
+        {"main": {"type": "procedure", "input": {"encoding": "*/*"}}},
+    )
+    reg.validate_input("com.example.test", b"raw bytes")
+    reg.validate_input("com.example.unknown", {"anything": 1})
+
+
+def test_schema_errors_in_methods(tmp_path: Path) -> None:
+    from coves.lexicon import LexiconSchemaError
+
+    with pytest.raises(LexiconSchemaError, match="parameters cannot be of type"):
+        registry_from(
+            tmp_path / "a",
+            {
+                "main": {
+                    "type": "query",
+                    "parameters": {"type": "params", "properties": {"o": {"type": "object"}}},
+                }
+            },
+        )
+    with pytest.raises(LexiconSchemaError, match="needs an encoding"):
+        registry_from(tmp_path / "b", {"main": {"type": "procedure", "input": {"schema": {}}}})
+    with pytest.raises(LexiconSchemaError, match="required parameter"):
+        registry_from(
+            tmp_path / "c",
+            {
+                "main": {
+                    "type": "query",
+                    "parameters": {"type": "params", "required": ["x"], "properties": {}},
+                }
+            },
+        )
+
+
+def test_real_outputs_accept_view_shapes(registry: LexiconRegistry) -> None:
+    post_view = {
+        "uri": POST_URI,
+        "cid": "bafyreihpapd6cjn2kt4jz6qkoyvy5frmqixqpwm3vs7b6gbdflv3sx4cuy",
+        "rkey": "3kabcdefghijk",
+        "author": {"did": "did:plc:author", "handle": "alice.example.com"},
+        "record": {"$type": "social.coves.community.post"},
+        "community": {"did": "did:plc:abc", "handle": "c-gaming.coves.social", "name": "gaming"},
+        "title": "t",
+        "createdAt": "2026-11-23T09:00:00.000Z",
+        "indexedAt": "2026-11-23T09:00:01.000Z",
+        "stats": {"upvotes": 1, "downvotes": 0, "score": 1, "commentCount": 2},
+        "viewer": {"vote": "up", "voteUri": "at://did:plc:me/social.coves.feed.vote/3kabcdefghijk"},
+    }
+    registry.validate_output(FEED, {"feed": [{"post": post_view}], "cursor": "abc"})
+    comment = {
+        "uri": "at://did:plc:me/social.coves.community.comment/3kabcdefghijk",
+        "cid": post_view["cid"],
+        "author": {"did": "did:plc:me", "handle": "me.example.com"},
+        "record": {},
+        "post": {"uri": POST_URI, "cid": post_view["cid"]},
+        "content": "hi",
+        "createdAt": "2026-11-23T09:00:00.000Z",
+        "indexedAt": "2026-11-23T09:00:00.000Z",
+        "stats": {"upvotes": 0, "downvotes": 0, "score": 0, "replyCount": 1},
+        "viewer": {},
+    }
+    thread = {"comment": comment, "replies": [{"comment": comment, "hasMore": True}]}
+    registry.validate_output(COMMENTS, {"comments": [thread], "post": post_view})
+    post_view["viewer"] = {"vote": "sideways"}
+    with pytest.raises(LexiconValidationError) as info:
+        registry.validate_output(COMMENTS, {"comments": [], "post": post_view})
+    assert info.value.path == "post.viewer.vote"

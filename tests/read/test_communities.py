@@ -1,0 +1,254 @@
+"""community.get / community.list / community.search."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import trio
+
+from tests.read.conftest import Client
+from tests.support.factories import BLOB_CID, NOW, Factory, blob
+
+GET = "social.coves.community.get"
+LIST = "social.coves.community.list"
+SEARCH = "social.coves.community.search"
+
+
+def dids(body: dict) -> list[str]:  # type: ignore[type-arg]
+    return [c["did"] for c in body["communities"]]
+
+
+async def test_get_by_every_identifier_form(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        c = await factory.community(
+            "Gaming", description="games", avatar=blob(), pds_url="https://pds.example"
+        )
+        for ident in (
+            c,
+            "gaming.community.localhost",
+            "@GAMING.community.localhost",
+            "!gaming@localhost",
+            "!Gaming@LOCALHOST",
+        ):
+            status, body = await client.get(GET, {"community": ident})
+            assert status == 200, (ident, body)
+            assert body["did"] == c
+        assert body["handle"] == "gaming.community.localhost"
+        assert body["displayHandle"] == "!gaming@localhost"
+        assert body["name"] == "Gaming"
+        assert body["description"] == "games"
+        assert body["avatar"] == (
+            "https://pds.example/xrpc/com.atproto.sync.getBlob"
+            f"?did={c.replace(':', '%3A')}&cid={BLOB_CID}"
+        )
+        assert body["avatarCid"] == BLOB_CID
+        assert body["recordUri"] == f"at://{c}/social.coves.community.profile/self"
+        assert body["hostedByDid"] == "did:web:localhost"
+        assert "viewer" not in body
+
+
+async def test_get_foreign_scoped_identifier(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        foreign = await factory.community("rust", hosted_by="did:web:other.example")
+        await factory.community("rust")  # our own "rust" must not answer for other.example
+        status, body = await client.get(GET, {"community": "!rust@Other.Example"})
+        assert status == 200 and body["did"] == foreign
+        status, body = await client.get(GET, {"community": "!rust@third.example"})
+        assert (status, body["error"]) == (404, "NotFound")
+
+
+async def test_get_errors(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        status, body = await client.get(GET, {})
+        assert (status, body["error"]) == (400, "InvalidRequest")
+        for bad in ("nodots", "!name", "!na me@localhost", "!x@bad_domain", "did:"):
+            status, body = await client.get(GET, {"community": bad})
+            assert (status, body["error"]) == (400, "InvalidRequest"), bad
+        status, body = await client.get(GET, {"community": "did:plc:unknown"})
+        assert (status, body["error"]) == (404, "NotFound")
+        hidden = [
+            await factory.community("unv", verification="unverified"),
+            await factory.community("del", deleted=True),
+            await factory.community("off", active=False),
+        ]
+        for did in hidden:
+            status, body = await client.get(GET, {"community": did})
+            assert (status, body["error"]) == (404, "NotFound"), did
+
+
+async def test_handle_unknown_is_handle_invalid(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        c = await factory.community("nohandle", handle=None)
+        status, body = await client.get(GET, {"community": c})
+        assert status == 200
+        assert body["handle"] == "handle.invalid"
+        assert "displayHandle" not in body
+
+
+async def test_get_viewer_state(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        me = await factory.user("me.test")
+        c = await factory.community("c")
+        _, body = await client.get(GET, {"community": c}, viewer=me)
+        assert body["viewer"] == {"subscribed": False, "blocked": False}
+        sub = await factory.subscribe(me, c)
+        block = await factory.block(me, c)
+        _, body = await client.get(GET, {"community": c}, viewer=me)
+        assert body["viewer"] == {
+            "subscribed": True,
+            "blocked": True,
+            "subscriptionUri": sub,
+            "blockUri": block,
+        }
+        assert body["subscriberCount"] == 1
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("popular", ["b", "c", "a"]),
+        ("new", ["c", "b", "a"]),
+        ("alphabetical", ["a", "b", "c"]),
+        ("active", ["a", "c", "b"]),
+    ],
+)
+async def test_list_sorts(client: Client, factory: Factory, sort: str, expected: list[str]) -> None:
+    with trio.fail_after(20):
+        author = await factory.user("x.test")
+        made = {
+            "a": await factory.community("a", created_at=NOW - timedelta(days=3)),
+            "b": await factory.community("B", created_at=NOW - timedelta(days=2)),
+            "c": await factory.community("c", created_at=NOW - timedelta(days=1)),
+        }
+        for n, name in ((3, "b"), (1, "c")):
+            for i in range(n):
+                await factory.subscribe(f"did:plc:sub{i}", made[name])
+        await factory.post(made["a"], author, created_at=NOW)
+        await factory.post(made["c"], author, created_at=NOW - timedelta(hours=1))
+        status, body = await client.get(LIST, {"sort": sort})
+        assert status == 200, body
+        assert dids(body) == [made[n] for n in expected]
+        assert "cursor" not in body
+
+
+@pytest.mark.parametrize("sort", ["popular", "new", "alphabetical", "active"])
+async def test_list_keyset_paging(client: Client, factory: Factory, sort: str) -> None:
+    with trio.fail_after(30):
+        author = await factory.user("x.test")
+        made = []
+        for i in range(23):
+            c = await factory.community(f"c{i:02d}", created_at=NOW - timedelta(hours=i % 5))
+            made.append(c)
+            if i % 3:
+                await factory.post(c, author, created_at=NOW - timedelta(minutes=i % 4))
+        seen: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            params = {"sort": sort, "limit": "5", **({"cursor": cursor} if cursor else {})}
+            status, body = await client.get(LIST, params)
+            assert status == 200, body
+            seen += dids(body)
+            pages += 1
+            cursor = body.get("cursor")
+            if not cursor:
+                break
+        assert pages == 5
+        assert len(seen) == len(set(seen)) == 23
+        assert set(seen) == set(made)
+
+
+async def test_list_visibility_and_subscriptions(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        me = await factory.user("me.test")
+        public = await factory.community("pub")
+        unlisted = await factory.community("unl", visibility="unlisted")
+        private = await factory.community("prv", visibility="private")
+        other_private = await factory.community("prv2", visibility="private")
+        await factory.community("unv", verification="unverified")
+        await factory.subscribe(me, private)
+        await factory.subscribe(me, public)
+        _, body = await client.get(LIST, {})
+        assert dids(body) == [public]
+        _, body = await client.get(LIST, {"visibility": "unlisted"})
+        assert dids(body) == [unlisted]
+        _, body = await client.get(LIST, {"visibility": "private"}, viewer=me)
+        assert dids(body) == [private]
+        assert other_private not in dids(body)
+        _, body = await client.get(LIST, {"subscribed": "true", "sort": "alphabetical"}, viewer=me)
+        assert dids(body) == [private, public]
+        assert all(c["viewer"]["subscribed"] for c in body["communities"])
+        for params in ({"subscribed": "true"}, {"visibility": "private"}):
+            status, err = await client.get(LIST, params)
+            assert (status, err["error"]) == (401, "AuthenticationRequired")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort": "hot"},
+        {"visibility": "secret"},
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "x"},
+        {"subscribed": "maybe"},
+    ],
+)
+async def test_list_bad_parameters(client: Client, params: dict[str, str]) -> None:
+    with trio.fail_after(10):
+        status, body = await client.get(LIST, params)
+        assert (status, body["error"]) == (400, "InvalidRequest")
+
+
+async def test_list_cursor_errors(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        for i in range(3):
+            await factory.community(f"c{i}")
+        _, body = await client.get(LIST, {"limit": "1"})
+        cursor = body["cursor"]
+        for params in (
+            {"cursor": "nonsense"},
+            {"cursor": cursor + "x"},
+            {"cursor": cursor, "sort": "new"},  # cursor of another sort
+        ):
+            status, err = await client.get(LIST, {"limit": "1", **params})
+            assert (status, err["error"]) == (400, "InvalidCursor"), params
+
+
+async def test_search_ranks_name_matches_first(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        exact = await factory.community("gaming", description="video games")
+        contains = await factory.community("retrogaming", description="old consoles")
+        described = await factory.community("consoles", description="gaming on consoles")
+        await factory.community("cooking", description="recipes")
+        await factory.community("gamingprivate", visibility="private")
+        status, body = await client.get(SEARCH, {"q": "Gaming"})
+        assert status == 200, body
+        assert dids(body) == [exact, contains, described]
+        _, body = await client.get(SEARCH, {"q": "gamng"})  # a typo still finds it
+        assert exact in dids(body)
+        _, body = await client.get(SEARCH, {"q": "!!!"})
+        assert body == {"communities": []}
+
+
+async def test_search_paging_and_errors(client: Client, factory: Factory) -> None:
+    with trio.fail_after(30):
+        made = [await factory.community(f"music{i}", description="music") for i in range(7)]
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"q": "music", "limit": "3", **({"cursor": cursor} if cursor else {})}
+            status, body = await client.get(SEARCH, params)
+            assert status == 200, body
+            seen += dids(body)
+            cursor = body.get("cursor")
+            if not cursor:
+                break
+        assert sorted(seen) == sorted(made) and len(seen) == 7
+        _, first = await client.get(SEARCH, {"q": "music", "limit": "3"})
+        status, err = await client.get(SEARCH, {"q": "other", "cursor": first["cursor"]})
+        assert (status, err["error"]) == (400, "InvalidCursor")
+        for params in ({}, {"q": ""}, {"q": "x" * 300}, {"q": "a", "limit": "0"}):
+            status, err = await client.get(SEARCH, params)
+            assert (status, err["error"]) == (400, "InvalidRequest"), params

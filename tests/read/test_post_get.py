@@ -1,0 +1,63 @@
+"""community.post.get: views, not-found entries and tombstones."""
+
+from __future__ import annotations
+
+import trio
+
+from tests.read.conftest import Client
+from tests.support.factories import POST, Factory
+
+GET = "social.coves.community.post.get"
+
+
+async def test_post_get_entries(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        author = await factory.user("a.test")
+        gone_author = await factory.user("gone.test")
+        me = await factory.user("me.test")
+        c = await factory.community("c")
+        blocked_c = await factory.community("blocked")
+        live = await factory.post(c, author)
+        deleted = await factory.post(c, author)
+        await factory.delete_post(deleted)
+        hidden = await factory.post(c, gone_author)
+        await factory.set_active(gone_author, False)
+        blocked = await factory.post(blocked_c, author)
+        await factory.block(me, blocked_c)
+        missing = f"at://{c}/{POST}/3kaaaaaaaaaaa"
+        tombstoned = f"at://{c}/{POST}/3kbbbbbbbbbbb"
+        await factory.tombstone_only(tombstoned)
+        vote = await factory.vote(me, live, 1)
+        order = [missing, live, deleted, hidden, blocked, tombstoned]
+        status, body = await client.get(GET, {"uris": order}, viewer=me)
+        assert status == 200, body
+        posts = body["posts"]
+        assert [p["uri"] for p in posts] == order
+        assert posts[0]["notFound"] is True
+        assert posts[1]["cid"] == "bafyreipost"
+        assert posts[1]["viewer"] == {"vote": "up", "voteUri": vote}
+        assert posts[2]["deleted"] is True and posts[2]["deletedAt"].endswith("Z")
+        assert posts[3]["unavailable"] is True and "deactivated" in posts[3]["reason"]
+        assert posts[4]["blocked"] is True
+        assert posts[5]["deleted"] is True
+        _, anon = await client.get(GET, {"uris": blocked})
+        assert anon["posts"][0]["uri"] == blocked and "author" in anon["posts"][0]
+
+
+async def test_post_get_errors(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        c = await factory.community("c")
+        ok = f"at://{c}/{POST}/3kaaaaaaaaaaa"
+        cases = [
+            {},
+            {"uris": "https://example.com"},
+            {"uris": f"at://{c}/{POST}"},
+            {"uris": f"at://{c}/social.coves.community.comment/3kaaaaaaaaaaa"},
+            {"uris": "at://handle.test/social.coves.community.post/3kaaaaaaaaaaa"},
+            {"uris": [ok] * 26},
+        ]
+        for params in cases:
+            status, body = await client.get(GET, params)
+            assert (status, body["error"]) == (400, "InvalidRequest"), params
+        status, body = await client.get(GET, {"uris": [ok, ok]})
+        assert status == 200 and len(body["posts"]) == 1
