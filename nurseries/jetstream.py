@@ -685,12 +685,23 @@ def _display_url(url: str) -> str:
 
 # -- wiring -------------------------------------------------------------------------------
 def build_sink(runtime: Runtime) -> Sink | None:
-    """The production Sink: the indexer (workstream ``indexer``).
+    """The production Sink: the indexer, validating records with the loaded lexicons.
 
-    Returns None until the indexer is merged; the lead points this at it,
-    e.g. ``Indexer(db=runtime.db, instance_did=..., metrics=runtime.metrics)``.
+    Post-commit hooks (identity cache purges, did:web verification requests)
+    are attached to the returned Indexer by the capabilities that own them.
     """
-    return None
+    from coves.ingest.indexer import Indexer
+
+    if runtime.db is None:
+        return None
+    settings = runtime.settings
+    return Indexer(
+        runtime.db,
+        instance_did=settings.instance_did,
+        metrics=runtime.metrics,
+        validator=getattr(runtime.ctx, "lexicons", None),
+        skip_did_web_verification=settings.skip_did_web_verification,
+    )
 
 
 def jetstream_child(
@@ -699,7 +710,7 @@ def jetstream_child(
     sink_factory: Callable[[Runtime], Sink | None] = build_sink,
     opener: Opener | None = None,
 ) -> ChildSpec | None:
-    """The consumer as a supervised child, or None when disabled or without a sink."""
+    """The consumer as a supervised child, or None when disabled (or without a database)."""
     settings = runtime.settings
     if not settings.jetstream_enabled:
         return None

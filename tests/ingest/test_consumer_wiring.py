@@ -25,10 +25,10 @@ async def test_disabled_by_configuration() -> None:
         assert jetstream_child(runtime, sink_factory=lambda r: MemorySink()) is None
 
 
-async def test_without_a_sink_it_is_not_started() -> None:
+async def test_without_a_database_there_is_no_sink_and_no_child() -> None:
     async with open_supervisor() as supervisor:
         runtime = Runtime(test_settings(jetstream_enabled=True), supervisor, Metrics())
-        assert jetstream_child(runtime) is None  # until the indexer is wired in
+        assert jetstream_child(runtime) is None
 
 
 def test_config_follows_settings() -> None:
