@@ -39,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import trio
 import trio_websocket
+from prometheus_client.core import GaugeMetricFamily
 
 from coves import clock
 from coves.config import DEFAULT_JETSTREAM_URL, Settings
@@ -254,8 +255,9 @@ class _Instruments:
         self.gap_seconds = metrics.counter(
             "coves_jetstream_gap_seconds_total", "estimated span of events lost to gaps"
         )
-        self.lag = metrics.gauge(
-            "coves_jetstream_lag_seconds", "now minus the newest applied event, at apply time"
+        self.apply_lag = metrics.gauge(
+            "coves_jetstream_apply_lag_seconds",
+            "how old the newest event of the last batch was when it was applied",
         )
         self.last_event = metrics.gauge(
             "coves_jetstream_last_event_timestamp_seconds", "time_us of the newest applied event"
@@ -283,7 +285,8 @@ class JetstreamConsumer:
         self.sink = sink
         self.config = config = config or ConsumerConfig()
         self._opener = opener or websocket_opener(config.max_message_bytes, config.connect_timeout)
-        self._m = _Instruments(metrics or Metrics())
+        metrics = metrics or Metrics()
+        self._m = _Instruments(metrics)
         self.backoff = ExponentialBackoff(
             base=config.backoff_base,
             cap=config.backoff_cap,
@@ -298,7 +301,7 @@ class JetstreamConsumer:
         self.state = ConnectionState.STOPPED
         self.cursor: int | None = None  # as last committed by the sink
         self.newest_event_us: int | None = None
-        self.lag_seconds: float | None = None
+        self.apply_lag_seconds: float | None = None
         self.last_frame_at: float | None = None
         self.connected_since: float | None = None
         self.last_reason: Reason | None = None
@@ -317,6 +320,7 @@ class JetstreamConsumer:
         self._waiting: trio.CancelScope | None = None
         self._set_state(ConnectionState.STOPPED)
         self._breaker_changed(BreakerState.CLOSED, BreakerState.CLOSED)
+        metrics.add_callback("coves_jetstream_lag", self._collect_lag)
 
     # -- supervised child ---------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -355,8 +359,15 @@ class JetstreamConsumer:
         if self._waiting is not None:
             self._waiting.cancel()
 
+    def lag_seconds(self) -> float | None:
+        """Now minus the newest applied event: grows while nothing is applied (outage)."""
+        if self.newest_event_us is None:
+            return None
+        return max(0.0, clock.wall_now() - self.newest_event_us / 1_000_000)
+
     def health(self) -> dict[str, Any]:
         now = clock.monotonic()
+        lag = self.lag_seconds()
         return {
             "state": str(self.state),
             "breaker": str(self.breaker.state),
@@ -365,7 +376,10 @@ class JetstreamConsumer:
             "cursor": self.cursor,
             "cursorTime": _iso(self.cursor),
             "lastEventTime": _iso(self.newest_event_us),
-            "lagSeconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
+            "lagSeconds": None if lag is None else round(lag, 3),
+            "applyLagSeconds": (
+                None if self.apply_lag_seconds is None else round(self.apply_lag_seconds, 3)
+            ),
             "secondsSinceLastFrame": (
                 None if self.last_frame_at is None else round(now - self.last_frame_at, 3)
             ),
@@ -550,8 +564,8 @@ class JetstreamConsumer:
             self.cursor = result.cursor
         if result.newest_event_us is not None:
             self.newest_event_us = result.newest_event_us
-            self.lag_seconds = max(0.0, clock.wall_now() - result.newest_event_us / 1_000_000)
-            self._m.lag.set(self.lag_seconds)
+            self.apply_lag_seconds = max(0.0, clock.wall_now() - result.newest_event_us / 1_000_000)
+            self._m.apply_lag.set(self.apply_lag_seconds)
             self._m.last_event.set(result.newest_event_us / 1_000_000)
         return result
 
@@ -594,6 +608,15 @@ class JetstreamConsumer:
                 await wait()
             finally:
                 self._waiting = None
+
+    def _collect_lag(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "coves_jetstream_lag_seconds", "now minus the time_us of the newest applied event"
+        )
+        lag = self.lag_seconds()
+        if lag is not None:
+            family.add_metric([], lag)
+        return [family]
 
     def _set_state(self, state: ConnectionState) -> None:
         self.state = state

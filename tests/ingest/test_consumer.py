@@ -505,7 +505,8 @@ async def test_health_and_metrics_report_state_and_counters(
     assert health["endpoint"] == "ws://jetstream.test/subscribe"
     assert health["cursor"] == published[-1]["time_us"]
     assert health["lastEventTime"].endswith("Z")
-    assert health["lagSeconds"] is not None and health["lagSeconds"] < 1.0
+    assert health["lagSeconds"] is not None and health["lagSeconds"] < 5.0
+    assert health["applyLagSeconds"] < 1.0
     assert health["frames"] >= 3
     assert health["reconnects"] == {"abnormal": 1}
     assert health["events"]["applied"] == 3
@@ -514,7 +515,31 @@ async def test_health_and_metrics_report_state_and_counters(
     assert 'coves_jetstream_connection_state{state="backoff"} 0.0' in rendered
     assert 'coves_jetstream_breaker_state{state="closed"} 1.0' in rendered
     assert "coves_jetstream_frames_total" in rendered
-    assert "coves_jetstream_lag_seconds" in rendered
+    assert "coves_jetstream_lag_seconds " in rendered
+    assert "coves_jetstream_apply_lag_seconds " in rendered
+
+
+async def test_lag_keeps_growing_while_nothing_can_be_applied(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake, sink = FakeJetstream(), MemorySink()
+    metrics = Metrics()
+    with trio.fail_after(600):
+        async with running_consumer(fake, sink, metrics=metrics) as consumer:
+            await fake.wait_for_connections(1)
+            publish_votes(fake, 1, "a")
+            await wait_for(lambda: len(sink.applied) == 1)
+            lag = consumer.lag_seconds()
+            assert lag is not None and lag < 1.0
+            sink.down = True
+            publish_votes(fake, 1, "b")
+            await trio.sleep(120.0)
+            health = consumer.health()
+            rendered = metrics.render().decode()
+    assert health["lagSeconds"] >= 119.0
+    assert health["applyLagSeconds"] < 1.0
+    line = next(x for x in rendered.splitlines() if x.startswith("coves_jetstream_lag_seconds "))
+    assert float(line.split()[-1]) >= 119.0
 
 
 async def test_malformed_frames_reach_the_sink_and_do_not_stop_the_stream(
