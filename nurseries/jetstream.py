@@ -83,7 +83,8 @@ class Reason(StrEnum):
 
     CLOSED = "closed"  # the server closed cleanly (1000/1001)
     ABNORMAL = "abnormal"  # 1006: TCP went away without a close frame
-    CLOSED_ERROR = "closed_error"  # any other close code (1009 too big, 1011, ...)
+    TOO_BIG = "message_too_big"  # 1009: a frame over JETSTREAM_MAX_MESSAGE_BYTES
+    CLOSED_ERROR = "closed_error"  # any other close code (1011, ...)
     IDLE_TIMEOUT = "idle_timeout"
     PONG_TIMEOUT = "pong_timeout"
     CONNECT_FAILED = "connect_failed"  # DNS, TCP, TLS or handshake timeout
@@ -469,8 +470,18 @@ class JetstreamConsumer:
                 try:
                     data = await ws.get_message()
                 except trio_websocket.ConnectionClosed as exc:
-                    session.end(_close_reason(exc.reason), scope)
-                    log.info("jetstream connection closed", close=repr(exc.reason))
+                    reason = _close_reason(exc.reason)
+                    session.end(reason, scope)
+                    if reason is Reason.TOO_BIG:
+                        # Resuming replays the same frame: ingestion is stuck
+                        # until the limit is raised, so say so loudly.
+                        log.error(
+                            "jetstream frame larger than JETSTREAM_MAX_MESSAGE_BYTES; "
+                            "raise it or ingestion cannot pass this event",
+                            limit=self.config.max_message_bytes,
+                        )
+                    else:
+                        log.info("jetstream connection closed", close=repr(exc.reason))
                     return
             if idle.cancelled_caught:
                 log.warning("jetstream idle; reconnecting", idle_s=idle_timeout)
@@ -685,6 +696,8 @@ def _close_reason(reason: trio_websocket.CloseReason | None) -> Reason:
         return Reason.ABNORMAL
     if reason.code in (1000, 1001):
         return Reason.CLOSED
+    if reason.code == 1009:
+        return Reason.TOO_BIG
     return Reason.CLOSED_ERROR
 
 

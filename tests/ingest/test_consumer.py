@@ -575,3 +575,33 @@ async def test_batch_deadline_counts_from_arrival_not_from_dequeue(
     assert sink.batch_sizes == [1, 1]
     assert sink.batch_times[0] - start == pytest.approx(1.2, abs=0.01)
     assert sink.batch_times[1] - start == pytest.approx(2.2, abs=0.01)
+
+
+async def test_oversize_frame_is_reported_as_message_too_big(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake, sink = FakeJetstream(), MemorySink()
+    consumer = JetstreamConsumer(
+        sink,
+        ConsumerConfig(url="ws://jetstream.test/subscribe", idle_timeout=1000.0),
+        opener=fake.opener(max_message_size=1024),
+        rng=MaxRandom(),
+    )
+    with trio.fail_after(60):
+        async with fake.running(), trio.open_nursery() as nursery:
+            await nursery.start(consumer.run)
+            await fake.wait_for_connections(1)
+            fake.commit("did:plc:a", VOTE, "big", record={"pad": "x" * 4096})
+            await wait_for(lambda: consumer.reconnects.get("message_too_big", 0) >= 1)
+            nursery.cancel_scope.cancel()
+    assert sink.applied == []
+
+
+def test_endpoint_shown_without_credentials_or_query() -> None:
+    from nurseries.jetstream import _display_url
+
+    assert (
+        _display_url("wss://user:secret@jet.example:6008/subscribe?wantedDids=x")
+        == "wss://jet.example:6008/subscribe"
+    )
+    assert _display_url("ws://jet.example/subscribe") == "ws://jet.example/subscribe"
