@@ -227,6 +227,9 @@ class _Session:
         self.alive = False  # a frame or a pong proved the server is really there
         self.stalled = False  # the reader is blocked on a full channel
         self.stall_ended_at = float("-inf")
+        # When the reader started waiting on the socket; None while it is busy
+        # or blocked on backpressure (a slow database is not silence).
+        self.waiting_since: float | None = None
 
     def end(self, reason: Reason, scope: trio.CancelScope) -> None:
         if self.reason is None:
@@ -452,6 +455,7 @@ class JetstreamConsumer:
             async with send, trio.open_nursery() as io:
                 io.start_soon(self._read_loop, ws, send, session, io.cancel_scope)
                 io.start_soon(self._ping_loop, ws, session, io.cancel_scope)
+                io.start_soon(self._idle_watch, session, io.cancel_scope)
                 io.start_soon(self._stop_watch, session, io.cancel_scope)
             # ``send`` is closed: the applier drains what was received, then ends.
 
@@ -462,31 +466,25 @@ class JetstreamConsumer:
         session: _Session,
         scope: trio.CancelScope,
     ) -> None:
-        idle_timeout = self.config.idle_timeout
         while True:
-            # The watchdog only runs while we wait on the socket: time spent
-            # blocked on a full channel (slow database) is not silence.
-            with trio.move_on_after(idle_timeout) as idle:
-                try:
-                    data = await ws.get_message()
-                except trio_websocket.ConnectionClosed as exc:
-                    reason = _close_reason(exc.reason)
-                    session.end(reason, scope)
-                    if reason is Reason.TOO_BIG:
-                        # Resuming replays the same frame: ingestion is stuck
-                        # until the limit is raised, so say so loudly.
-                        log.error(
-                            "jetstream frame larger than JETSTREAM_MAX_MESSAGE_BYTES; "
-                            "raise it or ingestion cannot pass this event",
-                            limit=self.config.max_message_bytes,
-                        )
-                    else:
-                        log.info("jetstream connection closed", close=repr(exc.reason))
-                    return
-            if idle.cancelled_caught:
-                log.warning("jetstream idle; reconnecting", idle_s=idle_timeout)
-                session.end(Reason.IDLE_TIMEOUT, scope)
+            session.waiting_since = clock.monotonic()
+            try:
+                data = await ws.get_message()
+            except trio_websocket.ConnectionClosed as exc:
+                reason = _close_reason(exc.reason)
+                session.end(reason, scope)
+                if reason is Reason.TOO_BIG:
+                    # Resuming replays the same frame: ingestion is stuck
+                    # until the limit is raised, so say so loudly.
+                    log.error(
+                        "jetstream frame larger than JETSTREAM_MAX_MESSAGE_BYTES; "
+                        "raise it or ingestion cannot pass this event",
+                        limit=self.config.max_message_bytes,
+                    )
+                else:
+                    log.info("jetstream connection closed", close=repr(exc.reason))
                 return
+            session.waiting_since = None
             now = clock.monotonic()
             self.last_frame_at = now
             self.frames += 1
@@ -502,6 +500,25 @@ class JetstreamConsumer:
                 finally:
                     session.stalled = False
                     session.stall_ended_at = clock.monotonic()
+
+    async def _idle_watch(self, session: _Session, scope: trio.CancelScope) -> None:
+        """Reconnect when the reader has waited on the socket for ``idle_timeout``.
+
+        One task instead of a cancel scope per frame: the reader only stamps
+        when it starts waiting, which keeps the per-frame cost down.
+        """
+        timeout = self.config.idle_timeout
+        while True:
+            since = session.waiting_since
+            if since is None:
+                await trio.sleep(timeout / 10)  # busy or backpressured: look again soon
+                continue
+            remaining = since + timeout - clock.monotonic()
+            if remaining <= 0:
+                log.warning("jetstream idle; reconnecting", idle_s=timeout)
+                session.end(Reason.IDLE_TIMEOUT, scope)
+                return
+            await trio.sleep(remaining)
 
     async def _ping_loop(
         self, ws: trio_websocket.WebSocketConnection, session: _Session, scope: trio.CancelScope
