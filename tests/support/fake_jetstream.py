@@ -41,6 +41,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.utilities import LocalProtocolError
 
 from coves import clock
 from nurseries.jetstream import client_websocket
@@ -75,7 +76,7 @@ class _Conn:
     async def send(self, event: Event) -> bool:
         try:
             data = self.ws.send(event)
-        except Exception:  # wsproto refuses sends in a closing state
+        except LocalProtocolError:  # wsproto refuses sends once closing
             return False
         async with self.lock:
             try:
