@@ -738,23 +738,27 @@ def _display_url(url: str) -> str:
 
 # -- wiring -------------------------------------------------------------------------------
 def build_sink(runtime: Runtime) -> Sink | None:
-    """The production Sink: the indexer, validating records with the loaded lexicons.
-
-    Post-commit hooks (identity cache purges, did:web verification requests)
-    are attached to the returned Indexer by the capabilities that own them.
+    """The production Sink: the indexer, validating records with the loaded lexicons,
+    with identity's post-commit hooks attached (cache purges on ``#identity``,
+    did:web verification requests for foreign communities).
     """
     from coves.ingest.indexer import Indexer
 
     if runtime.db is None:
         return None
     settings = runtime.settings
-    return Indexer(
+    indexer = Indexer(
         runtime.db,
         instance_did=settings.instance_did,
         metrics=runtime.metrics,
         validator=getattr(runtime.ctx, "lexicons", None),
         skip_did_web_verification=settings.skip_did_web_verification,
     )
+    if runtime.ctx is not None:
+        from coves.identity.hooks import attach_identity_hooks
+
+        attach_identity_hooks(indexer, runtime.ctx)
+    return indexer
 
 
 def jetstream_child(

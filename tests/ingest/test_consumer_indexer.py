@@ -12,7 +12,7 @@ from coves.ingest.indexer import Indexer
 from coves.lexicon import LexiconRegistry
 from coves.metrics import Metrics
 from nurseries.jetstream import ConsumerConfig, JetstreamConsumer, build_sink, jetstream_child
-from nurseries.main import Runtime
+from nurseries.main import Runtime, build_context
 from nurseries.supervisor import open_supervisor
 from tests.support.consumer import wait_for
 from tests.support.events import (
@@ -90,10 +90,14 @@ async def test_events_flow_into_postgres_across_an_abnormal_close(db: Database) 
     assert consumer.events["skipped"] >= 1
 
 
-async def test_production_factory_builds_the_indexer(db: Database) -> None:
+async def test_production_factory_builds_the_indexer_with_identity_hooks(db: Database) -> None:
     async with open_supervisor() as supervisor:
         runtime = Runtime(test_settings(jetstream_enabled=True), supervisor, Metrics(), db=db)
+        runtime.ctx = build_context(runtime)
         sink = build_sink(runtime)
         assert isinstance(sink, Indexer)
+        ctx = runtime.ctx
+        assert ctx.identity.on_identity_change in sink.on_identity_change
+        assert sink.on_community_needs_verification == ctx.didweb.on_community_needs_verification
         spec = jetstream_child(runtime)
         assert spec is not None and spec.name == "jetstream"
