@@ -132,19 +132,34 @@ class ConsumerConfig:
 
 
 def websocket_opener(
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, connect_timeout: float = 10.0
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    connect_timeout: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Opener:
-    """Production: dial ws:// or wss:// and speak websocket over it with trio-websocket."""
+    """Production: dial ws:// or wss:// and speak websocket over it with trio-websocket.
+
+    ``wss://`` verifies the server against the system trust store unless an
+    ``ssl_context`` is given (tests pass one trusting their own CA).
+    """
 
     def open_url(url: str) -> AbstractAsyncContextManager[trio_websocket.WebSocketConnection]:
-        return _dial(url, max_message_bytes=max_message_bytes, connect_timeout=connect_timeout)
+        return _dial(
+            url,
+            max_message_bytes=max_message_bytes,
+            connect_timeout=connect_timeout,
+            ssl_context=ssl_context,
+        )
 
     return open_url
 
 
 @asynccontextmanager
 async def _dial(
-    url: str, *, max_message_bytes: int, connect_timeout: float
+    url: str,
+    *,
+    max_message_bytes: int,
+    connect_timeout: float,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
@@ -159,9 +174,20 @@ async def _dial(
     try:
         with trio.fail_at(deadline):
             if secure:
-                stream = await trio.open_ssl_over_tcp_stream(
-                    host, port, ssl_context=ssl.create_default_context(), https_compatible=True
+                tls = await trio.open_ssl_over_tcp_stream(
+                    host,
+                    port,
+                    ssl_context=ssl_context or ssl.create_default_context(),
+                    https_compatible=True,
                 )
+                # Handshake now so a bad certificate fails fast and clearly,
+                # not as a websocket handshake that never completes.
+                try:
+                    await tls.do_handshake()
+                except BaseException:
+                    await trio.aclose_forcefully(tls)
+                    raise
+                stream = tls
             else:
                 stream = await trio.open_tcp_stream(host, port)
     except trio.TooSlowError:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import gc
 import random
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
 
 import trio
 
-from nurseries.jetstream import ConnectionState, ConsumerConfig, JetstreamConsumer
+from nurseries.jetstream import (
+    ConnectionState,
+    ConsumerConfig,
+    JetstreamConsumer,
+    websocket_opener,
+)
 from tests.support.consumer import VOTE, publish_votes, wait_for
 from tests.support.fake_jetstream import FakeJetstream
 from tests.support.memory_sink import MemorySink, event_key
+from tests.support.tls import make_tls
 
 US = 1_000_000
 
@@ -101,3 +110,41 @@ async def test_frames_larger_than_trio_websockets_default_limit_arrive() -> None
             nursery.cancel_scope.cancel()
     assert sink.applied_keys() == [event_key(event)]
     assert consumer.reconnects == {}
+
+
+async def test_wss_verifies_the_server_and_streams(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path)
+    fake, sink = FakeJetstream(), MemorySink()
+    config = ConsumerConfig(url="", backoff_base=0.05, backoff_cap=0.2, connect_timeout=3.0)
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(partial(fake.serve, ssl_context=tls.server))
+            assert url.startswith("wss://")
+            consumer = JetstreamConsumer(
+                sink,
+                replace(config, url=url),
+                opener=websocket_opener(connect_timeout=3.0, ssl_context=tls.client),
+            )
+            await nursery.start(consumer.run)
+            await fake.wait_for_connections(1)
+            event = fake.commit("did:plc:a", VOTE, "tls")
+            await wait_for(lambda: len(sink.applied) == 1)
+            nursery.cancel_scope.cancel()
+    assert sink.applied_keys() == [event_key(event)]
+
+
+async def test_wss_refuses_an_untrusted_certificate(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path)
+    fake, sink = FakeJetstream(), MemorySink()
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(partial(fake.serve, ssl_context=tls.server))
+            consumer = JetstreamConsumer(  # default trust store: the test CA is unknown
+                sink,
+                ConsumerConfig(url=url, backoff_base=0.05, backoff_cap=0.2, connect_timeout=3.0),
+            )
+            await nursery.start(consumer.run)
+            await wait_for(lambda: consumer.reconnects.get("connect_failed", 0) >= 2)
+            nursery.cancel_scope.cancel()
+    assert fake.accepted == 0
+    assert sink.applied == []

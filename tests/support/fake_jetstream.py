@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ class FakeJetstream:
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.port: int | None = None
+        self.secure = False
 
     # -- events -------------------------------------------------------------------------
     @staticmethod
@@ -217,20 +219,32 @@ class FakeJetstream:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/subscribe"
+        scheme = "wss" if self.secure else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/subscribe"
 
     # -- serving ------------------------------------------------------------------------
     async def serve(
         self,
         host: str = "127.0.0.1",
         *,
+        ssl_context: ssl.SSLContext | None = None,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve over TCP on an ephemeral port; ``nursery.start`` returns the URL."""
+        """Serve over TCP (TLS with ``ssl_context``) on an ephemeral port.
+
+        ``nursery.start`` returns the ws:// or wss:// URL.
+        """
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            listeners = await trio.open_tcp_listeners(0, host=host)
-            self.port = listeners[0].socket.getsockname()[1]
+            tcp = await trio.open_tcp_listeners(0, host=host)
+            self.port = tcp[0].socket.getsockname()[1]
+            self.secure = ssl_context is not None
+            listeners: list[trio.abc.Listener[Any]] = list(tcp)
+            if ssl_context is not None:
+                listeners = [
+                    trio.SSLListener(listener, ssl_context, https_compatible=True)
+                    for listener in tcp
+                ]
             await nursery.start(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.url)
 
