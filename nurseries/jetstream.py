@@ -466,12 +466,12 @@ class JetstreamConsumer:
             self.connected_since = None
         if connected_for is not None and connected_for >= self.config.stable_after:
             self.backoff.reset()
-        if session.alive:
-            pass  # the breaker already heard about the success
-        elif session.reason in (Reason.DATABASE, Reason.SHUTDOWN):
-            self.breaker.release()
-        else:
-            self.breaker.record_failure()
+        # A session that proved alive already reported success to the breaker.
+        if not session.alive:
+            if session.reason in (Reason.DATABASE, Reason.SHUTDOWN):
+                self.breaker.release()  # says nothing about Jetstream
+            else:
+                self.breaker.record_failure()
         return session.reason or Reason.CLOSED
 
     async def _pump(self, ws: trio_websocket.WebSocketConnection, session: _Session) -> None:
