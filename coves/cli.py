@@ -129,7 +129,7 @@ def _load_extra_commands() -> None:
         importlib.import_module(module)
 
 
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("coves.identity.cli",)
 
 
 if __name__ == "__main__":  # pragma: no cover

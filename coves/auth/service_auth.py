@@ -48,10 +48,11 @@ class ServiceAuthVerifier:
 
     async def verify(self, jwt: CompactJWT, nsid: str) -> Viewer:
         issuer = self._check_claims(jwt, nsid)
-        key = await self._key(issuer, force_refresh=False)
+        fragment = self._key_fragment(jwt)
+        key = await self._key(issuer, fragment, force_refresh=False)
         if not self._signature_ok(jwt, key):
             # The key may have rotated since the document was cached: refetch once.
-            key = await self._key(issuer, force_refresh=True)
+            key = await self._key(issuer, fragment, force_refresh=True)
             if not self._signature_ok(jwt, key):
                 raise AuthFailure("bad_signature", "service auth signature does not verify")
         exp = number_claim(jwt.payload, "exp")
@@ -99,15 +100,32 @@ class ServiceAuthVerifier:
             raise AuthFailure("too_long_lived", "service auth token lifetime is too long")
         return issuer
 
-    async def _key(self, issuer: str, *, force_refresh: bool) -> PublicKey:
+    @staticmethod
+    def _key_fragment(jwt: CompactJWT) -> str:
+        """Which verification method signs: ``kid`` (new), else an ``iss`` fragment (legacy)."""
+        kid = jwt.header.get("kid")
+        iss = str(jwt.payload.get("iss", ""))
+        if isinstance(kid, str) and "#" in kid:
+            owner, fragment = kid.split("#", 1)
+            if owner in ("", iss.split("#", 1)[0]) and fragment:
+                return fragment
+            raise AuthFailure("malformed", "service auth kid names another DID's key")
+        if kid is not None:
+            raise AuthFailure("malformed", "service auth kid must be a #fragment")
+        if "#" in iss:
+            return iss.split("#", 1)[1] or "atproto"
+        return "atproto"
+
+    async def _key(self, issuer: str, fragment: str, *, force_refresh: bool) -> PublicKey:
         try:
             doc = await self._documents.document(issuer, force_refresh=force_refresh)
         except IdentityError as exc:
             log.info("service auth issuer unresolvable", issuer=issuer, why=exc.reason)
             raise AuthFailure("unknown_issuer", "could not resolve the token issuer") from None
-        if doc.signing_key is None:
-            raise AuthFailure("unknown_issuer", "the issuer has no atproto signing key")
-        return doc.signing_key
+        key = doc.verification_keys.get(fragment)
+        if key is None:
+            raise AuthFailure("unknown_issuer", f"the issuer has no #{fragment} signing key")
+        return key
 
     @staticmethod
     def _signature_ok(jwt: CompactJWT, key: PublicKey) -> bool:

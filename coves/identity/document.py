@@ -7,7 +7,7 @@ Only four facts matter to an AppView: the DID, the handle it claims
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ class DidDocument:
     signing_key: keys.PublicKey | None
     also_known_as: tuple[str, ...]
     raw: dict[str, Any]
+    verification_keys: dict[str, keys.PublicKey] = field(default_factory=dict)  # by fragment
 
 
 def _matches_fragment(did: str, ident: Any, fragment: str) -> bool:
@@ -47,13 +48,15 @@ def parse_document(did: str, doc: Any) -> DidDocument:
             if is_valid_handle(candidate):
                 handle = candidate
                 break
+    verification = _verification_keys(did, doc.get("verificationMethod"))
     return DidDocument(
         did=did,
         claimed_handle=handle,
         pds_url=_pds_endpoint(did, doc.get("service")),
-        signing_key=_signing_key(did, doc.get("verificationMethod")),
+        signing_key=verification.get("atproto"),
         also_known_as=also_known_as,
         raw=doc,
+        verification_keys=verification,
     )
 
 
@@ -77,22 +80,26 @@ def _pds_endpoint(did: str, services: Any) -> str | None:
     return None
 
 
-def _signing_key(did: str, methods: Any) -> keys.PublicKey | None:
+def _verification_keys(did: str, methods: Any) -> dict[str, keys.PublicKey]:
+    """Usable keys by fragment (``atproto``, ``atproto_label``, ...); the first of each wins."""
+    found: dict[str, keys.PublicKey] = {}
     if not isinstance(methods, list):
-        return None
+        return found
     for method in methods:
         if not isinstance(method, dict):
             continue
-        if not _matches_fragment(did, method.get("id"), "atproto"):
+        ident = method.get("id")
+        if not isinstance(ident, str) or "#" not in ident:
+            continue
+        owner, fragment = ident.split("#", 1)
+        if owner not in ("", did) or not fragment or fragment in found:
             continue
         controller = method.get("controller")
-        if controller is not None and controller != did:
-            return None
         multibase = method.get("publicKeyMultibase")
-        if not isinstance(multibase, str):
-            return None
+        if (controller is not None and controller != did) or not isinstance(multibase, str):
+            continue
         try:
-            return keys.parse_verification_method(str(method.get("type")), multibase)
+            found[fragment] = keys.parse_verification_method(str(method.get("type")), multibase)
         except keys.KeyError_:
-            return None
-    return None
+            continue
+    return found

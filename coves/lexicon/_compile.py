@@ -15,7 +15,7 @@ import binascii
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from coves.lexicon.errors import LexiconSchemaError, _Invalid
+from coves.lexicon.errors import LexiconSchemaError, _Invalid, shown
 from coves.lexicon.formats import FORMATS
 from coves.lexicon.text import bytes_within, graphemes_within
 
@@ -218,6 +218,40 @@ class Compiler:
         graphemes = min_g is not None or max_g is not None
         enum_text = ", ".join(enum_list) if enum_list is not None else ""
 
+        # The two shapes most record fields take (a bare identifier, an enum)
+        # get closures without the checks they cannot need.
+        if (
+            check_format is not None
+            and not (lengths or graphemes)
+            and enum is None
+            and const is None
+        ):
+            format_only = check_format
+
+            def validate_format(value: Any) -> None:
+                if not isinstance(value, str):
+                    raise _fail(f"must be a string, got {_describe(value)}")
+                problem = format_only(value)
+                if problem is not None:
+                    raise _fail(problem)
+
+            return validate_format
+        if (
+            enum is not None
+            and check_format is None
+            and const is None
+            and not (lengths or graphemes)
+        ):
+            members = enum
+
+            def validate_enum(value: Any) -> None:
+                if not isinstance(value, str):
+                    raise _fail(f"must be a string, got {_describe(value)}")
+                if value not in members:
+                    raise _fail(f"must be one of: {enum_text}")
+
+            return validate_enum
+
         def validate(value: Any) -> None:
             if not isinstance(value, str):
                 raise _fail(f"must be a string, got {_describe(value)}")
@@ -302,7 +336,7 @@ class Compiler:
             if not isinstance(mime, str) or not mime:
                 raise _fail("must be a MIME type", "mimeType")
             if accepts is not None and not accepts(mime):
-                raise _fail(f"{mime} is not accepted (allowed: {accept_text})", "mimeType")
+                raise _fail(f"{shown(mime)} is not accepted (allowed: {accept_text})", "mimeType")
             if max_size is not None and size is not None and size > max_size:
                 raise _fail(f"blob is {size} bytes; at most {max_size} allowed", "size")
 
@@ -344,7 +378,7 @@ class Compiler:
         }
 
         def validate(value: Any) -> None:
-            if type(value) is not dict:
+            if not isinstance(value, dict):
                 raise _fail(f"must be an object, got {_describe(value)}")
             for name in required:
                 if name not in value:
@@ -389,7 +423,7 @@ class Compiler:
             check = members.get(normalize_type(kind))
             if check is None:
                 if closed:
-                    raise _fail(f"{kind} is not one of: {names}", "$type")
+                    raise _fail(f"{shown(kind)} is not one of: {names}", "$type")
                 return
             check(value)
 
@@ -412,8 +446,10 @@ class Compiler:
         def validate(value: Any) -> None:
             if isinstance(value, dict):
                 kind = value.get("$type", nsid)
-                if kind not in accepted:
-                    raise _fail(f"record type {kind!r} does not match collection {nsid}", "$type")
+                if not isinstance(kind, str) or kind not in accepted:
+                    raise _fail(
+                        f"record type {shown(kind)} does not match collection {nsid}", "$type"
+                    )
             body(value)
 
         return validate

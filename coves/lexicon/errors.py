@@ -9,6 +9,13 @@ deployment bug and must stop start-up rather than reject traffic later.
 from __future__ import annotations
 
 ROOT_PATH = "$"
+SHOWN_CHARS = 64
+
+
+def shown(value: object) -> str:
+    """A rejected value quoted for a message, cut short: messages echo untrusted input."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 class LexiconValidationError(ValueError):

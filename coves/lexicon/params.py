@@ -4,7 +4,8 @@ Query strings carry only text, so each declared parameter is parsed into its
 lexicon type (integers strictly: no signs-with-spaces or underscores that
 ``int()`` would forgive), then checked with the same compiled validators as
 record fields. Defaults are filled in so handlers never re-derive them;
-parameters the lexicon does not declare are dropped.
+parameters the lexicon does not declare are dropped, and an empty value
+(``cursor=``) counts as absent.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from coves.errors import XRPCError
 from coves.lexicon._compile import Compiler, JsonDict, Validator
-from coves.lexicon.errors import LexiconSchemaError, _Invalid
+from coves.lexicon.errors import LexiconSchemaError, _Invalid, shown
 
 INTEGER_RE = re.compile(r"^-?[0-9]{1,18}$")
 PARAM_TYPES = frozenset({"boolean", "integer", "string", "unknown"})
@@ -26,7 +27,7 @@ ParamsDecoder = Callable[[Mapping[str, list[str]]], dict[str, Any]]
 
 def _parse_integer(text: str) -> int:
     if INTEGER_RE.match(text) is None:
-        raise _Invalid(f"must be an integer, got {text!r}")
+        raise _Invalid(f"must be an integer, got {shown(text)}")
     return int(text)
 
 
@@ -35,7 +36,7 @@ def _parse_boolean(text: str) -> bool:
         return True
     if text == "false":
         return False
-    raise _Invalid(f"must be true or false, got {text!r}")
+    raise _Invalid(f"must be true or false, got {shown(text)}")
 
 
 def _parse_string(text: str) -> str:
@@ -86,11 +87,14 @@ def compile_params(compiler: Compiler, schema: Any, nsid: str) -> ParamsDecoder:
         out: dict[str, Any] = {}
         for name, decode_one, default in decoders:
             values = raw.get(name)
+            if values and "" in values:
+                # Clients commonly serialise an unset option as ``name=``.
+                values = [value for value in values if value != ""]
             if not values:
                 if name in required:
                     raise _bad(name, "required parameter missing")
                 if default is not None:
-                    out[name] = default
+                    out[name] = list(default) if isinstance(default, list) else default
                 continue
             try:
                 out[name] = decode_one(values)

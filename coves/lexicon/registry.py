@@ -117,6 +117,7 @@ class LexiconRegistry:
         return nsid in self._kinds
 
     def kind(self, nsid: str) -> str:
+        """The main definition's type (record, query, procedure, ...); "defs" for shared defs."""
         try:
             return self._kinds[nsid]
         except KeyError:

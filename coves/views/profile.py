@@ -15,8 +15,10 @@ from coves.atproto.syntax import INVALID_HANDLE, format_datetime
 from coves.views.blobs import BlobUrls
 
 
-def profile_view(blobs: BlobUrls, user: Mapping[str, Any]) -> dict[str, Any]:
-    """``user`` is a ``users`` row (did, handle, display_name, description, avatar, ...)."""
+def profile_view(
+    blobs: BlobUrls, user: Mapping[str, Any], stats: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``user`` is a ``users`` row (did, handle, display_name, ...); ``stats`` optional counts."""
     did = str(user["did"])
     pds = user.get("pds_url")
     handle = user.get("handle") or INVALID_HANDLE
@@ -37,4 +39,10 @@ def profile_view(blobs: BlobUrls, user: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(updated, datetime):
         view["indexedAt"] = format_datetime(updated)
     view["profile"] = summary
+    if stats is not None:
+        view["stats"] = {
+            "postCount": int(stats.get("post_count") or 0),
+            "commentCount": int(stats.get("comment_count") or 0),
+            "communityCount": int(stats.get("community_count") or 0),
+        }
     return view

@@ -216,3 +216,45 @@ async def test_typ_is_case_insensitive() -> None:
     token = tokens.service_auth(world.alice_key, ALICE, SERVICE_AUD, NSID, header={"typ": "jwt"})
     with trio.fail_after(5):
         assert await world.authenticator().authenticate(request(f"Bearer {token}"))
+
+
+async def test_kid_selects_the_verification_method() -> None:
+    world = World()
+    labeler = PrivateKey.generate("p256")
+    doc = world.net.plc[ALICE]
+    doc["verificationMethod"].append(
+        {
+            "id": "#atproto_label",
+            "type": "Multikey",
+            "controller": ALICE,
+            "publicKeyMultibase": labeler.public().multikey(),
+        }
+    )
+    auth = world.authenticator()
+
+    async def viewer_for(token: str) -> Any:
+        with trio.fail_after(5):
+            return await auth.authenticate(request(f"Bearer {token}"))
+
+    key = world.alice_key
+    assert await viewer_for(
+        tokens.service_auth(key, ALICE, SERVICE_AUD, NSID, header={"kid": "#atproto"})
+    )
+    assert await viewer_for(
+        tokens.service_auth(key, ALICE, SERVICE_AUD, NSID, header={"kid": f"{ALICE}#atproto"})
+    )
+    assert await viewer_for(
+        tokens.service_auth(labeler, ALICE, SERVICE_AUD, NSID, header={"kid": "#atproto_label"})
+    )
+    assert await viewer_for(
+        tokens.service_auth(labeler, ALICE + "#atproto_label", SERVICE_AUD, NSID)
+    )
+    # the labeler key does not sign as #atproto, nor the repo key as #atproto_label
+    wrong = tokens.service_auth(labeler, ALICE, SERVICE_AUD, NSID)
+    assert await reason_for(world, wrong) == "bad_signature"
+    other = tokens.service_auth(
+        key, ALICE, SERVICE_AUD, NSID, header={"kid": "did:plc:cccccccccccccccccccccccc#atproto"}
+    )
+    assert await reason_for(world, other) == "malformed"
+    missing = tokens.service_auth(key, ALICE, SERVICE_AUD, NSID, header={"kid": "#nope"})
+    assert await reason_for(world, missing) == "unknown_issuer"

@@ -87,6 +87,7 @@ async def test_profile_by_did_and_by_handle(client: Any) -> None:
     assert by_did["displayName"] == "Alice" and by_did["description"] == "hi there"
     assert CID in by_did["avatar"] and by_did["avatar"].startswith("https://pds.example.com/")
     assert by_did["profile"] == {"handle": "alice.example.com", "createdAt": by_did["createdAt"]}
+    assert by_did["stats"] == {"postCount": 0, "commentCount": 0, "communityCount": 0}
     for actor in ("alice.example.com", "Alice.Example.COM"):
         status, body = await client({"actor": actor})
         assert status == 200 and body == by_did
@@ -118,3 +119,17 @@ async def test_unknown_or_deactivated_is_404(client: Any, actor: str) -> None:
 async def test_bad_identifiers_are_400(client: Any, params: dict[str, str]) -> None:
     status, body = await client(params)
     assert status == 400 and body["error"] == "InvalidRequest"
+
+
+async def test_stats_count_live_posts_and_subscriptions(client: Any, db: Database) -> None:
+    from tests.support.factories import Factory
+
+    factory = Factory(db)
+    community = await factory.community("gaming")
+    await factory.post(community, ALICE)
+    await factory.post(community, ALICE)
+    await factory.post(community, ALICE, deleted=True)
+    await factory.subscribe(ALICE, community)
+    status, body = await client({"actor": ALICE})
+    assert status == 200
+    assert body["stats"] == {"postCount": 2, "commentCount": 0, "communityCount": 1}

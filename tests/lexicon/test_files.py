@@ -170,3 +170,35 @@ def test_load_rejects_unknown_type_and_format(tmp_path: Path) -> None:
 def test_load_rejects_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(LexiconSchemaError, match="does not exist"):
         LexiconRegistry.load(tmp_path / "absent")
+
+
+def test_load_rejects_undeclared_required_and_keyless_record(tmp_path: Path) -> None:
+    obj = {"type": "object", "required": ["ghost"], "properties": {}}
+    _write(
+        tmp_path / "a",
+        "com.example.a",
+        {"lexicon": 1, "id": "com.example.a", "defs": {"main": obj}},
+    )
+    with pytest.raises(LexiconSchemaError, match="'ghost' is not a declared property"):
+        LexiconRegistry.load(tmp_path / "a")
+    record = {"type": "record", "record": {"type": "object", "properties": {}}}
+    _write(
+        tmp_path / "b",
+        "com.example.a",
+        {"lexicon": 1, "id": "com.example.a", "defs": {"main": record}},
+    )
+    with pytest.raises(LexiconSchemaError, match="needs a key"):
+        LexiconRegistry.load(tmp_path / "b")
+    query_ref = {"type": "ref", "ref": "com.example.q"}
+    _write(
+        tmp_path / "c",
+        "com.example.a",
+        {"lexicon": 1, "id": "com.example.a", "defs": {"main": query_ref}},
+    )
+    _write(
+        tmp_path / "c",
+        "com.example.q",
+        {"lexicon": 1, "id": "com.example.q", "defs": {"main": {"type": "query"}}},
+    )
+    with pytest.raises(LexiconSchemaError, match="cannot be referenced"):
+        LexiconRegistry.load(tmp_path / "c")

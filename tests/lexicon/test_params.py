@@ -73,7 +73,6 @@ def test_required_missing(registry: LexiconRegistry) -> None:
     [
         ("abc", "must be an integer"),
         ("1.5", "must be an integer"),
-        ("", "must be an integer"),
         (" 5", "must be an integer"),
         ("1_0", "must be an integer"),
         ("+5", "must be an integer"),
@@ -283,3 +282,190 @@ def test_real_outputs_accept_view_shapes(registry: LexiconRegistry) -> None:
     with pytest.raises(LexiconValidationError) as info:
         registry.validate_output(COMMENTS, {"comments": [], "post": post_view})
     assert info.value.path == "post.viewer.vote"
+
+
+# -- the real write procedures --------------------------------------------------
+
+POST_CREATE = "social.coves.community.post.create"
+
+
+def test_real_procedures_exist(registry: LexiconRegistry) -> None:
+    for nsid in (
+        POST_CREATE,
+        "social.coves.community.create",
+        "social.coves.community.update",
+        "social.coves.community.subscribe",
+        "social.coves.community.unsubscribe",
+        "social.coves.community.blockCommunity",
+        "social.coves.community.unblockCommunity",
+        "social.coves.aggregator.register",
+    ):
+        assert registry.kind(nsid) == "procedure", nsid
+
+
+def input_error(registry: LexiconRegistry, nsid: str, body: object) -> str:
+    with pytest.raises(XRPCError) as info:
+        registry.validate_input(nsid, body)
+    assert (info.value.status, info.value.error) == (400, "InvalidRequest")
+    return info.value.message
+
+
+def test_post_create_input(registry: LexiconRegistry) -> None:
+    from tests.lexicon.examples import POST
+
+    body = {k: v for k, v in POST.items() if k not in ("$type", "author", "createdAt")}
+    body["community"] = "!gaming@coves.social"
+    registry.validate_input(POST_CREATE, body)
+    assert input_error(registry, POST_CREATE, {"title": "x"}).startswith("community: required")
+    message = input_error(registry, POST_CREATE, {**body, "content": "a" * 100_001})
+    assert message.startswith("content: must be at most 100000 bytes")
+    external = {
+        "$type": "social.coves.embed.external",
+        "external": {"uri": "https://e.com", "thumb": "https://e.com/t.png"},
+    }
+    assert input_error(registry, POST_CREATE, {**body, "embed": external}).startswith(
+        "embed.external.thumb:"
+    )
+
+
+def test_named_errors_left_to_handlers(registry: LexiconRegistry) -> None:
+    # aggregator.register answers InvalidDID for a missing DID, so the lexicon must not
+    # turn that into a generic InvalidRequest first.
+    registry.validate_input("social.coves.aggregator.register", {"domain": "example.com"})
+    assert input_error(registry, "social.coves.aggregator.register", {"did": 5}).startswith("did:")
+    registry.validate_input(
+        "social.coves.community.subscribe", {"community": "did:plc:x", "contentVisibility": 0}
+    )
+    assert input_error(registry, "social.coves.community.create", {"name": "x" * 64}).startswith(
+        "name: must be at most 63 bytes"
+    )
+
+
+def test_post_get_entries_and_comment_placeholders(registry: LexiconRegistry) -> None:
+    defs = "social.coves.community.post.get"
+    registry.validate_output(
+        "social.coves.community.post.get",
+        {
+            "posts": [
+                {"$type": f"{defs}#notFoundPost", "uri": POST_URI, "notFound": True},
+                {"$type": f"{defs}#tombstonePost", "uri": POST_URI, "deleted": True},
+                {"$type": f"{defs}#unavailablePost", "uri": POST_URI, "unavailable": True},
+                {"$type": f"{defs}#blockedPost", "uri": POST_URI, "blocked": True},
+            ]
+        },
+    )
+    with pytest.raises(LexiconValidationError) as info:
+        registry.validate_output(
+            "social.coves.community.post.get",
+            {"posts": [{"$type": f"{defs}#notFoundPost", "uri": POST_URI, "notFound": False}]},
+        )
+    assert info.value.path == "posts[0].notFound"
+    placeholder = {
+        "uri": "at://did:plc:me/social.coves.community.comment/3kabcdefghijk",
+        "cid": "bafyreihpapd6cjn2kt4jz6qkoyvy5frmqixqpwm3vs7b6gbdflv3sx4cuy",
+        "post": {
+            "uri": POST_URI,
+            "cid": "bafyreihpapd6cjn2kt4jz6qkoyvy5frmqixqpwm3vs7b6gbdflv3sx4cuy",
+        },
+        "isDeleted": True,
+        "deletedAt": "2026-11-23T09:00:00.000Z",
+        "deletionReason": "author",
+    }
+    registry.validate_output(
+        COMMENTS,
+        {
+            "comments": [{"comment": placeholder, "replies": [{"comment": placeholder}]}],
+            "post": {
+                "uri": POST_URI,
+                "cid": placeholder["cid"],
+                "author": {"did": "did:plc:a"},
+                "record": {},
+                "community": {"did": "did:plc:c"},
+                "createdAt": "2026-11-23T09:00:00.000Z",
+                "indexedAt": "2026-11-23T09:00:00.000Z",
+                "stats": {"upvotes": 0, "downvotes": 0, "score": 0, "commentCount": 0},
+            },
+        },
+    )
+
+
+def test_empty_values_count_as_absent(registry: LexiconRegistry) -> None:
+    out = registry.decode_params(FEED, {"community": ["c"], "cursor": [""], "limit": [""]})
+    assert out == {"community": "c", "sort": "hot", "limit": 15}
+    assert (
+        bad(registry, FEED, {"community": [""]}).message == "community: required parameter missing"
+    )
+    assert bad(registry, "social.coves.community.search", {"q": [""]}).message.startswith("q:")
+    nsid = "social.coves.community.post.get"
+    assert registry.decode_params(nsid, {"uris": ["", POST_URI]}) == {"uris": [POST_URI]}
+
+
+def test_messages_do_not_echo_long_input(registry: LexiconRegistry) -> None:
+    err = bad(registry, FEED, {"community": ["c"], "limit": ["9" * 5000]})
+    assert len(err.message) < 120
+    err = bad(registry, "social.coves.community.list", {"subscribed": ["x" * 5000]})
+    assert len(err.message) < 120
+    assert err.message.endswith("...'") or err.message.endswith("...")
+
+
+@pytest.mark.parametrize(
+    ("nsid", "base"),
+    [
+        ("social.coves.feed.getTimeline", {}),
+        ("social.coves.feed.getDiscover", {}),
+        ("social.coves.actor.getPosts", {"actor": ["alice.example.com"]}),
+        (FEED, {"community": ["!gaming@coves.social"]}),
+    ],
+)
+def test_feed_methods_share_the_feed_contract(
+    registry: LexiconRegistry, nsid: str, base: dict[str, list[str]]
+) -> None:
+    out = registry.decode_params(nsid, base)
+    assert out["sort"] == "hot" and out["limit"] == 15 and "timeframe" not in out
+    for sort in ("hot", "top", "new", "controversial"):
+        assert registry.decode_params(nsid, {**base, "sort": [sort]})["sort"] == sort
+    for timeframe in ("hour", "day", "week", "month", "year", "all"):
+        decoded = registry.decode_params(nsid, {**base, "sort": ["top"], "timeframe": [timeframe]})
+        assert decoded["timeframe"] == timeframe
+    assert registry.decode_params(nsid, {**base, "limit": ["50"]})["limit"] == 50
+    for value in ("0", "51", "-1", "ten"):
+        assert bad(registry, nsid, {**base, "limit": [value]}).message.startswith("limit:")
+
+
+@pytest.mark.parametrize(
+    ("param", "good", "bad_values"),
+    [
+        ("repliesPerParent", ["0", "50"], ["-1", "51"]),
+        ("limit", ["1", "100"], ["0", "101"]),
+        ("depth", ["0", "100"], ["-1", "101", "1.0"]),
+        ("sort", ["hot", "top", "new"], ["controversial", "HOT"]),
+        ("timeframe", ["hour", "all"], ["forever"]),
+    ],
+)
+def test_get_comments_bounds(
+    registry: LexiconRegistry, param: str, good: list[str], bad_values: list[str]
+) -> None:
+    base = {"post": [POST_URI]}
+    for value in good:
+        assert str(registry.decode_params(COMMENTS, {**base, param: [value]})[param]) == value
+    for value in bad_values:
+        assert bad(registry, COMMENTS, {**base, param: [value]}).message.startswith(f"{param}:")
+
+
+def test_create_limits_fit_the_profile_record(registry: LexiconRegistry) -> None:
+    # What community.create accepts must produce a profile record ingestion accepts.
+    create = registry.document("social.coves.community.create")["defs"]["main"]["input"]["schema"]
+    record = registry.document("social.coves.community.profile")["defs"]["main"]["record"]
+    for field in ("name", "displayName", "description", "rules", "categories"):
+        made, stored = create["properties"][field], record["properties"][field]
+        for limit in ("maxLength", "maxGraphemes"):
+            if limit in stored:
+                assert made.get(limit, float("inf")) <= stored[limit], (field, limit)
+        if "items" in stored:
+            for limit in ("maxLength", "maxGraphemes"):
+                if limit in stored["items"]:
+                    assert made["items"][limit] <= stored["items"][limit], (field, limit)
+    message = input_error(
+        registry, "social.coves.community.create", {"name": "n", "description": "é" * 1001}
+    )
+    assert message.startswith("description: must be at most 1000 graphemes")

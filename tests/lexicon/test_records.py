@@ -415,3 +415,12 @@ def test_unknown_must_be_object(registry: LexiconRegistry) -> None:
     record = example(POST)
     record["originalAuthor"] = "someone"
     assert fails(registry, POST, record).path == "originalAuthor"
+
+
+def test_messages_do_not_echo_long_input(registry: LexiconRegistry) -> None:
+    record = example(PROFILE)
+    record["avatar"]["mimeType"] = "image/" + "x" * 5000
+    assert len(str(fails(registry, PROFILE, record))) < 200
+    record = example(VOTE)
+    record["$type"] = "social.coves." + "x" * 5000
+    assert len(str(fails(registry, VOTE, record))) < 200

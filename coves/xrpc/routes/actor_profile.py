@@ -42,7 +42,8 @@ async def get_profile(req: XRPCRequest) -> Any:
             row = await _by_resolved_handle(req, handle)
     if row is None or not row["active"] or row.get("account_status") in HIDDEN_STATUSES:
         raise XRPCError(404, "NotFound", "profile not found")
-    return profile_view(read_services(req.ctx).blobs, row)
+    stats = await q.user_stats(db, row["did"])
+    return profile_view(read_services(req.ctx).blobs, row, stats)
 
 
 async def _by_resolved_handle(req: XRPCRequest, handle: str) -> Row | None:
