@@ -26,6 +26,7 @@ tests connect over in-memory streams so MockClock runs stay deterministic.
 from __future__ import annotations
 
 import random
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -33,11 +34,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import trio
 import trio_websocket
+from prometheus_client.core import GaugeMetricFamily
 
 from coves import clock
 from coves.config import DEFAULT_JETSTREAM_URL, Settings
@@ -81,7 +83,8 @@ class Reason(StrEnum):
 
     CLOSED = "closed"  # the server closed cleanly (1000/1001)
     ABNORMAL = "abnormal"  # 1006: TCP went away without a close frame
-    CLOSED_ERROR = "closed_error"  # any other close code (1009 too big, 1011, ...)
+    TOO_BIG = "message_too_big"  # 1009: a frame over JETSTREAM_MAX_MESSAGE_BYTES
+    CLOSED_ERROR = "closed_error"  # any other close code (1011, ...)
     IDLE_TIMEOUT = "idle_timeout"
     PONG_TIMEOUT = "pong_timeout"
     CONNECT_FAILED = "connect_failed"  # DNS, TCP, TLS or handshake timeout
@@ -128,18 +131,118 @@ class ConsumerConfig:
         )
 
 
-def websocket_opener(max_message_bytes: int, connect_timeout: float) -> Opener:
-    """Production: a real websocket via trio-websocket, with the size limit raised."""
+def websocket_opener(
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    connect_timeout: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Opener:
+    """Production: dial ws:// or wss:// and speak websocket over it with trio-websocket.
+
+    ``wss://`` verifies the server against the system trust store unless an
+    ``ssl_context`` is given (tests pass one trusting their own CA).
+    """
 
     def open_url(url: str) -> AbstractAsyncContextManager[trio_websocket.WebSocketConnection]:
-        return trio_websocket.open_websocket_url(
+        return _dial(
             url,
-            max_message_size=max_message_bytes,
+            max_message_bytes=max_message_bytes,
             connect_timeout=connect_timeout,
-            disconnect_timeout=5.0,
+            ssl_context=ssl_context,
         )
 
     return open_url
+
+
+@asynccontextmanager
+async def _dial(
+    url: str,
+    *,
+    max_message_bytes: int,
+    connect_timeout: float,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname
+    if parts.scheme not in ("ws", "wss") or not host:
+        raise ValueError("a ws:// or wss:// URL is required")
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = host if port in (80, 443) else f"{host}:{port}"
+    deadline = clock.monotonic() + connect_timeout
+    stream: trio.abc.Stream
+    try:
+        with trio.fail_at(deadline):
+            if secure:
+                tls = await trio.open_ssl_over_tcp_stream(
+                    host,
+                    port,
+                    ssl_context=ssl_context or ssl.create_default_context(),
+                    https_compatible=True,
+                )
+                # Handshake now so a bad certificate fails fast and clearly,
+                # not as a websocket handshake that never completes.
+                try:
+                    await tls.do_handshake()
+                except BaseException:
+                    await trio.aclose_forcefully(tls)
+                    raise
+                stream = tls
+            else:
+                stream = await trio.open_tcp_stream(host, port)
+    except trio.TooSlowError:
+        raise trio_websocket.ConnectionTimeout from None
+    async with client_websocket(
+        stream,
+        host_header,
+        resource,
+        max_message_bytes=max_message_bytes,
+        handshake_timeout=max(0.0, deadline - clock.monotonic()),
+    ) as ws:
+        yield ws
+
+
+@asynccontextmanager
+async def client_websocket(
+    stream: trio.abc.Stream,
+    host: str,
+    resource: str,
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    handshake_timeout: float = 10.0,
+    disconnect_timeout: float = 2.0,
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A client websocket over any Trio stream; the stream is always closed on exit.
+
+    ``open_websocket_url`` leaves the socket open when the server closed
+    first (it is only reclaimed by the cyclic GC), which a consumer that
+    reconnects all day cannot afford; owning the stream here fixes that and
+    lets tests run the same code over in-memory streams.
+    """
+    try:
+        async with _single_errors(), trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(handshake_timeout):
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery,
+                        cast(Any, stream),
+                        host,
+                        resource,
+                        max_message_size=max_message_bytes,
+                    )
+            except trio.TooSlowError:
+                raise trio_websocket.ConnectionTimeout from None
+            try:
+                yield ws
+            except BaseException:
+                # Cancelled or failing: no close handshake, just drop the TCP stream.
+                nursery.cancel_scope.cancel()
+                raise
+            with trio.move_on_after(disconnect_timeout):
+                await ws.aclose()
+            nursery.cancel_scope.cancel()
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 class _Session:
@@ -150,6 +253,9 @@ class _Session:
         self.alive = False  # a frame or a pong proved the server is really there
         self.stalled = False  # the reader is blocked on a full channel
         self.stall_ended_at = float("-inf")
+        # When the reader started waiting on the socket; None while it is busy
+        # or blocked on backpressure (a slow database is not silence).
+        self.waiting_since: float | None = None
 
     def end(self, reason: Reason, scope: trio.CancelScope) -> None:
         if self.reason is None:
@@ -179,8 +285,9 @@ class _Instruments:
         self.gap_seconds = metrics.counter(
             "coves_jetstream_gap_seconds_total", "estimated span of events lost to gaps"
         )
-        self.lag = metrics.gauge(
-            "coves_jetstream_lag_seconds", "now minus the newest applied event, at apply time"
+        self.apply_lag = metrics.gauge(
+            "coves_jetstream_apply_lag_seconds",
+            "how old the newest event of the last batch was when it was applied",
         )
         self.last_event = metrics.gauge(
             "coves_jetstream_last_event_timestamp_seconds", "time_us of the newest applied event"
@@ -208,7 +315,8 @@ class JetstreamConsumer:
         self.sink = sink
         self.config = config = config or ConsumerConfig()
         self._opener = opener or websocket_opener(config.max_message_bytes, config.connect_timeout)
-        self._m = _Instruments(metrics or Metrics())
+        metrics = metrics or Metrics()
+        self._m = _Instruments(metrics)
         self.backoff = ExponentialBackoff(
             base=config.backoff_base,
             cap=config.backoff_cap,
@@ -223,7 +331,7 @@ class JetstreamConsumer:
         self.state = ConnectionState.STOPPED
         self.cursor: int | None = None  # as last committed by the sink
         self.newest_event_us: int | None = None
-        self.lag_seconds: float | None = None
+        self.apply_lag_seconds: float | None = None
         self.last_frame_at: float | None = None
         self.connected_since: float | None = None
         self.last_reason: Reason | None = None
@@ -242,6 +350,7 @@ class JetstreamConsumer:
         self._waiting: trio.CancelScope | None = None
         self._set_state(ConnectionState.STOPPED)
         self._breaker_changed(BreakerState.CLOSED, BreakerState.CLOSED)
+        metrics.add_callback("coves_jetstream_lag", self._collect_lag)
 
     # -- supervised child ---------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -280,16 +389,27 @@ class JetstreamConsumer:
         if self._waiting is not None:
             self._waiting.cancel()
 
+    def lag_seconds(self) -> float | None:
+        """Now minus the newest applied event: grows while nothing is applied (outage)."""
+        if self.newest_event_us is None:
+            return None
+        return max(0.0, clock.wall_now() - self.newest_event_us / 1_000_000)
+
     def health(self) -> dict[str, Any]:
         now = clock.monotonic()
+        lag = self.lag_seconds()
         return {
             "state": str(self.state),
             "breaker": str(self.breaker.state),
+            "breakerRetryAfterSeconds": round(self.breaker.retry_after(), 3),
             "endpoint": _display_url(self.config.url),
             "cursor": self.cursor,
             "cursorTime": _iso(self.cursor),
             "lastEventTime": _iso(self.newest_event_us),
-            "lagSeconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
+            "lagSeconds": None if lag is None else round(lag, 3),
+            "applyLagSeconds": (
+                None if self.apply_lag_seconds is None else round(self.apply_lag_seconds, 3)
+            ),
             "secondsSinceLastFrame": (
                 None if self.last_frame_at is None else round(now - self.last_frame_at, 3)
             ),
@@ -314,10 +434,9 @@ class JetstreamConsumer:
             log.warning("jetstream cannot read its cursor; database unavailable", error=repr(exc))
             return Reason.DATABASE
         self.cursor = stored
-        self._check_gap(stored)
-        cursor = resume_cursor(
-            stored if stored is not None else self._live_floor_us, self.config.rewind_seconds
-        )
+        base = stored if stored is not None else self._live_floor_us
+        self._check_gap(base)
+        cursor = resume_cursor(base, self.config.rewind_seconds)
         url = subscribe_url(self.config.url, self.config.collections, cursor)
         session = _Session()
         log.info("jetstream connecting", endpoint=_display_url(self.config.url), cursor=cursor)
@@ -332,7 +451,12 @@ class JetstreamConsumer:
         except trio_websocket.ConnectionRejected as exc:
             session.reason = session.reason or Reason.REJECTED
             log.warning("jetstream refused the connection", status=exc.status_code)
-        except (trio_websocket.HandshakeError, OSError) as exc:
+        except (
+            trio_websocket.HandshakeError,
+            trio_websocket.ConnectionClosed,
+            trio.BrokenResourceError,
+            OSError,
+        ) as exc:
             session.reason = session.reason or Reason.CONNECT_FAILED
             log.warning("jetstream connection failed", error=repr(exc))
         finally:
@@ -342,12 +466,12 @@ class JetstreamConsumer:
             self.connected_since = None
         if connected_for is not None and connected_for >= self.config.stable_after:
             self.backoff.reset()
-        if session.alive:
-            pass  # the breaker already heard about the success
-        elif session.reason in (Reason.DATABASE, Reason.SHUTDOWN):
-            self.breaker.release()
-        else:
-            self.breaker.record_failure()
+        # A session that proved alive already reported success to the breaker.
+        if not session.alive:
+            if session.reason in (Reason.DATABASE, Reason.SHUTDOWN):
+                self.breaker.release()  # says nothing about Jetstream
+            else:
+                self.breaker.record_failure()
         return session.reason or Reason.CLOSED
 
     async def _pump(self, ws: trio_websocket.WebSocketConnection, session: _Session) -> None:
@@ -357,6 +481,7 @@ class JetstreamConsumer:
             async with send, trio.open_nursery() as io:
                 io.start_soon(self._read_loop, ws, send, session, io.cancel_scope)
                 io.start_soon(self._ping_loop, ws, session, io.cancel_scope)
+                io.start_soon(self._idle_watch, session, io.cancel_scope)
                 io.start_soon(self._stop_watch, session, io.cancel_scope)
             # ``send`` is closed: the applier drains what was received, then ends.
 
@@ -367,21 +492,25 @@ class JetstreamConsumer:
         session: _Session,
         scope: trio.CancelScope,
     ) -> None:
-        idle_timeout = self.config.idle_timeout
         while True:
-            # The watchdog only runs while we wait on the socket: time spent
-            # blocked on a full channel (slow database) is not silence.
-            with trio.move_on_after(idle_timeout) as idle:
-                try:
-                    data = await ws.get_message()
-                except trio_websocket.ConnectionClosed as exc:
-                    session.end(_close_reason(exc.reason), scope)
+            session.waiting_since = clock.monotonic()
+            try:
+                data = await ws.get_message()
+            except trio_websocket.ConnectionClosed as exc:
+                reason = _close_reason(exc.reason)
+                session.end(reason, scope)
+                if reason is Reason.TOO_BIG:
+                    # Resuming replays the same frame: ingestion is stuck
+                    # until the limit is raised, so say so loudly.
+                    log.error(
+                        "jetstream frame larger than JETSTREAM_MAX_MESSAGE_BYTES; "
+                        "raise it or ingestion cannot pass this event",
+                        limit=self.config.max_message_bytes,
+                    )
+                else:
                     log.info("jetstream connection closed", close=repr(exc.reason))
-                    return
-            if idle.cancelled_caught:
-                log.warning("jetstream idle; reconnecting", idle_s=idle_timeout)
-                session.end(Reason.IDLE_TIMEOUT, scope)
                 return
+            session.waiting_since = None
             now = clock.monotonic()
             self.last_frame_at = now
             self.frames += 1
@@ -397,6 +526,25 @@ class JetstreamConsumer:
                 finally:
                     session.stalled = False
                     session.stall_ended_at = clock.monotonic()
+
+    async def _idle_watch(self, session: _Session, scope: trio.CancelScope) -> None:
+        """Reconnect when the reader has waited on the socket for ``idle_timeout``.
+
+        One task instead of a cancel scope per frame: the reader only stamps
+        when it starts waiting, which keeps the per-frame cost down.
+        """
+        timeout = self.config.idle_timeout
+        while True:
+            since = session.waiting_since
+            if since is None:
+                await trio.sleep(timeout / 10)  # busy or backpressured: look again soon
+                continue
+            remaining = since + timeout - clock.monotonic()
+            if remaining <= 0:
+                log.warning("jetstream idle; reconnecting", idle_s=timeout)
+                session.end(Reason.IDLE_TIMEOUT, scope)
+                return
+            await trio.sleep(remaining)
 
     async def _ping_loop(
         self, ws: trio_websocket.WebSocketConnection, session: _Session, scope: trio.CancelScope
@@ -440,7 +588,9 @@ class JetstreamConsumer:
                     first = await recv.receive()
                 except trio.EndOfChannel:
                     return
-                batch, ended = await _fill_batch(recv, [first], size, clock.monotonic() + window)
+                # The deadline counts from the frame's arrival, so a frame that
+                # queued behind a slow apply is not held back any further.
+                batch, ended = await _fill_batch(recv, [first], size, first.received_at + window)
                 try:
                     await self._apply(batch)
                 except DatabaseError as exc:
@@ -468,8 +618,8 @@ class JetstreamConsumer:
             self.cursor = result.cursor
         if result.newest_event_us is not None:
             self.newest_event_us = result.newest_event_us
-            self.lag_seconds = max(0.0, clock.wall_now() - result.newest_event_us / 1_000_000)
-            self._m.lag.set(self.lag_seconds)
+            self.apply_lag_seconds = max(0.0, clock.wall_now() - result.newest_event_us / 1_000_000)
+            self._m.apply_lag.set(self.apply_lag_seconds)
             self._m.last_event.set(result.newest_event_us / 1_000_000)
         return result
 
@@ -512,6 +662,15 @@ class JetstreamConsumer:
                 await wait()
             finally:
                 self._waiting = None
+
+    def _collect_lag(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "coves_jetstream_lag_seconds", "now minus the time_us of the newest applied event"
+        )
+        lag = self.lag_seconds()
+        if lag is not None:
+            family.add_metric([], lag)
+        return [family]
 
     def _set_state(self, state: ConnectionState) -> None:
         self.state = state
@@ -580,6 +739,8 @@ def _close_reason(reason: trio_websocket.CloseReason | None) -> Reason:
         return Reason.ABNORMAL
     if reason.code in (1000, 1001):
         return Reason.CLOSED
+    if reason.code == 1009:
+        return Reason.TOO_BIG
     return Reason.CLOSED_ERROR
 
 
@@ -603,28 +764,36 @@ def _display_url(url: str) -> str:
 
 # -- wiring -------------------------------------------------------------------------------
 def build_sink(runtime: Runtime) -> Sink | None:
-    """The production Sink: the indexer, validating with the lexicons and telling
-    identity (cache purges) and the did:web verifier (hostedBy claims) what it saw."""
-    from coves.identity.hooks import attach_identity_hooks
+    """The production Sink: the indexer, validating records with the loaded lexicons,
+    with identity's post-commit hooks attached (cache purges on ``#identity``,
+    did:web verification requests for foreign communities).
+    """
     from coves.ingest.indexer import Indexer
 
-    ctx = runtime.ctx
-    assert runtime.db is not None and ctx is not None
+    if runtime.db is None:
+        return None
+    settings = runtime.settings
     indexer = Indexer(
         runtime.db,
-        instance_did=runtime.settings.instance_did,
+        instance_did=settings.instance_did,
         metrics=runtime.metrics,
-        validator=ctx.lexicons,
-        skip_did_web_verification=runtime.settings.skip_did_web_verification,
+        validator=getattr(runtime.ctx, "lexicons", None),
+        skip_did_web_verification=settings.skip_did_web_verification,
     )
-    attach_identity_hooks(indexer, ctx)
+    if runtime.ctx is not None:
+        from coves.identity.hooks import attach_identity_hooks
+
+        attach_identity_hooks(indexer, runtime.ctx)
     return indexer
 
 
 def jetstream_child(
-    runtime: Runtime, *, sink_factory: Callable[[Runtime], Sink | None] = build_sink
+    runtime: Runtime,
+    *,
+    sink_factory: Callable[[Runtime], Sink | None] = build_sink,
+    opener: Opener | None = None,
 ) -> ChildSpec | None:
-    """The consumer as a supervised child, or None when disabled or without a sink."""
+    """The consumer as a supervised child, or None when disabled (or without a database)."""
     settings = runtime.settings
     if not settings.jetstream_enabled:
         return None
@@ -633,7 +802,7 @@ def jetstream_child(
         log.error("JETSTREAM_ENABLED but no Sink is available; not consuming Jetstream")
         return None
     consumer = JetstreamConsumer(
-        sink, ConsumerConfig.from_settings(settings), metrics=runtime.metrics
+        sink, ConsumerConfig.from_settings(settings), opener=opener, metrics=runtime.metrics
     )
     return ChildSpec(
         "jetstream",

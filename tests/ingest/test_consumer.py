@@ -313,7 +313,7 @@ async def test_breaker_opens_then_probes_then_closes(
             assert consumer.health()["breaker"] == "open"
             opened = fake.request_times[2]
             # the half-open probe comes after the cooldown, not the 4 s backoff
-            await wait_for(lambda: len(fake.requests) == 4)
+            await wait_for(lambda: len(fake.requests) == 4, poll=0.5)
             assert fake.request_times[3] - opened == pytest.approx(300.0, abs=0.01)
             # the probe failed: open again for a full cooldown
             await trio.sleep(1.0)
@@ -505,7 +505,8 @@ async def test_health_and_metrics_report_state_and_counters(
     assert health["endpoint"] == "ws://jetstream.test/subscribe"
     assert health["cursor"] == published[-1]["time_us"]
     assert health["lastEventTime"].endswith("Z")
-    assert health["lagSeconds"] is not None and health["lagSeconds"] < 1.0
+    assert health["lagSeconds"] is not None and health["lagSeconds"] < 5.0
+    assert health["applyLagSeconds"] < 1.0
     assert health["frames"] >= 3
     assert health["reconnects"] == {"abnormal": 1}
     assert health["events"]["applied"] == 3
@@ -514,7 +515,31 @@ async def test_health_and_metrics_report_state_and_counters(
     assert 'coves_jetstream_connection_state{state="backoff"} 0.0' in rendered
     assert 'coves_jetstream_breaker_state{state="closed"} 1.0' in rendered
     assert "coves_jetstream_frames_total" in rendered
-    assert "coves_jetstream_lag_seconds" in rendered
+    assert "coves_jetstream_lag_seconds " in rendered
+    assert "coves_jetstream_apply_lag_seconds " in rendered
+
+
+async def test_lag_keeps_growing_while_nothing_can_be_applied(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake, sink = FakeJetstream(), MemorySink()
+    metrics = Metrics()
+    with trio.fail_after(600):
+        async with running_consumer(fake, sink, metrics=metrics) as consumer:
+            await fake.wait_for_connections(1)
+            publish_votes(fake, 1, "a")
+            await wait_for(lambda: len(sink.applied) == 1)
+            lag = consumer.lag_seconds()
+            assert lag is not None and lag < 1.0
+            sink.down = True
+            publish_votes(fake, 1, "b")
+            await trio.sleep(120.0)
+            health = consumer.health()
+            rendered = metrics.render().decode()
+    assert health["lagSeconds"] >= 119.0
+    assert health["applyLagSeconds"] < 1.0
+    line = next(x for x in rendered.splitlines() if x.startswith("coves_jetstream_lag_seconds "))
+    assert float(line.split()[-1]) >= 119.0
 
 
 async def test_malformed_frames_reach_the_sink_and_do_not_stop_the_stream(
@@ -532,3 +557,51 @@ async def test_malformed_frames_reach_the_sink_and_do_not_stop_the_stream(
             await wait_for(lambda: len(sink.applied) == 1)
             assert consumer.events["dead_lettered"] == 1
             assert consumer.reconnects == {}
+
+
+async def test_batch_deadline_counts_from_arrival_not_from_dequeue(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake, sink = FakeJetstream(), MemorySink()
+    sink.delay = 1.0  # each apply takes a second
+    with trio.fail_after(60):
+        async with running_consumer(fake, sink, batch_size=100, batch_ms=200):
+            await fake.wait_for_connections(1)
+            start = trio.current_time()
+            publish_votes(fake, 1, "a")  # batch closes at 0.2, commits at 1.2
+            await trio.sleep(0.5)
+            publish_votes(fake, 1, "b")  # due at 0.7: applied as soon as the sink is free
+            await wait_for(lambda: len(sink.applied) == 2)
+    assert sink.batch_sizes == [1, 1]
+    assert sink.batch_times[0] - start == pytest.approx(1.2, abs=0.01)
+    assert sink.batch_times[1] - start == pytest.approx(2.2, abs=0.01)
+
+
+async def test_oversize_frame_is_reported_as_message_too_big(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake, sink = FakeJetstream(), MemorySink()
+    consumer = JetstreamConsumer(
+        sink,
+        ConsumerConfig(url="ws://jetstream.test/subscribe", idle_timeout=1000.0),
+        opener=fake.opener(max_message_size=1024),
+        rng=MaxRandom(),
+    )
+    with trio.fail_after(60):
+        async with fake.running(), trio.open_nursery() as nursery:
+            await nursery.start(consumer.run)
+            await fake.wait_for_connections(1)
+            fake.commit("did:plc:a", VOTE, "big", record={"pad": "x" * 4096})
+            await wait_for(lambda: consumer.reconnects.get("message_too_big", 0) >= 1)
+            nursery.cancel_scope.cancel()
+    assert sink.applied == []
+
+
+def test_endpoint_shown_without_credentials_or_query() -> None:
+    from nurseries.jetstream import _display_url
+
+    assert (
+        _display_url("wss://user:secret@jet.example:6008/subscribe?wantedDids=x")
+        == "wss://jet.example:6008/subscribe"
+    )
+    assert _display_url("ws://jet.example/subscribe") == "ws://jet.example/subscribe"

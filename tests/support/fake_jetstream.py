@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+import ssl
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,8 +42,10 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.utilities import LocalProtocolError
 
 from coves import clock
+from nurseries.jetstream import client_websocket
 
 WINDOW_SECONDS = 36 * 3600.0
 Opener = Callable[[str], AbstractAsyncContextManager[trio_websocket.WebSocketConnection]]
@@ -74,7 +77,7 @@ class _Conn:
     async def send(self, event: Event) -> bool:
         try:
             data = self.ws.send(event)
-        except Exception:  # wsproto refuses sends in a closing state
+        except LocalProtocolError:  # wsproto refuses sends once closing
             return False
         async with self.lock:
             try:
@@ -109,6 +112,7 @@ class FakeJetstream:
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.port: int | None = None
+        self.secure = False
 
     # -- events -------------------------------------------------------------------------
     @staticmethod
@@ -215,20 +219,32 @@ class FakeJetstream:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/subscribe"
+        scheme = "wss" if self.secure else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/subscribe"
 
     # -- serving ------------------------------------------------------------------------
     async def serve(
         self,
         host: str = "127.0.0.1",
         *,
+        ssl_context: ssl.SSLContext | None = None,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve over TCP on an ephemeral port; ``nursery.start`` returns the URL."""
+        """Serve over TCP (TLS with ``ssl_context``) on an ephemeral port.
+
+        ``nursery.start`` returns the ws:// or wss:// URL.
+        """
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            listeners = await trio.open_tcp_listeners(0, host=host)
-            self.port = listeners[0].socket.getsockname()[1]
+            tcp = await trio.open_tcp_listeners(0, host=host)
+            self.port = tcp[0].socket.getsockname()[1]
+            self.secure = ssl_context is not None
+            listeners: list[trio.abc.Listener[Any]] = list(tcp)
+            if ssl_context is not None:
+                listeners = [
+                    trio.SSLListener(listener, ssl_context, https_compatible=True)
+                    for listener in tcp
+                ]
             await nursery.start(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.url)
 
@@ -251,20 +267,10 @@ class FakeJetstream:
             self._nursery.start_soon(self._handle, server)
             parts = urlsplit(url)
             resource = parts.path + (f"?{parts.query}" if parts.query else "")
-            async with _unwrap_group(), trio.open_nursery() as nursery:
-                conn = await trio_websocket.wrap_client_stream(
-                    nursery,
-                    client,  # type: ignore[arg-type]
-                    parts.netloc,
-                    resource,
-                    max_message_size=max_message_size,
-                )
-                try:
-                    yield conn
-                finally:
-                    with trio.CancelScope(shield=True), trio.move_on_after(5):
-                        await conn.aclose()
-                    nursery.cancel_scope.cancel()
+            async with client_websocket(
+                client, parts.netloc, resource, max_message_bytes=max_message_size
+            ) as conn:
+                yield conn
 
         return open_memory
 
@@ -343,7 +349,7 @@ class FakeJetstream:
                 return
 
     def _start_position(self, cursor: int | None) -> int:
-        now = self.now_us()
+        now = max(self.now_us(), self._times[-1] if self._times else 0)
         if cursor is None or cursor > now:
             return len(self._times)  # live tail
         oldest = now - self.window_us  # older cursors are clamped, silently
@@ -397,26 +403,3 @@ def _parse_request(target: str) -> SubscribeRequest:
         cursor=cursor,
         params=params,
     )
-
-
-@asynccontextmanager
-async def _unwrap_group() -> AsyncIterator[None]:
-    """Raise a lone error out of a nursery bare, as ``open_websocket_url`` does."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        rest = group.subgroup(lambda e: not isinstance(e, trio.Cancelled))
-        if rest is None:
-            raise
-        leaves = list(_leaves(rest))
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
