@@ -25,7 +25,8 @@ ORDER: dict[str, str] = {
     "new": "p.ranked_at DESC, p.uri DESC",
 }
 
-_LIVE_AUTHOR = "LEFT JOIN users au ON au.did = p.author_did"
+# Deactivated authors are rare: an anti-join on the partial index users_inactive.
+_LIVE_AUTHOR = "NOT EXISTS (SELECT 1 FROM users au WHERE au.did = p.author_did AND NOT au.active)"
 _LIVE_COMMUNITY = """
 JOIN communities c ON c.did = p.community_did
 LEFT JOIN users cu ON cu.did = p.community_did
@@ -47,16 +48,16 @@ class FeedScope:
 def _shape(scope: FeedScope) -> tuple[str, str, dict[str, Any]]:
     """FROM/JOIN text, extra WHERE text and parameters for a non-timeline scope."""
     if scope.kind == "community":
-        return f"posts p {_LIVE_AUTHOR}", " AND p.community_did = %(scope)s", {"scope": scope.value}
+        return "posts p", " AND p.community_did = %(scope)s", {"scope": scope.value}
     if scope.kind == "discover":
         return (
-            f"posts p {_LIVE_COMMUNITY} {_LIVE_AUTHOR}",
+            f"posts p {_LIVE_COMMUNITY}",
             _COMMUNITY_OK + " AND c.visibility = 'public'",
             {},
         )
     if scope.kind == "author":
         return (
-            f"posts p {_LIVE_COMMUNITY} {_LIVE_AUTHOR}",
+            f"posts p {_LIVE_COMMUNITY}",
             _COMMUNITY_OK + " AND c.visibility <> 'private' AND p.author_did = %(scope)s",
             {"scope": scope.value},
         )
@@ -71,9 +72,9 @@ def _query(scope: FeedScope, sort: str, extra: str) -> str:
         FROM unnest(%(communities)s::text[]) AS s(did)
         CROSS JOIN LATERAL (
             SELECT p.uri, p.ranked_at, p.hot_rank, p.score, p.controversy_rank
-            FROM posts p {_LIVE_AUTHOR}
+            FROM posts p
             WHERE p.community_did = s.did AND p.deleted_at IS NULL
-              AND au.active IS NOT FALSE {extra}
+              AND {_LIVE_AUTHOR} {extra}
             ORDER BY {order}
             LIMIT %(limit)s
         ) p
@@ -83,7 +84,7 @@ def _query(scope: FeedScope, sort: str, extra: str) -> str:
     source, where, _ = _shape(scope)
     return f"""
     SELECT p.uri, p.ranked_at FROM {source}
-    WHERE p.deleted_at IS NULL AND au.active IS NOT FALSE {where} {extra}
+    WHERE p.deleted_at IS NULL AND {_LIVE_AUTHOR} {where} {extra}
     ORDER BY {order}
     LIMIT %(limit)s
     """
