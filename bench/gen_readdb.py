@@ -20,6 +20,7 @@ a 2 000-comment thread (for getComments).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from coves.db.migrate import apply_migrations, load_migrations
 from coves.search import trigrams
 
 DEFAULT_DIR = Path("/tmp/coves-readdb")
+META_FILE = "bench-meta.json"
 BIG_TABLES = ("posts", "votes", "comments", "subscriptions", "communities", "users", "blocks")
 VIEWER_SUBSCRIPTIONS = 50
 THREAD_COMMENTS = 2000
@@ -262,6 +264,20 @@ def generate(conn: psycopg.Connection[Any], n: dict[str, int]) -> None:
     )
 
 
+def write_meta(conn: psycopg.Connection[Any], data_dir: Path) -> None:
+    """What the benchmarks need to address: the thread post, busiest communities."""
+    thread = conn.execute("SELECT bench_post_uri(0)").fetchone()[0]  # type: ignore[index]
+    busiest = [
+        row[0]
+        for row in conn.execute(
+            "SELECT did FROM communities WHERE visibility = 'public'"
+            " ORDER BY post_count DESC LIMIT 10"
+        )
+    ]
+    meta = {"viewer": "did:plc:bu0", "thread_post": thread, "busiest_communities": busiest}
+    (data_dir / META_FILE).write_text(json.dumps(meta, indent=2))
+
+
 def secondary_indexes(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
     rows = conn.execute(
         """
@@ -280,7 +296,18 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--keep-running", action="store_true")
+    parser.add_argument(
+        "--meta-only", action="store_true", help="only (re)write bench-meta.json of a built db"
+    )
     args = parser.parse_args()
+    if args.meta_only:
+        server, proc = start(args.data_dir)
+        try:
+            with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+                write_meta(conn, args.data_dir)
+        finally:
+            stop_blocking(proc)
+        return
     s = args.scale
     n = {
         "posts": max(1000, int(1_000_000 * s)),
@@ -311,6 +338,7 @@ def main() -> None:
             print(f"  {'rebuilt ' + str(len(indexes)) + ' indexes':<44} {'':>10}      "
                   f"{time.perf_counter() - t:7.1f} s")  # fmt: skip
             step(conn, "vacuum analyze", "VACUUM ANALYZE")
+            write_meta(conn, args.data_dir)
             size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
             print(f"database size {size.fetchone()[0]}")  # type: ignore[index]
     finally:
