@@ -65,6 +65,19 @@ async def resolve(db: Database, svc: ReadServices, identifier: str) -> Row | Non
     return await community_sql.by_handle(db, handle)
 
 
+async def resolve_cached(db: Database, svc: ReadServices, identifier: str) -> Row | None:
+    """:func:`resolve` through the short-TTL cache (feeds resolve on every page)."""
+    ident = identifier.strip()
+    key = ident if ident.startswith("did:") else ident.lower()
+    hit = svc.communities.get(key)
+    if hit is not None:
+        return hit
+    row = await resolve(db, svc, identifier)
+    if row is not None:
+        svc.communities.put(key, row)
+    return row
+
+
 async def viewer_states(
     db: Database, viewer: str | None, rows: list[Row]
 ) -> dict[str, CommunityViewer]:

@@ -13,19 +13,20 @@ Reddit's 1000-item listings.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from coves.clock import utcnow
 from coves.config import Settings
 from coves.cursors import CursorCodec, invalid_cursor
-from coves.db import Database
+from coves.db import Database, Row
 from coves.db.queries import feeds as feed_sql
 from coves.db.queries.feeds import FeedScope, Sort
 from coves.params import choice_param, int_param
 from coves.postcache import PostHydrator
 from coves.snapshots import SnapshotStore
+from coves.ttlcache import TTLCache
 from coves.views.blobs import BlobUrls
 
 SORTS: tuple[str, ...] = ("hot", "top", "new", "controversial")
@@ -39,6 +40,7 @@ TIMEFRAMES: dict[str, timedelta | None] = {
 }
 DEFAULT_LIMIT = 15
 MAX_LIMIT = 50
+COMMUNITY_TTL_SECONDS = 5.0
 EXPIRED = "this listing has expired; start again from the first page (omit cursor)"
 
 
@@ -54,6 +56,11 @@ class ReadServices:
     instance_did: str
     instance_domain: str
     default_pds: str
+    # Community rows by identifier, for feed requests (metadata changes rarely;
+    # a feed naming a just-hidden community keeps answering for this long).
+    communities: TTLCache[str, Row | None] = field(
+        default_factory=lambda: TTLCache(COMMUNITY_TTL_SECONDS)
+    )
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> ReadServices:
