@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import trio
+
 from coves.clock import monotonic
 from coves.db import Database
 from coves.db.queries import posts as post_sql
@@ -62,28 +64,59 @@ class PostHydrator:
         self.ttl = ttl
         self._max_entries = max_entries
         self._cache: dict[str, tuple[float, HydratedPost]] = {}
+        # URIs being fetched right now: concurrent requests for the same page
+        # wait for that one query instead of each running their own.
+        self._inflight: dict[str, trio.Event] = {}
 
     def invalidate(self) -> None:
         self._cache.clear()
 
     async def load(self, uris: list[str]) -> dict[str, HydratedPost]:
         """Hydrated posts by URI (missing URIs are absent), one query for cache misses."""
-        now = monotonic()
         found: dict[str, HydratedPost] = {}
-        missing: list[str] = []
+        missing = self._from_cache(uris, found)
+        waiting = [self._inflight[uri] for uri in missing if uri in self._inflight]
+        fetch = [uri for uri in missing if uri not in self._inflight]
+        if fetch:
+            await self._fetch(fetch, found)
+        if waiting:
+            for event in waiting:
+                await event.wait()
+            # Whatever the other request did not leave in the cache (it failed,
+            # or the rows do not exist) is looked up here once more.
+            retry = self._from_cache([u for u in missing if u not in found], found)
+            if retry:
+                await self._fetch(retry, found)
+        return found
+
+    def _from_cache(self, uris: list[str], found: dict[str, HydratedPost]) -> list[str]:
+        now = monotonic()
+        missing = []
         for uri in uris:
             hit = self._cache.get(uri)
             if hit is not None and now - hit[0] < self.ttl:
                 found[uri] = hit[1]
             else:
                 missing.append(uri)
-        if missing:
-            for row in await post_sql.hydrate(self._db, missing):
+        return missing
+
+    async def _fetch(self, uris: list[str], found: dict[str, HydratedPost]) -> None:
+        done = trio.Event()
+        for uri in uris:
+            self._inflight[uri] = done
+        try:
+            rows = await post_sql.hydrate(self._db, uris)
+            now = monotonic()
+            for row in rows:
                 post = self._build(row)
                 found[post.uri] = post
                 self._cache[post.uri] = (now, post)
             self._trim()
-        return found
+        finally:
+            for uri in uris:
+                if self._inflight.get(uri) is done:
+                    del self._inflight[uri]
+            done.set()
 
     def _build(self, row: dict[str, Any]) -> HydratedPost:
         pds = community_pds(
