@@ -27,6 +27,13 @@ ORDER: dict[str, str] = {
 
 # Deactivated authors are rare: an anti-join on the partial index users_inactive.
 _LIVE_AUTHOR = "NOT EXISTS (SELECT 1 FROM users au WHERE au.did = p.author_did AND NOT au.active)"
+# The sort columns of each order: what the per-community indexes cover.
+_KEYS: dict[str, str] = {
+    "hot": "p.hot_rank",
+    "top": "p.score, p.ranked_at",
+    "controversial": "p.controversy_rank, p.ranked_at",
+    "new": "p.ranked_at",
+}
 _LIVE_COMMUNITY = """
 JOIN communities c ON c.did = p.community_did
 LEFT JOIN users cu ON cu.did = p.community_did
@@ -67,19 +74,26 @@ def _shape(scope: FeedScope) -> tuple[str, str, dict[str, Any]]:
 def _query(scope: FeedScope, sort: str, extra: str) -> str:
     order = ORDER[sort]
     if scope.kind == "timeline":
+        # One index-only scan per subscribed community (its columns are all in
+        # the per-community index of this sort), the best ``limit`` of the
+        # union, then the heap and the author check for those rows only.
         return f"""
         SELECT p.uri, p.ranked_at
-        FROM unnest(%(communities)s::text[]) AS s(did)
-        CROSS JOIN LATERAL (
-            SELECT p.uri, p.ranked_at, p.hot_rank, p.score, p.controversy_rank
-            FROM posts p
-            WHERE p.community_did = s.did AND p.deleted_at IS NULL
-              AND {_LIVE_AUTHOR} {extra}
-            ORDER BY {order}
+        FROM (
+            SELECT x.uri FROM unnest(%(communities)s::text[]) AS s(did)
+            CROSS JOIN LATERAL (
+                SELECT p.uri, {_KEYS[sort]}
+                FROM posts p
+                WHERE p.community_did = s.did AND p.deleted_at IS NULL {extra}
+                ORDER BY {order}
+                LIMIT %(limit)s
+            ) x
+            ORDER BY {order.replace("p.", "x.")}
             LIMIT %(limit)s
-        ) p
+        ) best
+        JOIN posts p ON p.uri = best.uri
+        WHERE {_LIVE_AUTHOR}
         ORDER BY {order}
-        LIMIT %(limit)s
         """
     source, where, _ = _shape(scope)
     return f"""
