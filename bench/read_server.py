@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 
 import trio
@@ -60,8 +61,15 @@ async def serve(data_dir: Path, port: int, conninfo: str) -> None:
             authenticator=BenchAuthenticator(),
             lexicons=LexiconRegistry.load(),
         )
-        server = XRPCServer(create_app(ctx), "127.0.0.1", port)
-        await server.run()
+        server = XRPCServer(create_app(ctx), "127.0.0.1", port, grace=2.0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            # The benchmark stops us with SIGTERM: drain, then let main() stop
+            # PostgreSQL (a default SIGTERM would orphan it).
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    server.request_stop()
+                    break
     finally:
         await db.close()
 
@@ -75,8 +83,6 @@ def main() -> None:
     proc = pg.start_blocking()
     try:
         trio.run(serve, args.data_dir, args.port, pg.conninfo())
-    except KeyboardInterrupt:
-        pass
     finally:
         stop_blocking(proc)
 
