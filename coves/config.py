@@ -463,6 +463,54 @@ VARS: tuple[Var, ...] = (
         "90",
     ),
     Var(
+        "JETSTREAM_PING_INTERVAL_SECONDS",
+        "jetstream_ping_interval_seconds",
+        _float(0.1),
+        30.0,
+        "how often the consumer pings Jetstream",
+        "30",
+    ),
+    Var(
+        "JETSTREAM_PONG_TIMEOUT_SECONDS",
+        "jetstream_pong_timeout_seconds",
+        _float(0.1),
+        10.0,
+        "reconnect when a ping is not answered within this long",
+        "10",
+    ),
+    Var(
+        "JETSTREAM_CONNECT_TIMEOUT_SECONDS",
+        "jetstream_connect_timeout_seconds",
+        _float(0.1),
+        10.0,
+        "longest a Jetstream dial and websocket handshake may take",
+        "10",
+    ),
+    Var(
+        "JETSTREAM_MAX_MESSAGE_BYTES",
+        "jetstream_max_message_bytes",
+        _int(5_000_000, 256 * 1024 * 1024),
+        8 * 1024 * 1024,
+        "largest Jetstream frame accepted (frames can reach 5 MB; never lower)",
+        "8388608",
+    ),
+    Var(
+        "JETSTREAM_BREAKER_THRESHOLD",
+        "jetstream_breaker_threshold",
+        _int(1, 1000),
+        5,
+        "consecutive failed connections that open the circuit breaker",
+        "5",
+    ),
+    Var(
+        "JETSTREAM_BREAKER_COOLDOWN_SECONDS",
+        "jetstream_breaker_cooldown_seconds",
+        _float(0.0),
+        60.0,
+        "how long an open breaker waits before one probe connection",
+        "60",
+    ),
+    Var(
         "BLOB_URL_TEMPLATE",
         "blob_url_template",
         str.strip,
@@ -523,6 +571,12 @@ class Settings:
     jetstream_batch_size: int = 500
     jetstream_batch_ms: int = 200
     jetstream_idle_timeout_seconds: float = 90.0
+    jetstream_ping_interval_seconds: float = 30.0
+    jetstream_pong_timeout_seconds: float = 10.0
+    jetstream_connect_timeout_seconds: float = 10.0
+    jetstream_max_message_bytes: int = 8 * 1024 * 1024
+    jetstream_breaker_threshold: int = 5
+    jetstream_breaker_cooldown_seconds: float = 60.0
     blob_url_template: str = "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
     feed_snapshot_size: int = 1000
     warnings: tuple[str, ...] = field(default=(), compare=False)

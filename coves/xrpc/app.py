@@ -59,6 +59,14 @@ def error_response(err: XRPCError, headers: Mapping[str, str] | None = None) -> 
     return json_response(err.body(), err.status, merged)
 
 
+def _too_large() -> XRPCError:
+    # The rest of the body is still on the wire: close the connection rather
+    # than parse it as the next request on a keep-alive connection.
+    return XRPCError(
+        413, "PayloadTooLarge", "request body is too large", headers={"Connection": "close"}
+    )
+
+
 def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) -> QuartTrio:
     app = QuartTrio("coves")
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_request_body_bytes
@@ -127,9 +135,7 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
                 return error_response(err, headers)
             except RequestEntityTooLarge:
                 status = 413
-                return error_response(
-                    XRPCError(413, "PayloadTooLarge", "request body is too large"), headers
-                )
+                return error_response(_too_large(), headers)
             except (DatabaseUnavailable, QueryTimeout) as exc:
                 status = 503
                 log.error("database unavailable during request", error=repr(exc))
@@ -244,7 +250,7 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
     async def _read_json_body() -> Any:
         length = request.content_length
         if length is not None and length > settings.max_request_body_bytes:
-            raise XRPCError(413, "PayloadTooLarge", "request body is too large")
+            raise _too_large()
         data = await request.get_data(cache=False, as_text=False)
         if not data:
             return None
@@ -309,7 +315,7 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
 
     @app.errorhandler(RequestEntityTooLarge)
     async def too_large(_exc: Exception) -> Response:
-        return error_response(XRPCError(413, "PayloadTooLarge", "request body is too large"))
+        return error_response(_too_large())
 
     @app.errorhandler(Exception)
     async def unhandled(exc: Exception) -> Response:

@@ -73,6 +73,7 @@ async def test_streamed_body_over_limit_is_413() -> None:
                     f"{binds[0]}/xrpc/test.upload",
                     content=chunks(),
                     headers={"Content-Type": "application/json"},
+                    timeout=15,
                 )
                 small = await client.post(f"{binds[0]}/xrpc/test.upload", json={"a": 1})
             server.request_stop()

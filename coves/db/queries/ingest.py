@@ -1,0 +1,626 @@
+"""All SQL of the indexer: set-based statements over one batch.
+
+Every function takes the batch's connection (already inside its one
+transaction) and column lists; statements unnest the lists so a batch of
+any size costs a fixed number of round trips. Counters are never
+incremented: they are recounted from rows for every key the batch touched,
+so replays, reordering and duplicates cannot skew them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from coves.db import Database, Row
+
+Conn = psycopg.Connection[Row]
+
+# Serialises writers (the consumer and a `coves replay` against the same
+# database) so rev gating reads and writes see a stable record_state.
+_INGEST_LOCK_KEY = 0x636F766573  # "coves"
+CURSOR_NAME = "jetstream"
+DEAD_LETTER_KEEP = 10_000
+
+
+def lock(conn: Conn) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK_KEY,))
+
+
+# -- reads that decide what applies ------------------------------------------------
+
+
+def record_states(
+    conn: Conn, dids: list[str], collections: list[str], rkeys: list[str]
+) -> dict[tuple[str, str, str], str]:
+    """Stored rev of each (did, collection, rkey) that has one."""
+    if not dids:
+        return {}
+    rows = conn.execute(
+        """
+        SELECT rs.did, rs.collection, rs.rkey, rs.rev
+        FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(did, collection, rkey)
+        JOIN record_state rs USING (did, collection, rkey)
+        """,
+        (dids, collections, rkeys),
+    ).fetchall()
+    return {(r["did"], r["collection"], r["rkey"]): r["rev"] for r in rows}
+
+
+def comment_threads(conn: Conn, uris: list[str]) -> dict[str, tuple[str, str, bool]]:
+    """(root_uri, parent_uri, live) of stored comments."""
+    if not uris:
+        return {}
+    rows = conn.execute(
+        "SELECT uri, root_uri, parent_uri, deleted_at IS NULL AS live FROM comments"
+        " WHERE uri = ANY(%s::text[])",
+        (uris,),
+    ).fetchall()
+    return {r["uri"]: (r["root_uri"], r["parent_uri"], r["live"]) for r in rows}
+
+
+_OLD_REFS = {
+    "vote": "SELECT uri, voter_did AS a, subject_uri AS b FROM votes WHERE uri = ANY(%s::text[])",
+    "subscription": "SELECT uri, user_did AS a, community_did AS b FROM subscriptions"
+    " WHERE uri = ANY(%s::text[])",
+    "post": "SELECT uri, community_did AS a, author_did AS b FROM posts"
+    " WHERE uri = ANY(%s::text[])",
+    "authorization": "SELECT uri, community_did AS a, aggregator_did AS b"
+    " FROM aggregator_authorizations WHERE uri = ANY(%s::text[])",
+}
+
+
+def old_refs(conn: Conn, kind: str, uris: list[str]) -> dict[str, tuple[str, str]]:
+    """What stored rows pointed at before this batch rewrites them (for recounts)."""
+    if not uris:
+        return {}
+    rows = conn.execute(_OLD_REFS[kind], (uris,)).fetchall()
+    return {r["uri"]: (r["a"], r["b"]) for r in rows}
+
+
+def community_hosts(conn: Conn, dids: list[str]) -> dict[str, tuple[str, str]]:
+    """(hosted_by, verification) of stored communities."""
+    if not dids:
+        return {}
+    rows = conn.execute(
+        "SELECT did, hosted_by, verification FROM communities WHERE did = ANY(%s::text[])",
+        (dids,),
+    ).fetchall()
+    return {r["did"]: (r["hosted_by"], r["verification"]) for r in rows}
+
+
+# -- writes --------------------------------------------------------------------------
+
+
+def upsert_record_states(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: did, collection, rkey, rev, cid, deleted, time_us. Only newer revs land."""
+    if not cols[0]:
+        return
+    conn.execute(
+        """
+        INSERT INTO record_state AS rs (did, collection, rkey, rev, cid, deleted, time_us)
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                             %s::boolean[], %s::bigint[])
+        ON CONFLICT (did, collection, rkey) DO UPDATE
+            SET rev = EXCLUDED.rev, cid = EXCLUDED.cid, deleted = EXCLUDED.deleted,
+                time_us = EXCLUDED.time_us, updated_at = now()
+            WHERE rs.rev < EXCLUDED.rev
+        """,
+        cols,
+    )
+
+
+def ensure_users(conn: Conn, dids: Iterable[str]) -> None:
+    ordered = sorted(set(dids))
+    if ordered:
+        conn.execute(
+            "INSERT INTO users (did) SELECT unnest(%s::text[]) ON CONFLICT (did) DO NOTHING",
+            (ordered,),
+        )
+
+
+def upsert_posts(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, rkey, cid, community, author, title, content, facets, embed, labels,
+    langs (json), record, created_at, edited_at."""
+    conn.execute(
+        """
+        INSERT INTO posts AS p (uri, rkey, cid, community_did, author_did, title, content,
+                                facets, embed, labels, langs, record, created_at, ranked_at,
+                                edited_at, deleted_at)
+        SELECT u.uri, u.rkey, u.cid, u.community, u.author, u.title, u.content,
+               u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
+               CASE WHEN u.langs IS NULL THEN '{}'::text[]
+                    ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
+               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::timestamptz[], %s::timestamptz[])
+             AS u(uri, rkey, cid, community, author, title, content, facets, embed, labels,
+                  langs, record, created_at, edited_at)
+        ON CONFLICT (uri) DO UPDATE SET
+            cid = EXCLUDED.cid, author_did = EXCLUDED.author_did, title = EXCLUDED.title,
+            content = EXCLUDED.content, facets = EXCLUDED.facets, embed = EXCLUDED.embed,
+            labels = EXCLUDED.labels, langs = EXCLUDED.langs, record = EXCLUDED.record,
+            created_at = EXCLUDED.created_at,
+            ranked_at = least(EXCLUDED.created_at, p.indexed_at),
+            edited_at = EXCLUDED.edited_at, deleted_at = NULL
+        """,
+        cols,
+    )
+
+
+def soft_delete(conn: Conn, table: str, uris: list[str], times: list[datetime]) -> None:
+    """Soft delete rows keyed by uri (posts, subscriptions, blocks, authorizations)."""
+    assert table in {"posts", "subscriptions", "blocks", "aggregator_authorizations"}
+    if uris:
+        conn.execute(
+            f"""
+            UPDATE {table} t SET deleted_at = d.at
+            FROM unnest(%s::text[], %s::timestamptz[]) AS d(uri, at)
+            WHERE t.uri = d.uri AND t.deleted_at IS NULL
+            """,
+            (uris, times),
+        )
+
+
+def upsert_comments(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, rkey, cid, commenter, root_uri, root_cid, parent_uri, parent_cid, content,
+    facets, embed, labels, langs (json), record, created_at, edited_at."""
+    conn.execute(
+        """
+        INSERT INTO comments AS c (uri, rkey, cid, commenter_did, root_uri, root_cid, parent_uri,
+                                   parent_cid, content, facets, embed, labels, langs, record,
+                                   created_at, ranked_at, edited_at, deleted_at)
+        SELECT u.uri, u.rkey, u.cid, u.commenter, u.root_uri, u.root_cid, u.parent_uri,
+               u.parent_cid, u.content, u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
+               CASE WHEN u.langs IS NULL THEN '{}'::text[]
+                    ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
+               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+             AS u(uri, rkey, cid, commenter, root_uri, root_cid, parent_uri, parent_cid,
+                  content, facets, embed, labels, langs, record, created_at, edited_at)
+        ON CONFLICT (uri) DO UPDATE SET
+            cid = EXCLUDED.cid, root_uri = EXCLUDED.root_uri, root_cid = EXCLUDED.root_cid,
+            parent_uri = EXCLUDED.parent_uri, parent_cid = EXCLUDED.parent_cid,
+            content = EXCLUDED.content, facets = EXCLUDED.facets, embed = EXCLUDED.embed,
+            labels = EXCLUDED.labels, langs = EXCLUDED.langs, record = EXCLUDED.record,
+            created_at = EXCLUDED.created_at,
+            ranked_at = least(EXCLUDED.created_at, c.indexed_at),
+            edited_at = EXCLUDED.edited_at, deleted_at = NULL
+        """,
+        cols,
+    )
+
+
+def delete_comments(conn: Conn, uris: list[str], times: list[datetime]) -> None:
+    """Soft delete keeping the row and its threading; the content goes."""
+    if uris:
+        conn.execute(
+            """
+            UPDATE comments c SET deleted_at = d.at, content = NULL, facets = NULL,
+                   embed = NULL, labels = NULL, langs = '{}', record = NULL
+            FROM unnest(%s::text[], %s::timestamptz[]) AS d(uri, at)
+            WHERE c.uri = d.uri AND c.deleted_at IS NULL
+            """,
+            (uris, times),
+        )
+
+
+def upsert_votes(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, rkey, cid, rev, voter, subject_uri, subject_cid, direction, created_at.
+
+    ``effective`` is cleared here and decided by :func:`recompute_effective`.
+    """
+    conn.execute(
+        """
+        INSERT INTO votes AS v (uri, rkey, cid, rev, voter_did, subject_uri, subject_cid,
+                                direction, created_at, deleted_at, effective)
+        SELECT u.*, NULL, false
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::smallint[], %s::timestamptz[])
+             AS u(uri, rkey, cid, rev, voter, subject_uri, subject_cid, direction, created_at)
+        ON CONFLICT (uri) DO UPDATE SET
+            cid = EXCLUDED.cid, rev = EXCLUDED.rev, subject_uri = EXCLUDED.subject_uri,
+            subject_cid = EXCLUDED.subject_cid, direction = EXCLUDED.direction,
+            created_at = EXCLUDED.created_at, deleted_at = NULL, effective = false
+        """,
+        cols,
+    )
+
+
+def delete_votes(conn: Conn, uris: list[str], times: list[datetime]) -> None:
+    if uris:
+        conn.execute(
+            """
+            UPDATE votes v SET deleted_at = d.at, effective = false
+            FROM unnest(%s::text[], %s::timestamptz[]) AS d(uri, at)
+            WHERE v.uri = d.uri AND v.deleted_at IS NULL
+            """,
+            (uris, times),
+        )
+
+
+def recompute_effective(conn: Conn, voters: list[str], subjects: list[str]) -> None:
+    """Of each pair's live votes only the highest (rev, uri) is effective.
+
+    Losers are cleared before the winner is set: the partial unique index
+    ``votes_one_effective`` would refuse two effective votes even briefly.
+    """
+    if not voters:
+        return
+    winners = """
+        SELECT DISTINCT ON (v.voter_did, v.subject_uri) v.uri
+        FROM votes v
+        JOIN (SELECT DISTINCT * FROM unnest(%(voters)s::text[], %(subjects)s::text[])
+              AS p(voter, subject)) p
+          ON v.voter_did = p.voter AND v.subject_uri = p.subject
+        WHERE v.deleted_at IS NULL
+        ORDER BY v.voter_did, v.subject_uri, v.rev DESC, v.uri DESC
+    """
+    params = {"voters": voters, "subjects": subjects}
+    conn.execute(
+        f"""
+        UPDATE votes v SET effective = false
+        FROM unnest(%(voters)s::text[], %(subjects)s::text[]) AS p(voter, subject)
+        WHERE v.voter_did = p.voter AND v.subject_uri = p.subject AND v.effective
+          AND v.uri NOT IN ({winners})
+        """,
+        params,
+    )
+    conn.execute(
+        f"UPDATE votes SET effective = true WHERE uri IN ({winners}) AND NOT effective",
+        params,
+    )
+
+
+def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
+    """Subscriptions or blocks. cols: uri, user, rkey, community, visibility, cid, created_at."""
+    if table == "subscriptions":
+        conn.execute(
+            """
+            INSERT INTO subscriptions AS s (uri, user_did, rkey, community_did,
+                                            content_visibility, record_cid, created_at)
+            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],
+                                 %s::smallint[], %s::text[], %s::timestamptz[])
+            ON CONFLICT (uri) DO UPDATE SET
+                community_did = EXCLUDED.community_did,
+                content_visibility = EXCLUDED.content_visibility,
+                record_cid = EXCLUDED.record_cid, created_at = EXCLUDED.created_at,
+                deleted_at = NULL
+            """,
+            cols,
+        )
+        return
+    assert table == "blocks"
+    uri, user, rkey, community, _visibility, cid, created = cols
+    conn.execute(
+        """
+        INSERT INTO blocks AS b (uri, user_did, rkey, community_did, record_cid, created_at)
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                             %s::timestamptz[])
+        ON CONFLICT (uri) DO UPDATE SET
+            community_did = EXCLUDED.community_did, record_cid = EXCLUDED.record_cid,
+            created_at = EXCLUDED.created_at, deleted_at = NULL
+        """,
+        (uri, user, rkey, community, cid, created),
+    )
+
+
+def upsert_communities(conn: Conn, cols: Sequence[list[Any]], keep: list[str]) -> None:
+    """cols: did, name, display_name, description, description_facets, avatar, banner,
+    created_by, hosted_by, visibility, allow_external_discovery, moderation_type,
+    content_warnings (json), rules, categories (json), language, search_trigrams (json),
+    record, record_cid, created_at, verification. ``keep``: DIDs whose stored
+    verification state stands (same hostedBy as before)."""
+    conn.execute(
+        """
+        INSERT INTO communities AS c (did, name, display_name, description, description_facets,
+            avatar, banner, created_by, hosted_by, visibility, allow_external_discovery,
+            moderation_type, content_warnings, rules, categories, language, search_trigrams,
+            record, record_cid, created_at, verification, verified_at)
+        SELECT u.did, u.name, u.display_name, u.description, u.description_facets::jsonb,
+               u.avatar::jsonb, u.banner::jsonb, u.created_by, u.hosted_by, u.visibility,
+               u.allow_external_discovery, u.moderation_type,
+               ARRAY(SELECT jsonb_array_elements_text(u.content_warnings::jsonb)),
+               u.rules::jsonb, ARRAY(SELECT jsonb_array_elements_text(u.categories::jsonb)),
+               u.language, ARRAY(SELECT jsonb_array_elements_text(u.search_trigrams::jsonb)),
+               u.record::jsonb, u.record_cid, u.created_at, u.verification,
+               CASE WHEN u.verification = 'verified' THEN now() END
+        FROM unnest(%(c0)s::text[], %(c1)s::text[], %(c2)s::text[], %(c3)s::text[],
+                    %(c4)s::text[], %(c5)s::text[], %(c6)s::text[],
+                    %(c7)s::text[], %(c8)s::text[], %(c9)s::text[],
+                    %(c10)s::boolean[], %(c11)s::text[], %(c12)s::text[],
+                    %(c13)s::text[], %(c14)s::text[], %(c15)s::text[],
+                    %(c16)s::text[], %(c17)s::text[], %(c18)s::text[],
+                    %(c19)s::timestamptz[], %(c20)s::text[])
+             AS u(did, name, display_name, description, description_facets, avatar, banner,
+                  created_by, hosted_by, visibility, allow_external_discovery, moderation_type,
+                  content_warnings, rules, categories, language, search_trigrams, record,
+                  record_cid, created_at, verification)
+        ON CONFLICT (did) DO UPDATE SET
+            name = EXCLUDED.name, display_name = EXCLUDED.display_name,
+            description = EXCLUDED.description, description_facets = EXCLUDED.description_facets,
+            avatar = EXCLUDED.avatar, banner = EXCLUDED.banner, created_by = EXCLUDED.created_by,
+            hosted_by = EXCLUDED.hosted_by, visibility = EXCLUDED.visibility,
+            allow_external_discovery = EXCLUDED.allow_external_discovery,
+            moderation_type = EXCLUDED.moderation_type,
+            content_warnings = EXCLUDED.content_warnings, rules = EXCLUDED.rules,
+            categories = EXCLUDED.categories, language = EXCLUDED.language,
+            search_trigrams = EXCLUDED.search_trigrams, record = EXCLUDED.record,
+            record_cid = EXCLUDED.record_cid, created_at = EXCLUDED.created_at,
+            updated_at = now(), deleted_at = NULL,
+            verification = CASE WHEN c.did = ANY(%(keep)s::text[]) THEN c.verification
+                                ELSE EXCLUDED.verification END,
+            verified_at = CASE WHEN c.did = ANY(%(keep)s::text[]) THEN c.verified_at
+                               ELSE EXCLUDED.verified_at END,
+            verification_reason = CASE WHEN c.did = ANY(%(keep)s::text[])
+                                       THEN c.verification_reason END
+        """,
+        {**{f"c{i}": col for i, col in enumerate(cols)}, "keep": keep},
+    )
+
+
+def delete_communities(conn: Conn, dids: list[str], times: list[datetime]) -> None:
+    if dids:
+        conn.execute(
+            """
+            UPDATE communities c SET deleted_at = d.at, updated_at = now()
+            FROM unnest(%s::text[], %s::timestamptz[]) AS d(did, at)
+            WHERE c.did = d.did AND c.deleted_at IS NULL
+            """,
+            (dids, times),
+        )
+
+
+def upsert_aggregators(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: did, display_name, description, avatar, config_schema, source_url, maintainer,
+    record, record_cid, created_at."""
+    conn.execute(
+        """
+        INSERT INTO aggregators AS a (did, display_name, description, avatar, config_schema,
+                                      source_url, maintainer_did, record, record_cid, created_at)
+        SELECT u.did, u.display_name, u.description, u.avatar::jsonb, u.config_schema::jsonb,
+               u.source_url, u.maintainer, u.record::jsonb, u.record_cid, u.created_at
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+             AS u(did, display_name, description, avatar, config_schema, source_url,
+                  maintainer, record, record_cid, created_at)
+        ON CONFLICT (did) DO UPDATE SET
+            display_name = EXCLUDED.display_name, description = EXCLUDED.description,
+            avatar = EXCLUDED.avatar, config_schema = EXCLUDED.config_schema,
+            source_url = EXCLUDED.source_url, maintainer_did = EXCLUDED.maintainer_did,
+            record = EXCLUDED.record, record_cid = EXCLUDED.record_cid,
+            created_at = EXCLUDED.created_at, deleted_at = NULL
+        """,
+        cols,
+    )
+
+
+def delete_aggregators(conn: Conn, dids: list[str], times: list[datetime]) -> None:
+    if dids:
+        conn.execute(
+            """
+            UPDATE aggregators a SET deleted_at = d.at
+            FROM unnest(%s::text[], %s::timestamptz[]) AS d(did, at)
+            WHERE a.did = d.did AND a.deleted_at IS NULL
+            """,
+            (dids, times),
+        )
+
+
+def upsert_authorizations(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, community, rkey, aggregator, enabled, config, created_by, disabled_at,
+    disabled_by, record_cid, created_at."""
+    conn.execute(
+        """
+        INSERT INTO aggregator_authorizations AS a (uri, community_did, rkey, aggregator_did,
+            enabled, config, created_by, disabled_at, disabled_by, record_cid, created_at)
+        SELECT u.uri, u.community, u.rkey, u.aggregator, u.enabled, u.config::jsonb,
+               u.created_by, u.disabled_at, u.disabled_by, u.record_cid, u.created_at
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::text[],
+                    %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::timestamptz[])
+             AS u(uri, community, rkey, aggregator, enabled, config, created_by, disabled_at,
+                  disabled_by, record_cid, created_at)
+        ON CONFLICT (uri) DO UPDATE SET
+            aggregator_did = EXCLUDED.aggregator_did, enabled = EXCLUDED.enabled,
+            config = EXCLUDED.config, created_by = EXCLUDED.created_by,
+            disabled_at = EXCLUDED.disabled_at, disabled_by = EXCLUDED.disabled_by,
+            record_cid = EXCLUDED.record_cid, created_at = EXCLUDED.created_at,
+            deleted_at = NULL
+        """,
+        cols,
+    )
+
+
+def update_actor_profiles(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: did, display_name, description, avatar, banner (all NULL clears: a delete)."""
+    conn.execute(
+        """
+        UPDATE users u SET display_name = p.display_name, description = p.description,
+               avatar = p.avatar::jsonb, banner = p.banner::jsonb, updated_at = now()
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+             AS p(did, display_name, description, avatar, banner)
+        WHERE u.did = p.did
+        """,
+        cols,
+    )
+
+
+def apply_identities(
+    conn: Conn, dids: list[str], handles: list[str | None], times: list[int]
+) -> list[str]:
+    """Newer identity events set the handle, taking it from any DID that held it."""
+    if not dids:
+        return []
+    params = (dids, handles, times)
+    conn.execute(
+        """
+        UPDATE users u SET handle = NULL, updated_at = now()
+        FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS e(did, handle, time_us)
+        JOIN users claimant ON claimant.did = e.did AND claimant.identity_time_us < e.time_us
+        WHERE e.handle IS NOT NULL AND u.handle = e.handle AND u.did <> e.did
+        """,
+        params,
+    )
+    rows = conn.execute(
+        """
+        UPDATE users u SET handle = e.handle, identity_time_us = e.time_us,
+               handle_checked_at = NULL, updated_at = now()
+        FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS e(did, handle, time_us)
+        WHERE u.did = e.did AND u.identity_time_us < e.time_us
+        RETURNING u.did
+        """,
+        params,
+    ).fetchall()
+    return [r["did"] for r in rows]
+
+
+def apply_accounts(
+    conn: Conn, dids: list[str], active: list[bool], statuses: list[str | None], times: list[int]
+) -> list[str]:
+    """Newer account events set active/status (ordered by account_time_us)."""
+    if not dids:
+        return []
+    rows = conn.execute(
+        """
+        UPDATE users u SET active = e.active, account_status = e.status,
+               account_time_us = e.time_us, updated_at = now()
+        FROM unnest(%s::text[], %s::boolean[], %s::text[], %s::bigint[])
+             AS e(did, active, status, time_us)
+        WHERE u.did = e.did AND u.account_time_us < e.time_us
+        RETURNING u.did
+        """,
+        (dids, active, statuses, times),
+    ).fetchall()
+    return [r["did"] for r in rows]
+
+
+# -- recounts -------------------------------------------------------------------------
+
+
+def recount_posts(conn: Conn, uris: list[str]) -> None:
+    """Votes, score, whole-thread comment_count and ranks of the given posts."""
+    if uris:
+        conn.execute(
+            """
+            UPDATE posts p SET upvote_count = v.up, downvote_count = v.down,
+                   score = v.up - v.down, comment_count = c.n,
+                   hot_rank = coves_hot_rank(v.up - v.down, p.ranked_at),
+                   controversy_rank = coves_controversy_rank(v.up, v.down)
+            FROM (SELECT DISTINCT unnest(%s::text[]) AS uri) k
+            CROSS JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE direction = 1)::int AS up,
+                       count(*) FILTER (WHERE direction = -1)::int AS down
+                FROM votes WHERE subject_uri = k.uri AND effective) v
+            CROSS JOIN LATERAL (
+                SELECT count(*)::int AS n FROM comments
+                WHERE root_uri = k.uri AND deleted_at IS NULL) c
+            WHERE p.uri = k.uri
+            """,
+            (uris,),
+        )
+
+
+def recount_comments(conn: Conn, uris: list[str]) -> None:
+    """Votes, score, direct reply_count and ranks of the given comments."""
+    if uris:
+        conn.execute(
+            """
+            UPDATE comments cm SET upvote_count = v.up, downvote_count = v.down,
+                   score = v.up - v.down, reply_count = r.n,
+                   hot_rank = coves_hot_rank(v.up - v.down, cm.ranked_at),
+                   controversy_rank = coves_controversy_rank(v.up, v.down)
+            FROM (SELECT DISTINCT unnest(%s::text[]) AS uri) k
+            CROSS JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE direction = 1)::int AS up,
+                       count(*) FILTER (WHERE direction = -1)::int AS down
+                FROM votes WHERE subject_uri = k.uri AND effective) v
+            CROSS JOIN LATERAL (
+                SELECT count(*)::int AS n FROM comments
+                WHERE parent_uri = k.uri AND deleted_at IS NULL) r
+            WHERE cm.uri = k.uri
+            """,
+            (uris,),
+        )
+
+
+def recount_communities(conn: Conn, dids: list[str]) -> None:
+    if dids:
+        conn.execute(
+            """
+            UPDATE communities c SET subscriber_count = s.n, post_count = p.n,
+                   last_post_at = p.last
+            FROM (SELECT DISTINCT unnest(%s::text[]) AS did) k
+            CROSS JOIN LATERAL (
+                SELECT count(DISTINCT user_did)::int AS n FROM subscriptions
+                WHERE community_did = k.did AND deleted_at IS NULL) s
+            CROSS JOIN LATERAL (
+                SELECT count(*)::int AS n, max(ranked_at) AS last FROM posts
+                WHERE community_did = k.did AND deleted_at IS NULL) p
+            WHERE c.did = k.did
+            """,
+            (dids,),
+        )
+
+
+def recount_aggregators(conn: Conn, dids: list[str]) -> None:
+    if dids:
+        conn.execute(
+            """
+            UPDATE aggregators a SET communities_using = au.n, posts_created = p.n
+            FROM (SELECT did FROM aggregators WHERE did = ANY(%s::text[])) k
+            CROSS JOIN LATERAL (
+                SELECT count(DISTINCT community_did)::int AS n FROM aggregator_authorizations
+                WHERE aggregator_did = k.did AND enabled AND deleted_at IS NULL) au
+            CROSS JOIN LATERAL (
+                SELECT count(*)::int AS n FROM posts
+                WHERE author_did = k.did AND deleted_at IS NULL) p
+            WHERE a.did = k.did
+            """,
+            (dids,),
+        )
+
+
+# -- bookkeeping ---------------------------------------------------------------------
+
+
+def insert_dead_letters(conn: Conn, cols: Sequence[list[Any]], keep: int | None = None) -> None:
+    """cols: reason, detail, did, collection, rkey, time_us, raw. Trims to the newest ``keep``."""
+    if not cols[0]:
+        return
+    conn.execute(
+        """
+        INSERT INTO dead_letters (reason, detail, did, collection, rkey, time_us, raw)
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                             %s::bigint[], %s::text[])
+        """,
+        cols,
+    )
+    conn.execute(
+        """
+        DELETE FROM dead_letters WHERE id <= (
+            SELECT id FROM dead_letters ORDER BY id DESC OFFSET %s LIMIT 1)
+        """,
+        (DEAD_LETTER_KEEP if keep is None else keep,),
+    )
+
+
+def save_cursor(conn: Conn, time_us: int, name: str = CURSOR_NAME) -> None:
+    conn.execute(
+        """
+        INSERT INTO ingest_cursor AS c (name, time_us) VALUES (%s, %s)
+        ON CONFLICT (name) DO UPDATE SET time_us = greatest(c.time_us, EXCLUDED.time_us),
+                                         updated_at = now()
+        """,
+        (name, time_us),
+    )
+
+
+async def load_cursor(db: Database, name: str = CURSOR_NAME) -> int | None:
+    value = await db.fetchval("SELECT time_us FROM ingest_cursor WHERE name = %s", (name,))
+    return int(value) if value is not None else None

@@ -1,0 +1,636 @@
+"""The Jetstream consumer child: one websocket, frames to the Sink in batches.
+
+Failure handling is the point of this module (atproto-facts §E2): public
+Jetstream instances close with 1006 every few seconds while catching up,
+go silent while the socket stays open, and refuse dials with 503 during
+outages. So the consumer
+
+- owns the cursor: every (re)connect resumes from the cursor the sink
+  committed (minus a small rewind), never from a configured constant, and a
+  cursor older than the server's replay window is reported as a gap because
+  the server clamps it silently;
+- watches liveness twice: an idle watchdog (no frame for N seconds while we
+  are waiting on the socket) and websocket pings with a pong deadline;
+- spaces reconnects with full-jitter exponential backoff (reset after a
+  stable minute) and stops dialling through a circuit breaker when the
+  endpoint keeps failing;
+- overlaps reading and applying through a bounded channel, so a slow
+  database slows reading instead of growing memory; a database outage drops
+  the connection and the unapplied frames and resumes later from the stored
+  cursor, so nothing is lost (the cursor only moves when a batch commits).
+
+The connection opener is injected: production dials with trio-websocket,
+tests connect over in-memory streams so MockClock runs stay deterministic.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import trio
+import trio_websocket
+
+from coves import clock
+from coves.config import DEFAULT_JETSTREAM_URL, Settings
+from coves.db import DatabaseError
+from coves.ingest.stream import (
+    COLLECTIONS,
+    REPLAY_WINDOW_SECONDS,
+    detect_gap,
+    resume_cursor,
+    subscribe_url,
+)
+from coves.ingest.types import BatchResult, Frame, Sink
+from coves.logs import get_logger
+from coves.metrics import Metrics
+from nurseries.backoff import ExponentialBackoff
+from nurseries.breaker import BreakerState, CircuitBreaker
+from nurseries.supervisor import ChildSpec
+
+if TYPE_CHECKING:
+    from nurseries.main import Runtime
+
+log = get_logger(__name__)
+
+Opener = Callable[[str], AbstractAsyncContextManager[trio_websocket.WebSocketConnection]]
+
+# Frames are at most 5 MB on the firehose (spec `sync`); Jetstream re-encodes
+# records as JSON, which can be larger than the CBOR, so leave headroom.
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+class ConnectionState(StrEnum):
+    STOPPED = "stopped"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKOFF = "backoff"
+    BREAKER_OPEN = "breaker_open"
+
+
+class Reason(StrEnum):
+    """Why a connection ended; the label of the reconnect counter."""
+
+    CLOSED = "closed"  # the server closed cleanly (1000/1001)
+    ABNORMAL = "abnormal"  # 1006: TCP went away without a close frame
+    CLOSED_ERROR = "closed_error"  # any other close code (1009 too big, 1011, ...)
+    IDLE_TIMEOUT = "idle_timeout"
+    PONG_TIMEOUT = "pong_timeout"
+    CONNECT_FAILED = "connect_failed"  # DNS, TCP, TLS or handshake timeout
+    REJECTED = "rejected"  # HTTP status instead of 101
+    DATABASE = "database"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    url: str = DEFAULT_JETSTREAM_URL
+    collections: tuple[str, ...] = COLLECTIONS
+    rewind_seconds: float = 5.0
+    batch_size: int = 500
+    batch_ms: int = 200
+    queue_frames: int = 1000  # the read→apply channel; bounds memory
+    idle_timeout: float = 90.0
+    ping_interval: float = 30.0
+    pong_timeout: float = 10.0
+    connect_timeout: float = 10.0
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    stable_after: float = 60.0  # a connection up this long resets the backoff
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 60.0
+    replay_window: float = REPLAY_WINDOW_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConsumerConfig:
+        return cls(
+            url=settings.jetstream_url,
+            rewind_seconds=settings.jetstream_rewind_seconds,
+            batch_size=settings.jetstream_batch_size,
+            batch_ms=settings.jetstream_batch_ms,
+            queue_frames=max(2 * settings.jetstream_batch_size, 100),
+            idle_timeout=settings.jetstream_idle_timeout_seconds,
+            ping_interval=settings.jetstream_ping_interval_seconds,
+            pong_timeout=settings.jetstream_pong_timeout_seconds,
+            connect_timeout=settings.jetstream_connect_timeout_seconds,
+            max_message_bytes=settings.jetstream_max_message_bytes,
+            breaker_threshold=settings.jetstream_breaker_threshold,
+            breaker_cooldown=settings.jetstream_breaker_cooldown_seconds,
+        )
+
+
+def websocket_opener(max_message_bytes: int, connect_timeout: float) -> Opener:
+    """Production: a real websocket via trio-websocket, with the size limit raised."""
+
+    def open_url(url: str) -> AbstractAsyncContextManager[trio_websocket.WebSocketConnection]:
+        return trio_websocket.open_websocket_url(
+            url,
+            max_message_size=max_message_bytes,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=5.0,
+        )
+
+    return open_url
+
+
+class _Session:
+    """Per-connection bookkeeping shared by the reader, pinger and applier."""
+
+    def __init__(self) -> None:
+        self.reason: Reason | None = None
+        self.alive = False  # a frame or a pong proved the server is really there
+        self.stalled = False  # the reader is blocked on a full channel
+        self.stall_ended_at = float("-inf")
+
+    def end(self, reason: Reason, scope: trio.CancelScope) -> None:
+        if self.reason is None:
+            self.reason = reason
+        scope.cancel()
+
+
+class _Instruments:
+    def __init__(self, metrics: Metrics) -> None:
+        self.frames = metrics.counter("coves_jetstream_frames_total", "frames received")
+        self.batches = metrics.counter("coves_jetstream_batches_total", "batches applied")
+        self.batch_events = metrics.histogram(
+            "coves_jetstream_batch_events",
+            "frames per applied batch",
+            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+        )
+        self.apply_seconds = metrics.histogram(
+            "coves_jetstream_apply_seconds", "time to apply one batch"
+        )
+        self.reconnects = metrics.counter(
+            "coves_jetstream_reconnects_total", "connections ended, by reason", ["reason"]
+        )
+        self.gaps = metrics.counter(
+            "coves_jetstream_gaps_total",
+            "resumes from a cursor older than the replay window (events lost)",
+        )
+        self.gap_seconds = metrics.counter(
+            "coves_jetstream_gap_seconds_total", "estimated span of events lost to gaps"
+        )
+        self.lag = metrics.gauge(
+            "coves_jetstream_lag_seconds", "now minus the newest applied event, at apply time"
+        )
+        self.last_event = metrics.gauge(
+            "coves_jetstream_last_event_timestamp_seconds", "time_us of the newest applied event"
+        )
+        self.state = metrics.gauge(
+            "coves_jetstream_connection_state", "1 for the current connection state", ["state"]
+        )
+        self.breaker = metrics.gauge(
+            "coves_jetstream_breaker_state", "1 for the current breaker state", ["state"]
+        )
+
+
+class JetstreamConsumer:
+    """Use ``run`` as a supervised child; ``health`` feeds ``_health``."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        config: ConsumerConfig | None = None,
+        *,
+        opener: Opener | None = None,
+        metrics: Metrics | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sink = sink
+        self.config = config = config or ConsumerConfig()
+        self._opener = opener or websocket_opener(config.max_message_bytes, config.connect_timeout)
+        self._m = _Instruments(metrics or Metrics())
+        self.backoff = ExponentialBackoff(
+            base=config.backoff_base,
+            cap=config.backoff_cap,
+            jitter="full",
+            rng=rng or random.Random(),
+        )
+        self.breaker = CircuitBreaker(
+            threshold=config.breaker_threshold,
+            cooldown=config.breaker_cooldown,
+            on_change=self._breaker_changed,
+        )
+        self.state = ConnectionState.STOPPED
+        self.cursor: int | None = None  # as last committed by the sink
+        self.newest_event_us: int | None = None
+        self.lag_seconds: float | None = None
+        self.last_frame_at: float | None = None
+        self.connected_since: float | None = None
+        self.last_reason: Reason | None = None
+        self.frames = 0
+        self.batches = 0
+        self.events: Counter[str] = Counter()
+        self.reconnects: Counter[str] = Counter()
+        self.gaps = 0
+        self.delays: list[float] = []  # backoff delays taken, newest last (bounded)
+        self._gap_reported_for: int | None = None
+        # On a fresh database there is no stored cursor: the first connection
+        # tails live, and later reconnects resume from when it started, so a
+        # drop before the first commit cannot open a silent gap.
+        self._live_floor_us: int | None = None
+        self._stop = trio.Event()
+        self._waiting: trio.CancelScope | None = None
+        self._set_state(ConnectionState.STOPPED)
+        self._breaker_changed(BreakerState.CLOSED, BreakerState.CLOSED)
+
+    # -- supervised child ---------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Consume until cancelled or asked to stop. Only sink bugs escape."""
+        self._stop = trio.Event()
+        task_status.started()
+        try:
+            while not self._stop.is_set():
+                if self.breaker.state is BreakerState.OPEN:
+                    self._set_state(ConnectionState.BREAKER_OPEN)
+                    log.warning(
+                        "jetstream circuit breaker open; pausing",
+                        retry_after_s=round(self.breaker.retry_after(), 3),
+                        failures=self.breaker.consecutive_failures,
+                    )
+                await self._interruptible(self.breaker.wait_until_allowed)
+                if self._stop.is_set():
+                    break
+                reason = await self._connect_once()
+                self._record_end(reason)
+                if reason is Reason.SHUTDOWN or self._stop.is_set():
+                    break
+                if self.breaker.state is BreakerState.OPEN:
+                    continue  # the cooldown, not the backoff, decides when to dial
+                delay = self.backoff.next_delay()
+                self.delays = [*self.delays[-99:], delay]
+                self._set_state(ConnectionState.BACKOFF)
+                log.info("jetstream reconnecting", reason=str(reason), delay_s=round(delay, 3))
+                await self._interruptible(partial(trio.sleep, delay))
+        finally:
+            self._set_state(ConnectionState.STOPPED)
+
+    def request_stop(self) -> None:
+        """Stop reading, apply what was already received, then return from ``run``."""
+        self._stop.set()
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    def health(self) -> dict[str, Any]:
+        now = clock.monotonic()
+        return {
+            "state": str(self.state),
+            "breaker": str(self.breaker.state),
+            "endpoint": _display_url(self.config.url),
+            "cursor": self.cursor,
+            "cursorTime": _iso(self.cursor),
+            "lastEventTime": _iso(self.newest_event_us),
+            "lagSeconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
+            "secondsSinceLastFrame": (
+                None if self.last_frame_at is None else round(now - self.last_frame_at, 3)
+            ),
+            "connectedSeconds": (
+                None if self.connected_since is None else round(now - self.connected_since, 3)
+            ),
+            "frames": self.frames,
+            "batches": self.batches,
+            "events": dict(self.events),
+            "reconnects": dict(self.reconnects),
+            "lastDisconnect": None if self.last_reason is None else str(self.last_reason),
+            "gaps": self.gaps,
+        }
+
+    # -- one connection -----------------------------------------------------------------
+    async def _connect_once(self) -> Reason:
+        self._set_state(ConnectionState.CONNECTING)
+        try:
+            stored = await self.sink.load_cursor()
+        except DatabaseError as exc:
+            self.breaker.release()
+            log.warning("jetstream cannot read its cursor; database unavailable", error=repr(exc))
+            return Reason.DATABASE
+        self.cursor = stored
+        self._check_gap(stored)
+        cursor = resume_cursor(
+            stored if stored is not None else self._live_floor_us, self.config.rewind_seconds
+        )
+        url = subscribe_url(self.config.url, self.config.collections, cursor)
+        session = _Session()
+        log.info("jetstream connecting", endpoint=_display_url(self.config.url), cursor=cursor)
+        try:
+            async with self._opener(url) as ws:
+                self.connected_since = clock.monotonic()
+                self._set_state(ConnectionState.CONNECTED)
+                if stored is None and self._live_floor_us is None:
+                    self._live_floor_us = _now_us()
+                log.info("jetstream connected", cursor=cursor)
+                await self._pump(ws, session)
+        except trio_websocket.ConnectionRejected as exc:
+            session.reason = session.reason or Reason.REJECTED
+            log.warning("jetstream refused the connection", status=exc.status_code)
+        except (trio_websocket.HandshakeError, OSError) as exc:
+            session.reason = session.reason or Reason.CONNECT_FAILED
+            log.warning("jetstream connection failed", error=repr(exc))
+        finally:
+            connected_for = (
+                None if self.connected_since is None else clock.monotonic() - self.connected_since
+            )
+            self.connected_since = None
+        if connected_for is not None and connected_for >= self.config.stable_after:
+            self.backoff.reset()
+        if session.alive:
+            pass  # the breaker already heard about the success
+        elif session.reason in (Reason.DATABASE, Reason.SHUTDOWN):
+            self.breaker.release()
+        else:
+            self.breaker.record_failure()
+        return session.reason or Reason.CLOSED
+
+    async def _pump(self, ws: trio_websocket.WebSocketConnection, session: _Session) -> None:
+        send, recv = trio.open_memory_channel[Frame](self.config.queue_frames)
+        async with _single_errors(), trio.open_nursery() as nursery:
+            nursery.start_soon(self._apply_loop, recv, session, nursery.cancel_scope)
+            async with send, trio.open_nursery() as io:
+                io.start_soon(self._read_loop, ws, send, session, io.cancel_scope)
+                io.start_soon(self._ping_loop, ws, session, io.cancel_scope)
+                io.start_soon(self._stop_watch, session, io.cancel_scope)
+            # ``send`` is closed: the applier drains what was received, then ends.
+
+    async def _read_loop(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        send: trio.MemorySendChannel[Frame],
+        session: _Session,
+        scope: trio.CancelScope,
+    ) -> None:
+        idle_timeout = self.config.idle_timeout
+        while True:
+            # The watchdog only runs while we wait on the socket: time spent
+            # blocked on a full channel (slow database) is not silence.
+            with trio.move_on_after(idle_timeout) as idle:
+                try:
+                    data = await ws.get_message()
+                except trio_websocket.ConnectionClosed as exc:
+                    session.end(_close_reason(exc.reason), scope)
+                    log.info("jetstream connection closed", close=repr(exc.reason))
+                    return
+            if idle.cancelled_caught:
+                log.warning("jetstream idle; reconnecting", idle_s=idle_timeout)
+                session.end(Reason.IDLE_TIMEOUT, scope)
+                return
+            now = clock.monotonic()
+            self.last_frame_at = now
+            self.frames += 1
+            self._m.frames.inc()
+            self._mark_alive(session)
+            frame = Frame(data, now)
+            try:
+                send.send_nowait(frame)
+            except trio.WouldBlock:
+                session.stalled = True
+                try:
+                    await send.send(frame)
+                finally:
+                    session.stalled = False
+                    session.stall_ended_at = clock.monotonic()
+
+    async def _ping_loop(
+        self, ws: trio_websocket.WebSocketConnection, session: _Session, scope: trio.CancelScope
+    ) -> None:
+        sequence = 0
+        while True:
+            await trio.sleep(self.config.ping_interval)
+            sequence += 1
+            sent_at = clock.monotonic()
+            try:
+                with trio.move_on_after(self.config.pong_timeout) as deadline:
+                    await ws.ping(b"coves-%d" % sequence)
+            except trio_websocket.ConnectionClosed:
+                return  # the reader reports the close
+            if not deadline.cancelled_caught:
+                self._mark_alive(session)
+                continue
+            if session.stalled or session.stall_ended_at >= sent_at:
+                # We were not reading, so the pong may be queued behind frames.
+                continue
+            log.warning(
+                "jetstream pong deadline missed; reconnecting", deadline_s=self.config.pong_timeout
+            )
+            session.end(Reason.PONG_TIMEOUT, scope)
+            return
+
+    async def _stop_watch(self, session: _Session, scope: trio.CancelScope) -> None:
+        await self._stop.wait()
+        session.end(Reason.SHUTDOWN, scope)
+
+    async def _apply_loop(
+        self,
+        recv: trio.MemoryReceiveChannel[Frame],
+        session: _Session,
+        scope: trio.CancelScope,
+    ) -> None:
+        size, window = self.config.batch_size, self.config.batch_ms / 1000.0
+        async with recv:
+            while True:
+                try:
+                    first = await recv.receive()
+                except trio.EndOfChannel:
+                    return
+                batch, ended = await _fill_batch(recv, [first], size, clock.monotonic() + window)
+                try:
+                    await self._apply(batch)
+                except DatabaseError as exc:
+                    log.warning(
+                        "jetstream pausing: database unavailable; unapplied frames dropped",
+                        dropped=len(batch),
+                        error=repr(exc),
+                    )
+                    session.end(Reason.DATABASE, scope)
+                    return
+                if ended:
+                    return
+
+    async def _apply(self, batch: Sequence[Frame]) -> BatchResult:
+        started = clock.monotonic()
+        result = await self.sink.apply(batch)
+        self._m.apply_seconds.observe(clock.monotonic() - started)
+        self.batches += 1
+        self._m.batches.inc()
+        self._m.batch_events.observe(len(batch))
+        self.events.update(
+            applied=result.applied, skipped=result.skipped, dead_lettered=result.dead_lettered
+        )
+        if result.cursor is not None:
+            self.cursor = result.cursor
+        if result.newest_event_us is not None:
+            self.newest_event_us = result.newest_event_us
+            self.lag_seconds = max(0.0, clock.wall_now() - result.newest_event_us / 1_000_000)
+            self._m.lag.set(self.lag_seconds)
+            self._m.last_event.set(result.newest_event_us / 1_000_000)
+        return result
+
+    # -- bookkeeping --------------------------------------------------------------------
+    def _mark_alive(self, session: _Session) -> None:
+        if not session.alive:
+            session.alive = True
+            self.breaker.record_success()
+
+    def _record_end(self, reason: Reason) -> None:
+        self.last_reason = reason
+        if reason is Reason.SHUTDOWN:
+            return
+        self.reconnects[str(reason)] += 1
+        self._m.reconnects.labels(str(reason)).inc()
+
+    def _check_gap(self, stored: int | None) -> None:
+        gap = detect_gap(stored, _now_us(), self.config.replay_window)
+        if gap is None or self._gap_reported_for == stored:
+            return
+        self._gap_reported_for = stored
+        self.gaps += 1
+        self._m.gaps.inc()
+        self._m.gap_seconds.inc(gap.seconds)
+        log.error(
+            "jetstream cursor is older than the replay window; events were lost",
+            cursor=stored,
+            cursor_time=_iso(stored),
+            oldest_available=_iso(gap.oldest_available_us),
+            lost_s=round(gap.seconds, 1),
+        )
+
+    async def _interruptible(self, wait: Callable[[], Awaitable[object]]) -> None:
+        """Await ``wait()`` unless (or until) a stop is requested."""
+        with trio.CancelScope() as scope:
+            self._waiting = scope
+            if self._stop.is_set():
+                scope.cancel()
+            try:
+                await wait()
+            finally:
+                self._waiting = None
+
+    def _set_state(self, state: ConnectionState) -> None:
+        self.state = state
+        for each in ConnectionState:
+            self._m.state.labels(str(each)).set(1.0 if each is state else 0.0)
+
+    def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
+        if old is not new:
+            log.info("jetstream breaker", old=str(old), new=str(new))
+        for each in BreakerState:
+            self._m.breaker.labels(str(each)).set(1.0 if each is new else 0.0)
+
+
+async def _fill_batch(
+    recv: trio.MemoryReceiveChannel[Frame], batch: list[Frame], size: int, deadline: float
+) -> tuple[list[Frame], bool]:
+    """Up to ``size`` frames: all already waiting first, then more until ``deadline``.
+
+    Taking what is queued before looking at the clock keeps batches full
+    under load even when the first frame waited behind a slow apply.
+    Returns the batch and whether the channel has ended.
+    """
+    while len(batch) < size:
+        try:
+            batch.append(recv.receive_nowait())
+        except trio.WouldBlock:
+            break
+        except trio.EndOfChannel:
+            return batch, True
+    with trio.move_on_at(deadline):
+        while len(batch) < size:
+            try:
+                batch.append(await recv.receive())
+            except trio.EndOfChannel:
+                return batch, True
+    return batch, False
+
+
+@asynccontextmanager
+async def _single_errors() -> AsyncIterator[None]:
+    """Let a lone error (a sink bug) leave our internal nurseries bare.
+
+    The supervisor logs and restarts on it; a one-member ExceptionGroup only
+    makes that log harder to read. Cancellation passes through untouched.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        errors = group.subgroup(lambda e: not isinstance(e, trio.Cancelled))
+        leaves = [] if errors is None else list(_leaves(errors))
+        if len(leaves) == 1:
+            raise leaves[0] from group
+        raise
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _close_reason(reason: trio_websocket.CloseReason | None) -> Reason:
+    if reason is None or reason.code == 1006:
+        return Reason.ABNORMAL
+    if reason.code in (1000, 1001):
+        return Reason.CLOSED
+    return Reason.CLOSED_ERROR
+
+
+def _now_us() -> int:
+    return int(clock.wall_now() * 1_000_000)
+
+
+def _iso(time_us: int | None) -> str | None:
+    if time_us is None:
+        return None
+    return datetime.fromtimestamp(time_us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _display_url(url: str) -> str:
+    """The endpoint without credentials or query, safe for logs and _health."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+# -- wiring -------------------------------------------------------------------------------
+def build_sink(runtime: Runtime) -> Sink | None:
+    """The production Sink: the indexer (workstream ``indexer``).
+
+    Returns None until the indexer is merged; the lead points this at it,
+    e.g. ``Indexer(db=runtime.db, instance_did=..., metrics=runtime.metrics)``.
+    """
+    return None
+
+
+def jetstream_child(
+    runtime: Runtime, *, sink_factory: Callable[[Runtime], Sink | None] = build_sink
+) -> ChildSpec | None:
+    """The consumer as a supervised child, or None when disabled or without a sink."""
+    settings = runtime.settings
+    if not settings.jetstream_enabled:
+        return None
+    sink = sink_factory(runtime)
+    if sink is None:
+        log.error("JETSTREAM_ENABLED but no Sink is available; not consuming Jetstream")
+        return None
+    consumer = JetstreamConsumer(
+        sink, ConsumerConfig.from_settings(settings), metrics=runtime.metrics
+    )
+    return ChildSpec(
+        "jetstream",
+        consumer.run,
+        request_stop=consumer.request_stop,
+        grace=settings.shutdown_grace_seconds,
+        # Reads keep working without ingestion; staleness shows in details.
+        critical=False,
+        details=consumer.health,
+    )
