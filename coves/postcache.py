@@ -71,9 +71,16 @@ class PostHydrator:
     def invalidate(self) -> None:
         self._cache.clear()
 
-    async def load(self, uris: list[str]) -> dict[str, HydratedPost]:
-        """Hydrated posts by URI (missing URIs are absent), one query for cache misses."""
+    async def load(self, uris: list[str], *, fresh: bool = False) -> dict[str, HydratedPost]:
+        """Hydrated posts by URI (missing URIs are absent), one query for cache misses.
+
+        ``fresh`` skips the cache (still refreshing it): for permalinks, where
+        a just-deleted post must not be shown from a cached row.
+        """
         found: dict[str, HydratedPost] = {}
+        if fresh:
+            await self._fetch(list(uris), found)
+            return found
         missing = self._from_cache(uris, found)
         waiting = [self._inflight[uri] for uri in missing if uri in self._inflight]
         fetch = [uri for uri in missing if uri not in self._inflight]

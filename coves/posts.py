@@ -44,7 +44,7 @@ async def get_posts(
     db: Database, svc: ReadServices, params: Mapping[str, Any], viewer: str | None
 ) -> dict[str, Any]:
     uris = _parse_uris(params)
-    posts = await svc.posts.load(uris)
+    posts = await svc.posts.load(uris, fresh=True)
     blocked: set[str] = set()
     votes: dict[str, tuple[int, str]] = {}
     if viewer is not None and posts:
