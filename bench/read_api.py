@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import wrk
 from bench.gen_readdb import DEFAULT_DIR, META_FILE
 from bench.loadgen import LoadResult, run_load, summary
 from bench.servers import CLIENT_CPU, ROOT, _pin, _stop, _wait, free_port, hello_server
@@ -54,20 +55,31 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk when installed (auto), else bench/loadgen.py",
+    )
     args = parser.parse_args()
+    use_wrk = args.client == "wrk" or (args.client == "auto" and wrk.available())
+    drive = wrk.run_wrk if use_wrk else run_load
     load = {
         "connections": args.connections,
         "duration": args.duration,
         "warmup": args.warmup,
         "cpu": CLIENT_CPU,
     }
-    print(f"nproc: {os.cpu_count()}  connections: {args.connections}  duration: {args.duration}s")
+    print(
+        f"nproc: {os.cpu_count()}  connections: {args.connections}  duration: {args.duration}s"
+        f"  client: {'wrk' if use_wrk else 'bench/loadgen.py'}"
+    )
     meta = json.loads((args.data_dir / META_FILE).read_text())
     proc, base = start_read_server(args.data_dir)
     results: list[LoadResult] = []
     try:
         with hello_server() as url:
-            baseline = run_load("bare hypercorn-trio hello", [url], **load)  # type: ignore[arg-type]
+            baseline = drive("bare hypercorn-trio hello", [url], **load)  # type: ignore[arg-type]
         results.append(baseline)
         auth = {"Authorization": f"Bearer bench:{meta['viewer']}"}
         x = f"{base}/xrpc"
@@ -92,7 +104,7 @@ def main() -> None:
             feed = check.json().get("feed")
             size = len(feed) if isinstance(feed, list) else "-"
             print(f"{label}: status {check.status_code}, items {size}, {len(check.content)} B")
-            results.append(run_load(label, urls, headers=headers, **load))  # type: ignore[arg-type]
+            results.append(drive(label, urls, headers=headers, **load))  # type: ignore[arg-type]
     finally:
         _stop(proc)
     print(summary(results, results[0]))
