@@ -165,7 +165,7 @@ async def test_new_paging_has_no_cursor_on_last_page(client: Client, factory: Fa
 
 @pytest.mark.parametrize("sort", ["hot", "top", "new"])
 async def test_paging_is_stable_while_votes_and_posts_arrive(
-    client: Client, factory: Factory, sort: str
+    client: Client, factory: Factory, db: Database, sort: str
 ) -> None:
     rng = random.Random(5)
     with trio.fail_after(60):
@@ -210,6 +210,21 @@ async def test_paging_is_stable_while_votes_and_posts_arrive(
         assert len(seen) == len(set(seen)), "a post appeared twice"
         assert set(seen) == original, "paging skipped or added posts"
         assert all(len(p) == 50 for p in pages)
+        # The churn really moved things while we paged: live paging would have broken.
+        order = {
+            "hot": "hot_rank DESC",
+            "top": "score DESC, ranked_at DESC",
+            "new": "ranked_at DESC",
+        }
+        live = [
+            r["uri"]
+            for r in await db.fetch(
+                f"SELECT uri FROM posts WHERE community_did = %s ORDER BY {order[sort]}, uri DESC",
+                (c,),
+            )
+        ]
+        assert len(live) > len(original)
+        assert [u for u in live if u in original] != seen or sort == "new"
 
 
 async def test_snapshot_is_shared_and_capped(
