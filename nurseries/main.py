@@ -38,7 +38,10 @@ DATABASE_POLICY = RestartPolicy(base_delay=0.5, max_delay=5.0, max_failures=5, f
 
 
 def capability_children() -> list[ChildFactory]:
-    return []
+    from nurseries.didweb import didweb_child
+    from nurseries.handles import handles_child
+
+    return [didweb_child, handles_child]
 
 
 @dataclass
@@ -66,16 +69,24 @@ async def _database_child(
 
 def build_context(runtime: Runtime) -> Any:
     """Assemble the application context; capabilities extend it here."""
+    from coves.auth.factory import build_authenticator
+    from coves.identity.factory import build_fetcher, build_resolver
+    from coves.identity.hosted_by import HostedByQueue
     from coves.lexicon import LexiconRegistry
     from coves.xrpc.context import AppContext
 
     assert runtime.db is not None
+    fetcher = build_fetcher(runtime.settings)
+    identity = build_resolver(runtime.settings, runtime.db, fetcher, metrics=runtime.metrics)
     return AppContext(
         settings=runtime.settings,
         db=runtime.db,
         metrics=runtime.metrics,
         health=runtime.supervisor,
         lexicons=LexiconRegistry.load(),
+        identity=identity,
+        authenticator=build_authenticator(runtime.settings, identity, fetcher),
+        didweb=HostedByQueue(),
     )
 
 

@@ -14,6 +14,7 @@ from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
 from coves.metrics import Metrics
+from coves.threads.cache import ThreadCache
 from coves.xrpc.ratelimit import LimitClass, RateLimiter
 
 
@@ -48,7 +49,12 @@ class AppContext:
     lexicons: Any = None
     instance_key: Any = None  # coves.atproto.keys.PrivateKey, loaded on first use
     read: Any = None  # coves.feeds.ReadServices, built on first use
+    identity: Any = None  # coves.identity.IdentityResolver
+    didweb: Any = None  # coves.identity.hosted_by.HostedByQueue (indexer's offer side)
+    comment_threads: ThreadCache[Any] | None = None  # getComments: builds shared briefly
 
     def __post_init__(self) -> None:
         if self.limiter is None:
             self.limiter = RateLimiter(default_limit_classes(self.settings))
+        if self.comment_threads is None:
+            self.comment_threads = ThreadCache()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +36,17 @@ def offline_context(settings: Settings | None = None) -> AppContext:
     """
     db = Database("host=/nonexistent dbname=none", pool_size=1, connect_timeout_s=0.2)
     return AppContext(settings=settings or test_settings(), db=db, metrics=Metrics())
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    """A scratch directory a PostgreSQL run as another user can traverse.
+
+    Not ``tmp_path``: pytest resets its temp root to mode 0700 whenever any
+    pytest run starts, which locks the unprivileged server user out.
+    """
+    root = Path(tempfile.mkdtemp(prefix="coves-test-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -13,8 +13,8 @@ import trio
 from coves.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 
 
-async def test_data_survives_restart_and_second_server_is_refused(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+async def test_data_survives_restart_and_second_server_is_refused(server_dir: Path) -> None:
+    data_dir = server_dir / "data"
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             server = EmbeddedPostgres(data_dir)
@@ -52,8 +52,8 @@ async def test_data_survives_restart_and_second_server_is_refused(tmp_path: Path
             nursery.cancel_scope.cancel()
 
 
-def test_long_data_dir_gets_a_short_private_socket_dir(tmp_path: Path) -> None:
-    deep = tmp_path / ("x" * 60) / ("y" * 60)
+def test_long_data_dir_gets_a_short_private_socket_dir(server_dir: Path) -> None:
+    deep = server_dir / ("x" * 60) / ("y" * 60)
     server = EmbeddedPostgres(deep)
     assert len(str(server.socket_dir / ".s.PGSQL.5432")) <= 107
     assert str(server.socket_dir).startswith("/tmp/coves-pg-")

@@ -21,11 +21,11 @@ def free_port() -> int:
         return port
 
 
-def coves_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+def coves_env(server_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COVES_", "DATABASE_"))}
     env.update(
         {
-            "COVES_DATA_DIR": str(tmp_path / "data"),
+            "COVES_DATA_DIR": str(server_dir / "data"),
             "JETSTREAM_ENABLED": "false",  # no network in tests
             "LOG_FORMAT": "json",
             **extra,
@@ -49,14 +49,14 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0)
     raise AssertionError("coves did not become healthy")
 
 
-def test_serve_answers_health_and_exits_zero_on_sigterm(tmp_path: Path) -> None:
+def test_serve_answers_health_and_exits_zero_on_sigterm(server_dir: Path) -> None:
     port = free_port()
-    log_path = tmp_path / "coves.log"
+    log_path = server_dir / "coves.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "coves", "serve", "--port", str(port)],
-            env=coves_env(tmp_path),
-            cwd=tmp_path,
+            env=coves_env(server_dir),
+            cwd=server_dir,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
@@ -80,19 +80,19 @@ def test_serve_answers_health_and_exits_zero_on_sigterm(tmp_path: Path) -> None:
     output = log_path.read_text()
     # Children stopped newest first.
     assert output.index('"child": "xrpc"') < output.rindex('"child": "postgres"')
-    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
-    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+    assert (server_dir / "data" / "postgres" / "PG_VERSION").exists()
+    assert not (server_dir / "data" / "postgres" / "postmaster.pid").exists()
 
 
-def test_unreachable_database_escalates_to_non_zero_exit(tmp_path: Path) -> None:
+def test_unreachable_database_escalates_to_non_zero_exit(server_dir: Path) -> None:
     port = free_port()
     dead = free_port()  # nothing listens here
     proc = subprocess.run(
         [sys.executable, "-m", "coves", "serve", "--port", str(port)],
         env=coves_env(
-            tmp_path, DATABASE_URL=f"postgresql://coves@127.0.0.1:{dead}/coves?connect_timeout=1"
+            server_dir, DATABASE_URL=f"postgresql://coves@127.0.0.1:{dead}/coves?connect_timeout=1"
         ),
-        cwd=tmp_path,
+        cwd=server_dir,
         capture_output=True,
         timeout=90,
         check=False,
@@ -105,12 +105,12 @@ def test_unreachable_database_escalates_to_non_zero_exit(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("argv", [["check-config"]])
 def test_invalid_configuration_exits_two_naming_the_variable(
-    tmp_path: Path, argv: list[str]
+    server_dir: Path, argv: list[str]
 ) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "coves", *argv],
-        env=coves_env(tmp_path, COVES_PORT="not-a-port"),
-        cwd=tmp_path,
+        env=coves_env(server_dir, COVES_PORT="not-a-port"),
+        cwd=server_dir,
         capture_output=True,
         timeout=60,
         check=False,

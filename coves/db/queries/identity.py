@@ -1,0 +1,112 @@
+"""SQL for the identity cache and for filling in users' handles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from coves.db import Database, Row
+
+
+async def get_cached(db: Database, kind: str, key: str, now: datetime) -> Row | None:
+    return await db.fetchrow(
+        "SELECT value, error FROM identity_cache WHERE kind = %s AND key = %s AND expires_at > %s",
+        (kind, key, now),
+    )
+
+
+async def put_cached(
+    db: Database,
+    kind: str,
+    key: str,
+    *,
+    did: str | None,
+    value: Any,
+    error: str | None,
+    expires_at: datetime,
+) -> None:
+    await db.execute(
+        """
+        INSERT INTO identity_cache (kind, key, did, value, error, expires_at, updated_at)
+        VALUES (%s, %s, %s, %s, %s, %s, now())
+        ON CONFLICT (kind, key) DO UPDATE SET
+            did = EXCLUDED.did, value = EXCLUDED.value, error = EXCLUDED.error,
+            expires_at = EXCLUDED.expires_at, updated_at = now()
+        """,
+        (kind, key, did, Jsonb(value) if value is not None else None, error, expires_at),
+    )
+
+
+async def purge(db: Database, identifiers: Sequence[str]) -> int:
+    """Drop every entry keyed by, or about, any of ``identifiers`` (DIDs or handles)."""
+    return await db.execute(
+        "DELETE FROM identity_cache WHERE key = ANY(%s) OR did = ANY(%s)",
+        (list(identifiers), list(identifiers)),
+    )
+
+
+async def delete_expired(db: Database, now: datetime, limit: int = 1000) -> int:
+    return await db.execute(
+        """
+        DELETE FROM identity_cache WHERE ctid IN (
+            SELECT ctid FROM identity_cache WHERE expires_at <= %s LIMIT %s
+        )
+        """,
+        (now, limit),
+    )
+
+
+async def users_needing_handle(db: Database, checked_before: datetime, limit: int) -> list[str]:
+    """DIDs indexed without a handle that were not tried since ``checked_before``."""
+    rows = await db.fetch(
+        """
+        SELECT did FROM users
+        WHERE handle IS NULL AND (handle_checked_at IS NULL OR handle_checked_at < %s)
+        ORDER BY created_at
+        LIMIT %s
+        """,
+        (checked_before, limit),
+    )
+    return [row["did"] for row in rows]
+
+
+async def set_user_identity(
+    db: Database, did: str, handle: str | None, pds_url: str | None, checked_at: datetime
+) -> None:
+    """Record a resolution result; a handle now owned by ``did`` is taken from its old holder."""
+
+    def apply(conn: psycopg.Connection[Row]) -> None:
+        if handle is not None:
+            conn.execute(
+                "UPDATE users SET handle = NULL, updated_at = now()"
+                " WHERE handle = %s AND did <> %s",
+                (handle, did),
+            )
+        conn.execute(
+            """
+            UPDATE users SET handle = %s, pds_url = COALESCE(%s, pds_url),
+                   handle_checked_at = %s, updated_at = now()
+            WHERE did = %s
+            """,
+            (handle, pds_url, checked_at, did),
+        )
+
+    await db.run(apply)
+
+
+_PROFILE_COLUMNS = """
+    did, handle, display_name, description, avatar, banner, pds_url, active,
+    account_status, created_at, updated_at
+"""
+
+
+async def user_by_did(db: Database, did: str) -> Row | None:
+    return await db.fetchrow(f"SELECT {_PROFILE_COLUMNS} FROM users WHERE did = %s", (did,))
+
+
+async def user_by_handle(db: Database, handle: str) -> Row | None:
+    return await db.fetchrow(f"SELECT {_PROFILE_COLUMNS} FROM users WHERE handle = %s", (handle,))

@@ -1,0 +1,49 @@
+"""Building the process-wide fetcher and resolver from Settings."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import httpx
+
+from coves.config import Settings
+from coves.db import Database
+from coves.identity.handle import TxtLookup, dns_txt_lookup
+from coves.identity.resolver import IdentityResolver
+from coves.metrics import Metrics
+from coves.net import SafeFetcher
+from coves.net.addresses import HostResolver, system_resolve
+
+
+def build_fetcher(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    resolve: HostResolver = system_resolve,
+) -> SafeFetcher:
+    plc_host = urlsplit(settings.plc_url).hostname or ""
+    return SafeFetcher(
+        transport=transport,
+        resolve=resolve,
+        allow_private=settings.allow_private_network_fetch,
+        trusted_hosts=[plc_host],  # operator-configured, may legitimately be internal
+    )
+
+
+def build_resolver(
+    settings: Settings,
+    db: Database | None,
+    fetcher: SafeFetcher,
+    *,
+    txt_lookup: TxtLookup = dns_txt_lookup,
+    metrics: Metrics | None = None,
+) -> IdentityResolver:
+    return IdentityResolver(
+        fetcher=fetcher,
+        plc_url=settings.plc_url,
+        db=db,
+        txt_lookup=txt_lookup,
+        ttl=float(settings.identity_cache_ttl_seconds),
+        negative_ttl=float(settings.identity_negative_ttl_seconds),
+        metrics=metrics,
+    )

@@ -1,0 +1,230 @@
+"""An httpx client wrapper for fetching URLs that users control.
+
+Bounded in every dimension an attacker controls: which address is contacted
+(public only, checked for every resolved address, and enforced again at
+connect time so DNS rebinding between check and connect does not help), how
+long it takes (short connect/read timeouts plus an overall deadline), and
+how much is read (the body is streamed and reading stops at the cap).
+Redirects are never followed: a redirect could point anywhere.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+import orjson
+import trio
+
+from coves.net.addresses import HostResolver, checked_addresses, system_resolve
+from coves.net.errors import (
+    BadResponse,
+    BadStatus,
+    FetchError,
+    FetchTimeout,
+    NotAllowed,
+    TooLarge,
+    Unreachable,
+)
+
+DEFAULT_MAX_BYTES = 256 * 1024
+USER_AGENT = "coves-appview (+https://github.com/coves-social)"
+
+
+@dataclass(frozen=True)
+class FetchResponse:
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads(self.content)
+        except orjson.JSONDecodeError:
+            raise BadResponse(f"{self.url} did not return JSON") from None
+
+    def text(self) -> str:
+        try:
+            return self.content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadResponse(f"{self.url} did not return UTF-8 text") from None
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to addresses that passed the public-address check.
+
+    The host is resolved here, checked, and the socket opened to the checked
+    IP itself, so a second lookup by the connection layer cannot return a
+    different (private) answer.
+    """
+
+    def __init__(self, resolve: HostResolver, allow_private: bool, trusted: frozenset[str]):
+        from httpcore._backends.trio import TrioBackend
+
+        self._inner = TrioBackend()
+        self._resolve = resolve
+        self._allow_private = allow_private
+        self._trusted = trusted
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await checked_addresses(
+            host,
+            port,
+            self._resolve,
+            allow_private=self._allow_private or host.lower() in self._trusted,
+        )
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise NotAllowed("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_transport(
+    resolve: HostResolver, *, allow_private: bool, trusted: frozenset[str] = frozenset()
+) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(retries=0)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=ssl.create_default_context(),
+        max_connections=50,
+        max_keepalive_connections=20,
+        keepalive_expiry=30.0,
+        network_backend=_GuardedBackend(resolve, allow_private, trusted),
+    )
+    return transport
+
+
+class SafeFetcher:
+    """GET requests to untrusted hosts. One instance per process; share it.
+
+    ``transport`` is injectable (tests pass ``httpx.MockTransport``); the
+    address check still runs against ``resolve`` in that case, so refusal of
+    private addresses is testable without a network. ``trusted_hosts`` are
+    operator-configured hosts (e.g. the PLC directory) exempt from the
+    private-address rule.
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        resolve: HostResolver = system_resolve,
+        allow_private: bool = False,
+        trusted_hosts: Iterable[str] = (),
+        connect_timeout: float = 3.0,
+        read_timeout: float = 5.0,
+        total_timeout: float = 10.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self._resolve = resolve
+        self._allow_private = allow_private
+        self._trusted = frozenset(h.lower() for h in trusted_hosts)
+        self._total_timeout = total_timeout
+        self.max_bytes = max_bytes
+        if transport is None:
+            transport = guarded_transport(
+                resolve, allow_private=allow_private, trusted=self._trusted
+            )
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            headers={"User-Agent": USER_AGENT},
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(
+        self,
+        url: str,
+        *,
+        accept: str = "application/json",
+        max_bytes: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> FetchResponse:
+        """Fetch ``url``; raise a :class:`FetchError` subclass on any failure or non-2xx."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise NotAllowed(f"only absolute http(s) URLs may be fetched: {url!r}")
+        if parts.username is not None or parts.password is not None:
+            raise NotAllowed("URLs with credentials are not fetched")
+        host = parts.hostname
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise NotAllowed(f"bad port in {url!r}") from None
+        request_headers = {"Accept": accept, "Accept-Encoding": "identity", **(headers or {})}
+        try:
+            with trio.fail_after(self._total_timeout):
+                await checked_addresses(
+                    host,
+                    port,
+                    self._resolve,
+                    allow_private=self._allow_private or host.lower() in self._trusted,
+                )
+                return await self._get(url, request_headers, limit)
+        except trio.TooSlowError:
+            raise FetchTimeout(f"{url} took longer than {self._total_timeout}s") from None
+        except httpx.TimeoutException:
+            raise FetchTimeout(f"{url} timed out") from None
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"{url}: {type(exc).__name__}") from None
+
+    async def _get(self, url: str, headers: dict[str, str], limit: int) -> FetchResponse:
+        async with self._client.stream("GET", url, headers=headers) as response:
+            if not 200 <= response.status_code < 300:
+                raise BadStatus(response.status_code, url)
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise TooLarge(f"{url} declares {declared} bytes (limit {limit})")
+            chunks: list[bytes] = []
+            size = 0
+            body_iter = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+            async with aclosing(body_iter) as body_chunks:
+                async for chunk in body_chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise TooLarge(f"{url} sent more than {limit} bytes")
+                    chunks.append(chunk)
+            return FetchResponse(
+                url, response.status_code, dict(response.headers), b"".join(chunks)
+            )
+
+    async def get_json(self, url: str, *, max_bytes: int | None = None) -> Any:
+        return (await self.get(url, max_bytes=max_bytes)).json()
+
+
+__all__ = ["FetchError", "FetchResponse", "SafeFetcher", "guarded_transport"]

@@ -1,0 +1,1 @@
+"""Comment threads (getComments): parameters, assembly and the post it hangs from."""
