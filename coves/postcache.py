@@ -32,6 +32,9 @@ class HydratedPost:
     # deleted or unverified); None when it is shown.
     unavailable: str | None
     view: dict[str, Any]
+    # Posts of private communities are for subscribers only (checked per viewer
+    # by callers that are not already scoped to the viewer's subscriptions).
+    community_private: bool = False
 
 
 def _unavailable(row: dict[str, Any]) -> str | None:
@@ -137,6 +140,7 @@ class PostHydrator:
             deleted_at=row["deleted_at"],
             unavailable=_unavailable(row),
             view=post_view(row, self._blobs, pds),
+            community_private=row["community_visibility"] == "private",
         )
 
     def _trim(self) -> None:
