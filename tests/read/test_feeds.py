@@ -505,3 +505,44 @@ async def test_post_view_shape_and_blob_urls(client: Client, factory: Factory) -
         )
         for key in ("createdAt", "indexedAt"):
             assert post[key].endswith("Z")
+
+
+@pytest.mark.parametrize("sort", ["hot", "top", "new", "controversial"])
+async def test_timeline_pages_across_communities_in_global_order(
+    client: Client, factory: Factory, db: Database, sort: str
+) -> None:
+    rng = random.Random(11)
+    with trio.fail_after(40):
+        author = await factory.user("a.test")
+        me = await factory.user("me.test")
+        made: set[str] = set()
+        for name in ("alpha", "beta", "gamma"):
+            c = await factory.community(name)
+            await factory.subscribe(me, c)
+            specs = [
+                (NOW - timedelta(minutes=rng.randrange(600)), rng.randrange(40), rng.randrange(9))
+                for _ in range(30)
+            ]
+            made |= set(await factory.posts(c, author, specs))
+        await factory.post(await factory.community("other"), author)  # not subscribed
+        params = {"sort": sort, "limit": "7"}
+        if sort == "top":
+            params["timeframe"] = "all"
+        pages = await page_all(client, TIMELINE, params, viewer=me)
+        seen = [u for page in pages for u in page]
+        assert len(seen) == len(set(seen)) == 90
+        assert set(seen) == made
+        order = {
+            "hot": "hot_rank DESC",
+            "top": "score DESC, ranked_at DESC",
+            "new": "ranked_at DESC",
+            "controversial": "controversy_rank DESC, ranked_at DESC",
+        }[sort]
+        expected = [
+            r["uri"]
+            for r in await db.fetch(
+                f"SELECT uri FROM posts WHERE uri = ANY(%s) ORDER BY {order}, uri DESC",
+                (list(made),),
+            )
+        ]
+        assert seen == expected
