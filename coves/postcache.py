@@ -4,7 +4,9 @@ A feed page is a list of URIs (from a snapshot or a keyset page). Turning
 them into views costs one query for the rows not cached plus one query for
 the viewer's votes and blocks. Built views (without viewer state) are kept
 for ``ttl`` seconds, so under load counts may lag by about that long, while
-viewer state is always read fresh.
+viewer state is always read fresh. When rows expire, the first request
+refreshes them and concurrent requests are served the expired copy (up to
+``stale_ttl`` old) instead of queueing behind that query.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class PostHydrator:
         instance_did: str,
         default_pds: str,
         ttl: float = 1.0,
+        stale_ttl: float = 10.0,
         max_entries: int = 20_000,
     ) -> None:
         self._db = db
@@ -65,6 +68,7 @@ class PostHydrator:
         self._instance_did = instance_did
         self._default_pds = default_pds
         self.ttl = ttl
+        self.stale_ttl = stale_ttl
         self._max_entries = max_entries
         self._cache: dict[str, tuple[float, HydratedPost]] = {}
         # URIs being fetched right now: concurrent requests for the same page
@@ -85,8 +89,21 @@ class PostHydrator:
             await self._fetch(list(uris), found)
             return found
         missing = self._from_cache(uris, found)
-        waiting = [self._inflight[uri] for uri in missing if uri in self._inflight]
-        fetch = [uri for uri in missing if uri not in self._inflight]
+        waiting: list[trio.Event] = []
+        fetch: list[str] = []
+        now = monotonic()
+        for uri in missing:
+            event = self._inflight.get(uri)
+            if event is None:
+                fetch.append(uri)
+                continue
+            # Another request is refreshing this row: serve the recently expired
+            # copy rather than queue behind it (only the refresher waits).
+            hit = self._cache.get(uri)
+            if hit is not None and now - hit[0] < self.stale_ttl:
+                found[uri] = hit[1]
+            else:
+                waiting.append(event)
         if fetch:
             await self._fetch(fetch, found)
         if waiting:

@@ -122,3 +122,25 @@ async def test_waiters_retry_when_the_shared_query_fails(
         nursery.start_soon(second)
     assert sorted(outcomes) == ["failed", "loaded 3"]
     assert fake.calls == [URIS, URIS]
+
+
+async def test_expired_rows_are_served_stale_while_one_request_refreshes(
+    fake: FakeHydrate, autojump_clock: trio.testing.MockClock
+) -> None:
+    h = hydrator()
+    await h.load(URIS)
+    await trio.sleep(1.5)  # expired, but within stale_ttl
+    waited: dict[str, float] = {}
+
+    async def timed(name: str, delay: float) -> None:
+        await trio.sleep(delay)
+        started = trio.current_time()
+        await h.load(URIS)
+        waited[name] = trio.current_time() - started
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(timed, "refresher", 0.0)
+        nursery.start_soon(timed, "reader", 0.1)
+    assert waited["refresher"] == pytest.approx(0.5)  # ran the query
+    assert waited["reader"] == 0  # served the stale copy at once
+    assert len(fake.calls) == 2
