@@ -69,13 +69,7 @@ async def resolve_cached(db: Database, svc: ReadServices, identifier: str) -> Ro
     """:func:`resolve` through the short-TTL cache (feeds resolve on every page)."""
     ident = identifier.strip()
     key = ident if ident.startswith("did:") else ident.lower()
-    hit = svc.communities.get(key)
-    if hit is not None:
-        return hit
-    row = await resolve(db, svc, identifier)
-    if row is not None:
-        svc.communities.put(key, row)
-    return row
+    return await svc.communities.get_or_load(key, lambda: resolve(db, svc, identifier))
 
 
 async def viewer_states(

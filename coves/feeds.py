@@ -57,9 +57,10 @@ class ReadServices:
     instance_domain: str
     default_pds: str
     # Community rows by identifier, for feed requests (metadata changes rarely;
-    # a feed naming a just-hidden community keeps answering for this long).
+    # a feed naming a just-hidden community keeps answering for this long, or
+    # up to a minute while a refresh is in flight).
     communities: TTLCache[str, Row | None] = field(
-        default_factory=lambda: TTLCache(COMMUNITY_TTL_SECONDS)
+        default_factory=lambda: TTLCache(COMMUNITY_TTL_SECONDS, stale_ttl=60.0)
     )
 
     @classmethod
