@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from coves.atproto.syntax import is_valid_did, is_valid_handle
+from coves.atproto.syntax import is_valid_did, is_valid_handle, is_valid_language
 from coves.cursors import invalid_cursor
 from coves.db import Database, Row
 from coves.db.queries import communities as community_sql
@@ -65,6 +65,13 @@ async def resolve(db: Database, svc: ReadServices, identifier: str) -> Row | Non
     return await community_sql.by_handle(db, handle)
 
 
+async def resolve_cached(db: Database, svc: ReadServices, identifier: str) -> Row | None:
+    """:func:`resolve` through the short-TTL cache (feeds resolve on every page)."""
+    ident = identifier.strip()
+    key = ident if ident.startswith("did:") else ident.lower()
+    return await svc.communities.get_or_load(key, lambda: resolve(db, svc, identifier))
+
+
 async def viewer_states(
     db: Database, viewer: str | None, rows: list[Row]
 ) -> dict[str, CommunityViewer]:
@@ -105,12 +112,19 @@ async def list_communities(
     sort = cast(ListSort, choice_param(params, "sort", LIST_SORTS, "popular"))
     visibility = choice_param(params, "visibility", VISIBILITIES, None)
     subscribed_only = bool_param(params, "subscribed")
+    category = one_str(params, "category")
+    language = one_str(params, "language")
+    if category is not None and len(category) > 640:
+        raise invalid_request("category is too long")
+    if language is not None and not is_valid_language(language):
+        raise invalid_request("language must be a BCP-47 language tag")
     limit = int_param(params, "limit", default=50, low=1, high=100)
     if (subscribed_only or visibility == "private") and viewer is None:
         raise XRPCError(
             401, "AuthenticationRequired", "listing subscribed or private communities needs auth"
         )
-    kind = f"community.list:{sort}:{visibility}:{int(subscribed_only)}:{viewer or ''}"
+    filters = hashlib.sha256(f"{category}\x00{language}".encode()).hexdigest()[:12]
+    kind = f"community.list:{sort}:{visibility}:{int(subscribed_only)}:{filters}:{viewer or ''}"
     after = None
     cursor = one_str(params, "cursor")
     if cursor is not None:
@@ -127,6 +141,8 @@ async def list_communities(
         visibility=visibility,
         viewer=viewer,
         subscribed_only=subscribed_only,
+        category=category,
+        language=language,
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -179,8 +195,12 @@ async def search_communities(
     rows = rows[:limit]
     states = await viewer_states(db, viewer, rows)
     body: dict[str, Any] = {
-        "communities": [render(svc, row, states.get(row["did"])) for row in rows]
+        "communities": [render(svc, row, states.get(row["did"])) for row in rows],
     }
+    if rows:
+        body["total"] = rows[0]["total"]
+    elif offset == 0:
+        body["total"] = 0
     if more:
         body["cursor"] = svc.cursors.encode(kind, {"o": offset + limit})
     return body

@@ -13,19 +13,20 @@ Reddit's 1000-item listings.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from coves.clock import utcnow
+from coves.clock import monotonic, utcnow
 from coves.config import Settings
 from coves.cursors import CursorCodec, invalid_cursor
-from coves.db import Database
+from coves.db import Database, Row
 from coves.db.queries import feeds as feed_sql
 from coves.db.queries.feeds import FeedScope, Sort
 from coves.params import choice_param, int_param
 from coves.postcache import PostHydrator
-from coves.snapshots import SnapshotStore
+from coves.snapshots import Compute, Snapshot, SnapshotStore
+from coves.ttlcache import TTLCache
 from coves.views.blobs import BlobUrls
 
 SORTS: tuple[str, ...] = ("hot", "top", "new", "controversial")
@@ -39,7 +40,51 @@ TIMEFRAMES: dict[str, timedelta | None] = {
 }
 DEFAULT_LIMIT = 15
 MAX_LIMIT = 50
+COMMUNITY_TTL_SECONDS = 5.0
 EXPIRED = "this listing has expired; start again from the first page (omit cursor)"
+
+
+class StaleWhileRefreshing:
+    """First pages keep being served from the previous snapshot while a new one
+    is computed.
+
+    ``SnapshotStore.current`` coalesces a recomputation, but every request for
+    the listing waits for it (44 ms for discover at 1M posts, far more on a busy
+    machine). Here the request that triggers the recomputation waits; the others
+    get the snapshot it replaces (at most ``stale_seconds`` old), whose cursors
+    stay valid for the store's TTL.
+    """
+
+    def __init__(self, store: SnapshotStore, stale_seconds: float = 60.0) -> None:
+        self.store = store
+        self.stale_seconds = stale_seconds
+        self._last: dict[str, tuple[float, Snapshot]] = {}  # key -> (first seen, snapshot)
+        self._refreshing: set[str] = set()
+
+    async def current(self, key: str, compute: Compute) -> Snapshot:
+        now = monotonic()
+        last = self._last.get(key)
+        due = last is None or now - last[0] >= self.store.reuse_seconds
+        if (
+            due
+            and key in self._refreshing
+            and last is not None
+            and (now - last[0] < self.stale_seconds)
+        ):
+            return last[1]
+        if not due:
+            return await self.store.current(key, compute)
+        self._refreshing.add(key)
+        try:
+            snapshot = await self.store.current(key, compute)
+        finally:
+            self._refreshing.discard(key)
+        if last is None or last[1].id != snapshot.id:
+            self._last[key] = (monotonic(), snapshot)
+            if len(self._last) > 4096:
+                for old in list(self._last)[:2048]:
+                    del self._last[old]
+        return snapshot
 
 
 @dataclass
@@ -54,6 +99,13 @@ class ReadServices:
     instance_did: str
     instance_domain: str
     default_pds: str
+    # Community rows by identifier, for feed requests (metadata changes rarely;
+    # a feed naming a just-hidden community keeps answering for this long, or
+    # up to a minute while a refresh is in flight).
+    first_pages: StaleWhileRefreshing | None = None
+    communities: TTLCache[str, Row | None] = field(
+        default_factory=lambda: TTLCache(COMMUNITY_TTL_SECONDS, stale_ttl=60.0)
+    )
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> ReadServices:
@@ -191,7 +243,9 @@ async def _ranked_page(
         async def compute() -> list[str]:
             return await feed_sql.ranked_uris(db, await scope(), fp.sort, svc.snapshot_size, since)
 
-        snapshot = await svc.snapshots.current(key, compute)
+        if svc.first_pages is None or svc.first_pages.store is not svc.snapshots:
+            svc.first_pages = StaleWhileRefreshing(svc.snapshots)
+        snapshot = await svc.first_pages.current(key, compute)
     end = offset + fp.limit
     uris = list(snapshot.items[offset:end])
     cursor = None

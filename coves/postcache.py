@@ -4,7 +4,9 @@ A feed page is a list of URIs (from a snapshot or a keyset page). Turning
 them into views costs one query for the rows not cached plus one query for
 the viewer's votes and blocks. Built views (without viewer state) are kept
 for ``ttl`` seconds, so under load counts may lag by about that long, while
-viewer state is always read fresh.
+viewer state is always read fresh. When rows expire, the first request
+refreshes them and concurrent requests are served the expired copy (up to
+``stale_ttl`` old) instead of queueing behind that query.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import trio
 
 from coves.clock import monotonic
 from coves.db import Database
@@ -30,6 +34,9 @@ class HydratedPost:
     # deleted or unverified); None when it is shown.
     unavailable: str | None
     view: dict[str, Any]
+    # Posts of private communities are for subscribers only (checked per viewer
+    # by callers that are not already scoped to the viewer's subscriptions).
+    community_private: bool = False
 
 
 def _unavailable(row: dict[str, Any]) -> str | None:
@@ -53,6 +60,7 @@ class PostHydrator:
         instance_did: str,
         default_pds: str,
         ttl: float = 1.0,
+        stale_ttl: float = 10.0,
         max_entries: int = 20_000,
     ) -> None:
         self._db = db
@@ -60,30 +68,82 @@ class PostHydrator:
         self._instance_did = instance_did
         self._default_pds = default_pds
         self.ttl = ttl
+        self.stale_ttl = stale_ttl
         self._max_entries = max_entries
         self._cache: dict[str, tuple[float, HydratedPost]] = {}
+        # URIs being fetched right now: concurrent requests for the same page
+        # wait for that one query instead of each running their own.
+        self._inflight: dict[str, trio.Event] = {}
 
     def invalidate(self) -> None:
         self._cache.clear()
 
-    async def load(self, uris: list[str]) -> dict[str, HydratedPost]:
-        """Hydrated posts by URI (missing URIs are absent), one query for cache misses."""
-        now = monotonic()
+    async def load(self, uris: list[str], *, fresh: bool = False) -> dict[str, HydratedPost]:
+        """Hydrated posts by URI (missing URIs are absent), one query for cache misses.
+
+        ``fresh`` skips the cache (still refreshing it): for permalinks, where
+        a just-deleted post must not be shown from a cached row.
+        """
         found: dict[str, HydratedPost] = {}
-        missing: list[str] = []
+        if fresh:
+            await self._fetch(list(uris), found)
+            return found
+        missing = self._from_cache(uris, found)
+        waiting: list[trio.Event] = []
+        fetch: list[str] = []
+        now = monotonic()
+        for uri in missing:
+            event = self._inflight.get(uri)
+            if event is None:
+                fetch.append(uri)
+                continue
+            # Another request is refreshing this row: serve the recently expired
+            # copy rather than queue behind it (only the refresher waits).
+            hit = self._cache.get(uri)
+            if hit is not None and now - hit[0] < self.stale_ttl:
+                found[uri] = hit[1]
+            else:
+                waiting.append(event)
+        if fetch:
+            await self._fetch(fetch, found)
+        if waiting:
+            for event in waiting:
+                await event.wait()
+            # Whatever the other request did not leave in the cache (it failed,
+            # or the rows do not exist) is looked up here once more.
+            retry = self._from_cache([u for u in missing if u not in found], found)
+            if retry:
+                await self._fetch(retry, found)
+        return found
+
+    def _from_cache(self, uris: list[str], found: dict[str, HydratedPost]) -> list[str]:
+        now = monotonic()
+        missing = []
         for uri in uris:
             hit = self._cache.get(uri)
             if hit is not None and now - hit[0] < self.ttl:
                 found[uri] = hit[1]
             else:
                 missing.append(uri)
-        if missing:
-            for row in await post_sql.hydrate(self._db, missing):
+        return missing
+
+    async def _fetch(self, uris: list[str], found: dict[str, HydratedPost]) -> None:
+        done = trio.Event()
+        for uri in uris:
+            self._inflight[uri] = done
+        try:
+            rows = await post_sql.hydrate(self._db, uris)
+            now = monotonic()
+            for row in rows:
                 post = self._build(row)
                 found[post.uri] = post
                 self._cache[post.uri] = (now, post)
             self._trim()
-        return found
+        finally:
+            for uri in uris:
+                if self._inflight.get(uri) is done:
+                    del self._inflight[uri]
+            done.set()
 
     def _build(self, row: dict[str, Any]) -> HydratedPost:
         pds = community_pds(
@@ -97,6 +157,7 @@ class PostHydrator:
             deleted_at=row["deleted_at"],
             unavailable=_unavailable(row),
             view=post_view(row, self._blobs, pds),
+            community_private=row["community_visibility"] == "private",
         )
 
     def _trim(self) -> None:

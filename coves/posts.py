@@ -3,8 +3,9 @@
 Each requested URI yields exactly one entry, in request order: the postView,
 or ``{uri, notFound: true}`` (never indexed), ``{uri, deleted: true,
 deletedAt}`` (tombstone: the author deleted it), ``{uri, unavailable: true,
-reason}`` (author or community deactivated, community removed), or ``{uri,
-blocked: true}`` (the viewer blocks its community).
+reason}`` (author or community deactivated, community removed, or a private
+community the viewer does not subscribe to), or ``{uri, blocked: true}`` (the
+viewer blocks its community).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from coves.atproto.syntax import format_datetime, parse_record_uri
 from coves.db import Database
+from coves.db.queries import communities as community_sql
 from coves.db.queries import posts as post_sql
 from coves.errors import invalid_request
 from coves.feeds import ReadServices
@@ -44,11 +46,15 @@ async def get_posts(
     db: Database, svc: ReadServices, params: Mapping[str, Any], viewer: str | None
 ) -> dict[str, Any]:
     uris = _parse_uris(params)
-    posts = await svc.posts.load(uris)
+    posts = await svc.posts.load(uris, fresh=True)
     blocked: set[str] = set()
     votes: dict[str, tuple[int, str]] = {}
     if viewer is not None and posts:
         blocked, votes = await post_sql.viewer_state(db, viewer, list(posts))
+    private = sorted({p.community_did for p in posts.values() if p.community_private})
+    members: dict[str, str] = {}
+    if private and viewer is not None:
+        members, _ = await community_sql.viewer_state(db, viewer, private)
     tombstones: dict[str, Any] = {}
     absent = [uri for uri in uris if uri not in posts]
     if absent:
@@ -72,6 +78,15 @@ async def get_posts(
                     "uri": uri,
                     "unavailable": True,
                     "reason": post.unavailable,
+                }
+            )
+        elif post.community_private and post.community_did not in members:
+            out.append(
+                {
+                    "$type": f"{_NSID}#unavailablePost",
+                    "uri": uri,
+                    "unavailable": True,
+                    "reason": "community is private",
                 }
             )
         elif post.community_did in blocked:

@@ -226,10 +226,11 @@ async def test_search_ranks_name_matches_first(client: Client, factory: Factory)
         status, body = await client.get(SEARCH, {"q": "Gaming"})
         assert status == 200, body
         assert dids(body) == [exact, contains, described]
+        assert body["total"] == 3
         _, body = await client.get(SEARCH, {"q": "gamng"})  # a typo still finds it
         assert exact in dids(body)
         _, body = await client.get(SEARCH, {"q": "!!!"})
-        assert body == {"communities": []}
+        assert body == {"communities": [], "total": 0}
 
 
 async def test_search_paging_and_errors(client: Client, factory: Factory) -> None:
@@ -246,9 +247,28 @@ async def test_search_paging_and_errors(client: Client, factory: Factory) -> Non
             if not cursor:
                 break
         assert sorted(seen) == sorted(made) and len(seen) == 7
+        assert body["total"] == 7
         _, first = await client.get(SEARCH, {"q": "music", "limit": "3"})
         status, err = await client.get(SEARCH, {"q": "other", "cursor": first["cursor"]})
         assert (status, err["error"]) == (400, "InvalidCursor")
         for params in ({}, {"q": ""}, {"q": "x" * 300}, {"q": "a", "limit": "0"}):
             status, err = await client.get(SEARCH, params)
             assert (status, err["error"]) == (400, "InvalidRequest"), params
+
+
+async def test_list_category_and_language_filters(client: Client, factory: Factory) -> None:
+    with trio.fail_after(20):
+        games = await factory.community("games", categories=("gaming", "fun"), language="en")
+        jeux = await factory.community("jeux", categories=("gaming",), language="fr")
+        await factory.community("food", categories=("cooking",), language="en")
+        _, body = await client.get(LIST, {"category": "gaming", "sort": "alphabetical"})
+        assert dids(body) == [games, jeux]
+        _, body = await client.get(LIST, {"category": "gaming", "language": "FR"})
+        assert dids(body) == [jeux]
+        _, body = await client.get(LIST, {"category": "none"})
+        assert dids(body) == []
+        _, first = await client.get(LIST, {"category": "gaming", "limit": "1"})
+        status, err = await client.get(LIST, {"limit": "1", "cursor": first["cursor"]})
+        assert (status, err["error"]) == (400, "InvalidCursor")  # filters are part of the cursor
+        status, err = await client.get(LIST, {"language": "not a language!"})
+        assert status == 400

@@ -165,7 +165,7 @@ async def test_new_paging_has_no_cursor_on_last_page(client: Client, factory: Fa
 
 @pytest.mark.parametrize("sort", ["hot", "top", "new"])
 async def test_paging_is_stable_while_votes_and_posts_arrive(
-    client: Client, factory: Factory, sort: str
+    client: Client, factory: Factory, db: Database, sort: str
 ) -> None:
     rng = random.Random(5)
     with trio.fail_after(60):
@@ -210,6 +210,21 @@ async def test_paging_is_stable_while_votes_and_posts_arrive(
         assert len(seen) == len(set(seen)), "a post appeared twice"
         assert set(seen) == original, "paging skipped or added posts"
         assert all(len(p) == 50 for p in pages)
+        # The churn really moved things while we paged: live paging would have broken.
+        order = {
+            "hot": "hot_rank DESC",
+            "top": "score DESC, ranked_at DESC",
+            "new": "ranked_at DESC",
+        }
+        live = [
+            r["uri"]
+            for r in await db.fetch(
+                f"SELECT uri FROM posts WHERE community_did = %s ORDER BY {order[sort]}, uri DESC",
+                (c,),
+            )
+        ]
+        assert len(live) > len(original)
+        assert [u for u in live if u in original] != seen or sort == "new"
 
 
 async def test_snapshot_is_shared_and_capped(
@@ -490,3 +505,44 @@ async def test_post_view_shape_and_blob_urls(client: Client, factory: Factory) -
         )
         for key in ("createdAt", "indexedAt"):
             assert post[key].endswith("Z")
+
+
+@pytest.mark.parametrize("sort", ["hot", "top", "new", "controversial"])
+async def test_timeline_pages_across_communities_in_global_order(
+    client: Client, factory: Factory, db: Database, sort: str
+) -> None:
+    rng = random.Random(11)
+    with trio.fail_after(40):
+        author = await factory.user("a.test")
+        me = await factory.user("me.test")
+        made: set[str] = set()
+        for name in ("alpha", "beta", "gamma"):
+            c = await factory.community(name)
+            await factory.subscribe(me, c)
+            specs = [
+                (NOW - timedelta(minutes=rng.randrange(600)), rng.randrange(40), rng.randrange(9))
+                for _ in range(30)
+            ]
+            made |= set(await factory.posts(c, author, specs))
+        await factory.post(await factory.community("other"), author)  # not subscribed
+        params = {"sort": sort, "limit": "7"}
+        if sort == "top":
+            params["timeframe"] = "all"
+        pages = await page_all(client, TIMELINE, params, viewer=me)
+        seen = [u for page in pages for u in page]
+        assert len(seen) == len(set(seen)) == 90
+        assert set(seen) == made
+        order = {
+            "hot": "hot_rank DESC",
+            "top": "score DESC, ranked_at DESC",
+            "new": "ranked_at DESC",
+            "controversial": "controversy_rank DESC, ranked_at DESC",
+        }[sort]
+        expected = [
+            r["uri"]
+            for r in await db.fetch(
+                f"SELECT uri FROM posts WHERE uri = ANY(%s) ORDER BY {order}, uri DESC",
+                (list(made),),
+            )
+        ]
+        assert seen == expected

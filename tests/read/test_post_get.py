@@ -61,3 +61,25 @@ async def test_post_get_errors(client: Client, factory: Factory) -> None:
             assert (status, body["error"]) == (400, "InvalidRequest"), params
         status, body = await client.get(GET, {"uris": [ok, ok]})
         assert status == 200 and len(body["posts"]) == 1
+
+
+async def test_private_community_posts_only_for_subscribers(
+    client: Client, factory: Factory
+) -> None:
+    with trio.fail_after(20):
+        author = await factory.user("a.test")
+        member = await factory.user("m.test")
+        outsider = await factory.user("o.test")
+        secret = await factory.community("secret", visibility="private")
+        uri = await factory.post(secret, author)
+        await factory.subscribe(member, secret)
+        for viewer in (None, outsider):
+            _, body = await client.get(GET, {"uris": uri}, viewer=viewer)
+            assert body["posts"][0] == {
+                "$type": "social.coves.community.post.get#unavailablePost",
+                "uri": uri,
+                "unavailable": True,
+                "reason": "community is private",
+            }
+        _, body = await client.get(GET, {"uris": uri}, viewer=member)
+        assert body["posts"][0]["cid"] == "bafyreipost"

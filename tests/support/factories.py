@@ -84,6 +84,8 @@ class Factory:
         deleted: bool = False,
         created_at: datetime = NOW,
         pds_url: str | None = None,
+        categories: tuple[str, ...] = (),
+        language: str | None = None,
     ) -> str:
         did = did or f"did:plc:comm{next(_seq):020d}"
         if handle is True:
@@ -98,8 +100,8 @@ class Factory:
             """
             INSERT INTO communities (did, name, display_name, description, avatar, created_by,
                 hosted_by, visibility, verification, search_trigrams, record, record_cid,
-                created_at, deleted_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                created_at, deleted_at, categories, language)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             """,
             (
                 did,
@@ -116,6 +118,8 @@ class Factory:
                 "bafyreicommunity",
                 created_at,
                 created_at if deleted else None,
+                list(categories),
+                language,
             ),
         )
         return did

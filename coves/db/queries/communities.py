@@ -105,6 +105,8 @@ async def list_page(
     visibility: str | None,
     viewer: str | None,
     subscribed_only: bool,
+    category: str | None = None,
+    language: str | None = None,
 ) -> list[Row]:
     """Up to ``limit`` communities after the keyset ``after`` (key value, did).
 
@@ -116,7 +118,13 @@ async def list_page(
         "limit": limit,
         "viewer": viewer,
         "visibility": visibility or "public",
+        "category": category,
+        "language": language,
     }
+    if category is not None:
+        where.append("c.categories @> ARRAY[%(category)s::text]")
+    if language is not None:
+        where.append("lower(c.language) = lower(%(language)s)")
     if after is not None:
         where.append(keyset)
         params["k"], params["d"] = after
@@ -142,11 +150,12 @@ async def search_page(
 
     Relevance = Jaccard similarity of trigram sets, plus 2 for an exact name
     match or 1 for a name containing the term (name matches rank higher).
+    Each row carries ``total``, the number of matches over all pages.
     """
     filt = _visibility_filter(visibility, viewer, subscribed_only=False)
     return await db.fetch(
         f"""
-        SELECT * FROM (
+        SELECT r.*, count(*) OVER () AS total FROM (
             SELECT {COLUMNS},
                    (CASE WHEN lower(c.name) = %(term)s THEN 2.0
                          WHEN %(term)s <> '' AND strpos(lower(c.name), %(term)s) > 0 THEN 1.0

@@ -25,7 +25,15 @@ ORDER: dict[str, str] = {
     "new": "p.ranked_at DESC, p.uri DESC",
 }
 
-_LIVE_AUTHOR = "LEFT JOIN users au ON au.did = p.author_did"
+# Deactivated authors are rare: an anti-join on the partial index users_inactive.
+_LIVE_AUTHOR = "NOT EXISTS (SELECT 1 FROM users au WHERE au.did = p.author_did AND NOT au.active)"
+# The sort columns of each order: what the per-community indexes cover.
+_KEYS: dict[str, str] = {
+    "hot": "p.hot_rank",
+    "top": "p.score, p.ranked_at",
+    "controversial": "p.controversy_rank, p.ranked_at",
+    "new": "p.ranked_at",
+}
 _LIVE_COMMUNITY = """
 JOIN communities c ON c.did = p.community_did
 LEFT JOIN users cu ON cu.did = p.community_did
@@ -47,16 +55,16 @@ class FeedScope:
 def _shape(scope: FeedScope) -> tuple[str, str, dict[str, Any]]:
     """FROM/JOIN text, extra WHERE text and parameters for a non-timeline scope."""
     if scope.kind == "community":
-        return f"posts p {_LIVE_AUTHOR}", " AND p.community_did = %(scope)s", {"scope": scope.value}
+        return "posts p", " AND p.community_did = %(scope)s", {"scope": scope.value}
     if scope.kind == "discover":
         return (
-            f"posts p {_LIVE_COMMUNITY} {_LIVE_AUTHOR}",
+            f"posts p {_LIVE_COMMUNITY}",
             _COMMUNITY_OK + " AND c.visibility = 'public'",
             {},
         )
     if scope.kind == "author":
         return (
-            f"posts p {_LIVE_COMMUNITY} {_LIVE_AUTHOR}",
+            f"posts p {_LIVE_COMMUNITY}",
             _COMMUNITY_OK + " AND c.visibility <> 'private' AND p.author_did = %(scope)s",
             {"scope": scope.value},
         )
@@ -66,24 +74,31 @@ def _shape(scope: FeedScope) -> tuple[str, str, dict[str, Any]]:
 def _query(scope: FeedScope, sort: str, extra: str) -> str:
     order = ORDER[sort]
     if scope.kind == "timeline":
+        # One index-only scan per subscribed community (its columns are all in
+        # the per-community index of this sort), the best ``limit`` of the
+        # union, then the heap and the author check for those rows only.
         return f"""
         SELECT p.uri, p.ranked_at
-        FROM unnest(%(communities)s::text[]) AS s(did)
-        CROSS JOIN LATERAL (
-            SELECT p.uri, p.ranked_at, p.hot_rank, p.score, p.controversy_rank
-            FROM posts p {_LIVE_AUTHOR}
-            WHERE p.community_did = s.did AND p.deleted_at IS NULL
-              AND au.active IS NOT FALSE {extra}
-            ORDER BY {order}
+        FROM (
+            SELECT x.uri FROM unnest(%(communities)s::text[]) AS s(did)
+            CROSS JOIN LATERAL (
+                SELECT p.uri, {_KEYS[sort]}
+                FROM posts p
+                WHERE p.community_did = s.did AND p.deleted_at IS NULL {extra}
+                ORDER BY {order}
+                LIMIT %(limit)s
+            ) x
+            ORDER BY {order.replace("p.", "x.")}
             LIMIT %(limit)s
-        ) p
+        ) best
+        JOIN posts p ON p.uri = best.uri
+        WHERE {_LIVE_AUTHOR}
         ORDER BY {order}
-        LIMIT %(limit)s
         """
     source, where, _ = _shape(scope)
     return f"""
     SELECT p.uri, p.ranked_at FROM {source}
-    WHERE p.deleted_at IS NULL AND au.active IS NOT FALSE {where} {extra}
+    WHERE p.deleted_at IS NULL AND {_LIVE_AUTHOR} {where} {extra}
     ORDER BY {order}
     LIMIT %(limit)s
     """

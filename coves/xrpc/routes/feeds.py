@@ -6,7 +6,7 @@ from typing import Any
 
 from coves.atproto.syntax import is_valid_did, is_valid_handle
 from coves.auth.base import AuthPolicy
-from coves.communities import is_visible, resolve
+from coves.communities import is_visible, resolve_cached
 from coves.db.queries import communities as community_sql
 from coves.db.queries import feeds as feed_sql
 from coves.db.queries.feeds import FeedScope
@@ -29,7 +29,7 @@ async def get_community_feed(req: XRPCRequest) -> Any:
     assert ident is not None
     svc = read_services(req.ctx)
     db = req.ctx.db
-    row = await resolve(db, svc, ident)
+    row = await resolve_cached(db, svc, ident)
     viewer = _viewer(req)
     if row is None or not is_visible(row):
         raise XRPCError(404, "CommunityNotFound", "community not found")

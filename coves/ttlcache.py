@@ -1,0 +1,88 @@
+"""A small time-bounded cache on Trio's clock (MockClock-friendly)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import trio
+
+from coves.clock import monotonic
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TTLCache(Generic[K, V]):
+    """Entries are fresh for ``ttl`` seconds and kept, stale, until ``stale_ttl``.
+
+    :meth:`get_or_load` is the way to read through it under concurrency: one
+    caller loads a missing or expired key while the others get the stale value
+    (or, when there is none, wait for that one load instead of each running
+    their own). The oldest half is dropped when ``max_entries`` is exceeded
+    (insertion order is age order).
+    """
+
+    def __init__(self, ttl: float, *, stale_ttl: float | None = None, max_entries: int = 10_000):
+        self.ttl = ttl
+        self.stale_ttl = max(ttl, stale_ttl if stale_ttl is not None else ttl)
+        self._max = max_entries
+        self._data: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, trio.Event] = {}
+
+    def _entry(self, key: K, max_age: float) -> tuple[bool, V | None]:
+        hit = self._data.get(key)
+        if hit is None:
+            return False, None
+        age = monotonic() - hit[0]
+        if age >= self.stale_ttl:
+            del self._data[key]
+            return False, None
+        return age < max_age, hit[1]
+
+    def get(self, key: K) -> V | None:
+        fresh, value = self._entry(key, self.ttl)
+        return value if fresh else None
+
+    def get_stale(self, key: K) -> V | None:
+        """The value even if expired, as long as it is younger than ``stale_ttl``."""
+        return self._entry(key, self.stale_ttl)[1]
+
+    def put(self, key: K, value: V) -> None:
+        self._data.pop(key, None)
+        self._data[key] = (monotonic(), value)
+        if len(self._data) > self._max:
+            for old in list(self._data)[: len(self._data) // 2]:
+                del self._data[old]
+
+    async def get_or_load(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        """Fresh value, else one shared load (stale value meanwhile); None is not cached."""
+        fresh = self.get(key)
+        if fresh is not None:
+            return fresh
+        loading = self._loading.get(key)
+        if loading is not None:
+            stale = self.get_stale(key)
+            if stale is not None:
+                return stale
+            await loading.wait()
+            fresh = self.get(key)
+            if fresh is not None:
+                return fresh
+        done = trio.Event()
+        self._loading[key] = done
+        try:
+            value = await load()
+            if value is not None:
+                self.put(key, value)
+            return value
+        finally:
+            if self._loading.get(key) is done:
+                del self._loading[key]
+            done.set()
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
