@@ -24,6 +24,7 @@ from coves.params import many_str
 POST_COLLECTION = "social.coves.community.post"
 MAX_URIS = 25
 _NSID = "social.coves.community.post.get"
+POST_VIEW = "social.coves.feed.defs#postView"
 
 
 def _parse_uris(params: Mapping[str, Any]) -> list[str]:
@@ -92,7 +93,8 @@ async def get_posts(
         elif post.community_did in blocked:
             out.append({"$type": f"{_NSID}#blockedPost", "uri": uri, "blocked": True})
         else:
-            out.append(svc.posts.decorate(post, viewer, votes))
+            # A union member: every entry names its type, postViews included.
+            out.append({"$type": POST_VIEW, **svc.posts.decorate(post, viewer, votes)})
     return {"posts": out}
 
 

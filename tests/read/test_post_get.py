@@ -35,6 +35,7 @@ async def test_post_get_entries(client: Client, factory: Factory) -> None:
         assert [p["uri"] for p in posts] == order
         assert posts[0]["notFound"] is True
         assert posts[1]["cid"] == "bafyreipost"
+        assert posts[1]["$type"] == "social.coves.feed.defs#postView"
         assert posts[1]["viewer"] == {"vote": "up", "voteUri": vote}
         assert posts[2]["deleted"] is True and posts[2]["deletedAt"].endswith("Z")
         assert posts[3]["unavailable"] is True and "deactivated" in posts[3]["reason"]
