@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -241,6 +242,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"ratio:    indexer / baseline = {summary.rate / base_rate:.2f}")
         print(f"nproc:    {os.cpu_count()}  batch size: {args.batch_size}  durable: True")
         nursery.cancel_scope.cancel()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)  # the two databases: gigabytes at full scale
 
 
 def main() -> None:
@@ -248,6 +251,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--file", type=Path, default=None)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the generated stream and databases"
+    )
     trio.run(main_async, parser.parse_args())
 
 
