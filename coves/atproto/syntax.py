@@ -90,7 +90,10 @@ def parse_datetime(value: str) -> datetime | None:
         return None
     if parsed.year < 1:
         return None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59 is past datetime.max in UTC
+        return None
 
 
 def format_datetime(value: datetime) -> str:

@@ -39,7 +39,10 @@ def default_root() -> Path:
 
 def _read_documents(root: Path) -> dict[str, JsonDict]:
     if not root.is_dir():
-        raise LexiconSchemaError(f"lexicon directory {root} does not exist")
+        raise LexiconSchemaError(
+            f"lexicon directory {root} does not exist; set {ENV_DIR} to the checkout's "
+            "lexicons/ directory when Coves is installed outside its source tree"
+        )
     documents: dict[str, JsonDict] = {}
     for path in sorted(root.rglob("*.json")):
         try:
