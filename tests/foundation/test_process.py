@@ -68,6 +68,10 @@ def test_serve_answers_health_and_exits_zero_on_sigterm(server_dir: Path) -> Non
         assert body["children"]["xrpc"]["status"] == "running"
         unknown = httpx.get(f"http://127.0.0.1:{port}/xrpc/com.example.nope", timeout=5)
         assert unknown.status_code == 501
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "coves_db_pool_in_use " in metrics and "coves_db_pool_waiting 0.0" in metrics
+        assert 'coves_child_up{child="postgres"} 1.0' in metrics
+        assert 'coves_http_requests_total{nsid="unknown",status="501"} 1.0' in metrics
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
