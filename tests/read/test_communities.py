@@ -125,7 +125,9 @@ async def test_list_sorts(client: Client, factory: Factory, sort: str, expected:
             for i in range(n):
                 await factory.subscribe(f"did:plc:sub{i}", made[name])
         await factory.post(made["a"], author, created_at=NOW)
+        # c has more posts, a the newest: "active" means recently active, not largest.
         await factory.post(made["c"], author, created_at=NOW - timedelta(hours=1))
+        await factory.post(made["c"], author, created_at=NOW - timedelta(hours=2))
         status, body = await client.get(LIST, {"sort": sort})
         assert status == 200, body
         assert dids(body) == [made[n] for n in expected]
