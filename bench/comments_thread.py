@@ -43,7 +43,7 @@ from coves.db.migrate import apply_migrations, load_migrations
 from coves.db.queries import comments as comment_sql
 from coves.logs import configure_logging
 from coves.metrics import Metrics
-from coves.threads.cache import ThreadCache
+from coves.ttlcache import TTLCache
 from coves.xrpc.app import create_app
 from coves.xrpc.context import AppContext
 
@@ -142,7 +142,7 @@ async def bench(dsn: str, args: argparse.Namespace) -> None:
             settings=settings,
             db=db,
             metrics=Metrics(),
-            comment_threads=ThreadCache(ttl_seconds=0),
+            comment_threads=TTLCache(0),
         )
         cold_client = create_app(cold_ctx).test_client()
         base = [("post", info.post_uri)]

@@ -1,15 +1,23 @@
-"""A small time-bounded cache on Trio's clock (MockClock-friendly)."""
+"""The in-process expiring caches, all on Trio's clock (MockClock-friendly).
+
+Two shapes, one module: :class:`TTLCache` for read-through caches shared by
+concurrent requests (one load per key, stale copies while it runs), and
+:class:`ExpiringLRU` for bounded lookups whose entries carry their own TTL
+(identity successes live a day, failures minutes) and whose size hostile
+input must not be able to grow.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 import trio
 
 from coves.clock import monotonic
 
-K = TypeVar("K")
+K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
@@ -19,8 +27,12 @@ class TTLCache(Generic[K, V]):
     :meth:`get_or_load` is the way to read through it under concurrency: one
     caller loads a missing or expired key while the others get the stale value
     (or, when there is none, wait for that one load instead of each running
-    their own). The oldest half is dropped when ``max_entries`` is exceeded
-    (insertion order is age order).
+    their own). A load that fails is not cached: its waiters each try once
+    for themselves. The oldest half is dropped when ``max_entries`` is
+    exceeded (insertion order is age order). ``ttl <= 0`` turns the cache
+    off: every read loads and nothing is kept (benchmarks measure the
+    uncached path that way). ``hits``/``misses`` count reads through
+    :meth:`get_or_load` so tests and benchmarks can see the sharing.
     """
 
     def __init__(self, ttl: float, *, stale_ttl: float | None = None, max_entries: int = 10_000):
@@ -29,6 +41,8 @@ class TTLCache(Generic[K, V]):
         self._max = max_entries
         self._data: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, trio.Event] = {}
+        self.hits = 0
+        self.misses = 0
 
     def _entry(self, key: K, max_age: float) -> tuple[bool, V | None]:
         hit = self._data.get(key)
@@ -57,18 +71,25 @@ class TTLCache(Generic[K, V]):
 
     async def get_or_load(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
         """Fresh value, else one shared load (stale value meanwhile); None is not cached."""
+        if self.ttl <= 0:
+            self.misses += 1
+            return await load()
         fresh = self.get(key)
         if fresh is not None:
+            self.hits += 1
             return fresh
         loading = self._loading.get(key)
         if loading is not None:
             stale = self.get_stale(key)
             if stale is not None:
+                self.hits += 1
                 return stale
             await loading.wait()
             fresh = self.get(key)
             if fresh is not None:
+                self.hits += 1
                 return fresh
+        self.misses += 1
         done = trio.Event()
         self._loading[key] = done
         try:
@@ -86,3 +107,44 @@ class TTLCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class ExpiringLRU(Generic[K, V]):
+    """A bounded LRU whose entries expire after their own TTL.
+
+    Used by identity resolution and the did:web verifier: bounded so many
+    distinct DIDs cannot grow memory; per-entry TTLs because a failure must
+    be retried sooner than a success.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self.capacity = capacity
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, value = entry
+        if monotonic() >= expires:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def set(self, key: K, value: V, ttl: float) -> None:
+        self._entries[key] = (monotonic() + ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()

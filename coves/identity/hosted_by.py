@@ -21,13 +21,13 @@ from typing import Literal
 import trio
 
 from coves.atproto.syntax import is_valid_did
-from coves.identity.cache import TTLCache
 from coves.identity.did import DidFetcher, did_web_host
 from coves.identity.document import parse_document
 from coves.identity.errors import IdentityError, NotFound, ResolutionFailed
 from coves.identity.ratelimit import TokenBucket
 from coves.identity.resolver import IdentityResolver
 from coves.logs import get_logger
+from coves.ttlcache import ExpiringLRU
 
 log = get_logger(__name__)
 
@@ -75,7 +75,7 @@ class HostedByVerifier:
         self._dids = did_fetcher
         self.skip = skip
         self.bucket = bucket or TokenBucket(10.0, 20)
-        self.cache: TTLCache[str, Verdict] = TTLCache(cache_size)
+        self.cache: ExpiringLRU[str, Verdict] = ExpiringLRU(cache_size)
         self.success_ttl = success_ttl
         self.failure_ttl = failure_ttl
         self.fetches = 0

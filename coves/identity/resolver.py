@@ -22,7 +22,6 @@ from coves.atproto import keys
 from coves.atproto.syntax import INVALID_HANDLE, is_valid_did, normalize_handle
 from coves.db import Database, DatabaseError
 from coves.db.queries import identity as q
-from coves.identity.cache import TTLCache
 from coves.identity.did import DidFetcher
 from coves.identity.document import DidDocument, parse_document
 from coves.identity.errors import (
@@ -36,6 +35,7 @@ from coves.identity.handle import HandleResolver, TxtLookup, dns_txt_lookup
 from coves.logs import get_logger
 from coves.metrics import Metrics
 from coves.net import SafeFetcher
+from coves.ttlcache import ExpiringLRU
 
 log = get_logger(__name__)
 
@@ -88,12 +88,12 @@ class IdentityResolver:
         self._db = db
         self.ttl = ttl
         self.negative_ttl = negative_ttl
-        self._docs: TTLCache[str, DidDocument | _Negative] = TTLCache(memory_size)
-        self._handle_dids: TTLCache[str, str | _Negative] = TTLCache(memory_size)
+        self._docs: ExpiringLRU[str, DidDocument | _Negative] = ExpiringLRU(memory_size)
+        self._handle_dids: ExpiringLRU[str, str | _Negative] = ExpiringLRU(memory_size)
         self.network_fetches = 0
         self._inflight: dict[tuple[str, str], trio.Event] = {}
         self.min_refresh_interval = min_refresh_interval
-        self._refreshed: TTLCache[str, bool] = TTLCache(memory_size)
+        self._refreshed: ExpiringLRU[str, bool] = ExpiringLRU(memory_size)
         self._lookups = (
             metrics.counter(
                 "coves_identity_lookups_total",

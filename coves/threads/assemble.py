@@ -6,7 +6,7 @@ top-level comments and one statement per reply level (each reads at most
 ``repliesPerParent + 1`` replies of every parent on the level; loading stops
 at the first empty level or when the response budget is spent), and with a
 viewer one statement for their votes. Identical requests within a moment
-share one build (coves.threads.cache); viewer state is overlaid per request.
+share one build (``AppContext.comment_threads``); viewer state is overlaid per request.
 
 Top-level paging. ``new`` pages by keyset on (ranked_at, uri), which is
 stable by construction. ``hot`` and ``top`` move while a client pages, so the
@@ -81,7 +81,8 @@ async def get_comments(
         return await _build_shared(ctx, services, params)
 
     cache = ctx.comment_threads
-    shared = await (cache.get(params, build) if cache is not None else build())
+    shared = await (cache.get_or_load(params, build) if cache is not None else build())
+    assert shared is not None  # build() returns a thread or raises
 
     post, comments = shared.post.view, shared.comments
     if viewer is not None:

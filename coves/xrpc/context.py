@@ -14,7 +14,7 @@ from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
 from coves.metrics import Metrics
-from coves.threads.cache import ThreadCache
+from coves.ttlcache import TTLCache
 from coves.xrpc.ratelimit import LimitClass, RateLimiter
 
 
@@ -37,6 +37,11 @@ def default_limit_classes(settings: Settings) -> list[LimitClass]:
     ]
 
 
+# Staleness of a shared comment-thread build: counts and new comments show up within it;
+# paging is unaffected because ranked pages read frozen snapshots.
+COMMENT_THREAD_TTL_SECONDS = 2.0
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -51,10 +56,12 @@ class AppContext:
     read: Any = None  # coves.feeds.ReadServices, built on first use
     identity: Any = None  # coves.identity.IdentityResolver
     didweb: Any = None  # coves.identity.hosted_by.HostedByQueue (indexer's offer side)
-    comment_threads: ThreadCache[Any] | None = None  # getComments: builds shared briefly
+    comment_threads: TTLCache[Any, Any] | None = None  # getComments: builds shared briefly
 
     def __post_init__(self) -> None:
         if self.limiter is None:
             self.limiter = RateLimiter(default_limit_classes(self.settings))
         if self.comment_threads is None:
-            self.comment_threads = ThreadCache()
+            # A popular thread is read by many clients at once and building it is the
+            # expensive part: identical requests within two seconds share one build.
+            self.comment_threads = TTLCache(COMMENT_THREAD_TTL_SECONDS, max_entries=128)

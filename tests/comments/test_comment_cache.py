@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from coves.db import Database
-from coves.threads.cache import ThreadCache
+from coves.ttlcache import TTLCache
 from coves.xrpc.context import AppContext
 from tests.comments import factories as f
 from tests.comments.conftest import Client
@@ -25,12 +25,12 @@ class Builds:
 
 
 async def test_concurrent_misses_share_one_build(autojump_clock: trio.testing.MockClock) -> None:
-    cache: ThreadCache[int] = ThreadCache(ttl_seconds=2.0)
+    cache: TTLCache[str, int] = TTLCache(2.0)
     build = Builds(delay=0.5)
     results: list[int] = []
 
     async def reader() -> None:
-        results.append(await cache.get("k", build))
+        results.append(await cache.get_or_load("k", build))
 
     async with trio.open_nursery() as nursery:
         for _ in range(20):
@@ -41,18 +41,18 @@ async def test_concurrent_misses_share_one_build(autojump_clock: trio.testing.Mo
 
 
 async def test_entries_expire_after_ttl(autojump_clock: trio.testing.MockClock) -> None:
-    cache: ThreadCache[int] = ThreadCache(ttl_seconds=2.0)
+    cache: TTLCache[str, int] = TTLCache(2.0)
     build = Builds()
-    assert await cache.get("k", build) == 1
+    assert await cache.get_or_load("k", build) == 1
     await trio.sleep(1.9)
-    assert await cache.get("k", build) == 1
+    assert await cache.get_or_load("k", build) == 1
     await trio.sleep(0.2)
-    assert await cache.get("k", build) == 2
-    assert await cache.get("other", build) == 3
+    assert await cache.get_or_load("k", build) == 2
+    assert await cache.get_or_load("other", build) == 3
 
 
 async def test_failures_are_not_cached(autojump_clock: trio.testing.MockClock) -> None:
-    cache: ThreadCache[int] = ThreadCache(ttl_seconds=2.0)
+    cache: TTLCache[str, int] = TTLCache(2.0)
     calls = 0
 
     async def failing() -> int:
@@ -63,31 +63,31 @@ async def test_failures_are_not_cached(autojump_clock: trio.testing.MockClock) -
 
     async def reader() -> None:
         with pytest.raises(ValueError, match="boom"):
-            await cache.get("k", failing)
+            await cache.get_or_load("k", failing)
 
     async with trio.open_nursery() as nursery:
         for _ in range(3):
             nursery.start_soon(reader)
     assert calls == 3  # each waiter retried for itself once the leader failed
     assert len(cache) == 0
-    assert await cache.get("k", Builds()) == 1
+    assert await cache.get_or_load("k", Builds()) == 1
 
 
 async def test_size_is_bounded_and_zero_ttl_disables(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    cache: ThreadCache[int] = ThreadCache(ttl_seconds=5.0, max_entries=3)
+    cache: TTLCache[int, int] = TTLCache(5.0, max_entries=3)
     build = Builds()
     for key in range(5):
-        await cache.get(key, build)
+        await cache.get_or_load(key, build)
     assert len(cache) == 3
-    assert await cache.get(0, build) == 6  # evicted, rebuilt
-    assert await cache.get(4, build) == 5  # still cached
+    assert await cache.get_or_load(0, build) == 6  # evicted, rebuilt
+    assert await cache.get_or_load(4, build) == 5  # still cached
 
-    off: ThreadCache[int] = ThreadCache(ttl_seconds=0)
+    off: TTLCache[str, int] = TTLCache(0)
     other = Builds()
-    await off.get("k", other)
-    await off.get("k", other)
+    await off.get_or_load("k", other)
+    await off.get_or_load("k", other)
     assert other.count == 2 and len(off) == 0
 
 
