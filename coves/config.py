@@ -367,6 +367,15 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
+        "RESPONSE_CACHE_SECONDS",
+        "response_cache_seconds",
+        _float(0.0),
+        1.0,
+        "longest anonymous read responses (feeds, communities, threads, profiles) are shared "
+        "from the response micro-cache; 0 turns it off",
+        "1",
+    ),
+    Var(
         "SHUTDOWN_GRACE_SECONDS",
         "shutdown_grace_seconds",
         _float(0.0),
@@ -559,6 +568,7 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
+    response_cache_seconds: float = 1.0
     shutdown_grace_seconds: float = 10.0
     plc_url: str = "https://plc.directory"
     identity_cache_ttl_seconds: int = 86_400

@@ -52,6 +52,7 @@ class AppContext:
     identity: Any = None  # coves.identity.IdentityResolver
     didweb: Any = None  # coves.identity.hosted_by.HostedByQueue (indexer's offer side)
     comment_threads: ThreadCache[Any] | None = None  # getComments: builds shared briefly
+    response_cache: Any = None  # coves.xrpc.respcache.ResponseCache, made by the dispatcher
 
     def __post_init__(self) -> None:
         if self.limiter is None:

@@ -1,0 +1,136 @@
+"""A micro-cache of serialized responses to anonymous read queries.
+
+The same few anonymous reads (a community's hot page, discover, a popular
+thread) arrive many times a second; each costs a database round trip and a
+JSON encode although the answer changes at most once a second or so (counts
+already lag by about that through the post cache). The dispatcher keeps the
+encoded body of such a response for a short TTL and sends it to the next
+callers as is. Rate limits, request ids, CORS and metrics are applied per
+request outside this cache; only the body and the handler's own headers are
+shared.
+
+What is stored is decided by the dispatcher: GET/HEAD queries whose endpoint
+declares ``cache_seconds`` and whose request carries no viewer, keyed by the
+NSID and the canonicalised query string. Errors are never stored.
+
+Single flight: on a miss one request computes while concurrent requests for
+the same key wait for it and share its result (an ``XRPCError`` is shared as
+a fresh copy; any other failure makes each waiter compute for itself). When
+an entry has expired and a refresh is already running, concurrent requests
+get the previous copy instead of waiting, provided it expired less than one
+TTL ago. Size is bounded by entries and bytes, least recently used first.
+Every time reads Trio's clock (``coves.clock``), so tests drive it with
+``MockClock``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+
+import trio
+
+from coves.clock import monotonic
+from coves.errors import XRPCError
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + 64
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: CachedResponse
+    expires: float
+    ttl: float
+
+
+@dataclass(slots=True)
+class _Flight:
+    done: trio.Event = field(default_factory=trio.Event)
+    value: CachedResponse | None = None
+    error: XRPCError | None = None
+
+
+Compute = Callable[[], Awaitable[CachedResponse]]
+
+# Outcomes reported to the caller (and counted in metrics).
+HIT, STALE, SHARED, MISS = "hit", "stale", "shared", "miss"
+
+
+class ResponseCache:
+    def __init__(
+        self,
+        *,
+        max_entries: int = 2048,
+        max_bytes: int = 64 * 1024 * 1024,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        # One response may not take more than an eighth of the budget.
+        self.max_entry_bytes = max(1, max_bytes // 8)
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._flights: dict[Hashable, _Flight] = {}
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+    async def get(self, key: Hashable, ttl: float, compute: Compute) -> tuple[CachedResponse, str]:
+        """The response for ``key`` and how it was obtained (hit/stale/shared/miss)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            now = self._clock()
+            if now < entry.expires:
+                self._entries.move_to_end(key)
+                return entry.value, HIT
+            if key in self._flights and now < entry.expires + entry.ttl:
+                return entry.value, STALE
+        flight = self._flights.get(key)
+        if flight is not None:
+            await flight.done.wait()
+            if flight.value is not None:
+                return flight.value, SHARED
+            if flight.error is not None:
+                err = flight.error
+                raise XRPCError(err.status, err.error, err.message, headers=err.headers)
+            return await compute(), MISS  # the computation failed: no coordination
+        flight = _Flight()
+        self._flights[key] = flight
+        try:
+            value = await compute()
+            flight.value = value
+            self._store(key, value, ttl)
+            return value, MISS
+        except XRPCError as err:
+            flight.error = err
+            raise
+        finally:
+            del self._flights[key]
+            flight.done.set()
+
+    def _store(self, key: Hashable, value: CachedResponse, ttl: float) -> None:
+        size = value.size
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old.value.size
+        if size > self.max_entry_bytes:
+            return
+        self._entries[key] = _Entry(value, self._clock() + ttl, ttl)
+        self.bytes += size
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.bytes -= evicted.value.size
