@@ -720,8 +720,15 @@ def _finish(values: dict[str, Any]) -> Settings:
 
 
 def test_settings(**overrides: Any) -> Settings:
-    """Settings for tests: development mode, no network-bound children."""
-    base = Settings(jetstream_enabled=False, allow_private_network_fetch=True)
+    """Settings for tests: development mode, no network-bound children.
+
+    The response micro-cache is off: most tests read right after writing and
+    check the handler's answer, not a copy up to a second old. The tests of
+    the cache turn it on (``response_cache_seconds``).
+    """
+    base = Settings(
+        jetstream_enabled=False, allow_private_network_fetch=True, response_cache_seconds=0.0
+    )
     return base.replace(**overrides)
 
 
