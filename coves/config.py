@@ -376,6 +376,14 @@ VARS: tuple[Var, ...] = (
         "1",
     ),
     Var(
+        "SWITCH_INTERVAL_SECONDS",
+        "switch_interval_seconds",
+        _float(0.0),
+        0.0,
+        "GIL switch interval set when serving (sys.setswitchinterval); 0 keeps Python's 0.005",
+        "0.0005",
+    ),
+    Var(
         "SHUTDOWN_GRACE_SECONDS",
         "shutdown_grace_seconds",
         _float(0.0),
@@ -569,6 +577,7 @@ class Settings:
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
     response_cache_seconds: float = 1.0
+    switch_interval_seconds: float = 0.0
     shutdown_grace_seconds: float = 10.0
     plc_url: str = "https://plc.directory"
     identity_cache_ttl_seconds: int = 86_400
