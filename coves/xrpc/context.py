@@ -16,6 +16,7 @@ from coves.db import Database
 from coves.metrics import Metrics
 from coves.threads.cache import ThreadCache
 from coves.xrpc.ratelimit import LimitClass, RateLimiter
+from coves.xrpc.respcache import ResponseCache
 
 
 class HealthSource(Protocol):
@@ -52,10 +53,12 @@ class AppContext:
     identity: Any = None  # coves.identity.IdentityResolver
     didweb: Any = None  # coves.identity.hosted_by.HostedByQueue (indexer's offer side)
     comment_threads: ThreadCache[Any] | None = None  # getComments: builds shared briefly
-    response_cache: Any = None  # coves.xrpc.respcache.ResponseCache, made by the dispatcher
+    response_cache: ResponseCache | None = None  # anonymous and per-viewer read responses
 
     def __post_init__(self) -> None:
         if self.limiter is None:
             self.limiter = RateLimiter(default_limit_classes(self.settings))
         if self.comment_threads is None:
             self.comment_threads = ThreadCache()
+        if self.response_cache is None:
+            self.response_cache = ResponseCache()

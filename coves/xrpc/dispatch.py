@@ -119,6 +119,12 @@ class XrpcASGI:
             for nsid, ep in table.items()
             if ep.kind == "query" and ep.cache_seconds > 0 and cap > 0
         }
+        viewer_cap = settings.viewer_cache_seconds
+        self.viewer_cache_ttl = {
+            nsid: min(ep.viewer_cache_seconds, viewer_cap)
+            for nsid, ep in table.items()
+            if ep.kind == "query" and ep.viewer_cache_seconds > 0 and viewer_cap > 0
+        }
         # Label children looked up once per (nsid, status), not per request.
         self._observers: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._cache_counters: dict[str, Any] = {}
@@ -345,11 +351,17 @@ class XrpcASGI:
             return built
 
         result: CachedResponse | _Reply
-        ttl = self.cache_ttl.get(nsid)
-        if ttl is not None and viewer is None:
-            cache_key = (nsid, tuple(sorted((k, tuple(v)) for k, v in raw_params.items())))
+        if viewer is None:
+            ttl = self.cache_ttl.get(nsid)
+            tag = None
+        else:
+            ttl = self.viewer_cache_ttl.get(nsid)
+            tag = viewer.did
+        if ttl is not None:
+            query_key = tuple(sorted((k, tuple(v)) for k, v in raw_params.items()))
+            cache_key = (nsid, tag, query_key)
             try:
-                result, outcome = await self.cache.get(cache_key, ttl, cacheable)
+                result, outcome = await self.cache.get(cache_key, ttl, cacheable, tag=tag)
             except _Uncacheable as raw:
                 result, outcome = raw.reply, "uncacheable"
             counter = self._cache_counters.get(outcome)

@@ -70,6 +70,11 @@ class Endpoint:
     # (0: never). Only for responses with no viewer state; the effective TTL
     # is capped by RESPONSE_CACHE_SECONDS (see coves.xrpc.respcache).
     cache_seconds: float = 0.0
+    # The same for requests with a viewer, cached per viewer; only for responses
+    # whose viewer state comes from records in the viewer's own repo (votes,
+    # subscriptions, blocks): the indexer drops them when it applies one.
+    # Capped by VIEWER_CACHE_SECONDS.
+    viewer_cache_seconds: float = 0.0
 
     @property
     def http_method(self) -> str:
@@ -86,12 +91,16 @@ class Router:
         nsid: str,
         auth: AuthPolicy,
         limits: tuple[str, ...],
+        *,
         cache_seconds: float = 0.0,
+        viewer_cache_seconds: float = 0.0,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             if nsid in self.endpoints:
                 raise ValueError(f"{nsid} declared twice")
-            self.endpoints[nsid] = Endpoint(nsid, kind, handler, auth, limits, cache_seconds)
+            self.endpoints[nsid] = Endpoint(
+                nsid, kind, handler, auth, limits, cache_seconds, viewer_cache_seconds
+            )
             return handler
 
         return decorate
@@ -103,8 +112,16 @@ class Router:
         auth: AuthPolicy = AuthPolicy.NONE,
         limits: tuple[str, ...] = (),
         cache_seconds: float = 0.0,
+        viewer_cache_seconds: float = 0.0,
     ) -> Callable[[Handler], Handler]:
-        return self._add("query", nsid, auth, limits, cache_seconds)
+        return self._add(
+            "query",
+            nsid,
+            auth,
+            limits,
+            cache_seconds=cache_seconds,
+            viewer_cache_seconds=viewer_cache_seconds,
+        )
 
     def procedure(
         self, nsid: str, *, auth: AuthPolicy = AuthPolicy.REQUIRED, limits: tuple[str, ...] = ()
@@ -121,6 +138,7 @@ class Router:
             endpoint.auth,
             endpoint.limits,
             endpoint.cache_seconds,
+            endpoint.viewer_cache_seconds,
         )
 
 

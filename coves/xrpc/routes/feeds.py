@@ -48,7 +48,7 @@ async def get_community_feed(req: XRPCRequest) -> Any:
 router.alias("social.coves.communityFeed.getCommunity", "social.coves.feed.getCommunity")
 
 
-@router.query("social.coves.feed.getTimeline", auth=AuthPolicy.REQUIRED)
+@router.query("social.coves.feed.getTimeline", auth=AuthPolicy.REQUIRED, viewer_cache_seconds=2.0)
 async def get_timeline(req: XRPCRequest) -> Any:
     fp = feed_params(req.params)
     viewer = req.require_viewer().did
