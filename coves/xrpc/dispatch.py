@@ -16,9 +16,9 @@ before/after hooks), which cost more than most read handlers themselves.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -159,7 +159,8 @@ class XrpcASGI:
             if key not in headers:  # the first of repeated headers, as werkzeug's get()
                 headers[key] = value.decode("latin-1")
         incoming = headers.get("x-request-id")
-        rid = incoming if incoming and REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        # 32 random hex digits, as uuid4().hex but without building a UUID object.
+        rid = incoming if incoming and REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
         origin = headers.get("origin")
         out: dict[str, str] = {"X-Request-ID": rid}
         if origin:
