@@ -24,6 +24,7 @@ from coves.logs import get_logger
 from coves.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from coves.xrpc.context import AppContext
 from coves.xrpc.dispatch import EXPOSED_HEADERS, JSON, XrpcASGI
+from coves.xrpc.dispatch import METHODS as XRPC_METHODS
 from coves.xrpc.dispatch import too_large as payload_too_large
 from coves.xrpc.routing import Endpoint, collect_endpoints
 
@@ -66,6 +67,13 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
         else:
             return
         headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+
+    @app.route("/xrpc/<nsid>", methods=sorted(XRPC_METHODS))
+    async def xrpc_placeholder(nsid: str) -> Response:
+        # Never reached: XrpcASGI answers these methods on /xrpc/<nsid> before
+        # Quart sees them. The rule is here so that other methods get Quart's
+        # 405 (the path exists), not 404.
+        raise RuntimeError(f"/xrpc/{nsid} reached Quart")
 
     @app.route("/xrpc/_health", methods=["GET", "HEAD"])
     async def health() -> Response:

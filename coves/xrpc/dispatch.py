@@ -198,7 +198,7 @@ class XrpcASGI:
                 reply = _error_reply(
                     XRPCError(500, "InternalServerError", "Internal Server Error"), out
                 )
-            await self._send(send, reply, head=method == "HEAD")
+            await self._send(send, reply)
         finally:
             self.metrics.in_flight.dec()
             status = reply.status if reply is not None else 500
@@ -214,8 +214,8 @@ class XrpcASGI:
             observers[1].observe(time.perf_counter() - started)
             structlog.contextvars.reset_contextvars(**bound)
 
-    async def _send(self, send: Send, reply: _Reply, *, head: bool) -> None:
-        body = b"" if head else reply.body
+    async def _send(self, send: Send, reply: _Reply) -> None:
+        body = reply.body
         out: list[tuple[bytes, bytes]] = []
         if reply.status != 204:
             if reply.content_type is not None:
@@ -378,6 +378,8 @@ class XrpcASGI:
             return result
         if result.headers:
             out.update(result.headers)
+        if method == "HEAD":
+            return _Reply(200, b"", out)
         return _Reply(200, result.body, out)
 
     async def _read_json_body(self, headers: Mapping[str, str], receive: Receive) -> Any:
