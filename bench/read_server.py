@@ -25,6 +25,7 @@ from coves.config import load_settings
 from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres, stop_blocking
 from coves.db.migrate import migrate
+from coves.interpreter import apply_switch_interval
 from coves.lexicon import LexiconRegistry
 from coves.logs import configure_logging
 from coves.xrpc.app import create_app
@@ -79,6 +80,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--port", type=int, default=8090)
     args = parser.parse_args()
+    # As ``coves serve`` does before it starts the event loop.
+    settings = load_settings({**os.environ, "COVES_DATA_DIR": str(args.data_dir)}, dotenv=None)
+    apply_switch_interval(settings.switch_interval_seconds)
     pg = EmbeddedPostgres(args.data_dir, durable=False)
     proc = pg.start_blocking()
     try:

@@ -76,9 +76,11 @@ def _check_config(settings: Settings) -> int:
 
 
 def _serve(settings: Settings, *, migrate_on_start: bool) -> int:
+    from coves.interpreter import apply_switch_interval
     from nurseries.main import run_server
     from nurseries.supervisor import ChildFailedTooOften
 
+    apply_switch_interval(settings.switch_interval_seconds)
     try:
         trio.run(lambda: run_server(settings, migrate_on_start=migrate_on_start))
     except BaseException as exc:

@@ -367,6 +367,32 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
+        "RESPONSE_CACHE_SECONDS",
+        "response_cache_seconds",
+        _float(0.0),
+        1.0,
+        "longest anonymous read responses (feeds, communities, threads, profiles) are shared "
+        "from the response micro-cache; 0 turns it off",
+        "1",
+    ),
+    Var(
+        "VIEWER_CACHE_SECONDS",
+        "viewer_cache_seconds",
+        _float(0.0),
+        1.0,
+        "longest a viewer's own getTimeline response is reused for that viewer; dropped at "
+        "once when the indexer applies a record from the viewer's repo; 0 turns it off",
+        "1",
+    ),
+    Var(
+        "SWITCH_INTERVAL_SECONDS",
+        "switch_interval_seconds",
+        _float(0.0),
+        0.0,
+        "GIL switch interval set when serving (sys.setswitchinterval); 0 keeps Python's 0.005",
+        "0.0005",
+    ),
+    Var(
         "SHUTDOWN_GRACE_SECONDS",
         "shutdown_grace_seconds",
         _float(0.0),
@@ -559,6 +585,9 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
+    response_cache_seconds: float = 1.0
+    viewer_cache_seconds: float = 1.0
+    switch_interval_seconds: float = 0.0
     shutdown_grace_seconds: float = 10.0
     plc_url: str = "https://plc.directory"
     identity_cache_ttl_seconds: int = 86_400
@@ -710,8 +739,18 @@ def _finish(values: dict[str, Any]) -> Settings:
 
 
 def test_settings(**overrides: Any) -> Settings:
-    """Settings for tests: development mode, no network-bound children."""
-    base = Settings(jetstream_enabled=False, allow_private_network_fetch=True)
+    """Settings for tests: development mode, no network-bound children.
+
+    The response micro-caches are off: most tests read right after writing and
+    check the handler's answer, not a copy up to a second old. The tests of
+    the caches turn them on (``response_cache_seconds``, ``viewer_cache_seconds``).
+    """
+    base = Settings(
+        jetstream_enabled=False,
+        allow_private_network_fetch=True,
+        response_cache_seconds=0.0,
+        viewer_cache_seconds=0.0,
+    )
     return base.replace(**overrides)
 
 

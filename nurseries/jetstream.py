@@ -784,6 +784,10 @@ def build_sink(runtime: Runtime) -> Sink | None:
         from coves.identity.hooks import attach_identity_hooks
 
         attach_identity_hooks(indexer, runtime.ctx)
+        from coves.xrpc.respcache import invalidation_hook
+
+        ctx = runtime.ctx
+        indexer.on_commits_applied.append(invalidation_hook(lambda: ctx.response_cache))
     return indexer
 
 

@@ -38,6 +38,7 @@ log = get_logger(__name__)
 
 IdentityHook = Callable[[list[str]], Awaitable[None] | None]
 VerificationHook = Callable[[str, str], Awaitable[None] | None]
+CommitsHook = Callable[[list[Commit]], Awaitable[None] | None]
 
 
 class Indexer:
@@ -51,6 +52,7 @@ class Indexer:
         skip_did_web_verification: bool = False,
         on_identity_change: Sequence[IdentityHook] = (),
         on_community_needs_verification: VerificationHook | None = None,
+        on_commits_applied: Sequence[CommitsHook] = (),
     ) -> None:
         self._db = db
         self._instance_did = instance_did
@@ -59,6 +61,9 @@ class Indexer:
         # Public so the identity workstream can register after construction.
         self.on_identity_change: list[IdentityHook] = list(on_identity_change)
         self.on_community_needs_verification = on_community_needs_verification
+        # Told which commits were applied (deletes included), e.g. to drop
+        # per-viewer response caches of the repos written.
+        self.on_commits_applied: list[CommitsHook] = list(on_commits_applied)
         self._events = metrics.counter(
             "coves_ingest_events_total",
             "stream events by kind, collection and outcome",
@@ -196,6 +201,9 @@ class Indexer:
         )
 
     async def _run_hooks(self, decisions: Decisions) -> None:
+        if decisions.applied_commits:
+            for commits_hook in self.on_commits_applied:
+                await _call(commits_hook, "on_commits_applied", list(decisions.applied_commits))
         changed = decisions.identity_changed + decisions.identity_cleared
         if changed:
             for hook in self.on_identity_change:

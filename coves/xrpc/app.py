@@ -1,48 +1,34 @@
-"""The Quart-Trio application: one dispatcher for every ``/xrpc/<NSID>``.
+"""The Quart-Trio application: the XRPC dispatcher in front of a few Quart routes.
 
-The dispatcher is the only place that turns HTTP into an XRPC call: it
-assigns the request id, applies rate limits, authenticates, decodes and
-validates parameters, calls the handler and maps every failure to the XRPC
-error body. Unknown NSIDs get 501, the wrong HTTP method 400 with ``Allow``,
-and unexpected exceptions a 500 whose body says nothing about the cause.
+Every ``/xrpc/<NSID>`` call is handled by the raw ASGI dispatcher
+(``coves.xrpc.dispatch.XrpcASGI``) wrapped around Quart's ``asgi_app``: it
+assigns the request id, applies CORS and rate limits, authenticates, decodes
+and validates parameters, calls the handler and maps every failure to the
+XRPC error body. Quart keeps the operational routes (``/xrpc/_health``,
+``/metrics``, ``/.well-known/did.json``) and the 404/405 fallbacks.
 """
 
 from __future__ import annotations
 
-import re
-import time
-import uuid
 from collections.abc import Mapping
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 import orjson
-import structlog
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from coves import __version__
-from coves.auth.base import AuthFailure, AuthInput, AuthPolicy
-from coves.db import DatabaseUnavailable, QueryTimeout
 from coves.errors import XRPCError
 from coves.logs import get_logger
 from coves.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from coves.xrpc.context import AppContext
-from coves.xrpc.ratelimit import Decision, client_address, rate_limit_headers
-from coves.xrpc.routing import Endpoint, XRPCRequest, collect_endpoints
+from coves.xrpc.dispatch import EXPOSED_HEADERS, JSON, XrpcASGI
+from coves.xrpc.dispatch import METHODS as XRPC_METHODS
+from coves.xrpc.dispatch import too_large as payload_too_large
+from coves.xrpc.routing import Endpoint, collect_endpoints
 
 log = get_logger("coves.xrpc")
-
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-EXPOSED_HEADERS = (
-    "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy, Retry-After, "
-    "DPoP-Nonce, WWW-Authenticate, X-Request-ID, Atproto-Repo-Rev"
-)
-ALLOWED_HEADERS = (
-    "Authorization, Content-Type, DPoP, atproto-proxy, atproto-accept-labelers, X-Request-ID"
-)
-JSON = "application/json"
 
 
 def json_response(
@@ -59,14 +45,6 @@ def error_response(err: XRPCError, headers: Mapping[str, str] | None = None) -> 
     return json_response(err.body(), err.status, merged)
 
 
-def _too_large() -> XRPCError:
-    # The rest of the body is still on the wire: close the connection rather
-    # than parse it as the next request on a keep-alive connection.
-    return XRPCError(
-        413, "PayloadTooLarge", "request body is too large", headers={"Connection": "close"}
-    )
-
-
 def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) -> QuartTrio:
     app = QuartTrio("coves")
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_request_body_bytes
@@ -75,9 +53,7 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
     table = collect_endpoints() if endpoints is None else endpoints
     settings = ctx.settings
     metrics = ctx.metrics
-    limiter = ctx.limiter
-    assert limiter is not None
-    lexicons = ctx.lexicons
+    app.asgi_app = XrpcASGI(ctx, table, app.asgi_app)  # type: ignore[assignment,method-assign]
 
     def cors_headers(origin: str | None, headers: dict[str, str]) -> None:
         if not origin:
@@ -92,187 +68,12 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
             return
         headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
 
-    def request_id() -> str:
-        incoming = request.headers.get("x-request-id")
-        if incoming and REQUEST_ID_RE.match(incoming):
-            return incoming
-        return uuid.uuid4().hex
-
-    def client_key() -> str:
-        peer = request.scope.get("client")
-        peer_host = peer[0] if peer else None
-        return client_address(peer_host, request.headers.get, settings.trusted_proxies)
-
-    def external_url() -> str:
-        """The URL the client used (for DPoP ``htu``), without query or fragment."""
-        base = urlsplit(settings.appview_public_url)
-        return f"{base.scheme}://{base.netloc}{request.path}"
-
-    @app.route(
-        "/xrpc/<nsid>",
-        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-    )
-    async def dispatch(nsid: str) -> Response:
-        rid = request_id()
-        started = time.perf_counter()
-        origin = request.headers.get("origin")
-        headers: dict[str, str] = {"X-Request-ID": rid}
-        cors_headers(origin, headers)
-        endpoint = table.get(nsid)
-        label = nsid if endpoint is not None else "unknown"
-        status = 500
-        metrics.in_flight.inc()
-        with structlog.contextvars.bound_contextvars(request_id=rid, nsid=label):
-            try:
-                if request.method == "OPTIONS" and origin:
-                    status = 204
-                    return _preflight(headers, endpoint)
-                response = await _handle(nsid, endpoint, headers, rid)
-                status = response.status_code
-                return response
-            except XRPCError as err:
-                status = err.status
-                return error_response(err, headers)
-            except RequestEntityTooLarge:
-                status = 413
-                return error_response(_too_large(), headers)
-            except (DatabaseUnavailable, QueryTimeout) as exc:
-                status = 503
-                log.error("database unavailable during request", error=repr(exc))
-                return error_response(
-                    XRPCError(503, "NotEnoughResources", "the service is temporarily unavailable"),
-                    headers,
-                )
-            except HTTPException as exc:
-                status = exc.code or 500
-                return error_response(XRPCError(status, None, exc.description or None), headers)
-            except Exception:
-                status = 500
-                log.exception("unhandled error in XRPC handler")
-                return error_response(
-                    XRPCError(500, "InternalServerError", "Internal Server Error"), headers
-                )
-            finally:
-                metrics.in_flight.dec()
-                elapsed = time.perf_counter() - started
-                metrics.requests.labels(label, str(status)).inc()
-                metrics.latency.labels(label, str(status)).observe(elapsed)
-
-    def _preflight(headers: dict[str, str], endpoint: Endpoint | None) -> Response:
-        if "Access-Control-Allow-Origin" in headers:
-            allow = endpoint.http_method if endpoint else "GET, POST"
-            headers["Access-Control-Allow-Methods"] = f"{allow}, OPTIONS"
-            headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-            headers["Access-Control-Max-Age"] = "600"
-        return Response(b"", status=204, headers=headers)
-
-    async def _handle(
-        nsid: str, endpoint: Endpoint | None, headers: dict[str, str], rid: str
-    ) -> Response:
-        if endpoint is None:
-            raise XRPCError(501, "MethodNotImplemented", f"method not implemented: {nsid}")
-        method = request.method
-        if method == "HEAD" and endpoint.kind == "query":
-            method = "GET"
-        if method != endpoint.http_method:
-            raise XRPCError(
-                400,
-                "InvalidRequest",
-                f"Incorrect HTTP method ({request.method}) expected {endpoint.http_method}",
-                headers={"Allow": endpoint.http_method},
-            )
-
-        client = client_key()
-        decision: Decision | None = None
-        for class_name in ("general", *endpoint.limits):
-            current = limiter.check(class_name, client)
-            if not current.allowed:
-                metrics.rate_limited.labels(class_name).inc()
-                raise XRPCError(
-                    429,
-                    "RateLimitExceeded",
-                    f"rate limit exceeded ({current.limit_class.limit} per "
-                    f"{int(current.limit_class.window)}s); retry later",
-                    headers=rate_limit_headers(current, refused=True),
-                )
-            if decision is None or current.remaining < decision.remaining:
-                decision = current
-        assert decision is not None
-        headers.update(rate_limit_headers(decision, refused=False))
-
-        viewer = None
-        if endpoint.auth != AuthPolicy.NONE:
-            auth_input = AuthInput(
-                http_method=request.method,
-                url=external_url(),
-                nsid=nsid,
-                headers={k.lower(): v for k, v in request.headers.items()},
-            )
-            try:
-                viewer = await ctx.authenticator.authenticate(auth_input)
-            except AuthFailure as failure:
-                raise _auth_error(failure) from None
-            if viewer is None and endpoint.auth == AuthPolicy.REQUIRED:
-                raise _auth_error(AuthFailure("missing", "authentication required"))
-            if viewer is not None:
-                structlog.contextvars.bind_contextvars(viewer=viewer.did)
-
-        raw_params = {key: request.args.getlist(key) for key in request.args}
-        params = (
-            lexicons.decode_params(nsid, raw_params)
-            if lexicons is not None and lexicons.has(nsid)
-            else {k: v[0] if len(v) == 1 else v for k, v in raw_params.items()}
-        )
-        body = None
-        if endpoint.kind == "procedure":
-            body = await _read_json_body()
-            if lexicons is not None and lexicons.has(nsid):
-                lexicons.validate_input(nsid, body)
-
-        xreq = XRPCRequest(
-            nsid=nsid,
-            params=params,
-            body=body,
-            viewer=viewer,
-            ctx=ctx,
-            request_id=rid,
-            headers=cast(Mapping[str, str], request.headers),
-        )
-        result = await endpoint.handler(xreq)
-        headers.update(xreq.response_headers)
-        if isinstance(result, Response):
-            result.headers.update(headers)
-            return result
-        if request.method == "HEAD":
-            return Response(b"", status=200, headers=headers, content_type=JSON)
-        return json_response(result, 200, headers)
-
-    async def _read_json_body() -> Any:
-        length = request.content_length
-        if length is not None and length > settings.max_request_body_bytes:
-            raise _too_large()
-        data = await request.get_data(cache=False, as_text=False)
-        if not data:
-            return None
-        content_type = (request.mimetype or "").lower()
-        if content_type and content_type != JSON:
-            raise XRPCError(415, "UnsupportedMediaType", f"expected {JSON}, got {content_type}")
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise XRPCError(400, "InvalidRequest", "request body is not valid JSON") from None
-
-    def _auth_error(failure: AuthFailure) -> XRPCError:
-        metrics.counter(
-            "coves_auth_failures_total", "authentication failures by reason", ["reason"]
-        ).labels(failure.reason).inc()
-        log.info("authentication failed", auth_reason=failure.reason)
-        return XRPCError(
-            401,
-            "AuthenticationRequired",
-            failure.message,
-            headers={"WWW-Authenticate": failure.www_authenticate, **failure.headers},
-        )
+    @app.route("/xrpc/<nsid>", methods=sorted(XRPC_METHODS))
+    async def xrpc_placeholder(nsid: str) -> Response:
+        # Never reached: XrpcASGI answers these methods on /xrpc/<nsid> before
+        # Quart sees them. The rule is here so that other methods get Quart's
+        # 405 (the path exists), not 404.
+        raise RuntimeError(f"/xrpc/{nsid} reached Quart")
 
     @app.route("/xrpc/_health", methods=["GET", "HEAD"])
     async def health() -> Response:
@@ -315,7 +116,7 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
 
     @app.errorhandler(RequestEntityTooLarge)
     async def too_large(_exc: Exception) -> Response:
-        return error_response(_too_large())
+        return error_response(payload_too_large())
 
     @app.errorhandler(Exception)
     async def unhandled(exc: Exception) -> Response:

@@ -16,6 +16,7 @@ from coves.db import Database
 from coves.metrics import Metrics
 from coves.ttlcache import TTLCache
 from coves.xrpc.ratelimit import LimitClass, RateLimiter
+from coves.xrpc.respcache import ResponseCache
 
 
 class HealthSource(Protocol):
@@ -57,6 +58,7 @@ class AppContext:
     identity: Any = None  # coves.identity.IdentityResolver
     didweb: Any = None  # coves.identity.hosted_by.HostedByQueue (indexer's offer side)
     comment_threads: TTLCache[Any, Any] | None = None  # getComments: builds shared briefly
+    response_cache: ResponseCache | None = None  # anonymous and per-viewer read responses
 
     def __post_init__(self) -> None:
         if self.limiter is None:
@@ -65,3 +67,5 @@ class AppContext:
             # A popular thread is read by many clients at once and building it is the
             # expensive part: identical requests within two seconds share one build.
             self.comment_threads = TTLCache(COMMENT_THREAD_TTL_SECONDS, max_entries=128)
+        if self.response_cache is None:
+            self.response_cache = ResponseCache()

@@ -12,6 +12,7 @@ left of it was written by the client and proves nothing.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections.abc import Callable, Sequence
@@ -145,7 +146,9 @@ def client_address(
     return str(peer_ip)
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Memoised: every request parses its peer address, and clients repeat.
     if not value:
         return None
     text = value.strip()

@@ -40,6 +40,21 @@ class XRPCRequest:
         return self.viewer
 
 
+@dataclass
+class RawResponse:
+    """A handler result that is not JSON: bytes sent as they are.
+
+    Handlers normally return a JSON-able value; this is for the rare one that
+    must choose its own status, content type or body. The dispatcher still adds
+    the request id, CORS and rate-limit headers.
+    """
+
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 Handler = Callable[[XRPCRequest], Awaitable[Any]]
 
 
@@ -51,6 +66,15 @@ class Endpoint:
     auth: AuthPolicy = AuthPolicy.NONE
     # Limit classes applied on top of "general" (e.g. "comments").
     limits: tuple[str, ...] = ()
+    # Longest an anonymous GET response may be shared from the response cache
+    # (0: never). Only for responses with no viewer state; the effective TTL
+    # is capped by RESPONSE_CACHE_SECONDS (see coves.xrpc.respcache).
+    cache_seconds: float = 0.0
+    # The same for requests with a viewer, cached per viewer; only for responses
+    # whose viewer state comes from records in the viewer's own repo (votes,
+    # subscriptions, blocks): the indexer drops them when it applies one.
+    # Capped by VIEWER_CACHE_SECONDS.
+    viewer_cache_seconds: float = 0.0
 
     @property
     def http_method(self) -> str:
@@ -62,20 +86,42 @@ class Router:
         self.endpoints: dict[str, Endpoint] = {}
 
     def _add(
-        self, kind: MethodKind, nsid: str, auth: AuthPolicy, limits: tuple[str, ...]
+        self,
+        kind: MethodKind,
+        nsid: str,
+        auth: AuthPolicy,
+        limits: tuple[str, ...],
+        *,
+        cache_seconds: float = 0.0,
+        viewer_cache_seconds: float = 0.0,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             if nsid in self.endpoints:
                 raise ValueError(f"{nsid} declared twice")
-            self.endpoints[nsid] = Endpoint(nsid, kind, handler, auth, limits)
+            self.endpoints[nsid] = Endpoint(
+                nsid, kind, handler, auth, limits, cache_seconds, viewer_cache_seconds
+            )
             return handler
 
         return decorate
 
     def query(
-        self, nsid: str, *, auth: AuthPolicy = AuthPolicy.NONE, limits: tuple[str, ...] = ()
+        self,
+        nsid: str,
+        *,
+        auth: AuthPolicy = AuthPolicy.NONE,
+        limits: tuple[str, ...] = (),
+        cache_seconds: float = 0.0,
+        viewer_cache_seconds: float = 0.0,
     ) -> Callable[[Handler], Handler]:
-        return self._add("query", nsid, auth, limits)
+        return self._add(
+            "query",
+            nsid,
+            auth,
+            limits,
+            cache_seconds=cache_seconds,
+            viewer_cache_seconds=viewer_cache_seconds,
+        )
 
     def procedure(
         self, nsid: str, *, auth: AuthPolicy = AuthPolicy.REQUIRED, limits: tuple[str, ...] = ()
@@ -86,7 +132,13 @@ class Router:
         """Serve ``nsid`` with the same handler as ``target`` (kept names for old clients)."""
         endpoint = self.endpoints[target]
         self.endpoints[nsid] = Endpoint(
-            nsid, endpoint.kind, endpoint.handler, endpoint.auth, endpoint.limits
+            nsid,
+            endpoint.kind,
+            endpoint.handler,
+            endpoint.auth,
+            endpoint.limits,
+            endpoint.cache_seconds,
+            endpoint.viewer_cache_seconds,
         )
 
 

@@ -22,7 +22,7 @@ router = Router()
 HIDDEN_STATUSES = frozenset({"takendown", "suspended", "deleted", "deactivated"})
 
 
-@router.query("social.coves.actor.getProfile", auth=AuthPolicy.OPTIONAL)
+@router.query("social.coves.actor.getProfile", auth=AuthPolicy.OPTIONAL, cache_seconds=5.0)
 async def get_profile(req: XRPCRequest) -> Any:
     actor = one_str(req.params, "actor", required=True)
     assert actor is not None

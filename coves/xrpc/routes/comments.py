@@ -14,6 +14,6 @@ router = Router()
 GET_COMMENTS = "social.coves.community.comment.getComments"
 
 
-@router.query(GET_COMMENTS, auth=AuthPolicy.OPTIONAL, limits=("comments",))
+@router.query(GET_COMMENTS, auth=AuthPolicy.OPTIONAL, limits=("comments",), cache_seconds=2.0)
 async def get_comments(req: XRPCRequest) -> dict[str, Any]:
     return await assemble_thread(req.ctx, parse_thread_params(req.params), req.viewer)

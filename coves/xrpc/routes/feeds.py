@@ -22,7 +22,7 @@ def _viewer(req: XRPCRequest) -> str | None:
     return req.viewer.did if req.viewer is not None else None
 
 
-@router.query("social.coves.feed.getCommunity", auth=AuthPolicy.OPTIONAL)
+@router.query("social.coves.feed.getCommunity", auth=AuthPolicy.OPTIONAL, cache_seconds=2.0)
 async def get_community_feed(req: XRPCRequest) -> Any:
     fp = feed_params(req.params)
     ident = one_str(req.params, "community", required=True)
@@ -48,7 +48,7 @@ async def get_community_feed(req: XRPCRequest) -> Any:
 router.alias("social.coves.communityFeed.getCommunity", "social.coves.feed.getCommunity")
 
 
-@router.query("social.coves.feed.getTimeline", auth=AuthPolicy.REQUIRED)
+@router.query("social.coves.feed.getTimeline", auth=AuthPolicy.REQUIRED, viewer_cache_seconds=2.0)
 async def get_timeline(req: XRPCRequest) -> Any:
     fp = feed_params(req.params)
     viewer = req.require_viewer().did
@@ -62,7 +62,7 @@ async def get_timeline(req: XRPCRequest) -> Any:
     )
 
 
-@router.query("social.coves.feed.getDiscover", auth=AuthPolicy.OPTIONAL)
+@router.query("social.coves.feed.getDiscover", auth=AuthPolicy.OPTIONAL, cache_seconds=2.0)
 async def get_discover(req: XRPCRequest) -> Any:
     fp = feed_params(req.params)
     scope = fixed(FeedScope("discover"))
@@ -71,7 +71,7 @@ async def get_discover(req: XRPCRequest) -> Any:
     )
 
 
-@router.query("social.coves.actor.getPosts", auth=AuthPolicy.OPTIONAL)
+@router.query("social.coves.actor.getPosts", auth=AuthPolicy.OPTIONAL, cache_seconds=2.0)
 async def get_actor_posts(req: XRPCRequest) -> Any:
     fp = feed_params(req.params)
     actor = one_str(req.params, "actor", required=True)

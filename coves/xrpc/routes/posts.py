@@ -12,7 +12,7 @@ from coves.xrpc.routing import Router, XRPCRequest
 router = Router()
 
 
-@router.query("social.coves.community.post.get", auth=AuthPolicy.OPTIONAL)
+@router.query("social.coves.community.post.get", auth=AuthPolicy.OPTIONAL, cache_seconds=2.0)
 async def post_get(req: XRPCRequest) -> Any:
     viewer = req.viewer.did if req.viewer is not None else None
     return await get_posts(req.ctx.db, read_services(req.ctx), req.params, viewer)

@@ -1,0 +1,428 @@
+"""The XRPC dispatcher: one raw ASGI layer for every ``/xrpc/<NSID>``.
+
+It sits in front of Quart's ``asgi_app`` (``app.asgi_app = XrpcASGI(...)``)
+and is the only place that turns HTTP into an XRPC call: it assigns the
+request id, applies CORS and rate limits, authenticates, decodes and
+validates parameters, calls the handler and maps every failure to the XRPC
+error body. Unknown NSIDs get 501, the wrong HTTP method 400 with ``Allow``,
+database outages 503 and unexpected exceptions a 500 whose body says nothing
+about the cause. Everything else (``_health``, ``/metrics``, did.json, 404
+and 405 fallbacks) goes on to the Quart routes.
+
+Working on the ASGI scope directly spares every XRPC call Quart's request
+and response objects (werkzeug headers, MultiDicts, request contexts,
+before/after hooks), which cost more than most read handlers themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+import structlog
+import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
+
+from coves.auth.base import AuthFailure, AuthInput, AuthPolicy
+from coves.db import DatabaseUnavailable, QueryTimeout
+from coves.errors import XRPCError
+from coves.logs import get_logger
+from coves.xrpc.context import AppContext
+from coves.xrpc.ratelimit import Decision, client_address, rate_limit_headers
+from coves.xrpc.respcache import CachedResponse, ResponseCache
+from coves.xrpc.routing import Endpoint, RawResponse, XRPCRequest
+
+log = get_logger("coves.xrpc")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+EXPOSED_HEADERS = (
+    "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy, Retry-After, "
+    "DPoP-Nonce, WWW-Authenticate, X-Request-ID, Atproto-Repo-Rev"
+)
+ALLOWED_HEADERS = (
+    "Authorization, Content-Type, DPoP, atproto-proxy, atproto-accept-labelers, X-Request-ID"
+)
+JSON = "application/json"
+_JSON_BYTES = JSON.encode()
+# The methods the /xrpc/<nsid> route answers; anything else is Quart's 405.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def too_large() -> XRPCError:
+    # The rest of the body is still on the wire: close the connection rather
+    # than parse it as the next request on a keep-alive connection.
+    return XRPCError(
+        413, "PayloadTooLarge", "request body is too large", headers={"Connection": "close"}
+    )
+
+
+class _Reply:
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        content_type: bytes | None = _JSON_BYTES,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+        self.content_type = content_type
+
+
+class _Uncacheable(Exception):
+    """A handler on a cacheable endpoint returned a RawResponse: send it, keep nothing."""
+
+    def __init__(self, reply: _Reply) -> None:
+        self.reply = reply
+
+
+def _error_reply(err: XRPCError, headers: dict[str, str]) -> _Reply:
+    if err.headers:
+        headers.update(err.headers)
+    return _Reply(err.status, orjson.dumps(err.body()), headers)
+
+
+class XrpcASGI:
+    """ASGI callable: ``/xrpc/<nsid>`` here, every other request to ``fallback``."""
+
+    def __init__(self, ctx: AppContext, table: Mapping[str, Endpoint], fallback: ASGIApp) -> None:
+        self.ctx = ctx
+        self.table = table
+        self.fallback = fallback
+        settings = ctx.settings
+        self.settings = settings
+        self.metrics = ctx.metrics
+        assert ctx.limiter is not None
+        self.limiter = ctx.limiter
+        self.lexicons = ctx.lexicons
+        self.max_body = settings.max_request_body_bytes
+        base = urlsplit(settings.appview_public_url)
+        self.url_base = f"{base.scheme}://{base.netloc}"
+        if ctx.response_cache is None:
+            ctx.response_cache = ResponseCache()
+        self.cache: ResponseCache = ctx.response_cache
+        cap = settings.response_cache_seconds
+        self.cache_ttl = {
+            nsid: min(ep.cache_seconds, cap)
+            for nsid, ep in table.items()
+            if ep.kind == "query" and ep.cache_seconds > 0 and cap > 0
+        }
+        viewer_cap = settings.viewer_cache_seconds
+        self.viewer_cache_ttl = {
+            nsid: min(ep.viewer_cache_seconds, viewer_cap)
+            for nsid, ep in table.items()
+            if ep.kind == "query" and ep.viewer_cache_seconds > 0 and viewer_cap > 0
+        }
+        # Label children looked up once per (nsid, status), not per request.
+        self._observers: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._cache_counters: dict[str, Any] = {}
+        self._cache_metric = self.metrics.counter(
+            "coves_response_cache_total",
+            "anonymous read responses by response-cache outcome",
+            ["result"],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            method: str = scope["method"]
+            if path.startswith("/xrpc/") and method in METHODS:
+                nsid = path[6:]
+                operational = nsid == "_health" and method in ("GET", "HEAD")
+                if nsid and "/" not in nsid and not operational:
+                    await self.dispatch(nsid, method, scope, receive, send)
+                    return
+        await self.fallback(scope, receive, send)
+
+    # -- one request -------------------------------------------------------
+
+    async def dispatch(
+        self, nsid: str, method: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        started = time.perf_counter()
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        headers: dict[str, str] = {}
+        for name, value in raw_headers:
+            key = name.decode("latin-1").lower()
+            if key not in headers:  # the first of repeated headers, as werkzeug's get()
+                headers[key] = value.decode("latin-1")
+        incoming = headers.get("x-request-id")
+        # 32 random hex digits, as uuid4().hex but without building a UUID object.
+        rid = incoming if incoming and REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
+        origin = headers.get("origin")
+        out: dict[str, str] = {"X-Request-ID": rid}
+        if origin:
+            self._cors(origin, out)
+        endpoint = self.table.get(nsid)
+        label = nsid if endpoint is not None else "unknown"
+        self.metrics.in_flight.inc()
+        bound = structlog.contextvars.bind_contextvars(request_id=rid, nsid=label)
+        reply: _Reply | None = None
+        try:
+            try:
+                if method == "OPTIONS" and origin:
+                    reply = self._preflight(out, endpoint)
+                else:
+                    reply = await self._handle(
+                        nsid,
+                        endpoint,
+                        method=method,
+                        scope=scope,
+                        headers=headers,
+                        raw_headers=raw_headers,
+                        out=out,
+                        receive=receive,
+                    )
+            except XRPCError as err:
+                reply = _error_reply(err, out)
+            except (DatabaseUnavailable, QueryTimeout) as exc:
+                log.error("database unavailable during request", error=repr(exc))
+                reply = _error_reply(
+                    XRPCError(503, "NotEnoughResources", "the service is temporarily unavailable"),
+                    out,
+                )
+            except Exception:
+                log.exception("unhandled error in XRPC handler")
+                reply = _error_reply(
+                    XRPCError(500, "InternalServerError", "Internal Server Error"), out
+                )
+            await self._send(send, reply)
+        finally:
+            self.metrics.in_flight.dec()
+            status = reply.status if reply is not None else 500
+            observers = self._observers.get((label, status))
+            if observers is None:
+                code = str(status)
+                observers = (
+                    self.metrics.requests.labels(label, code),
+                    self.metrics.latency.labels(label, code),
+                )
+                self._observers[(label, status)] = observers
+            observers[0].inc()
+            observers[1].observe(time.perf_counter() - started)
+            structlog.contextvars.reset_contextvars(**bound)
+
+    async def _send(self, send: Send, reply: _Reply) -> None:
+        body = reply.body
+        out: list[tuple[bytes, bytes]] = []
+        if reply.status != 204:
+            if reply.content_type is not None:
+                out.append((b"content-type", reply.content_type))
+            out.append((b"content-length", str(len(body)).encode()))
+        for name, value in reply.headers.items():
+            out.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        await send({"type": "http.response.start", "status": reply.status, "headers": out})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def _cors(self, origin: str, headers: dict[str, str]) -> None:
+        allowed = self.settings.cors_origins
+        if "*" in allowed:
+            headers["Access-Control-Allow-Origin"] = "*"
+        elif origin in allowed:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Vary"] = "Origin"
+        else:
+            return
+        headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+
+    def _preflight(self, headers: dict[str, str], endpoint: Endpoint | None) -> _Reply:
+        if "Access-Control-Allow-Origin" in headers:
+            allow = endpoint.http_method if endpoint else "GET, POST"
+            headers["Access-Control-Allow-Methods"] = f"{allow}, OPTIONS"
+            headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            headers["Access-Control-Max-Age"] = "600"
+        return _Reply(204, b"", headers, content_type=None)
+
+    async def _handle(
+        self,
+        nsid: str,
+        endpoint: Endpoint | None,
+        *,
+        method: str,
+        scope: Scope,
+        headers: dict[str, str],
+        raw_headers: list[tuple[bytes, bytes]],
+        out: dict[str, str],
+        receive: Receive,
+    ) -> _Reply:
+        if endpoint is None:
+            raise XRPCError(501, "MethodNotImplemented", f"method not implemented: {nsid}")
+        expected = endpoint.http_method
+        if method != expected and not (method == "HEAD" and endpoint.kind == "query"):
+            raise XRPCError(
+                400,
+                "InvalidRequest",
+                f"Incorrect HTTP method ({method}) expected {expected}",
+                headers={"Allow": expected},
+            )
+
+        peer = scope.get("client")
+        client = client_address(
+            peer[0] if peer else None, headers.get, self.settings.trusted_proxies
+        )
+        decision: Decision | None = None
+        for class_name in ("general", *endpoint.limits):
+            current = self.limiter.check(class_name, client)
+            if not current.allowed:
+                self.metrics.rate_limited.labels(class_name).inc()
+                raise XRPCError(
+                    429,
+                    "RateLimitExceeded",
+                    f"rate limit exceeded ({current.limit_class.limit} per "
+                    f"{int(current.limit_class.window)}s); retry later",
+                    headers=rate_limit_headers(current, refused=True),
+                )
+            if decision is None or current.remaining < decision.remaining:
+                decision = current
+        assert decision is not None
+        out.update(rate_limit_headers(decision, refused=False))
+
+        viewer = None
+        if endpoint.auth != AuthPolicy.NONE:
+            auth_input = AuthInput(
+                http_method=method,
+                url=self.url_base + scope["path"],
+                nsid=nsid,
+                # Every header, lowercased; the last of repeated ones (as before).
+                headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers},
+            )
+            try:
+                viewer = await self.ctx.authenticator.authenticate(auth_input)
+            except AuthFailure as failure:
+                raise self._auth_error(failure) from None
+            if viewer is None and endpoint.auth == AuthPolicy.REQUIRED:
+                raise self._auth_error(AuthFailure("missing", "authentication required"))
+            if viewer is not None:
+                structlog.contextvars.bind_contextvars(viewer=viewer.did)
+
+        raw_params: dict[str, list[str]] = {}
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            for key, value in parse_qsl(
+                query.decode("utf-8", "replace"),
+                keep_blank_values=True,
+                errors="werkzeug.url_quote",
+            ):
+                raw_params.setdefault(key, []).append(value)
+
+        async def build() -> CachedResponse | _Reply:
+            lexicons = self.lexicons
+            has_lexicon = lexicons is not None and lexicons.has(nsid)
+            params = (
+                lexicons.decode_params(nsid, raw_params)
+                if has_lexicon
+                else {k: v[0] if len(v) == 1 else v for k, v in raw_params.items()}
+            )
+            body = None
+            if endpoint.kind == "procedure":
+                body = await self._read_json_body(headers, receive)
+                if has_lexicon:
+                    lexicons.validate_input(nsid, body)
+            xreq = XRPCRequest(
+                nsid=nsid,
+                params=params,
+                body=body,
+                viewer=viewer,
+                ctx=self.ctx,
+                request_id=out["X-Request-ID"],
+                headers=headers,
+            )
+            result = await endpoint.handler(xreq)
+            if isinstance(result, RawResponse):
+                merged = {**xreq.response_headers, **result.headers}
+                return _Reply(result.status, result.body, merged, result.content_type.encode())
+            return CachedResponse(orjson.dumps(result), tuple(xreq.response_headers.items()))
+
+        async def cacheable() -> CachedResponse:
+            built = await build()
+            if isinstance(built, _Reply):
+                raise _Uncacheable(built)
+            return built
+
+        result: CachedResponse | _Reply
+        if viewer is None:
+            ttl = self.cache_ttl.get(nsid)
+            tag = None
+        else:
+            ttl = self.viewer_cache_ttl.get(nsid)
+            tag = viewer.did
+        if ttl is not None:
+            query_key = tuple(sorted((k, tuple(v)) for k, v in raw_params.items()))
+            cache_key = (nsid, tag, query_key)
+            try:
+                result, outcome = await self.cache.get(cache_key, ttl, cacheable, tag=tag)
+            except _Uncacheable as raw:
+                result, outcome = raw.reply, "uncacheable"
+            counter = self._cache_counters.get(outcome)
+            if counter is None:
+                counter = self._cache_counters[outcome] = self._cache_metric.labels(outcome)
+            counter.inc()
+        else:
+            result = await build()
+        if isinstance(result, _Reply):  # a handler's RawResponse: never cached
+            for name, value in result.headers.items():
+                out[name] = value
+            result.headers = out
+            return result
+        if result.headers:
+            out.update(result.headers)
+        if method == "HEAD":
+            return _Reply(200, b"", out)
+        return _Reply(200, result.body, out)
+
+    async def _read_json_body(self, headers: Mapping[str, str], receive: Receive) -> Any:
+        declared = headers.get("content-length")
+        if declared is not None:
+            try:
+                length: int | None = int(declared)
+            except ValueError:
+                length = None
+            if length is not None and length > self.max_body:
+                raise too_large()
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise XRPCError(400, "InvalidRequest", "the client went away")
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_body:
+                raise too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        data = b"".join(chunks)
+        if not data:
+            return None
+        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type and content_type != JSON:
+            raise XRPCError(415, "UnsupportedMediaType", f"expected {JSON}, got {content_type}")
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise XRPCError(400, "InvalidRequest", "request body is not valid JSON") from None
+
+    def _auth_error(self, failure: AuthFailure) -> XRPCError:
+        self.metrics.counter(
+            "coves_auth_failures_total", "authentication failures by reason", ["reason"]
+        ).labels(failure.reason).inc()
+        log.info("authentication failed", auth_reason=failure.reason)
+        return XRPCError(
+            401,
+            "AuthenticationRequired",
+            failure.message,
+            headers={"WWW-Authenticate": failure.www_authenticate, **failure.headers},
+        )
