@@ -3,8 +3,12 @@
 Runs in the database worker thread with the batch's connection. It reads
 what the decisions need (stored revs, comment threading, the old targets
 of rows about to change), decides per record which event wins, then writes
-each table with one set-based statement and recounts every counter the
-batch touched. All SQL is in :mod:`coves.db.queries.ingest`.
+each table with one set-based statement. Posts and comments the batch
+wrote are recounted; every other post and comment takes the exact net
+change of the batch's decisions (votes that became or stopped being
+effective, comments that became or stopped being live), aggregated per row
+into one statement per table. Community and aggregator counters the batch
+touched are recounted. All SQL is in :mod:`coves.db.queries.ingest`.
 """
 
 from __future__ import annotations
@@ -201,6 +205,22 @@ class Touched:
     aggregators: set[str] = field(default_factory=set)
     # did -> profile columns, written after users exist; the last phase wins
     profiles: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # Net counter changes of posts/comments that existed before the batch:
+    # uri -> [upvotes, downvotes, comments (posts) or replies (comments)].
+    post_deltas: dict[str, list[int]] = field(default_factory=dict)
+    comment_deltas: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, subject: str, up: int, down: int, children: int) -> None:
+        """Add to the counters of a post or comment (told apart by its URI)."""
+        deltas = self.comment_deltas if _is_comment(subject) else self.post_deltas
+        delta = deltas.setdefault(subject, [0, 0, 0])
+        delta[0] += up
+        delta[1] += down
+        delta[2] += children
+
+
+def _is_comment(uri: str) -> bool:
+    return f"/{ev.COMMENT}/" in uri
 
 
 def apply_batch(
@@ -291,8 +311,14 @@ def _apply_batch(
             [a.time_us for a in rows],
         )
 
+    _comment_deltas(winners, threads, touched)
+    # Rows this batch wrote are recounted (a subject that arrives after its votes
+    # and replies, or an edit that moved ranked_at); every other post or comment
+    # only takes the net change the batch's decisions made to what counts.
     q.recount_posts(conn, sorted(touched.posts))
     q.recount_comments(conn, sorted(touched.comments))
+    q.add_post_counts(conn, _delta_cols(touched.post_deltas, touched.posts))
+    q.add_comment_counts(conn, _delta_cols(touched.comment_deltas, touched.comments))
     q.recount_communities(conn, sorted(touched.communities))
     q.recount_aggregators(conn, sorted(touched.aggregators))
 
@@ -313,6 +339,40 @@ def _apply_batch(
     if cursor is not None:
         q.save_cursor(conn, cursor)
     return out
+
+
+def _comment_deltas(
+    winners: list[Commit], threads: dict[str, tuple[str, str, bool]], touched: Touched
+) -> None:
+    """What each comment's change of liveness does to its root's comment_count and
+    its parent's reply_count: stored state (``threads``, read before any write)
+    against the state the batch leaves (its winner)."""
+    for commit in winners:
+        if commit.collection != ev.COMMENT:
+            continue
+        old = threads.get(commit.uri)
+        if old is not None and old[2]:
+            touched.add(old[0], 0, 0, -1)
+            if _is_comment(old[1]):
+                touched.add(old[1], 0, 0, -1)
+        if commit.op != "delete":
+            row: CommentRow = commit.row
+            touched.add(row.root_uri, 0, 0, 1)
+            if _is_comment(row.parent_uri):
+                touched.add(row.parent_uri, 0, 0, 1)
+
+
+def _delta_cols(deltas: dict[str, list[int]], recounted: set[str]) -> list[list[Any]]:
+    """uri, up, down, children columns of the non-zero deltas of rows not recounted."""
+    cols: list[list[Any]] = [[], [], [], []]
+    for uri in sorted(deltas):
+        delta = deltas[uri]
+        if uri in recounted or not any(delta):
+            continue
+        cols[0].append(uri)
+        for col, value in zip(cols[1:], delta, strict=True):
+            col.append(value)
+    return cols
 
 
 def _referenced_dids(commit: Commit) -> tuple[str, ...]:
@@ -389,9 +449,9 @@ def _posts(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
     for community, author in q.old_refs(conn, "post", uris).values():
         touched.communities.add(community)
         touched.aggregators.add(author)
-    touched.posts.update(uris)
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
+    touched.posts.update(c.uri for c in live)
     q.soft_delete(conn, "posts", [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     touched.communities.update(c.did for c in commits)
     if not live:
@@ -430,22 +490,15 @@ def _comments(
 ) -> None:
     if not commits:
         return
-    for commit in commits:
-        old = threads.get(commit.uri)
-        if old is not None:
-            touched.posts.add(old[0])
-            touched.comments.add(old[1])
-        touched.comments.add(commit.uri)
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
+    touched.comments.update(c.uri for c in live)
     q.delete_comments(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
     cols: list[list[Any]] = [[] for _ in range(16)]
     for commit in live:
         row: CommentRow = commit.row
-        touched.posts.add(row.root_uri)
-        touched.comments.add(row.parent_uri)
         values = (
             commit.uri,
             commit.rkey,
@@ -488,25 +541,35 @@ def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
     ordered = sorted(pairs)
     # uri -> (pair, rev) of every live vote after this batch, and who is effective now
     state: dict[str, tuple[tuple[str, str], str]] = {}
-    effective_now: set[str] = set()
-    for uri, voter, subject, rev, effective in q.live_votes(
+    effective_now: dict[str, tuple[str, int]] = {}  # uri -> (subject, direction)
+    directions: dict[str, int] = {}
+    for uri, voter, subject, rev, effective, direction in q.live_votes(
         conn, [p[0] for p in ordered], [p[1] for p in ordered]
     ):
         state[uri] = ((voter, subject), rev)
+        directions[uri] = direction
         if effective:
-            effective_now.add(uri)
+            effective_now[uri] = (subject, direction)
     for commit in deleted:
         state.pop(commit.uri, None)
     for commit in live:
         state[commit.uri] = ((commit.did, commit.row.subject_uri), commit.rev)
+        directions[commit.uri] = commit.row.direction
     best: dict[tuple[str, str], tuple[str, str]] = {}
     for uri, (pair, rev) in state.items():
         if pair not in best or (rev, uri) > best[pair]:
             best[pair] = (rev, uri)
     winners = {uri for _rev, uri in best.values()}
+    # Counters change by what stops being effective and what becomes effective
+    # (a vote that stays effective but changes direction or subject does both).
+    for subject, direction in effective_now.values():
+        touched.add(subject, -(direction == 1), -(direction == -1), 0)
+    for uri in winners:
+        subject, direction = state[uri][0][1], directions[uri]
+        touched.add(subject, int(direction == 1), int(direction == -1), 0)
     batch_uris = {c.uri for c in commits}
 
-    q.set_effective(conn, sorted(effective_now - winners), effective=False)
+    q.set_effective(conn, sorted(effective_now.keys() - winners), effective=False)
     q.delete_votes(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if live:
         cols: list[list[Any]] = [[] for _ in range(10)]
@@ -527,12 +590,7 @@ def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
             for col, value in zip(cols, values, strict=True):
                 col.append(value)
         q.upsert_votes(conn, cols)
-    q.set_effective(conn, sorted(winners - effective_now - batch_uris), effective=True)
-    for _voter, subject in ordered:
-        if f"/{ev.COMMENT}/" in subject:
-            touched.comments.add(subject)
-        else:
-            touched.posts.add(subject)
+    q.set_effective(conn, sorted(winners - effective_now.keys() - batch_uris), effective=True)
 
 
 def _subjects(conn: q.Conn, table: str, commits: list[Commit], touched: Touched) -> None:

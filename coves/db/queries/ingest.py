@@ -2,9 +2,12 @@
 
 Every function takes the batch's connection (already inside its one
 transaction) and column lists; statements unnest the lists so a batch of
-any size costs a fixed number of round trips. Counters are never
-incremented: they are recounted from rows for every key the batch touched,
-so replays, reordering and duplicates cannot skew them.
+any size costs a fixed number of round trips. Post and comment counters of
+rows the batch wrote are recounted from rows; other posts and comments take
+the exact net change the batch's decisions made (which votes became or
+stopped being effective, which comments became or stopped being live), so
+replays, reordering and duplicates cannot skew them. Community and
+aggregator counters are recounted for every key the batch touched.
 """
 
 from __future__ import annotations
@@ -134,12 +137,13 @@ def upsert_posts(conn: Conn, cols: Sequence[list[Any]]) -> None:
         """
         INSERT INTO posts AS p (uri, rkey, cid, community_did, author_did, title, content,
                                 facets, embed, labels, langs, record, created_at, ranked_at,
-                                edited_at, deleted_at)
+                                edited_at, deleted_at, hot_rank)
         SELECT u.uri, u.rkey, u.cid, u.community, u.author, u.title, u.content,
                u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
                CASE WHEN u.langs IS NULL THEN '{}'::text[]
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
-               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL
+               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
+               coves_hot_rank(0, least(u.created_at, now()))
         FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                     %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                     %s::timestamptz[], %s::timestamptz[])
@@ -178,12 +182,13 @@ def upsert_comments(conn: Conn, cols: Sequence[list[Any]]) -> None:
         """
         INSERT INTO comments AS c (uri, rkey, cid, commenter_did, root_uri, root_cid, parent_uri,
                                    parent_cid, content, facets, embed, labels, langs, record,
-                                   created_at, ranked_at, edited_at, deleted_at)
+                                   created_at, ranked_at, edited_at, deleted_at, hot_rank)
         SELECT u.uri, u.rkey, u.cid, u.commenter, u.root_uri, u.root_cid, u.parent_uri,
                u.parent_cid, u.content, u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
                CASE WHEN u.langs IS NULL THEN '{}'::text[]
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
-               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL
+               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
+               coves_hot_rank(0, least(u.created_at, now()))
         FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                     %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                     %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
@@ -249,20 +254,23 @@ def delete_votes(conn: Conn, uris: list[str], times: list[datetime]) -> None:
 
 def live_votes(
     conn: Conn, voters: list[str], subjects: list[str]
-) -> list[tuple[str, str, str, str, bool]]:
-    """(uri, voter, subject, rev, effective) of live votes on the given pairs."""
+) -> list[tuple[str, str, str, str, bool, int]]:
+    """(uri, voter, subject, rev, effective, direction) of live votes on the given pairs."""
     if not voters:
         return []
     rows = conn.execute(
         """
-        SELECT v.uri, v.voter_did, v.subject_uri, v.rev, v.effective
+        SELECT v.uri, v.voter_did, v.subject_uri, v.rev, v.effective, v.direction
         FROM (SELECT DISTINCT * FROM unnest(%s::text[], %s::text[]) AS p(voter, subject)) p
         JOIN votes v ON v.voter_did = p.voter AND v.subject_uri = p.subject
         WHERE v.deleted_at IS NULL
         """,
         (voters, subjects),
     ).fetchall()
-    return [(r["uri"], r["voter_did"], r["subject_uri"], r["rev"], r["effective"]) for r in rows]
+    return [
+        (r["uri"], r["voter_did"], r["subject_uri"], r["rev"], r["effective"], r["direction"])
+        for r in rows
+    ]
 
 
 def set_effective(conn: Conn, uris: list[str], *, effective: bool) -> None:
@@ -549,6 +557,43 @@ def recount_comments(conn: Conn, uris: list[str]) -> None:
                   IS DISTINCT FROM (v.up, v.down, r.n, coves_hot_rank(v.up - v.down, cm.ranked_at))
             """,
             (uris,),
+        )
+
+
+def add_post_counts(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, upvotes, downvotes, comments: net changes (from the batch's
+    decisions) added to stored counters, with the ranks that follow from them."""
+    if cols[0]:
+        conn.execute(
+            """
+            UPDATE posts p SET upvote_count = p.upvote_count + d.up,
+                   downvote_count = p.downvote_count + d.down,
+                   score = p.score + d.up - d.down, comment_count = p.comment_count + d.n,
+                   hot_rank = coves_hot_rank(p.score + d.up - d.down, p.ranked_at),
+                   controversy_rank = coves_controversy_rank(p.upvote_count + d.up,
+                                                             p.downvote_count + d.down)
+            FROM unnest(%s::text[], %s::int[], %s::int[], %s::int[]) AS d(uri, up, down, n)
+            WHERE p.uri = d.uri
+            """,
+            cols,
+        )
+
+
+def add_comment_counts(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, upvotes, downvotes, replies: net changes added to stored counters."""
+    if cols[0]:
+        conn.execute(
+            """
+            UPDATE comments c SET upvote_count = c.upvote_count + d.up,
+                   downvote_count = c.downvote_count + d.down,
+                   score = c.score + d.up - d.down, reply_count = c.reply_count + d.n,
+                   hot_rank = coves_hot_rank(c.score + d.up - d.down, c.ranked_at),
+                   controversy_rank = coves_controversy_rank(c.upvote_count + d.up,
+                                                             c.downvote_count + d.down)
+            FROM unnest(%s::text[], %s::int[], %s::int[], %s::int[]) AS d(uri, up, down, n)
+            WHERE c.uri = d.uri
+            """,
+            cols,
         )
 
 
