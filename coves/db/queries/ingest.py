@@ -2,7 +2,9 @@
 
 Every function takes the batch's connection (already inside its one
 transaction) and column lists; statements unnest the lists so a batch of
-any size costs a fixed number of round trips. Post and comment counters of
+any size costs a fixed number of round trips. Array parameters are ``%b``
+(binary): psycopg's text-format array dumper quotes element by element with
+regular expressions, which cost more Python time than everything else. Post and comment counters of
 rows the batch wrote are recounted from rows; other posts and comments take
 the exact net change the batch's decisions made (which votes became or
 stopped being effective, which comments became or stopped being live), so
@@ -50,7 +52,7 @@ def record_states(
     rows = conn.execute(
         """
         SELECT rs.did, rs.collection, rs.rkey, rs.rev
-        FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(did, collection, rkey)
+        FROM unnest(%b::text[], %b::text[], %b::text[]) AS k(did, collection, rkey)
         JOIN record_state rs USING (did, collection, rkey)
         """,
         (dids, collections, rkeys),
@@ -64,20 +66,20 @@ def comment_threads(conn: Conn, uris: list[str]) -> dict[str, tuple[str, str, bo
         return {}
     rows = conn.execute(
         "SELECT uri, root_uri, parent_uri, deleted_at IS NULL AS live FROM comments"
-        " WHERE uri = ANY(%s::text[])",
+        " WHERE uri = ANY(%b::text[])",
         (uris,),
     ).fetchall()
     return {r["uri"]: (r["root_uri"], r["parent_uri"], r["live"]) for r in rows}
 
 
 _OLD_REFS = {
-    "vote": "SELECT uri, voter_did AS a, subject_uri AS b FROM votes WHERE uri = ANY(%s::text[])",
+    "vote": "SELECT uri, voter_did AS a, subject_uri AS b FROM votes WHERE uri = ANY(%b::text[])",
     "subscription": "SELECT uri, user_did AS a, community_did AS b FROM subscriptions"
-    " WHERE uri = ANY(%s::text[])",
+    " WHERE uri = ANY(%b::text[])",
     "post": "SELECT uri, community_did AS a, author_did AS b FROM posts"
-    " WHERE uri = ANY(%s::text[])",
+    " WHERE uri = ANY(%b::text[])",
     "authorization": "SELECT uri, community_did AS a, aggregator_did AS b"
-    " FROM aggregator_authorizations WHERE uri = ANY(%s::text[])",
+    " FROM aggregator_authorizations WHERE uri = ANY(%b::text[])",
 }
 
 
@@ -94,7 +96,7 @@ def community_hosts(conn: Conn, dids: list[str]) -> dict[str, tuple[str, str]]:
     if not dids:
         return {}
     rows = conn.execute(
-        "SELECT did, hosted_by, verification FROM communities WHERE did = ANY(%s::text[])",
+        "SELECT did, hosted_by, verification FROM communities WHERE did = ANY(%b::text[])",
         (dids,),
     ).fetchall()
     return {r["did"]: (r["hosted_by"], r["verification"]) for r in rows}
@@ -110,8 +112,8 @@ def upsert_record_states(conn: Conn, cols: Sequence[list[Any]]) -> None:
     conn.execute(
         """
         INSERT INTO record_state AS rs (did, collection, rkey, rev, cid, deleted, time_us)
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                             %s::boolean[], %s::bigint[])
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::boolean[], %b::bigint[])
         ON CONFLICT (did, collection, rkey) DO UPDATE
             SET rev = EXCLUDED.rev, cid = EXCLUDED.cid, deleted = EXCLUDED.deleted,
                 time_us = EXCLUDED.time_us, updated_at = now()
@@ -125,7 +127,7 @@ def ensure_users(conn: Conn, dids: Iterable[str]) -> None:
     ordered = sorted(set(dids))
     if ordered:
         conn.execute(
-            "INSERT INTO users (did) SELECT unnest(%s::text[]) ON CONFLICT (did) DO NOTHING",
+            "INSERT INTO users (did) SELECT unnest(%b::text[]) ON CONFLICT (did) DO NOTHING",
             (ordered,),
         )
 
@@ -144,9 +146,9 @@ def upsert_posts(conn: Conn, cols: Sequence[list[Any]]) -> None:
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
                u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
                coves_hot_rank(0, least(u.created_at, now()))
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::timestamptz[], %s::timestamptz[])
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::timestamptz[], %b::timestamptz[])
              AS u(uri, rkey, cid, community, author, title, content, facets, embed, labels,
                   langs, record, created_at, edited_at)
         ON CONFLICT (uri) DO UPDATE SET
@@ -168,7 +170,7 @@ def soft_delete(conn: Conn, table: str, uris: list[str], times: list[datetime]) 
         conn.execute(
             f"""
             UPDATE {table} t SET deleted_at = d.at
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(uri, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
             WHERE t.uri = d.uri AND t.deleted_at IS NULL
             """,
             (uris, times),
@@ -189,9 +191,9 @@ def upsert_comments(conn: Conn, cols: Sequence[list[Any]]) -> None:
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
                u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
                coves_hot_rank(0, least(u.created_at, now()))
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[])
              AS u(uri, rkey, cid, commenter, root_uri, root_cid, parent_uri, parent_cid,
                   content, facets, embed, labels, langs, record, created_at, edited_at)
         ON CONFLICT (uri) DO UPDATE SET
@@ -214,7 +216,7 @@ def delete_comments(conn: Conn, uris: list[str], times: list[datetime]) -> None:
             """
             UPDATE comments c SET deleted_at = d.at, content = NULL, facets = NULL,
                    embed = NULL, labels = NULL, langs = '{}', record = NULL
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(uri, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
             WHERE c.uri = d.uri AND c.deleted_at IS NULL
             """,
             (uris, times),
@@ -228,9 +230,9 @@ def upsert_votes(conn: Conn, cols: Sequence[list[Any]]) -> None:
         """
         INSERT INTO votes AS v (uri, rkey, cid, rev, voter_did, subject_uri, subject_cid,
                                 direction, created_at, effective)
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                             %s::text[], %s::text[], %s::smallint[], %s::timestamptz[],
-                             %s::boolean[])
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::text[], %b::text[], %b::smallint[], %b::timestamptz[],
+                             %b::boolean[])
         ON CONFLICT (uri) DO UPDATE SET
             cid = EXCLUDED.cid, rev = EXCLUDED.rev, subject_uri = EXCLUDED.subject_uri,
             subject_cid = EXCLUDED.subject_cid, direction = EXCLUDED.direction,
@@ -245,7 +247,7 @@ def delete_votes(conn: Conn, uris: list[str], times: list[datetime]) -> None:
         conn.execute(
             """
             UPDATE votes v SET deleted_at = d.at, effective = false
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(uri, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
             WHERE v.uri = d.uri AND v.deleted_at IS NULL
             """,
             (uris, times),
@@ -261,7 +263,7 @@ def live_votes(
     rows = conn.execute(
         """
         SELECT v.uri, v.voter_did, v.subject_uri, v.rev, v.effective, v.direction
-        FROM (SELECT DISTINCT * FROM unnest(%s::text[], %s::text[]) AS p(voter, subject)) p
+        FROM (SELECT DISTINCT * FROM unnest(%b::text[], %b::text[]) AS p(voter, subject)) p
         JOIN votes v ON v.voter_did = p.voter AND v.subject_uri = p.subject
         WHERE v.deleted_at IS NULL
         """,
@@ -276,7 +278,7 @@ def live_votes(
 def set_effective(conn: Conn, uris: list[str], *, effective: bool) -> None:
     if uris:
         conn.execute(
-            "UPDATE votes SET effective = %s WHERE uri = ANY(%s::text[])", (effective, uris)
+            "UPDATE votes SET effective = %s WHERE uri = ANY(%b::text[])", (effective, uris)
         )
 
 
@@ -287,8 +289,8 @@ def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
             """
             INSERT INTO subscriptions AS s (uri, user_did, rkey, community_did,
                                             content_visibility, record_cid, created_at)
-            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],
-                                 %s::smallint[], %s::text[], %s::timestamptz[])
+            SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],
+                                 %b::smallint[], %b::text[], %b::timestamptz[])
             ON CONFLICT (uri) DO UPDATE SET
                 community_did = EXCLUDED.community_did,
                 content_visibility = EXCLUDED.content_visibility,
@@ -303,8 +305,8 @@ def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
     conn.execute(
         """
         INSERT INTO blocks AS b (uri, user_did, rkey, community_did, record_cid, created_at)
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                             %s::timestamptz[])
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::timestamptz[])
         ON CONFLICT (uri) DO UPDATE SET
             community_did = EXCLUDED.community_did, record_cid = EXCLUDED.record_cid,
             created_at = EXCLUDED.created_at, deleted_at = NULL
@@ -333,13 +335,13 @@ def upsert_communities(conn: Conn, cols: Sequence[list[Any]], keep: list[str]) -
                u.language, ARRAY(SELECT jsonb_array_elements_text(u.search_trigrams::jsonb)),
                u.record::jsonb, u.record_cid, u.created_at, u.verification,
                CASE WHEN u.verification = 'verified' THEN now() END
-        FROM unnest(%(c0)s::text[], %(c1)s::text[], %(c2)s::text[], %(c3)s::text[],
-                    %(c4)s::text[], %(c5)s::text[], %(c6)s::text[],
-                    %(c7)s::text[], %(c8)s::text[], %(c9)s::text[],
-                    %(c10)s::boolean[], %(c11)s::text[], %(c12)s::text[],
-                    %(c13)s::text[], %(c14)s::text[], %(c15)s::text[],
-                    %(c16)s::text[], %(c17)s::text[], %(c18)s::text[],
-                    %(c19)s::timestamptz[], %(c20)s::text[])
+        FROM unnest(%(c0)b::text[], %(c1)b::text[], %(c2)b::text[], %(c3)b::text[],
+                    %(c4)b::text[], %(c5)b::text[], %(c6)b::text[],
+                    %(c7)b::text[], %(c8)b::text[], %(c9)b::text[],
+                    %(c10)b::boolean[], %(c11)b::text[], %(c12)b::text[],
+                    %(c13)b::text[], %(c14)b::text[], %(c15)b::text[],
+                    %(c16)b::text[], %(c17)b::text[], %(c18)b::text[],
+                    %(c19)b::timestamptz[], %(c20)b::text[])
              AS u(did, name, display_name, description, description_facets, avatar, banner,
                   created_by, hosted_by, visibility, allow_external_discovery, moderation_type,
                   content_warnings, rules, categories, language, search_trigrams, record,
@@ -356,11 +358,11 @@ def upsert_communities(conn: Conn, cols: Sequence[list[Any]], keep: list[str]) -
             search_trigrams = EXCLUDED.search_trigrams, record = EXCLUDED.record,
             record_cid = EXCLUDED.record_cid, created_at = EXCLUDED.created_at,
             updated_at = now(), deleted_at = NULL,
-            verification = CASE WHEN c.did = ANY(%(keep)s::text[]) THEN c.verification
+            verification = CASE WHEN c.did = ANY(%(keep)b::text[]) THEN c.verification
                                 ELSE EXCLUDED.verification END,
-            verified_at = CASE WHEN c.did = ANY(%(keep)s::text[]) THEN c.verified_at
+            verified_at = CASE WHEN c.did = ANY(%(keep)b::text[]) THEN c.verified_at
                                ELSE EXCLUDED.verified_at END,
-            verification_reason = CASE WHEN c.did = ANY(%(keep)s::text[])
+            verification_reason = CASE WHEN c.did = ANY(%(keep)b::text[])
                                        THEN c.verification_reason END
         """,
         {**{f"c{i}": col for i, col in enumerate(cols)}, "keep": keep},
@@ -372,7 +374,7 @@ def delete_communities(conn: Conn, dids: list[str], times: list[datetime]) -> No
         conn.execute(
             """
             UPDATE communities c SET deleted_at = d.at, updated_at = now()
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(did, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(did, at)
             WHERE c.did = d.did AND c.deleted_at IS NULL
             """,
             (dids, times),
@@ -388,8 +390,8 @@ def upsert_aggregators(conn: Conn, cols: Sequence[list[Any]]) -> None:
                                       source_url, maintainer_did, record, record_cid, created_at)
         SELECT u.did, u.display_name, u.description, u.avatar::jsonb, u.config_schema::jsonb,
                u.source_url, u.maintainer, u.record::jsonb, u.record_cid, u.created_at
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::text[], %b::timestamptz[])
              AS u(did, display_name, description, avatar, config_schema, source_url,
                   maintainer, record, record_cid, created_at)
         ON CONFLICT (did) DO UPDATE SET
@@ -408,7 +410,7 @@ def delete_aggregators(conn: Conn, dids: list[str], times: list[datetime]) -> No
         conn.execute(
             """
             UPDATE aggregators a SET deleted_at = d.at
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(did, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(did, at)
             WHERE a.did = d.did AND a.deleted_at IS NULL
             """,
             (dids, times),
@@ -424,8 +426,8 @@ def upsert_authorizations(conn: Conn, cols: Sequence[list[Any]]) -> None:
             enabled, config, created_by, disabled_at, disabled_by, record_cid, created_at)
         SELECT u.uri, u.community, u.rkey, u.aggregator, u.enabled, u.config::jsonb,
                u.created_by, u.disabled_at, u.disabled_by, u.record_cid, u.created_at
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::text[],
-                    %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::timestamptz[])
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::boolean[], %b::text[],
+                    %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::timestamptz[])
              AS u(uri, community, rkey, aggregator, enabled, config, created_by, disabled_at,
                   disabled_by, record_cid, created_at)
         ON CONFLICT (uri) DO UPDATE SET
@@ -445,7 +447,7 @@ def update_actor_profiles(conn: Conn, cols: Sequence[list[Any]]) -> None:
         """
         UPDATE users u SET display_name = p.display_name, description = p.description,
                avatar = p.avatar::jsonb, banner = p.banner::jsonb, updated_at = now()
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
              AS p(did, display_name, description, avatar, banner)
         WHERE u.did = p.did
         """,
@@ -466,7 +468,7 @@ def apply_identities(
     cleared = conn.execute(
         """
         UPDATE users u SET handle = NULL, updated_at = now()
-        FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS e(did, handle, time_us)
+        FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS e(did, handle, time_us)
         JOIN users claimant ON claimant.did = e.did AND claimant.identity_time_us < e.time_us
         WHERE e.handle IS NOT NULL AND u.handle = e.handle AND u.did <> e.did
         RETURNING u.did
@@ -477,7 +479,7 @@ def apply_identities(
         """
         UPDATE users u SET handle = e.handle, identity_time_us = e.time_us,
                handle_checked_at = NULL, updated_at = now()
-        FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS e(did, handle, time_us)
+        FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS e(did, handle, time_us)
         WHERE u.did = e.did AND u.identity_time_us < e.time_us
         RETURNING u.did
         """,
@@ -497,7 +499,7 @@ def apply_accounts(
         """
         UPDATE users u SET active = e.active, account_status = e.status,
                account_time_us = e.time_us, updated_at = now()
-        FROM unnest(%s::text[], %s::boolean[], %s::text[], %s::bigint[])
+        FROM unnest(%b::text[], %b::boolean[], %b::text[], %b::bigint[])
              AS e(did, active, status, time_us)
         WHERE u.did = e.did AND u.account_time_us < e.time_us
         RETURNING u.did
@@ -519,7 +521,7 @@ def recount_posts(conn: Conn, uris: list[str]) -> None:
                    score = v.up - v.down, comment_count = c.n,
                    hot_rank = coves_hot_rank(v.up - v.down, p.ranked_at),
                    controversy_rank = coves_controversy_rank(v.up, v.down)
-            FROM (SELECT DISTINCT unnest(%s::text[]) AS uri) k
+            FROM (SELECT DISTINCT unnest(%b::text[]) AS uri) k
             CROSS JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE direction = 1)::int AS up,
                        count(*) FILTER (WHERE direction = -1)::int AS down
@@ -544,7 +546,7 @@ def recount_comments(conn: Conn, uris: list[str]) -> None:
                    score = v.up - v.down, reply_count = r.n,
                    hot_rank = coves_hot_rank(v.up - v.down, cm.ranked_at),
                    controversy_rank = coves_controversy_rank(v.up, v.down)
-            FROM (SELECT DISTINCT unnest(%s::text[]) AS uri) k
+            FROM (SELECT DISTINCT unnest(%b::text[]) AS uri) k
             CROSS JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE direction = 1)::int AS up,
                        count(*) FILTER (WHERE direction = -1)::int AS down
@@ -572,7 +574,7 @@ def add_post_counts(conn: Conn, cols: Sequence[list[Any]]) -> None:
                    hot_rank = coves_hot_rank(p.score + d.up - d.down, p.ranked_at),
                    controversy_rank = coves_controversy_rank(p.upvote_count + d.up,
                                                              p.downvote_count + d.down)
-            FROM unnest(%s::text[], %s::int[], %s::int[], %s::int[]) AS d(uri, up, down, n)
+            FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[]) AS d(uri, up, down, n)
             WHERE p.uri = d.uri
             """,
             cols,
@@ -590,7 +592,7 @@ def add_comment_counts(conn: Conn, cols: Sequence[list[Any]]) -> None:
                    hot_rank = coves_hot_rank(c.score + d.up - d.down, c.ranked_at),
                    controversy_rank = coves_controversy_rank(c.upvote_count + d.up,
                                                              c.downvote_count + d.down)
-            FROM unnest(%s::text[], %s::int[], %s::int[], %s::int[]) AS d(uri, up, down, n)
+            FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[]) AS d(uri, up, down, n)
             WHERE c.uri = d.uri
             """,
             cols,
@@ -603,7 +605,7 @@ def recount_communities(conn: Conn, dids: list[str]) -> None:
             """
             UPDATE communities c SET subscriber_count = s.n, post_count = p.n,
                    last_post_at = p.last
-            FROM (SELECT DISTINCT unnest(%s::text[]) AS did) k
+            FROM (SELECT DISTINCT unnest(%b::text[]) AS did) k
             CROSS JOIN LATERAL (
                 SELECT count(DISTINCT user_did)::int AS n FROM subscriptions
                 WHERE community_did = k.did AND deleted_at IS NULL) s
@@ -623,7 +625,7 @@ def recount_aggregators(conn: Conn, dids: list[str]) -> None:
         conn.execute(
             """
             UPDATE aggregators a SET communities_using = au.n, posts_created = p.n
-            FROM (SELECT did FROM aggregators WHERE did = ANY(%s::text[])) k
+            FROM (SELECT did FROM aggregators WHERE did = ANY(%b::text[])) k
             CROSS JOIN LATERAL (
                 SELECT count(DISTINCT community_did)::int AS n FROM aggregator_authorizations
                 WHERE aggregator_did = k.did AND enabled AND deleted_at IS NULL) au
@@ -646,8 +648,8 @@ def insert_dead_letters(conn: Conn, cols: Sequence[list[Any]], keep: int | None 
     conn.execute(
         """
         INSERT INTO dead_letters (reason, detail, did, collection, rkey, time_us, raw)
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                             %s::bigint[], %s::text[])
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::bigint[], %b::text[])
         """,
         cols,
     )
