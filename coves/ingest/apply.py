@@ -208,6 +208,9 @@ class Touched:
     # Net counter changes of posts/comments that existed before the batch:
     # uri -> [upvotes, downvotes, comments (posts) or replies (comments)].
     post_deltas: dict[str, list[int]] = field(default_factory=dict)
+    # community -> posts that became live in this batch (counted without a
+    # recount unless the community is recounted anyway)
+    new_posts: dict[str, list[str]] = field(default_factory=dict)
     comment_deltas: dict[str, list[int]] = field(default_factory=dict)
 
     def add(self, subject: str, up: int, down: int, children: int) -> None:
@@ -248,6 +251,7 @@ def _apply_batch(
     stored = q.record_states(conn, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
     comment_uris = list({c.uri for c in commits if c.collection == ev.COMMENT})
     threads = q.comment_threads(conn, comment_uris)
+    stored_posts = q.stored_posts(conn, list({c.uri for c in commits if c.collection == ev.POST}))
     winners, preludes = decide_winners(commits, stored, threads, out)
     out.applied_commits = winners + preludes
 
@@ -283,7 +287,7 @@ def _apply_batch(
             by_collection[commit.collection].append(commit)
         _communities(conn, by_collection[ev.PROFILE], out, instance_did, skip_did_web_verification)
         touched.communities.update(c.did for c in by_collection[ev.PROFILE])
-        _posts(conn, by_collection[ev.POST], touched)
+        _posts(conn, by_collection[ev.POST], stored_posts, touched)
         _comments(conn, by_collection[ev.COMMENT], threads, touched)
         _votes(conn, by_collection[ev.VOTE], touched)
         _subjects(conn, "subscriptions", by_collection[ev.SUBSCRIPTION], touched)
@@ -312,6 +316,7 @@ def _apply_batch(
         )
 
     _comment_deltas(winners, threads, touched)
+    _community_post_deltas(winners, stored_posts, touched)
     # Rows this batch wrote are recounted (a subject that arrives after its votes
     # and replies, or an edit that moved ranked_at); every other post or comment
     # only takes the net change the batch's decisions made to what counts.
@@ -320,6 +325,13 @@ def _apply_batch(
     q.add_post_counts(conn, _delta_cols(touched.post_deltas, touched.posts))
     q.add_comment_counts(conn, _delta_cols(touched.comment_deltas, touched.comments))
     q.recount_communities(conn, sorted(touched.communities))
+    arrivals = sorted(
+        (community, uri)
+        for community, uris in touched.new_posts.items()
+        if community not in touched.communities
+        for uri in uris
+    )
+    q.add_community_posts(conn, [a[0] for a in arrivals], [a[1] for a in arrivals])
     q.recount_aggregators(conn, sorted(touched.aggregators))
 
     all_dead = dead + out.dead
@@ -360,6 +372,23 @@ def _comment_deltas(
             touched.add(row.root_uri, 0, 0, 1)
             if _is_comment(row.parent_uri):
                 touched.add(row.parent_uri, 0, 0, 1)
+
+
+def _community_post_deltas(
+    winners: list[Commit], stored: dict[str, tuple[str, str, bool]], touched: Touched
+) -> None:
+    """A post becoming live only adds to its community's post_count and can only
+    raise last_post_at; a live post deleted or edited (its ranked_at may move)
+    needs the community recounted."""
+    for commit in winners:
+        if commit.collection != ev.POST:
+            continue
+        old = stored.get(commit.uri)
+        was_live = old is not None and old[2]
+        if was_live:
+            touched.communities.add(commit.did)
+        elif commit.op != "delete":
+            touched.new_posts.setdefault(commit.did, []).append(commit.uri)
 
 
 def _delta_cols(deltas: dict[str, list[int]], recounted: set[str]) -> list[list[Any]]:
@@ -442,18 +471,22 @@ def _communities(
     q.upsert_communities(conn, cols, keep)
 
 
-def _posts(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
+def _posts(
+    conn: q.Conn,
+    commits: list[Commit],
+    stored: dict[str, tuple[str, str, bool]],
+    touched: Touched,
+) -> None:
     if not commits:
         return
-    uris = [c.uri for c in commits]
-    for community, author in q.old_refs(conn, "post", uris).values():
-        touched.communities.add(community)
-        touched.aggregators.add(author)
+    for commit in commits:
+        old = stored.get(commit.uri)
+        if old is not None:
+            touched.aggregators.add(old[1])
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
     touched.posts.update(c.uri for c in live)
     q.soft_delete(conn, "posts", [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
-    touched.communities.update(c.did for c in commits)
     if not live:
         return
     cols: list[list[Any]] = [[] for _ in range(14)]

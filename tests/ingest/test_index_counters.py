@@ -18,9 +18,11 @@ from tests.ingest.test_properties import RECOUNT_MISMATCHES
 from tests.support.events import (
     COMMENT,
     POST,
+    PROFILE,
     VOTE,
     Stream,
     comment_record,
+    community_record,
     did,
     post_record,
     uri,
@@ -153,3 +155,40 @@ async def test_subject_arriving_after_its_votes_and_replies(
     # And from then on it takes increments like any other row.
     await apply(indexer, stream.commit(ALICE, VOTE, "3kvote0000002", vote_record(TOP, "up")))
     assert await _counts(db, TOP) == (1, 1, 0, 1)
+
+
+async def test_community_post_count_and_last_post_at(
+    db: Database, indexer: Indexer, stream: Stream
+) -> None:
+    def post(rkey: str, created: str, operation: str = "create") -> dict[str, Any]:
+        record = post_record(COMMUNITY, ALICE, createdAt=f"2024-{created}T00:00:00.000Z")
+        return stream.commit(COMMUNITY, POST, rkey, record, operation=operation)
+
+    async def community() -> tuple[Any, str]:
+        row = await one(db, "SELECT post_count, last_post_at::date::text AS last FROM communities")
+        with trio.fail_after(10):
+            assert await db.fetch(RECOUNT_MISMATCHES) == []
+        return row["post_count"], row["last"]
+
+    profile = community_record("c", "did:web:coves.test", COMMUNITY)
+    # The community arrives after its first post: recounted on arrival.
+    await apply(indexer, post("3kpost000000a", "01-01"))
+    await apply(indexer, stream.commit(COMMUNITY, PROFILE, "self", profile))
+    assert await community() == (1, "2024-01-01")
+    # New posts only add.
+    await apply(indexer, post("3kpost000000b", "02-01"))
+    assert await community() == (2, "2024-02-01")
+    # Deleting the newest one moves last_post_at back.
+    await apply(indexer, stream.delete(COMMUNITY, POST, "3kpost000000b"))
+    assert await community() == (1, "2024-01-01")
+    # A new post and a delete in one batch.
+    await apply(
+        indexer, post("3kpost000000c", "03-01"), stream.delete(COMMUNITY, POST, "3kpost000000a")
+    )
+    assert await community() == (1, "2024-03-01")
+    # An edit that moves createdAt back moves last_post_at back.
+    await apply(indexer, post("3kpost000000c", "01-15", operation="update"))
+    assert await community() == (1, "2024-01-15")
+    # A resurrected post counts again.
+    await apply(indexer, post("3kpost000000b", "02-01"))
+    assert await community() == (2, "2024-02-01")

@@ -186,6 +186,8 @@ WHERE m.subscriber_count <> (SELECT count(DISTINCT user_did) FROM subscriptions 
                              WHERE s.community_did = m.did AND s.deleted_at IS NULL)
    OR m.post_count <> (SELECT count(*) FROM posts p
                        WHERE p.community_did = m.did AND p.deleted_at IS NULL)
+   OR m.last_post_at IS DISTINCT FROM (SELECT max(ranked_at) FROM posts p
+                                       WHERE p.community_did = m.did AND p.deleted_at IS NULL)
 """
 
 

@@ -46,14 +46,22 @@ def lock(conn: Conn) -> None:
 def record_states(
     conn: Conn, dids: list[str], collections: list[str], rkeys: list[str]
 ) -> dict[tuple[str, str, str], str]:
-    """Stored rev of each (did, collection, rkey) that has one."""
+    """Stored rev of each (did, collection, rkey) that has one.
+
+    One primary-key probe per key: the LIMIT keeps the planner from turning
+    the lookup into a hash join over a sequential scan of the whole table
+    (which it chose once record_state held ~50 000 rows: 19 ms per batch and
+    growing with the table)."""
     if not dids:
         return {}
     rows = conn.execute(
         """
-        SELECT rs.did, rs.collection, rs.rkey, rs.rev
+        SELECT k.did, k.collection, k.rkey, rs.rev
         FROM unnest(%b::text[], %b::text[], %b::text[]) AS k(did, collection, rkey)
-        JOIN record_state rs USING (did, collection, rkey)
+        CROSS JOIN LATERAL (
+            SELECT rev FROM record_state r
+            WHERE r.did = k.did AND r.collection = k.collection AND r.rkey = k.rkey
+            LIMIT 1) rs
         """,
         (dids, collections, rkeys),
     ).fetchall()
@@ -73,22 +81,46 @@ def comment_threads(conn: Conn, uris: list[str]) -> dict[str, tuple[str, str, bo
 
 
 _OLD_REFS = {
-    "vote": "SELECT uri, voter_did AS a, subject_uri AS b FROM votes WHERE uri = ANY(%b::text[])",
-    "subscription": "SELECT uri, user_did AS a, community_did AS b FROM subscriptions"
-    " WHERE uri = ANY(%b::text[])",
-    "post": "SELECT uri, community_did AS a, author_did AS b FROM posts"
-    " WHERE uri = ANY(%b::text[])",
-    "authorization": "SELECT uri, community_did AS a, aggregator_did AS b"
-    " FROM aggregator_authorizations WHERE uri = ANY(%b::text[])",
+    "vote": ("votes", "voter_did", "subject_uri"),
+    "subscription": ("subscriptions", "user_did", "community_did"),
+    "post": ("posts", "community_did", "author_did"),
+    "authorization": ("aggregator_authorizations", "community_did", "aggregator_did"),
 }
 
 
 def old_refs(conn: Conn, kind: str, uris: list[str]) -> dict[str, tuple[str, str]]:
-    """What stored rows pointed at before this batch rewrites them (for recounts)."""
+    """What stored rows pointed at before this batch rewrites them (for recounts).
+
+    One primary-key probe per URI (the LIMIT keeps it so whatever the table
+    statistics say; ``uri = ANY(...)`` was planned as a sequential scan of
+    subscriptions)."""
     if not uris:
         return {}
-    rows = conn.execute(_OLD_REFS[kind], (uris,)).fetchall()
+    table, a, b = _OLD_REFS[kind]
+    rows = conn.execute(
+        f"""
+        SELECT k.uri, t.a, t.b FROM unnest(%b::text[]) AS k(uri)
+        CROSS JOIN LATERAL (SELECT {a} AS a, {b} AS b FROM {table} WHERE uri = k.uri LIMIT 1) t
+        """,
+        (uris,),
+    ).fetchall()
     return {r["uri"]: (r["a"], r["b"]) for r in rows}
+
+
+def stored_posts(conn: Conn, uris: list[str]) -> dict[str, tuple[str, str, bool]]:
+    """(community, author, live) of stored posts, before the batch writes any."""
+    if not uris:
+        return {}
+    rows = conn.execute(
+        """
+        SELECT k.uri, p.community_did, p.author_did, p.deleted_at IS NULL AS live
+        FROM unnest(%b::text[]) AS k(uri)
+        CROSS JOIN LATERAL (SELECT community_did, author_did, deleted_at FROM posts
+                            WHERE uri = k.uri LIMIT 1) p
+        """,
+        (uris,),
+    ).fetchall()
+    return {r["uri"]: (r["community_did"], r["author_did"], r["live"]) for r in rows}
 
 
 def community_hosts(conn: Conn, dids: list[str]) -> dict[str, tuple[str, str]]:
@@ -617,6 +649,24 @@ def recount_communities(conn: Conn, dids: list[str]) -> None:
                   IS DISTINCT FROM (s.n, p.n, p.last)
             """,
             (dids,),
+        )
+
+
+def add_community_posts(conn: Conn, dids: list[str], uris: list[str]) -> None:
+    """Posts (already written) that became live: each adds one to its community's
+    post_count and may raise last_post_at (the newest ranked_at of live posts)."""
+    if dids:
+        conn.execute(
+            """
+            UPDATE communities c SET post_count = c.post_count + d.n,
+                   last_post_at = greatest(c.last_post_at, d.last)
+            FROM (SELECT u.did, count(*)::int AS n, max(p.ranked_at) AS last
+                  FROM unnest(%b::text[], %b::text[]) AS u(did, uri)
+                  CROSS JOIN LATERAL (SELECT ranked_at FROM posts WHERE uri = u.uri LIMIT 1) p
+                  GROUP BY u.did) d
+            WHERE c.did = d.did
+            """,
+            (dids, uris),
         )
 
 
