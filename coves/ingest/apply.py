@@ -39,7 +39,6 @@ from coves.ingest.records import (
     CommunityRow,
     PostRow,
     SubjectRow,
-    VoteRow,
 )
 
 
@@ -247,15 +246,35 @@ def _apply_batch(
     dead, cursor = batch.dead, batch.cursor
     out = Decisions()
     q.lock(conn)
+    # Every read the decisions need before the first write, sent together (one
+    # round trip in pipeline mode), then waited for.
     keys = list({c.key for c in commits})
-    stored = q.record_states(conn, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
-    comment_uris = list({c.uri for c in commits if c.collection == ev.COMMENT})
-    threads = q.comment_threads(conn, comment_uris)
-    stored_posts = q.stored_posts(conn, list({c.uri for c in commits if c.collection == ev.POST}))
+    uris: dict[str, set[str]] = defaultdict(set)
+    vote_pairs: set[tuple[str, str]] = set()
+    for commit in commits:
+        uris[commit.collection].add(commit.uri)
+        if commit.collection == ev.VOTE and commit.op != "delete":
+            vote_pairs.add((commit.did, commit.row.subject_uri))
+    pairs = sorted(vote_pairs)
+    fetches = (
+        q.record_states(conn, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+        q.comment_threads(conn, sorted(uris[ev.COMMENT])),
+        q.stored_posts(conn, sorted(uris[ev.POST])),
+        q.old_refs(conn, "subscription", sorted(uris[ev.SUBSCRIPTION])),
+        # Live votes on every pair a vote of the batch touches (a superset of what
+        # the live phase needs: pairs no applied vote changes are left as they are).
+        q.live_votes(conn, sorted(uris[ev.VOTE]), [p[0] for p in pairs], [p[1] for p in pairs]),
+    )
+    stored = fetches[0]()
+    threads = fetches[1]()
+    stored_posts = fetches[2]()
+    subscription_refs = fetches[3]()
+    votes_before = fetches[4]()
     winners, preludes = decide_winners(commits, stored, threads, out)
     out.applied_commits = winners + preludes
 
     touched = Touched()
+    touched.communities.update(community for _user, community in subscription_refs.values())
     # Every DID a live version referenced gets a users row, including versions a
     # newer event in the batch superseded: one-at-a-time application creates them too.
     superseded = [c for c, why in out.skipped_by if why == Skip.SUPERSEDED]
@@ -278,9 +297,9 @@ def _apply_batch(
         )
 
     # Live versions first, then deletes: a prelude must land before its delete.
-    for phase in (
-        [c for c in out.applied_commits if c.op != "delete"],
-        [c for c in winners if c.op == "delete"],
+    for first, phase in (
+        (True, [c for c in out.applied_commits if c.op != "delete"]),
+        (False, [c for c in winners if c.op == "delete"]),
     ):
         by_collection: dict[str, list[Commit]] = defaultdict(list)
         for commit in phase:
@@ -289,7 +308,9 @@ def _apply_batch(
         touched.communities.update(c.did for c in by_collection[ev.PROFILE])
         _posts(conn, by_collection[ev.POST], stored_posts, touched)
         _comments(conn, by_collection[ev.COMMENT], threads, touched)
-        _votes(conn, by_collection[ev.VOTE], touched)
+        # The live phase decides from the votes read before any write; the delete
+        # phase (after the live phase's writes) reads again.
+        _votes(conn, by_collection[ev.VOTE], touched, votes_before if first else None)
         _subjects(conn, "subscriptions", by_collection[ev.SUBSCRIPTION], touched)
         _subjects(conn, "blocks", by_collection[ev.BLOCK], touched)
         _aggregators(conn, by_collection[ev.AGGREGATOR], touched)
@@ -555,7 +576,12 @@ def _comments(
     q.upsert_comments(conn, cols)
 
 
-def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
+def _votes(
+    conn: q.Conn,
+    commits: list[Commit],
+    touched: Touched,
+    live_before: list[tuple[str, str, str, str, bool, int]] | None,
+) -> None:
     """Write votes and decide, per (voter, subject), the one effective vote.
 
     The decision is made here from the pairs' live rows plus the batch, so
@@ -565,20 +591,18 @@ def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
     """
     if not commits:
         return
-    pairs: set[tuple[str, str]] = set(q.old_refs(conn, "vote", [c.uri for c in commits]).values())
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
-    for commit in live:
-        row: VoteRow = commit.row
-        pairs.add((commit.did, row.subject_uri))
-    ordered = sorted(pairs)
+    if live_before is None:
+        pairs = sorted({(c.did, c.row.subject_uri) for c in live})
+        live_before = q.live_votes(
+            conn, sorted(c.uri for c in commits), [p[0] for p in pairs], [p[1] for p in pairs]
+        )()
     # uri -> (pair, rev) of every live vote after this batch, and who is effective now
     state: dict[str, tuple[tuple[str, str], str]] = {}
     effective_now: dict[str, tuple[str, int]] = {}  # uri -> (subject, direction)
     directions: dict[str, int] = {}
-    for uri, voter, subject, rev, effective, direction in q.live_votes(
-        conn, [p[0] for p in ordered], [p[1] for p in ordered]
-    ):
+    for uri, voter, subject, rev, effective, direction in live_before:
         state[uri] = ((voter, subject), rev)
         directions[uri] = direction
         if effective:
@@ -629,9 +653,6 @@ def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
 def _subjects(conn: q.Conn, table: str, commits: list[Commit], touched: Touched) -> None:
     if not commits:
         return
-    if table == "subscriptions":
-        for _user, community in q.old_refs(conn, "subscription", [c.uri for c in commits]).values():
-            touched.communities.add(community)
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
     q.soft_delete(conn, table, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
@@ -691,7 +712,7 @@ def _authorizations(conn: q.Conn, commits: list[Commit], touched: Touched) -> No
         return
     for _community, aggregator in q.old_refs(
         conn, "authorization", [c.uri for c in commits]
-    ).values():
+    )().values():
         touched.aggregators.add(aggregator)
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]

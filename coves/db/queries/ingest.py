@@ -14,7 +14,7 @@ aggregator counters are recounted for every key the batch touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,16 +45,20 @@ def lock(conn: Conn) -> None:
 
 def record_states(
     conn: Conn, dids: list[str], collections: list[str], rkeys: list[str]
-) -> dict[tuple[str, str, str], str]:
+) -> Callable[[], dict[tuple[str, str, str], str]]:
     """Stored rev of each (did, collection, rkey) that has one.
+
+    Like every read here, it sends the query and returns a function that
+    waits for the rows: in pipeline mode several reads issued before the
+    first wait share one round trip.
 
     One primary-key probe per key: the LIMIT keeps the planner from turning
     the lookup into a hash join over a sequential scan of the whole table
     (which it chose once record_state held ~50 000 rows: 19 ms per batch and
     growing with the table)."""
     if not dids:
-        return {}
-    rows = conn.execute(
+        return dict
+    cur = conn.execute(
         """
         SELECT k.did, k.collection, k.rkey, rs.rev
         FROM unnest(%b::text[], %b::text[], %b::text[]) AS k(did, collection, rkey)
@@ -64,20 +68,20 @@ def record_states(
             LIMIT 1) rs
         """,
         (dids, collections, rkeys),
-    ).fetchall()
-    return {(r["did"], r["collection"], r["rkey"]): r["rev"] for r in rows}
+    )
+    return lambda: {(r["did"], r["collection"], r["rkey"]): r["rev"] for r in cur.fetchall()}
 
 
-def comment_threads(conn: Conn, uris: list[str]) -> dict[str, tuple[str, str, bool]]:
+def comment_threads(conn: Conn, uris: list[str]) -> Callable[[], dict[str, tuple[str, str, bool]]]:
     """(root_uri, parent_uri, live) of stored comments."""
     if not uris:
-        return {}
-    rows = conn.execute(
+        return dict
+    cur = conn.execute(
         "SELECT uri, root_uri, parent_uri, deleted_at IS NULL AS live FROM comments"
         " WHERE uri = ANY(%b::text[])",
         (uris,),
-    ).fetchall()
-    return {r["uri"]: (r["root_uri"], r["parent_uri"], r["live"]) for r in rows}
+    )
+    return lambda: {r["uri"]: (r["root_uri"], r["parent_uri"], r["live"]) for r in cur.fetchall()}
 
 
 _OLD_REFS = {
@@ -88,30 +92,30 @@ _OLD_REFS = {
 }
 
 
-def old_refs(conn: Conn, kind: str, uris: list[str]) -> dict[str, tuple[str, str]]:
+def old_refs(conn: Conn, kind: str, uris: list[str]) -> Callable[[], dict[str, tuple[str, str]]]:
     """What stored rows pointed at before this batch rewrites them (for recounts).
 
     One primary-key probe per URI (the LIMIT keeps it so whatever the table
     statistics say; ``uri = ANY(...)`` was planned as a sequential scan of
     subscriptions)."""
     if not uris:
-        return {}
+        return dict
     table, a, b = _OLD_REFS[kind]
-    rows = conn.execute(
+    cur = conn.execute(
         f"""
         SELECT k.uri, t.a, t.b FROM unnest(%b::text[]) AS k(uri)
         CROSS JOIN LATERAL (SELECT {a} AS a, {b} AS b FROM {table} WHERE uri = k.uri LIMIT 1) t
         """,
         (uris,),
-    ).fetchall()
-    return {r["uri"]: (r["a"], r["b"]) for r in rows}
+    )
+    return lambda: {r["uri"]: (r["a"], r["b"]) for r in cur.fetchall()}
 
 
-def stored_posts(conn: Conn, uris: list[str]) -> dict[str, tuple[str, str, bool]]:
+def stored_posts(conn: Conn, uris: list[str]) -> Callable[[], dict[str, tuple[str, str, bool]]]:
     """(community, author, live) of stored posts, before the batch writes any."""
     if not uris:
-        return {}
-    rows = conn.execute(
+        return dict
+    cur = conn.execute(
         """
         SELECT k.uri, p.community_did, p.author_did, p.deleted_at IS NULL AS live
         FROM unnest(%b::text[]) AS k(uri)
@@ -119,8 +123,10 @@ def stored_posts(conn: Conn, uris: list[str]) -> dict[str, tuple[str, str, bool]
                             WHERE uri = k.uri LIMIT 1) p
         """,
         (uris,),
-    ).fetchall()
-    return {r["uri"]: (r["community_did"], r["author_did"], r["live"]) for r in rows}
+    )
+    return lambda: {
+        r["uri"]: (r["community_did"], r["author_did"], r["live"]) for r in cur.fetchall()
+    }
 
 
 def community_hosts(conn: Conn, dids: list[str]) -> dict[str, tuple[str, str]]:
@@ -287,23 +293,28 @@ def delete_votes(conn: Conn, uris: list[str], times: list[datetime]) -> None:
 
 
 def live_votes(
-    conn: Conn, voters: list[str], subjects: list[str]
-) -> list[tuple[str, str, str, str, bool, int]]:
-    """(uri, voter, subject, rev, effective, direction) of live votes on the given pairs."""
-    if not voters:
-        return []
-    rows = conn.execute(
+    conn: Conn, uris: list[str], voters: list[str], subjects: list[str]
+) -> Callable[[], list[tuple[str, str, str, str, bool, int]]]:
+    """(uri, voter, subject, rev, effective, direction) of live votes on the given
+    (voter, subject) pairs and on the pairs the stored votes ``uris`` point at."""
+    if not voters and not uris:
+        return list
+    cur = conn.execute(
         """
         SELECT v.uri, v.voter_did, v.subject_uri, v.rev, v.effective, v.direction
-        FROM (SELECT DISTINCT * FROM unnest(%b::text[], %b::text[]) AS p(voter, subject)) p
+        FROM (SELECT p.voter, p.subject FROM unnest(%b::text[], %b::text[]) AS p(voter, subject)
+              UNION
+              SELECT o.voter_did, o.subject_uri FROM unnest(%b::text[]) AS k(uri)
+              CROSS JOIN LATERAL (SELECT voter_did, subject_uri FROM votes
+                                  WHERE uri = k.uri LIMIT 1) o) p
         JOIN votes v ON v.voter_did = p.voter AND v.subject_uri = p.subject
         WHERE v.deleted_at IS NULL
         """,
-        (voters, subjects),
-    ).fetchall()
-    return [
+        (voters, subjects, uris),
+    )
+    return lambda: [
         (r["uri"], r["voter_did"], r["subject_uri"], r["rev"], r["effective"], r["direction"])
-        for r in rows
+        for r in cur.fetchall()
     ]
 
 
