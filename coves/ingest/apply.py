@@ -3,8 +3,12 @@
 Runs in the database worker thread with the batch's connection. It reads
 what the decisions need (stored revs, comment threading, the old targets
 of rows about to change), decides per record which event wins, then writes
-each table with one set-based statement and recounts every counter the
-batch touched. All SQL is in :mod:`coves.db.queries.ingest`.
+each table with one set-based statement. Posts and comments the batch
+wrote are recounted; every other post and comment takes the exact net
+change of the batch's decisions (votes that became or stopped being
+effective, comments that became or stopped being live), aggregated per row
+into one statement per table. Community and aggregator counters the batch
+touched are recounted. All SQL is in :mod:`coves.db.queries.ingest`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ from coves.ingest.records import (
     CommunityRow,
     PostRow,
     SubjectRow,
-    VoteRow,
 )
 
 
@@ -201,6 +204,25 @@ class Touched:
     aggregators: set[str] = field(default_factory=set)
     # did -> profile columns, written after users exist; the last phase wins
     profiles: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # Net counter changes of posts/comments that existed before the batch:
+    # uri -> [upvotes, downvotes, comments (posts) or replies (comments)].
+    post_deltas: dict[str, list[int]] = field(default_factory=dict)
+    # community -> posts that became live in this batch (counted without a
+    # recount unless the community is recounted anyway)
+    new_posts: dict[str, list[str]] = field(default_factory=dict)
+    comment_deltas: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, subject: str, up: int, down: int, children: int) -> None:
+        """Add to the counters of a post or comment (told apart by its URI)."""
+        deltas = self.comment_deltas if _is_comment(subject) else self.post_deltas
+        delta = deltas.setdefault(subject, [0, 0, 0])
+        delta[0] += up
+        delta[1] += down
+        delta[2] += children
+
+
+def _is_comment(uri: str) -> bool:
+    return f"/{ev.COMMENT}/" in uri
 
 
 def apply_batch(
@@ -224,14 +246,35 @@ def _apply_batch(
     dead, cursor = batch.dead, batch.cursor
     out = Decisions()
     q.lock(conn)
+    # Every read the decisions need before the first write, sent together (one
+    # round trip in pipeline mode), then waited for.
     keys = list({c.key for c in commits})
-    stored = q.record_states(conn, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
-    comment_uris = list({c.uri for c in commits if c.collection == ev.COMMENT})
-    threads = q.comment_threads(conn, comment_uris)
+    uris: dict[str, set[str]] = defaultdict(set)
+    vote_pairs: set[tuple[str, str]] = set()
+    for commit in commits:
+        uris[commit.collection].add(commit.uri)
+        if commit.collection == ev.VOTE and commit.op != "delete":
+            vote_pairs.add((commit.did, commit.row.subject_uri))
+    pairs = sorted(vote_pairs)
+    fetches = (
+        q.record_states(conn, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+        q.comment_threads(conn, sorted(uris[ev.COMMENT])),
+        q.stored_posts(conn, sorted(uris[ev.POST])),
+        q.old_refs(conn, "subscription", sorted(uris[ev.SUBSCRIPTION])),
+        # Live votes on every pair a vote of the batch touches (a superset of what
+        # the live phase needs: pairs no applied vote changes are left as they are).
+        q.live_votes(conn, sorted(uris[ev.VOTE]), [p[0] for p in pairs], [p[1] for p in pairs]),
+    )
+    stored = fetches[0]()
+    threads = fetches[1]()
+    stored_posts = fetches[2]()
+    subscription_refs = fetches[3]()
+    votes_before = fetches[4]()
     winners, preludes = decide_winners(commits, stored, threads, out)
     out.applied_commits = winners + preludes
 
     touched = Touched()
+    touched.communities.update(community for _user, community in subscription_refs.values())
     # Every DID a live version referenced gets a users row, including versions a
     # newer event in the batch superseded: one-at-a-time application creates them too.
     superseded = [c for c, why in out.skipped_by if why == Skip.SUPERSEDED]
@@ -254,18 +297,20 @@ def _apply_batch(
         )
 
     # Live versions first, then deletes: a prelude must land before its delete.
-    for phase in (
-        [c for c in out.applied_commits if c.op != "delete"],
-        [c for c in winners if c.op == "delete"],
+    for first, phase in (
+        (True, [c for c in out.applied_commits if c.op != "delete"]),
+        (False, [c for c in winners if c.op == "delete"]),
     ):
         by_collection: dict[str, list[Commit]] = defaultdict(list)
         for commit in phase:
             by_collection[commit.collection].append(commit)
         _communities(conn, by_collection[ev.PROFILE], out, instance_did, skip_did_web_verification)
         touched.communities.update(c.did for c in by_collection[ev.PROFILE])
-        _posts(conn, by_collection[ev.POST], touched)
+        _posts(conn, by_collection[ev.POST], stored_posts, touched)
         _comments(conn, by_collection[ev.COMMENT], threads, touched)
-        _votes(conn, by_collection[ev.VOTE], touched)
+        # The live phase decides from the votes read before any write; the delete
+        # phase (after the live phase's writes) reads again.
+        _votes(conn, by_collection[ev.VOTE], touched, votes_before if first else None)
         _subjects(conn, "subscriptions", by_collection[ev.SUBSCRIPTION], touched)
         _subjects(conn, "blocks", by_collection[ev.BLOCK], touched)
         _aggregators(conn, by_collection[ev.AGGREGATOR], touched)
@@ -291,9 +336,23 @@ def _apply_batch(
             [a.time_us for a in rows],
         )
 
+    _comment_deltas(winners, threads, touched)
+    _community_post_deltas(winners, stored_posts, touched)
+    # Rows this batch wrote are recounted (a subject that arrives after its votes
+    # and replies, or an edit that moved ranked_at); every other post or comment
+    # only takes the net change the batch's decisions made to what counts.
     q.recount_posts(conn, sorted(touched.posts))
     q.recount_comments(conn, sorted(touched.comments))
+    q.add_post_counts(conn, _delta_cols(touched.post_deltas, touched.posts))
+    q.add_comment_counts(conn, _delta_cols(touched.comment_deltas, touched.comments))
     q.recount_communities(conn, sorted(touched.communities))
+    arrivals = sorted(
+        (community, uri)
+        for community, uris in touched.new_posts.items()
+        if community not in touched.communities
+        for uri in uris
+    )
+    q.add_community_posts(conn, [a[0] for a in arrivals], [a[1] for a in arrivals])
     q.recount_aggregators(conn, sorted(touched.aggregators))
 
     all_dead = dead + out.dead
@@ -313,6 +372,57 @@ def _apply_batch(
     if cursor is not None:
         q.save_cursor(conn, cursor)
     return out
+
+
+def _comment_deltas(
+    winners: list[Commit], threads: dict[str, tuple[str, str, bool]], touched: Touched
+) -> None:
+    """What each comment's change of liveness does to its root's comment_count and
+    its parent's reply_count: stored state (``threads``, read before any write)
+    against the state the batch leaves (its winner)."""
+    for commit in winners:
+        if commit.collection != ev.COMMENT:
+            continue
+        old = threads.get(commit.uri)
+        if old is not None and old[2]:
+            touched.add(old[0], 0, 0, -1)
+            if _is_comment(old[1]):
+                touched.add(old[1], 0, 0, -1)
+        if commit.op != "delete":
+            row: CommentRow = commit.row
+            touched.add(row.root_uri, 0, 0, 1)
+            if _is_comment(row.parent_uri):
+                touched.add(row.parent_uri, 0, 0, 1)
+
+
+def _community_post_deltas(
+    winners: list[Commit], stored: dict[str, tuple[str, str, bool]], touched: Touched
+) -> None:
+    """A post becoming live only adds to its community's post_count and can only
+    raise last_post_at; a live post deleted or edited (its ranked_at may move)
+    needs the community recounted."""
+    for commit in winners:
+        if commit.collection != ev.POST:
+            continue
+        old = stored.get(commit.uri)
+        was_live = old is not None and old[2]
+        if was_live:
+            touched.communities.add(commit.did)
+        elif commit.op != "delete":
+            touched.new_posts.setdefault(commit.did, []).append(commit.uri)
+
+
+def _delta_cols(deltas: dict[str, list[int]], recounted: set[str]) -> list[list[Any]]:
+    """uri, up, down, children columns of the non-zero deltas of rows not recounted."""
+    cols: list[list[Any]] = [[], [], [], []]
+    for uri in sorted(deltas):
+        delta = deltas[uri]
+        if uri in recounted or not any(delta):
+            continue
+        cols[0].append(uri)
+        for col, value in zip(cols[1:], delta, strict=True):
+            col.append(value)
+    return cols
 
 
 def _referenced_dids(commit: Commit) -> tuple[str, ...]:
@@ -382,18 +492,22 @@ def _communities(
     q.upsert_communities(conn, cols, keep)
 
 
-def _posts(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
+def _posts(
+    conn: q.Conn,
+    commits: list[Commit],
+    stored: dict[str, tuple[str, str, bool]],
+    touched: Touched,
+) -> None:
     if not commits:
         return
-    uris = [c.uri for c in commits]
-    for community, author in q.old_refs(conn, "post", uris).values():
-        touched.communities.add(community)
-        touched.aggregators.add(author)
-    touched.posts.update(uris)
+    for commit in commits:
+        old = stored.get(commit.uri)
+        if old is not None:
+            touched.aggregators.add(old[1])
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
+    touched.posts.update(c.uri for c in live)
     q.soft_delete(conn, "posts", [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
-    touched.communities.update(c.did for c in commits)
     if not live:
         return
     cols: list[list[Any]] = [[] for _ in range(14)]
@@ -430,22 +544,15 @@ def _comments(
 ) -> None:
     if not commits:
         return
-    for commit in commits:
-        old = threads.get(commit.uri)
-        if old is not None:
-            touched.posts.add(old[0])
-            touched.comments.add(old[1])
-        touched.comments.add(commit.uri)
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
+    touched.comments.update(c.uri for c in live)
     q.delete_comments(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
     cols: list[list[Any]] = [[] for _ in range(16)]
     for commit in live:
         row: CommentRow = commit.row
-        touched.posts.add(row.root_uri)
-        touched.comments.add(row.parent_uri)
         values = (
             commit.uri,
             commit.rkey,
@@ -469,7 +576,12 @@ def _comments(
     q.upsert_comments(conn, cols)
 
 
-def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
+def _votes(
+    conn: q.Conn,
+    commits: list[Commit],
+    touched: Touched,
+    live_before: list[tuple[str, str, str, str, bool, int]] | None,
+) -> None:
     """Write votes and decide, per (voter, subject), the one effective vote.
 
     The decision is made here from the pairs' live rows plus the batch, so
@@ -479,34 +591,42 @@ def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
     """
     if not commits:
         return
-    pairs: set[tuple[str, str]] = set(q.old_refs(conn, "vote", [c.uri for c in commits]).values())
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
-    for commit in live:
-        row: VoteRow = commit.row
-        pairs.add((commit.did, row.subject_uri))
-    ordered = sorted(pairs)
+    if live_before is None:
+        pairs = sorted({(c.did, c.row.subject_uri) for c in live})
+        live_before = q.live_votes(
+            conn, sorted(c.uri for c in commits), [p[0] for p in pairs], [p[1] for p in pairs]
+        )()
     # uri -> (pair, rev) of every live vote after this batch, and who is effective now
     state: dict[str, tuple[tuple[str, str], str]] = {}
-    effective_now: set[str] = set()
-    for uri, voter, subject, rev, effective in q.live_votes(
-        conn, [p[0] for p in ordered], [p[1] for p in ordered]
-    ):
+    effective_now: dict[str, tuple[str, int]] = {}  # uri -> (subject, direction)
+    directions: dict[str, int] = {}
+    for uri, voter, subject, rev, effective, direction in live_before:
         state[uri] = ((voter, subject), rev)
+        directions[uri] = direction
         if effective:
-            effective_now.add(uri)
+            effective_now[uri] = (subject, direction)
     for commit in deleted:
         state.pop(commit.uri, None)
     for commit in live:
         state[commit.uri] = ((commit.did, commit.row.subject_uri), commit.rev)
+        directions[commit.uri] = commit.row.direction
     best: dict[tuple[str, str], tuple[str, str]] = {}
     for uri, (pair, rev) in state.items():
         if pair not in best or (rev, uri) > best[pair]:
             best[pair] = (rev, uri)
     winners = {uri for _rev, uri in best.values()}
+    # Counters change by what stops being effective and what becomes effective
+    # (a vote that stays effective but changes direction or subject does both).
+    for subject, direction in effective_now.values():
+        touched.add(subject, -(direction == 1), -(direction == -1), 0)
+    for uri in winners:
+        subject, direction = state[uri][0][1], directions[uri]
+        touched.add(subject, int(direction == 1), int(direction == -1), 0)
     batch_uris = {c.uri for c in commits}
 
-    q.set_effective(conn, sorted(effective_now - winners), effective=False)
+    q.set_effective(conn, sorted(effective_now.keys() - winners), effective=False)
     q.delete_votes(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if live:
         cols: list[list[Any]] = [[] for _ in range(10)]
@@ -527,20 +647,12 @@ def _votes(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
             for col, value in zip(cols, values, strict=True):
                 col.append(value)
         q.upsert_votes(conn, cols)
-    q.set_effective(conn, sorted(winners - effective_now - batch_uris), effective=True)
-    for _voter, subject in ordered:
-        if f"/{ev.COMMENT}/" in subject:
-            touched.comments.add(subject)
-        else:
-            touched.posts.add(subject)
+    q.set_effective(conn, sorted(winners - effective_now.keys() - batch_uris), effective=True)
 
 
 def _subjects(conn: q.Conn, table: str, commits: list[Commit], touched: Touched) -> None:
     if not commits:
         return
-    if table == "subscriptions":
-        for _user, community in q.old_refs(conn, "subscription", [c.uri for c in commits]).values():
-            touched.communities.add(community)
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
     q.soft_delete(conn, table, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
@@ -600,7 +712,7 @@ def _authorizations(conn: q.Conn, commits: list[Commit], touched: Touched) -> No
         return
     for _community, aggregator in q.old_refs(
         conn, "authorization", [c.uri for c in commits]
-    ).values():
+    )().values():
         touched.aggregators.add(aggregator)
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]

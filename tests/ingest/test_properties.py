@@ -167,12 +167,16 @@ WHERE p.upvote_count <> coalesce(t.up, 0) OR p.downvote_count <> coalesce(t.down
    OR p.score <> coalesce(t.up, 0) - coalesce(t.down, 0)
    OR p.comment_count <> (SELECT count(*) FROM comments c
                           WHERE c.root_uri = p.uri AND c.deleted_at IS NULL)
+   OR p.hot_rank <> coves_hot_rank(p.score, p.ranked_at)
+   OR p.controversy_rank <> coves_controversy_rank(p.upvote_count, p.downvote_count)
 UNION ALL
 SELECT 'comment ' || c.uri FROM comments c LEFT JOIN tally t ON t.subject_uri = c.uri
 WHERE c.upvote_count <> coalesce(t.up, 0) OR c.downvote_count <> coalesce(t.down, 0)
    OR c.score <> coalesce(t.up, 0) - coalesce(t.down, 0)
    OR c.reply_count <> (SELECT count(*) FROM comments r
                         WHERE r.parent_uri = c.uri AND r.deleted_at IS NULL)
+   OR c.hot_rank <> coves_hot_rank(c.score, c.ranked_at)
+   OR c.controversy_rank <> coves_controversy_rank(c.upvote_count, c.downvote_count)
 UNION ALL
 SELECT 'vote ' || v.uri FROM votes v
 WHERE v.effective <> EXISTS (SELECT 1 FROM win WHERE win.uri = v.uri)
@@ -182,6 +186,8 @@ WHERE m.subscriber_count <> (SELECT count(DISTINCT user_did) FROM subscriptions 
                              WHERE s.community_did = m.did AND s.deleted_at IS NULL)
    OR m.post_count <> (SELECT count(*) FROM posts p
                        WHERE p.community_did = m.did AND p.deleted_at IS NULL)
+   OR m.last_post_at IS DISTINCT FROM (SELECT max(ranked_at) FROM posts p
+                                       WHERE p.community_did = m.did AND p.deleted_at IS NULL)
 """
 
 

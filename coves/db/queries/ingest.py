@@ -2,14 +2,19 @@
 
 Every function takes the batch's connection (already inside its one
 transaction) and column lists; statements unnest the lists so a batch of
-any size costs a fixed number of round trips. Counters are never
-incremented: they are recounted from rows for every key the batch touched,
-so replays, reordering and duplicates cannot skew them.
+any size costs a fixed number of round trips. Array parameters are ``%b``
+(binary): psycopg's text-format array dumper quotes element by element with
+regular expressions, which cost more Python time than everything else. Post and comment counters of
+rows the batch wrote are recounted from rows; other posts and comments take
+the exact net change the batch's decisions made (which votes became or
+stopped being effective, which comments became or stopped being live), so
+replays, reordering and duplicates cannot skew them. Community and
+aggregator counters are recounted for every key the batch touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,50 +45,88 @@ def lock(conn: Conn) -> None:
 
 def record_states(
     conn: Conn, dids: list[str], collections: list[str], rkeys: list[str]
-) -> dict[tuple[str, str, str], str]:
-    """Stored rev of each (did, collection, rkey) that has one."""
+) -> Callable[[], dict[tuple[str, str, str], str]]:
+    """Stored rev of each (did, collection, rkey) that has one.
+
+    Like every read here, it sends the query and returns a function that
+    waits for the rows: in pipeline mode several reads issued before the
+    first wait share one round trip.
+
+    One primary-key probe per key: the LIMIT keeps the planner from turning
+    the lookup into a hash join over a sequential scan of the whole table
+    (which it chose once record_state held ~50 000 rows: 19 ms per batch and
+    growing with the table)."""
     if not dids:
-        return {}
-    rows = conn.execute(
+        return dict
+    cur = conn.execute(
         """
-        SELECT rs.did, rs.collection, rs.rkey, rs.rev
-        FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(did, collection, rkey)
-        JOIN record_state rs USING (did, collection, rkey)
+        SELECT k.did, k.collection, k.rkey, rs.rev
+        FROM unnest(%b::text[], %b::text[], %b::text[]) AS k(did, collection, rkey)
+        CROSS JOIN LATERAL (
+            SELECT rev FROM record_state r
+            WHERE r.did = k.did AND r.collection = k.collection AND r.rkey = k.rkey
+            LIMIT 1) rs
         """,
         (dids, collections, rkeys),
-    ).fetchall()
-    return {(r["did"], r["collection"], r["rkey"]): r["rev"] for r in rows}
+    )
+    return lambda: {(r["did"], r["collection"], r["rkey"]): r["rev"] for r in cur.fetchall()}
 
 
-def comment_threads(conn: Conn, uris: list[str]) -> dict[str, tuple[str, str, bool]]:
+def comment_threads(conn: Conn, uris: list[str]) -> Callable[[], dict[str, tuple[str, str, bool]]]:
     """(root_uri, parent_uri, live) of stored comments."""
     if not uris:
-        return {}
-    rows = conn.execute(
+        return dict
+    cur = conn.execute(
         "SELECT uri, root_uri, parent_uri, deleted_at IS NULL AS live FROM comments"
-        " WHERE uri = ANY(%s::text[])",
+        " WHERE uri = ANY(%b::text[])",
         (uris,),
-    ).fetchall()
-    return {r["uri"]: (r["root_uri"], r["parent_uri"], r["live"]) for r in rows}
+    )
+    return lambda: {r["uri"]: (r["root_uri"], r["parent_uri"], r["live"]) for r in cur.fetchall()}
 
 
 _OLD_REFS = {
-    "vote": "SELECT uri, voter_did AS a, subject_uri AS b FROM votes WHERE uri = ANY(%s::text[])",
-    "subscription": "SELECT uri, user_did AS a, community_did AS b FROM subscriptions"
-    " WHERE uri = ANY(%s::text[])",
-    "post": "SELECT uri, community_did AS a, author_did AS b FROM posts"
-    " WHERE uri = ANY(%s::text[])",
-    "authorization": "SELECT uri, community_did AS a, aggregator_did AS b"
-    " FROM aggregator_authorizations WHERE uri = ANY(%s::text[])",
+    "vote": ("votes", "voter_did", "subject_uri"),
+    "subscription": ("subscriptions", "user_did", "community_did"),
+    "post": ("posts", "community_did", "author_did"),
+    "authorization": ("aggregator_authorizations", "community_did", "aggregator_did"),
 }
 
 
-def old_refs(conn: Conn, kind: str, uris: list[str]) -> dict[str, tuple[str, str]]:
-    """What stored rows pointed at before this batch rewrites them (for recounts)."""
+def old_refs(conn: Conn, kind: str, uris: list[str]) -> Callable[[], dict[str, tuple[str, str]]]:
+    """What stored rows pointed at before this batch rewrites them (for recounts).
+
+    One primary-key probe per URI (the LIMIT keeps it so whatever the table
+    statistics say; ``uri = ANY(...)`` was planned as a sequential scan of
+    subscriptions)."""
     if not uris:
-        return {}
-    rows = conn.execute(_OLD_REFS[kind], (uris,)).fetchall()
-    return {r["uri"]: (r["a"], r["b"]) for r in rows}
+        return dict
+    table, a, b = _OLD_REFS[kind]
+    cur = conn.execute(
+        f"""
+        SELECT k.uri, t.a, t.b FROM unnest(%b::text[]) AS k(uri)
+        CROSS JOIN LATERAL (SELECT {a} AS a, {b} AS b FROM {table} WHERE uri = k.uri LIMIT 1) t
+        """,
+        (uris,),
+    )
+    return lambda: {r["uri"]: (r["a"], r["b"]) for r in cur.fetchall()}
+
+
+def stored_posts(conn: Conn, uris: list[str]) -> Callable[[], dict[str, tuple[str, str, bool]]]:
+    """(community, author, live) of stored posts, before the batch writes any."""
+    if not uris:
+        return dict
+    cur = conn.execute(
+        """
+        SELECT k.uri, p.community_did, p.author_did, p.deleted_at IS NULL AS live
+        FROM unnest(%b::text[]) AS k(uri)
+        CROSS JOIN LATERAL (SELECT community_did, author_did, deleted_at FROM posts
+                            WHERE uri = k.uri LIMIT 1) p
+        """,
+        (uris,),
+    )
+    return lambda: {
+        r["uri"]: (r["community_did"], r["author_did"], r["live"]) for r in cur.fetchall()
+    }
 
 
 def community_hosts(conn: Conn, dids: list[str]) -> dict[str, tuple[str, str]]:
@@ -91,7 +134,7 @@ def community_hosts(conn: Conn, dids: list[str]) -> dict[str, tuple[str, str]]:
     if not dids:
         return {}
     rows = conn.execute(
-        "SELECT did, hosted_by, verification FROM communities WHERE did = ANY(%s::text[])",
+        "SELECT did, hosted_by, verification FROM communities WHERE did = ANY(%b::text[])",
         (dids,),
     ).fetchall()
     return {r["did"]: (r["hosted_by"], r["verification"]) for r in rows}
@@ -107,8 +150,8 @@ def upsert_record_states(conn: Conn, cols: Sequence[list[Any]]) -> None:
     conn.execute(
         """
         INSERT INTO record_state AS rs (did, collection, rkey, rev, cid, deleted, time_us)
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                             %s::boolean[], %s::bigint[])
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::boolean[], %b::bigint[])
         ON CONFLICT (did, collection, rkey) DO UPDATE
             SET rev = EXCLUDED.rev, cid = EXCLUDED.cid, deleted = EXCLUDED.deleted,
                 time_us = EXCLUDED.time_us, updated_at = now()
@@ -122,7 +165,7 @@ def ensure_users(conn: Conn, dids: Iterable[str]) -> None:
     ordered = sorted(set(dids))
     if ordered:
         conn.execute(
-            "INSERT INTO users (did) SELECT unnest(%s::text[]) ON CONFLICT (did) DO NOTHING",
+            "INSERT INTO users (did) SELECT unnest(%b::text[]) ON CONFLICT (did) DO NOTHING",
             (ordered,),
         )
 
@@ -134,15 +177,16 @@ def upsert_posts(conn: Conn, cols: Sequence[list[Any]]) -> None:
         """
         INSERT INTO posts AS p (uri, rkey, cid, community_did, author_did, title, content,
                                 facets, embed, labels, langs, record, created_at, ranked_at,
-                                edited_at, deleted_at)
+                                edited_at, deleted_at, hot_rank)
         SELECT u.uri, u.rkey, u.cid, u.community, u.author, u.title, u.content,
                u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
                CASE WHEN u.langs IS NULL THEN '{}'::text[]
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
-               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::timestamptz[], %s::timestamptz[])
+               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
+               coves_hot_rank(0, least(u.created_at, now()))
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::timestamptz[], %b::timestamptz[])
              AS u(uri, rkey, cid, community, author, title, content, facets, embed, labels,
                   langs, record, created_at, edited_at)
         ON CONFLICT (uri) DO UPDATE SET
@@ -164,7 +208,7 @@ def soft_delete(conn: Conn, table: str, uris: list[str], times: list[datetime]) 
         conn.execute(
             f"""
             UPDATE {table} t SET deleted_at = d.at
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(uri, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
             WHERE t.uri = d.uri AND t.deleted_at IS NULL
             """,
             (uris, times),
@@ -178,15 +222,16 @@ def upsert_comments(conn: Conn, cols: Sequence[list[Any]]) -> None:
         """
         INSERT INTO comments AS c (uri, rkey, cid, commenter_did, root_uri, root_cid, parent_uri,
                                    parent_cid, content, facets, embed, labels, langs, record,
-                                   created_at, ranked_at, edited_at, deleted_at)
+                                   created_at, ranked_at, edited_at, deleted_at, hot_rank)
         SELECT u.uri, u.rkey, u.cid, u.commenter, u.root_uri, u.root_cid, u.parent_uri,
                u.parent_cid, u.content, u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
                CASE WHEN u.langs IS NULL THEN '{}'::text[]
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
-               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+               u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
+               coves_hot_rank(0, least(u.created_at, now()))
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[])
              AS u(uri, rkey, cid, commenter, root_uri, root_cid, parent_uri, parent_cid,
                   content, facets, embed, labels, langs, record, created_at, edited_at)
         ON CONFLICT (uri) DO UPDATE SET
@@ -209,7 +254,7 @@ def delete_comments(conn: Conn, uris: list[str], times: list[datetime]) -> None:
             """
             UPDATE comments c SET deleted_at = d.at, content = NULL, facets = NULL,
                    embed = NULL, labels = NULL, langs = '{}', record = NULL
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(uri, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
             WHERE c.uri = d.uri AND c.deleted_at IS NULL
             """,
             (uris, times),
@@ -223,9 +268,9 @@ def upsert_votes(conn: Conn, cols: Sequence[list[Any]]) -> None:
         """
         INSERT INTO votes AS v (uri, rkey, cid, rev, voter_did, subject_uri, subject_cid,
                                 direction, created_at, effective)
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                             %s::text[], %s::text[], %s::smallint[], %s::timestamptz[],
-                             %s::boolean[])
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::text[], %b::text[], %b::smallint[], %b::timestamptz[],
+                             %b::boolean[])
         ON CONFLICT (uri) DO UPDATE SET
             cid = EXCLUDED.cid, rev = EXCLUDED.rev, subject_uri = EXCLUDED.subject_uri,
             subject_cid = EXCLUDED.subject_cid, direction = EXCLUDED.direction,
@@ -240,7 +285,7 @@ def delete_votes(conn: Conn, uris: list[str], times: list[datetime]) -> None:
         conn.execute(
             """
             UPDATE votes v SET deleted_at = d.at, effective = false
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(uri, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
             WHERE v.uri = d.uri AND v.deleted_at IS NULL
             """,
             (uris, times),
@@ -248,27 +293,35 @@ def delete_votes(conn: Conn, uris: list[str], times: list[datetime]) -> None:
 
 
 def live_votes(
-    conn: Conn, voters: list[str], subjects: list[str]
-) -> list[tuple[str, str, str, str, bool]]:
-    """(uri, voter, subject, rev, effective) of live votes on the given pairs."""
-    if not voters:
-        return []
-    rows = conn.execute(
+    conn: Conn, uris: list[str], voters: list[str], subjects: list[str]
+) -> Callable[[], list[tuple[str, str, str, str, bool, int]]]:
+    """(uri, voter, subject, rev, effective, direction) of live votes on the given
+    (voter, subject) pairs and on the pairs the stored votes ``uris`` point at."""
+    if not voters and not uris:
+        return list
+    cur = conn.execute(
         """
-        SELECT v.uri, v.voter_did, v.subject_uri, v.rev, v.effective
-        FROM (SELECT DISTINCT * FROM unnest(%s::text[], %s::text[]) AS p(voter, subject)) p
+        SELECT v.uri, v.voter_did, v.subject_uri, v.rev, v.effective, v.direction
+        FROM (SELECT p.voter, p.subject FROM unnest(%b::text[], %b::text[]) AS p(voter, subject)
+              UNION
+              SELECT o.voter_did, o.subject_uri FROM unnest(%b::text[]) AS k(uri)
+              CROSS JOIN LATERAL (SELECT voter_did, subject_uri FROM votes
+                                  WHERE uri = k.uri LIMIT 1) o) p
         JOIN votes v ON v.voter_did = p.voter AND v.subject_uri = p.subject
         WHERE v.deleted_at IS NULL
         """,
-        (voters, subjects),
-    ).fetchall()
-    return [(r["uri"], r["voter_did"], r["subject_uri"], r["rev"], r["effective"]) for r in rows]
+        (voters, subjects, uris),
+    )
+    return lambda: [
+        (r["uri"], r["voter_did"], r["subject_uri"], r["rev"], r["effective"], r["direction"])
+        for r in cur.fetchall()
+    ]
 
 
 def set_effective(conn: Conn, uris: list[str], *, effective: bool) -> None:
     if uris:
         conn.execute(
-            "UPDATE votes SET effective = %s WHERE uri = ANY(%s::text[])", (effective, uris)
+            "UPDATE votes SET effective = %s WHERE uri = ANY(%b::text[])", (effective, uris)
         )
 
 
@@ -279,8 +332,8 @@ def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
             """
             INSERT INTO subscriptions AS s (uri, user_did, rkey, community_did,
                                             content_visibility, record_cid, created_at)
-            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],
-                                 %s::smallint[], %s::text[], %s::timestamptz[])
+            SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],
+                                 %b::smallint[], %b::text[], %b::timestamptz[])
             ON CONFLICT (uri) DO UPDATE SET
                 community_did = EXCLUDED.community_did,
                 content_visibility = EXCLUDED.content_visibility,
@@ -295,8 +348,8 @@ def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
     conn.execute(
         """
         INSERT INTO blocks AS b (uri, user_did, rkey, community_did, record_cid, created_at)
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                             %s::timestamptz[])
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::timestamptz[])
         ON CONFLICT (uri) DO UPDATE SET
             community_did = EXCLUDED.community_did, record_cid = EXCLUDED.record_cid,
             created_at = EXCLUDED.created_at, deleted_at = NULL
@@ -325,13 +378,13 @@ def upsert_communities(conn: Conn, cols: Sequence[list[Any]], keep: list[str]) -
                u.language, ARRAY(SELECT jsonb_array_elements_text(u.search_trigrams::jsonb)),
                u.record::jsonb, u.record_cid, u.created_at, u.verification,
                CASE WHEN u.verification = 'verified' THEN now() END
-        FROM unnest(%(c0)s::text[], %(c1)s::text[], %(c2)s::text[], %(c3)s::text[],
-                    %(c4)s::text[], %(c5)s::text[], %(c6)s::text[],
-                    %(c7)s::text[], %(c8)s::text[], %(c9)s::text[],
-                    %(c10)s::boolean[], %(c11)s::text[], %(c12)s::text[],
-                    %(c13)s::text[], %(c14)s::text[], %(c15)s::text[],
-                    %(c16)s::text[], %(c17)s::text[], %(c18)s::text[],
-                    %(c19)s::timestamptz[], %(c20)s::text[])
+        FROM unnest(%(c0)b::text[], %(c1)b::text[], %(c2)b::text[], %(c3)b::text[],
+                    %(c4)b::text[], %(c5)b::text[], %(c6)b::text[],
+                    %(c7)b::text[], %(c8)b::text[], %(c9)b::text[],
+                    %(c10)b::boolean[], %(c11)b::text[], %(c12)b::text[],
+                    %(c13)b::text[], %(c14)b::text[], %(c15)b::text[],
+                    %(c16)b::text[], %(c17)b::text[], %(c18)b::text[],
+                    %(c19)b::timestamptz[], %(c20)b::text[])
              AS u(did, name, display_name, description, description_facets, avatar, banner,
                   created_by, hosted_by, visibility, allow_external_discovery, moderation_type,
                   content_warnings, rules, categories, language, search_trigrams, record,
@@ -348,11 +401,11 @@ def upsert_communities(conn: Conn, cols: Sequence[list[Any]], keep: list[str]) -
             search_trigrams = EXCLUDED.search_trigrams, record = EXCLUDED.record,
             record_cid = EXCLUDED.record_cid, created_at = EXCLUDED.created_at,
             updated_at = now(), deleted_at = NULL,
-            verification = CASE WHEN c.did = ANY(%(keep)s::text[]) THEN c.verification
+            verification = CASE WHEN c.did = ANY(%(keep)b::text[]) THEN c.verification
                                 ELSE EXCLUDED.verification END,
-            verified_at = CASE WHEN c.did = ANY(%(keep)s::text[]) THEN c.verified_at
+            verified_at = CASE WHEN c.did = ANY(%(keep)b::text[]) THEN c.verified_at
                                ELSE EXCLUDED.verified_at END,
-            verification_reason = CASE WHEN c.did = ANY(%(keep)s::text[])
+            verification_reason = CASE WHEN c.did = ANY(%(keep)b::text[])
                                        THEN c.verification_reason END
         """,
         {**{f"c{i}": col for i, col in enumerate(cols)}, "keep": keep},
@@ -364,7 +417,7 @@ def delete_communities(conn: Conn, dids: list[str], times: list[datetime]) -> No
         conn.execute(
             """
             UPDATE communities c SET deleted_at = d.at, updated_at = now()
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(did, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(did, at)
             WHERE c.did = d.did AND c.deleted_at IS NULL
             """,
             (dids, times),
@@ -380,8 +433,8 @@ def upsert_aggregators(conn: Conn, cols: Sequence[list[Any]]) -> None:
                                       source_url, maintainer_did, record, record_cid, created_at)
         SELECT u.did, u.display_name, u.description, u.avatar::jsonb, u.config_schema::jsonb,
                u.source_url, u.maintainer, u.record::jsonb, u.record_cid, u.created_at
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::text[], %b::timestamptz[])
              AS u(did, display_name, description, avatar, config_schema, source_url,
                   maintainer, record, record_cid, created_at)
         ON CONFLICT (did) DO UPDATE SET
@@ -400,7 +453,7 @@ def delete_aggregators(conn: Conn, dids: list[str], times: list[datetime]) -> No
         conn.execute(
             """
             UPDATE aggregators a SET deleted_at = d.at
-            FROM unnest(%s::text[], %s::timestamptz[]) AS d(did, at)
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(did, at)
             WHERE a.did = d.did AND a.deleted_at IS NULL
             """,
             (dids, times),
@@ -416,8 +469,8 @@ def upsert_authorizations(conn: Conn, cols: Sequence[list[Any]]) -> None:
             enabled, config, created_by, disabled_at, disabled_by, record_cid, created_at)
         SELECT u.uri, u.community, u.rkey, u.aggregator, u.enabled, u.config::jsonb,
                u.created_by, u.disabled_at, u.disabled_by, u.record_cid, u.created_at
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::text[],
-                    %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::timestamptz[])
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::boolean[], %b::text[],
+                    %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::timestamptz[])
              AS u(uri, community, rkey, aggregator, enabled, config, created_by, disabled_at,
                   disabled_by, record_cid, created_at)
         ON CONFLICT (uri) DO UPDATE SET
@@ -437,7 +490,7 @@ def update_actor_profiles(conn: Conn, cols: Sequence[list[Any]]) -> None:
         """
         UPDATE users u SET display_name = p.display_name, description = p.description,
                avatar = p.avatar::jsonb, banner = p.banner::jsonb, updated_at = now()
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
              AS p(did, display_name, description, avatar, banner)
         WHERE u.did = p.did
         """,
@@ -458,7 +511,7 @@ def apply_identities(
     cleared = conn.execute(
         """
         UPDATE users u SET handle = NULL, updated_at = now()
-        FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS e(did, handle, time_us)
+        FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS e(did, handle, time_us)
         JOIN users claimant ON claimant.did = e.did AND claimant.identity_time_us < e.time_us
         WHERE e.handle IS NOT NULL AND u.handle = e.handle AND u.did <> e.did
         RETURNING u.did
@@ -469,7 +522,7 @@ def apply_identities(
         """
         UPDATE users u SET handle = e.handle, identity_time_us = e.time_us,
                handle_checked_at = NULL, updated_at = now()
-        FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS e(did, handle, time_us)
+        FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS e(did, handle, time_us)
         WHERE u.did = e.did AND u.identity_time_us < e.time_us
         RETURNING u.did
         """,
@@ -489,7 +542,7 @@ def apply_accounts(
         """
         UPDATE users u SET active = e.active, account_status = e.status,
                account_time_us = e.time_us, updated_at = now()
-        FROM unnest(%s::text[], %s::boolean[], %s::text[], %s::bigint[])
+        FROM unnest(%b::text[], %b::boolean[], %b::text[], %b::bigint[])
              AS e(did, active, status, time_us)
         WHERE u.did = e.did AND u.account_time_us < e.time_us
         RETURNING u.did
@@ -511,7 +564,7 @@ def recount_posts(conn: Conn, uris: list[str]) -> None:
                    score = v.up - v.down, comment_count = c.n,
                    hot_rank = coves_hot_rank(v.up - v.down, p.ranked_at),
                    controversy_rank = coves_controversy_rank(v.up, v.down)
-            FROM (SELECT DISTINCT unnest(%s::text[]) AS uri) k
+            FROM (SELECT DISTINCT unnest(%b::text[]) AS uri) k
             CROSS JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE direction = 1)::int AS up,
                        count(*) FILTER (WHERE direction = -1)::int AS down
@@ -536,7 +589,7 @@ def recount_comments(conn: Conn, uris: list[str]) -> None:
                    score = v.up - v.down, reply_count = r.n,
                    hot_rank = coves_hot_rank(v.up - v.down, cm.ranked_at),
                    controversy_rank = coves_controversy_rank(v.up, v.down)
-            FROM (SELECT DISTINCT unnest(%s::text[]) AS uri) k
+            FROM (SELECT DISTINCT unnest(%b::text[]) AS uri) k
             CROSS JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE direction = 1)::int AS up,
                        count(*) FILTER (WHERE direction = -1)::int AS down
@@ -552,13 +605,50 @@ def recount_comments(conn: Conn, uris: list[str]) -> None:
         )
 
 
+def add_post_counts(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, upvotes, downvotes, comments: net changes (from the batch's
+    decisions) added to stored counters, with the ranks that follow from them."""
+    if cols[0]:
+        conn.execute(
+            """
+            UPDATE posts p SET upvote_count = p.upvote_count + d.up,
+                   downvote_count = p.downvote_count + d.down,
+                   score = p.score + d.up - d.down, comment_count = p.comment_count + d.n,
+                   hot_rank = coves_hot_rank(p.score + d.up - d.down, p.ranked_at),
+                   controversy_rank = coves_controversy_rank(p.upvote_count + d.up,
+                                                             p.downvote_count + d.down)
+            FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[]) AS d(uri, up, down, n)
+            WHERE p.uri = d.uri
+            """,
+            cols,
+        )
+
+
+def add_comment_counts(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, upvotes, downvotes, replies: net changes added to stored counters."""
+    if cols[0]:
+        conn.execute(
+            """
+            UPDATE comments c SET upvote_count = c.upvote_count + d.up,
+                   downvote_count = c.downvote_count + d.down,
+                   score = c.score + d.up - d.down, reply_count = c.reply_count + d.n,
+                   hot_rank = coves_hot_rank(c.score + d.up - d.down, c.ranked_at),
+                   controversy_rank = coves_controversy_rank(c.upvote_count + d.up,
+                                                             c.downvote_count + d.down)
+            FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[]) AS d(uri, up, down, n)
+            WHERE c.uri = d.uri
+            """,
+            cols,
+        )
+
+
 def recount_communities(conn: Conn, dids: list[str]) -> None:
     if dids:
         conn.execute(
             """
             UPDATE communities c SET subscriber_count = s.n, post_count = p.n,
                    last_post_at = p.last
-            FROM (SELECT DISTINCT unnest(%s::text[]) AS did) k
+            FROM (SELECT DISTINCT unnest(%b::text[]) AS did) k
             CROSS JOIN LATERAL (
                 SELECT count(DISTINCT user_did)::int AS n FROM subscriptions
                 WHERE community_did = k.did AND deleted_at IS NULL) s
@@ -573,12 +663,30 @@ def recount_communities(conn: Conn, dids: list[str]) -> None:
         )
 
 
+def add_community_posts(conn: Conn, dids: list[str], uris: list[str]) -> None:
+    """Posts (already written) that became live: each adds one to its community's
+    post_count and may raise last_post_at (the newest ranked_at of live posts)."""
+    if dids:
+        conn.execute(
+            """
+            UPDATE communities c SET post_count = c.post_count + d.n,
+                   last_post_at = greatest(c.last_post_at, d.last)
+            FROM (SELECT u.did, count(*)::int AS n, max(p.ranked_at) AS last
+                  FROM unnest(%b::text[], %b::text[]) AS u(did, uri)
+                  CROSS JOIN LATERAL (SELECT ranked_at FROM posts WHERE uri = u.uri LIMIT 1) p
+                  GROUP BY u.did) d
+            WHERE c.did = d.did
+            """,
+            (dids, uris),
+        )
+
+
 def recount_aggregators(conn: Conn, dids: list[str]) -> None:
     if dids:
         conn.execute(
             """
             UPDATE aggregators a SET communities_using = au.n, posts_created = p.n
-            FROM (SELECT did FROM aggregators WHERE did = ANY(%s::text[])) k
+            FROM (SELECT did FROM aggregators WHERE did = ANY(%b::text[])) k
             CROSS JOIN LATERAL (
                 SELECT count(DISTINCT community_did)::int AS n FROM aggregator_authorizations
                 WHERE aggregator_did = k.did AND enabled AND deleted_at IS NULL) au
@@ -601,8 +709,8 @@ def insert_dead_letters(conn: Conn, cols: Sequence[list[Any]], keep: int | None 
     conn.execute(
         """
         INSERT INTO dead_letters (reason, detail, did, collection, rkey, time_us, raw)
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                             %s::bigint[], %s::text[])
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::bigint[], %b::text[])
         """,
         cols,
     )
