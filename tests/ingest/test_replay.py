@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,13 @@ import zstandard
 from coves import cli
 from coves.db import Database
 from coves.ingest.indexer import Indexer
-from coves.ingest.replay import Progress, open_stream, read_batches, replay
+from coves.ingest.replay import (
+    REPLAY_SWITCH_INTERVAL_SECONDS,
+    Progress,
+    open_stream,
+    read_batches,
+    replay,
+)
 from tests.ingest.helpers import value
 from tests.support.database import TestPostgres
 from tests.support.events import (
@@ -142,3 +149,35 @@ def test_replay_command_reports_a_corrupt_stream(
         assert "cannot read the stream" in capsys.readouterr().err
     finally:
         pg.drop_database(name)
+
+
+class _IntervalProbe(Progress):
+    """Records the GIL switch interval seen while the replay runs."""
+
+    def __init__(self) -> None:
+        super().__init__(io.StringIO(), interval=0)
+        self.seen: list[float] = []
+
+    def update(self, events: int, elapsed: float, *, final: bool = False) -> None:
+        self.seen.append(sys.getswitchinterval())
+
+
+async def test_replay_shortens_switch_interval_only_while_it_runs(
+    indexer: Indexer, stream: Stream, tmp_path: Path
+) -> None:
+    lines = [orjson.dumps(e) for e in _events(stream)]
+    path = _write(tmp_path / "s.jsonl", lines, compress=False)
+    before = sys.getswitchinterval()
+    assert before != REPLAY_SWITCH_INTERVAL_SECONDS
+    probe = _IntervalProbe()
+    with trio.fail_after(20):
+        await replay(indexer, path, batch_size=2, progress=probe)
+    assert probe.seen and set(probe.seen) == {REPLAY_SWITCH_INTERVAL_SECONDS}
+    assert sys.getswitchinterval() == before
+
+    # Restored when the replay fails too (a stream that is not valid zstd).
+    broken = _write(tmp_path / "broken.jsonl.zst", [b"x"], compress=False)
+    with trio.fail_after(20), pytest.raises(BaseExceptionGroup) as failed:
+        await replay(indexer, broken, batch_size=2)
+    assert failed.value.subgroup(zstandard.ZstdError) is not None
+    assert sys.getswitchinterval() == before
