@@ -343,8 +343,8 @@ def _apply_batch(
     # only takes the net change the batch's decisions made to what counts.
     q.recount_posts(conn, sorted(touched.posts))
     q.recount_comments(conn, sorted(touched.comments))
-    q.add_post_counts(conn, _delta_cols(touched.post_deltas, touched.posts))
-    q.add_comment_counts(conn, _delta_cols(touched.comment_deltas, touched.comments))
+    q.add_counts(conn, "posts", _delta_cols(touched.post_deltas, touched.posts))
+    q.add_counts(conn, "comments", _delta_cols(touched.comment_deltas, touched.comments))
     q.recount_communities(conn, sorted(touched.communities))
     arrivals = sorted(
         (community, uri)

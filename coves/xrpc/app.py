@@ -23,7 +23,7 @@ from coves.errors import XRPCError
 from coves.logs import get_logger
 from coves.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from coves.xrpc.context import AppContext
-from coves.xrpc.dispatch import EXPOSED_HEADERS, JSON, XrpcASGI
+from coves.xrpc.dispatch import JSON, XrpcASGI, cors_headers
 from coves.xrpc.dispatch import METHODS as XRPC_METHODS
 from coves.xrpc.dispatch import too_large as payload_too_large
 from coves.xrpc.routing import Endpoint, collect_endpoints
@@ -55,19 +55,6 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
     metrics = ctx.metrics
     app.asgi_app = XrpcASGI(ctx, table, app.asgi_app)  # type: ignore[assignment,method-assign]
 
-    def cors_headers(origin: str | None, headers: dict[str, str]) -> None:
-        if not origin:
-            return
-        allowed = settings.cors_origins
-        if "*" in allowed:
-            headers["Access-Control-Allow-Origin"] = "*"
-        elif origin in allowed:
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Vary"] = "Origin"
-        else:
-            return
-        headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-
     @app.route("/xrpc/<nsid>", methods=sorted(XRPC_METHODS))
     async def xrpc_placeholder(nsid: str) -> Response:
         # Never reached: XrpcASGI answers these methods on /xrpc/<nsid> before
@@ -87,7 +74,7 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
             "children": children,
         }
         headers: dict[str, str] = {}
-        cors_headers(request.headers.get("origin"), headers)
+        cors_headers(settings.cors_origins, request.headers.get("origin"), headers)
         return json_response(body, 200 if healthy else 503, headers)
 
     @app.route("/metrics", methods=["GET"])
@@ -103,7 +90,7 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
             raise_404 = XRPCError(404, "NotFound", "this instance has no did:web document")
             return error_response(raise_404)
         headers: dict[str, str] = {}
-        cors_headers(request.headers.get("origin"), headers)
+        cors_headers(settings.cors_origins, request.headers.get("origin"), headers)
         return json_response(document, 200, headers)
 
     @app.errorhandler(404)

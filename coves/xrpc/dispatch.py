@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -55,6 +55,21 @@ JSON = "application/json"
 _JSON_BYTES = JSON.encode()
 # The methods the /xrpc/<nsid> route answers; anything else is Quart's 405.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def cors_headers(allowed: Collection[str], origin: str | None, headers: dict[str, str]) -> None:
+    """Add the CORS response headers for ``origin`` when it is allowed (every
+    route answers browsers the same way, XRPC or not)."""
+    if not origin:
+        return
+    if "*" in allowed:
+        headers["Access-Control-Allow-Origin"] = "*"
+    elif origin in allowed:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Vary"] = "Origin"
+    else:
+        return
+    headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
 
 
 def too_large() -> XRPCError:
@@ -163,8 +178,7 @@ class XrpcASGI:
         rid = incoming if incoming and REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
         origin = headers.get("origin")
         out: dict[str, str] = {"X-Request-ID": rid}
-        if origin:
-            self._cors(origin, out)
+        cors_headers(self.settings.cors_origins, origin, out)
         endpoint = self.table.get(nsid)
         label = nsid if endpoint is not None else "unknown"
         self.metrics.in_flight.inc()
@@ -225,17 +239,6 @@ class XrpcASGI:
             out.append((name.lower().encode("latin-1"), value.encode("latin-1")))
         await send({"type": "http.response.start", "status": reply.status, "headers": out})
         await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    def _cors(self, origin: str, headers: dict[str, str]) -> None:
-        allowed = self.settings.cors_origins
-        if "*" in allowed:
-            headers["Access-Control-Allow-Origin"] = "*"
-        elif origin in allowed:
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Vary"] = "Origin"
-        else:
-            return
-        headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
 
     def _preflight(self, headers: dict[str, str], endpoint: Endpoint | None) -> _Reply:
         if "Access-Control-Allow-Origin" in headers:

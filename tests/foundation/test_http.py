@@ -250,6 +250,25 @@ async def test_cors_wildcard() -> None:
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
+async def test_cors_on_routes_outside_xrpc_dispatch() -> None:
+    # _health is served by Quart, not the XRPC dispatcher: same CORS answer.
+    ctx = offline_context()
+    ctx.settings = ctx.settings.replace(cors_origins=("https://app.coves.social",))
+    app, _ = make_app(ctx)
+    client = app.test_client()
+    allowed = await client.get(
+        "/xrpc/_health", headers={"Origin": "https://app.coves.social"}, scope_base=PEER
+    )
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.coves.social"
+    assert allowed.headers["Vary"] == "Origin"
+    assert "RateLimit-Remaining" in allowed.headers["Access-Control-Expose-Headers"]
+    denied = await client.get(
+        "/xrpc/_health", headers={"Origin": "https://evil.example"}, scope_base=PEER
+    )
+    assert "Access-Control-Allow-Origin" not in denied.headers
+    assert "Access-Control-Expose-Headers" not in denied.headers
+
+
 class FakeAuthenticator:
     def __init__(self) -> None:
         self.seen: list[AuthInput] = []

@@ -605,38 +605,26 @@ def recount_comments(conn: Conn, uris: list[str]) -> None:
         )
 
 
-def add_post_counts(conn: Conn, cols: Sequence[list[Any]]) -> None:
-    """cols: uri, upvotes, downvotes, comments: net changes (from the batch's
-    decisions) added to stored counters, with the ranks that follow from them."""
-    if cols[0]:
-        conn.execute(
-            """
-            UPDATE posts p SET upvote_count = p.upvote_count + d.up,
-                   downvote_count = p.downvote_count + d.down,
-                   score = p.score + d.up - d.down, comment_count = p.comment_count + d.n,
-                   hot_rank = coves_hot_rank(p.score + d.up - d.down, p.ranked_at),
-                   controversy_rank = coves_controversy_rank(p.upvote_count + d.up,
-                                                             p.downvote_count + d.down)
-            FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[]) AS d(uri, up, down, n)
-            WHERE p.uri = d.uri
-            """,
-            cols,
-        )
+_CHILD_COUNT = {"posts": "comment_count", "comments": "reply_count"}
 
 
-def add_comment_counts(conn: Conn, cols: Sequence[list[Any]]) -> None:
-    """cols: uri, upvotes, downvotes, replies: net changes added to stored counters."""
+def add_counts(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, upvotes, downvotes, children: net changes (from the batch's
+    decisions) added to the stored counters of ``posts`` (children: comments in
+    the thread) or ``comments`` (children: direct replies), with the ranks that
+    follow from them."""
     if cols[0]:
+        children = _CHILD_COUNT[table]
         conn.execute(
-            """
-            UPDATE comments c SET upvote_count = c.upvote_count + d.up,
-                   downvote_count = c.downvote_count + d.down,
-                   score = c.score + d.up - d.down, reply_count = c.reply_count + d.n,
-                   hot_rank = coves_hot_rank(c.score + d.up - d.down, c.ranked_at),
-                   controversy_rank = coves_controversy_rank(c.upvote_count + d.up,
-                                                             c.downvote_count + d.down)
+            f"""
+            UPDATE {table} t SET upvote_count = t.upvote_count + d.up,
+                   downvote_count = t.downvote_count + d.down,
+                   score = t.score + d.up - d.down, {children} = t.{children} + d.n,
+                   hot_rank = coves_hot_rank(t.score + d.up - d.down, t.ranked_at),
+                   controversy_rank = coves_controversy_rank(t.upvote_count + d.up,
+                                                             t.downvote_count + d.down)
             FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[]) AS d(uri, up, down, n)
-            WHERE c.uri = d.uri
+            WHERE t.uri = d.uri
             """,
             cols,
         )
