@@ -28,6 +28,10 @@ class Viewer:
     did: str
     method: AuthMethod
     scopes: tuple[str, ...] = ()
+    # The nonce a DPoP client should put in its next proof (RFC 9449 §8.2),
+    # sent back on the successful response so it never has to be refused
+    # with use_dpop_nonce once its nonce ages out.
+    dpop_nonce: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -166,7 +166,8 @@ class OAuthTokenVerifier:
         jti = str(proof.payload["jti"])
         if self._replay.seen_before(f"{jkt} {jti}", DPOP_MAX_AGE * 1.1 + self.clock_skew):
             raise _dpop_failure("dpop_replayed", "DPoP proof was already used")
-        return self._viewer(claims, "oauth_dpop")
+        viewer = self._viewer(claims, "oauth_dpop")
+        return replace(viewer, dpop_nonce=self._nonces.current())
 
     def _check_proof(self, proof: CompactJWT, request: AuthInput) -> str:
         if proof.typ != "dpop+jwt":

@@ -309,6 +309,8 @@ class XrpcASGI:
                 raise self._auth_error(AuthFailure("missing", "authentication required"))
             if viewer is not None:
                 structlog.contextvars.bind_contextvars(viewer=viewer.did)
+                if viewer.dpop_nonce is not None:
+                    out["DPoP-Nonce"] = viewer.dpop_nonce
 
         raw_params: dict[str, list[str]] = {}
         query: bytes = scope.get("query_string", b"")

@@ -134,6 +134,7 @@ async def test_optional_route_anonymous_and_authenticated(app: Any, world: World
     token = tokens.service_auth(world.alice_key, ALICE, SERVICE_AUD, OPTIONAL_NSID)
     authed = await call(app, f"Bearer {token}", OPTIONAL_NSID)
     assert (await authed.get_json()) == {"did": ALICE}
+    assert "DPoP-Nonce" not in authed.headers  # only DPoP callers get nonces
     bad = await call(app, "Bearer garbage.token.here", OPTIONAL_NSID)
     assert bad.status_code == 401  # broken credentials are reported, not ignored
 
@@ -167,3 +168,5 @@ async def test_dpop_nonce_handshake_over_http(ctx: AppContext) -> None:
         )
     assert second.status_code == 200
     assert await second.get_json() == {"did": ALICE, "method": "oauth_dpop"}
+    # The success carries the nonce for the next proof too (RFC 9449 §8.2).
+    assert w.nonces.is_valid(second.headers["DPoP-Nonce"])

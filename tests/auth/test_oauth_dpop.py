@@ -85,6 +85,7 @@ async def test_dpop_bound_token_with_valid_proof() -> None:
     assert viewer is not None
     assert (viewer.did, viewer.method) == (ALICE, "oauth_dpop")
     assert "atproto" in viewer.scopes
+    assert viewer.dpop_nonce is not None and w.nonces.is_valid(viewer.dpop_nonce)
 
 
 async def test_nonce_handshake() -> None:
@@ -113,7 +114,7 @@ async def test_stale_nonce_is_refused_with_a_fresh_one(autojump_clock: object) -
 async def test_bearer_token_without_cnf() -> None:
     w = OAuthWorld()
     viewer = await w.call(f"Bearer {w.token(bound=False)}")
-    assert viewer is not None and viewer.method == "oauth"
+    assert viewer is not None and viewer.method == "oauth" and viewer.dpop_nonce is None
 
 
 async def test_bound_token_sent_as_bearer_needs_dpop() -> None:
