@@ -8,7 +8,8 @@ wrote are recounted; every other post and comment takes the exact net
 change of the batch's decisions (votes that became or stopped being
 effective, comments that became or stopped being live), aggregated per row
 into one statement per table. Community and aggregator counters the batch
-touched are recounted. All SQL is in :mod:`coves.db.queries.ingest`.
+touched are recounted, except that a post becoming live only adds to its
+community's count. All SQL is in :mod:`coves.db.queries.ingest`.
 """
 
 from __future__ import annotations
