@@ -7,9 +7,12 @@ each table with one set-based statement. Posts and comments the batch
 wrote are recounted; every other post and comment takes the exact net
 change of the batch's decisions (votes that became or stopped being
 effective, comments that became or stopped being live), aggregated per row
-into one statement per table. Community and aggregator counters the batch
-touched are recounted, except that a post becoming live only adds to its
-community's count. All SQL is in :mod:`coves.db.queries.ingest`.
+into one statement per table. Community counters live in their own narrow
+table (``community_stats``): subscriber counts of communities whose
+subscriptions changed are recounted, a post becoming live only adds to its
+community's post count, and only a live post deleted or edited makes its
+community's post count be recounted. Aggregator counters the batch touched
+are recounted. All SQL is in :mod:`coves.db.queries.ingest`.
 """
 
 from __future__ import annotations
@@ -201,6 +204,8 @@ class Touched:
     users: set[str] = field(default_factory=set)
     posts: set[str] = field(default_factory=set)
     comments: set[str] = field(default_factory=set)
+    # communities whose subscriber count / post count must be recounted
+    subscribed: set[str] = field(default_factory=set)
     communities: set[str] = field(default_factory=set)
     aggregators: set[str] = field(default_factory=set)
     # did -> profile columns, written after users exist; the last phase wins
@@ -229,9 +234,10 @@ def _is_comment(uri: str) -> bool:
 def apply_batch(
     conn: q.Conn, batch: Batch, *, instance_did: str, skip_did_web_verification: bool
 ) -> Decisions:
-    """Apply in pipeline mode: writes stream to the server without waiting for each
-    result; only the reads that decisions need cost a round trip."""
-    with conn.pipeline():
+    """Apply in one transaction in pipeline mode: BEGIN, the writes and COMMIT stream
+    to the server without waiting for each result; only the reads that decisions
+    need cost a round trip. ``conn`` must be outside any transaction."""
+    with conn.pipeline(), conn.transaction():
         return _apply_batch(
             conn,
             batch,
@@ -258,24 +264,37 @@ def _apply_batch(
             vote_pairs.add((commit.did, commit.row.subject_uri))
     pairs = sorted(vote_pairs)
     fetches = (
-        q.record_states(conn, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+        q.stored_revs(
+            conn,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            {table: sorted(uris[collection]) for collection, table in ROW_TABLES.items()},
+        ),
         q.comment_threads(conn, sorted(uris[ev.COMMENT])),
         q.stored_posts(conn, sorted(uris[ev.POST])),
         q.old_refs(conn, "subscription", sorted(uris[ev.SUBSCRIPTION])),
         # Live votes on every pair a vote of the batch touches (a superset of what
         # the live phase needs: pairs no applied vote changes are left as they are).
         q.live_votes(conn, sorted(uris[ev.VOTE]), [p[0] for p in pairs], [p[1] for p in pairs]),
+        q.awaited(conn, sorted(uris[ev.POST] | uris[ev.COMMENT])),
     )
-    stored = fetches[0]()
+    states, row_revs = fetches[0]()
+    stored = dict(states)
+    for commit in commits:
+        rev = row_revs.get(commit.uri)
+        if rev is not None and (commit.key not in stored or stored[commit.key] < rev):
+            stored[commit.key] = rev
     threads = fetches[1]()
     stored_posts = fetches[2]()
     subscription_refs = fetches[3]()
     votes_before = fetches[4]()
+    awaited = fetches[5]()
     winners, preludes = decide_winners(commits, stored, threads, out)
     out.applied_commits = winners + preludes
 
     touched = Touched()
-    touched.communities.update(community for _user, community in subscription_refs.values())
+    touched.subscribed.update(community for _user, community in subscription_refs.values())
     # Every DID a live version referenced gets a users row, including versions a
     # newer event in the batch superseded: one-at-a-time application creates them too.
     superseded = [c for c, why in out.skipped_by if why == Skip.SUPERSEDED]
@@ -283,17 +302,20 @@ def _apply_batch(
         if commit.op != "delete":
             touched.users.update(_referenced_dids(commit))
 
-    if winners:
+    # Rows keyed by URI carry their rev; record_state keeps the rest (see
+    # _needs_state), the newer of the two being the stored rev.
+    states_written = [c for c in winners if _needs_state(c, states)]
+    if states_written:
         q.upsert_record_states(
             conn,
             [
-                [c.did for c in winners],
-                [c.collection for c in winners],
-                [c.rkey for c in winners],
-                [c.rev for c in winners],
-                [c.cid for c in winners],
-                [c.op == "delete" for c in winners],
-                [c.time_us for c in winners],
+                [c.did for c in states_written],
+                [c.collection for c in states_written],
+                [c.rkey for c in states_written],
+                [c.rev for c in states_written],
+                [c.cid for c in states_written],
+                [c.op == "delete" for c in states_written],
+                [c.time_us for c in states_written],
             ],
         )
 
@@ -306,7 +328,6 @@ def _apply_batch(
         for commit in phase:
             by_collection[commit.collection].append(commit)
         _communities(conn, by_collection[ev.PROFILE], out, instance_did, skip_did_web_verification)
-        touched.communities.update(c.did for c in by_collection[ev.PROFILE])
         _posts(conn, by_collection[ev.POST], stored_posts, touched)
         _comments(conn, by_collection[ev.COMMENT], threads, touched)
         # The live phase decides from the votes read before any write; the delete
@@ -339,14 +360,19 @@ def _apply_batch(
 
     _comment_deltas(winners, threads, touched)
     _community_post_deltas(winners, stored_posts, touched)
-    # Rows this batch wrote are recounted (a subject that arrives after its votes
-    # and replies, or an edit that moved ranked_at); every other post or comment
-    # only takes the net change the batch's decisions made to what counts.
-    q.recount_posts(conn, sorted(touched.posts))
-    q.recount_comments(conn, sorted(touched.comments))
-    q.add_counts(conn, "posts", _delta_cols(touched.post_deltas, touched.posts))
-    q.add_counts(conn, "comments", _delta_cols(touched.comment_deltas, touched.comments))
-    q.recount_communities(conn, sorted(touched.communities))
+    # Rows this batch rewrote are recounted (an edit may move ranked_at), and so
+    # are new rows that votes or replies referenced before they existed; every
+    # other post or comment, new ones included (they start from zero), only takes
+    # the net change the batch's decisions made to what counts.
+    recount_posts = {u for u in touched.posts if u in stored_posts or u in awaited}
+    recount_comments = {u for u in touched.comments if u in threads or u in awaited}
+    q.recount_posts(conn, sorted(recount_posts))
+    q.recount_comments(conn, sorted(recount_comments))
+    q.add_counts(conn, "posts", _delta_cols(touched.post_deltas, recount_posts))
+    q.add_counts(conn, "comments", _delta_cols(touched.comment_deltas, recount_comments))
+    q.forget_awaited(conn, sorted(awaited & (recount_posts | recount_comments)))
+    q.recount_subscribers(conn, sorted(touched.subscribed))
+    q.recount_community_posts(conn, sorted(touched.communities))
     arrivals = sorted(
         (community, uri)
         for community, uris in touched.new_posts.items()
@@ -373,6 +399,25 @@ def _apply_batch(
     if cursor is not None:
         q.save_cursor(conn, cursor)
     return out
+
+
+# Collections whose rows are keyed by record URI and carry the rev that wrote them.
+ROW_TABLES: dict[str, str] = {
+    ev.POST: "posts",
+    ev.COMMENT: "comments",
+    ev.VOTE: "votes",
+    ev.SUBSCRIPTION: "subscriptions",
+    ev.BLOCK: "blocks",
+    ev.AUTHORIZATION: "aggregator_authorizations",
+}
+
+
+def _needs_state(commit: Commit, states: dict[tuple[str, str, str], str]) -> bool:
+    """Whether a winning commit writes record_state: records stored per repo (no
+    row of their own keyed by URI), deletes (their tombstone outlives a row that
+    never came), and records that already have a record_state row (so a
+    resurrected record is no longer reported deleted)."""
+    return commit.collection not in ROW_TABLES or commit.op == "delete" or commit.key in states
 
 
 def _comment_deltas(
@@ -511,7 +556,7 @@ def _posts(
     q.soft_delete(conn, "posts", [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(14)]
+    cols: list[list[Any]] = [[] for _ in range(15)]
     for commit in live:
         row: PostRow = commit.row
         touched.users.add(row.author)
@@ -531,6 +576,7 @@ def _posts(
             row.record,
             row.created_at,
             _at(commit.time_us) if commit.op == "update" else None,
+            commit.rev,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -551,7 +597,7 @@ def _comments(
     q.delete_comments(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(16)]
+    cols: list[list[Any]] = [[] for _ in range(17)]
     for commit in live:
         row: CommentRow = commit.row
         values = (
@@ -571,6 +617,7 @@ def _comments(
             row.record,
             row.created_at,
             _at(commit.time_us) if commit.op == "update" else None,
+            commit.rev,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -659,12 +706,12 @@ def _subjects(conn: q.Conn, table: str, commits: list[Commit], touched: Touched)
     q.soft_delete(conn, table, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(7)]
+    cols: list[list[Any]] = [[] for _ in range(8)]
     for commit in live:
         row: SubjectRow = commit.row
         touched.users.add(row.community)
         if table == "subscriptions":
-            touched.communities.add(row.community)
+            touched.subscribed.add(row.community)
         values = (
             commit.uri,
             commit.did,
@@ -673,6 +720,7 @@ def _subjects(conn: q.Conn, table: str, commits: list[Commit], touched: Touched)
             row.content_visibility,
             commit.cid,
             row.created_at,
+            commit.rev,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -725,7 +773,7 @@ def _authorizations(conn: q.Conn, commits: list[Commit], touched: Touched) -> No
     )
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(11)]
+    cols: list[list[Any]] = [[] for _ in range(12)]
     for commit in live:
         row: AuthorizationRow = commit.row
         touched.users.add(row.aggregator)
@@ -742,6 +790,7 @@ def _authorizations(conn: q.Conn, commits: list[Commit], touched: Touched) -> No
             row.disabled_by,
             commit.cid,
             row.created_at,
+            commit.rev,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)

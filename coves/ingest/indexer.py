@@ -135,7 +135,8 @@ class Indexer:
                     batch,
                     instance_did=self._instance_did,
                     skip_did_web_verification=self._skip_verification,
-                )
+                ),
+                transaction=False,  # apply_batch opens it inside its pipeline
             )
         except Exception as exc:
             if not q.is_poison(exc) or batch.size == 0:
@@ -160,11 +161,16 @@ class Indexer:
     def _count(self, frames: int, batch: Batch, decisions: Decisions) -> BatchResult:
         reasons: Counter[str] = Counter()
         events = self._events
-        for commit in decisions.applied_commits:
-            events.labels("commit", commit.collection, "applied").inc()
+        # Tallied first: a labelled increment per event cost ~2 ms a batch in the
+        # event loop, between one batch's commit and the next one's start.
+        outcomes: Counter[tuple[str, str]] = Counter(
+            (commit.collection, "applied") for commit in decisions.applied_commits
+        )
         for commit, why in decisions.skipped_by:
-            events.labels("commit", commit.collection, why).inc()
+            outcomes[(commit.collection, why)] += 1
             reasons[why] += 1
+        for (collection, outcome), count in outcomes.items():
+            events.labels("commit", collection, outcome).inc(count)
         all_dead = batch.dead + decisions.dead
         for letter in all_dead:
             events.labels(
