@@ -18,6 +18,7 @@ are recounted. All SQL is in :mod:`coves.db.queries.ingest`.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,7 @@ class Decisions:
         self.accounts_changed.extend(other.accounts_changed)
         self.needs_verification.extend(other.needs_verification)
         self.applied_commits.extend(other.applied_commits)
+        self.users.update(other.users)
         return self
 
     skipped_by: list[tuple[Commit, str]] = field(default_factory=list)
@@ -67,6 +69,7 @@ class Decisions:
     accounts_changed: list[str] = field(default_factory=list)
     needs_verification: list[tuple[str, str]] = field(default_factory=list)
     applied_commits: list[Commit] = field(default_factory=list)
+    users: set[str] = field(default_factory=set)  # DIDs that have a users row now
 
 
 def _at(time_us: int) -> datetime:
@@ -232,22 +235,36 @@ def _is_comment(uri: str) -> bool:
 
 
 def apply_batch(
-    conn: q.Conn, batch: Batch, *, instance_did: str, skip_did_web_verification: bool
+    conn: q.Conn,
+    batch: Batch,
+    *,
+    instance_did: str,
+    skip_did_web_verification: bool,
+    known_users: Container[str] = frozenset(),
 ) -> Decisions:
     """Apply in one transaction in pipeline mode: BEGIN, the writes and COMMIT stream
     to the server without waiting for each result; only the reads that decisions
-    need cost a round trip. ``conn`` must be outside any transaction."""
+    need cost a round trip. ``conn`` must be outside any transaction.
+
+    ``known_users``: DIDs known to have a users row already (users rows are
+    never deleted), so the batch does not insert them again."""
     with conn.pipeline(), conn.transaction():
         return _apply_batch(
             conn,
             batch,
             instance_did=instance_did,
             skip_did_web_verification=skip_did_web_verification,
+            known_users=known_users,
         )
 
 
 def _apply_batch(
-    conn: q.Conn, batch: Batch, *, instance_did: str, skip_did_web_verification: bool
+    conn: q.Conn,
+    batch: Batch,
+    *,
+    instance_did: str,
+    skip_did_web_verification: bool,
+    known_users: Container[str],
 ) -> Decisions:
     commits, identities, accounts = batch.commits, batch.identities, batch.accounts
     dead, cursor = batch.dead, batch.cursor
@@ -339,7 +356,8 @@ def _apply_batch(
         _authorizations(conn, by_collection[ev.AUTHORIZATION], touched)
         _actor_profiles(conn, by_collection[ev.ACTOR_PROFILE], touched)
 
-    q.ensure_users(conn, touched.users)
+    q.ensure_users(conn, [did for did in touched.users if did not in known_users])
+    out.users = touched.users
     if touched.profiles:
         profiles = list(touched.profiles.values())
         q.update_actor_profiles(conn, [list(col) for col in zip(*profiles, strict=True)])

@@ -36,6 +36,8 @@ from coves.metrics import Metrics
 
 log = get_logger(__name__)
 
+KNOWN_USERS_MAX = 200_000
+
 IdentityHook = Callable[[list[str]], Awaitable[None] | None]
 VerificationHook = Callable[[str, str], Awaitable[None] | None]
 CommitsHook = Callable[[list[Commit]], Awaitable[None] | None]
@@ -58,6 +60,9 @@ class Indexer:
         self._instance_did = instance_did
         self._skip_verification = skip_did_web_verification
         self._parser = FrameParser(validator)
+        # DIDs with a users row, learned from committed batches: most events name
+        # accounts seen before, and probing users for each cost ~3% of a batch.
+        self._known_users: set[str] = set()
         # Public so the identity workstream can register after construction.
         self.on_identity_change: list[IdentityHook] = list(on_identity_change)
         self.on_community_needs_verification = on_community_needs_verification
@@ -113,6 +118,9 @@ class Indexer:
         """Apply a prepared batch in one transaction (cursor included), then run hooks."""
         if batch.commits or batch.identities or batch.accounts or batch.dead or batch.cursor:
             decisions = await self._apply(batch)
+            if len(self._known_users) + len(decisions.users) > KNOWN_USERS_MAX:
+                self._known_users.clear()
+            self._known_users.update(decisions.users)
         else:
             decisions = Decisions()
 
@@ -135,6 +143,7 @@ class Indexer:
                     batch,
                     instance_did=self._instance_did,
                     skip_did_web_verification=self._skip_verification,
+                    known_users=self._known_users,
                 ),
                 transaction=False,  # apply_batch opens it inside its pipeline
             )

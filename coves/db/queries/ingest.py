@@ -351,16 +351,22 @@ def live_votes(
     (voter, subject) pairs and on the pairs the stored votes ``uris`` point at."""
     if not voters and not uris:
         return list
+    # An effective vote is live; the live ones behind it have their own partial index.
     cur = conn.execute(
         """
+        WITH p AS (
+            SELECT p.voter, p.subject FROM unnest(%b::text[], %b::text[]) AS p(voter, subject)
+            UNION
+            SELECT o.voter_did, o.subject_uri FROM unnest(%b::text[]) AS k(uri)
+            CROSS JOIN LATERAL (SELECT voter_did, subject_uri FROM votes
+                                WHERE uri = k.uri LIMIT 1) o)
         SELECT v.uri, v.voter_did, v.subject_uri, v.rev, v.effective, v.direction
-        FROM (SELECT p.voter, p.subject FROM unnest(%b::text[], %b::text[]) AS p(voter, subject)
-              UNION
-              SELECT o.voter_did, o.subject_uri FROM unnest(%b::text[]) AS k(uri)
-              CROSS JOIN LATERAL (SELECT voter_did, subject_uri FROM votes
-                                  WHERE uri = k.uri LIMIT 1) o) p
-        JOIN votes v ON v.voter_did = p.voter AND v.subject_uri = p.subject
-        WHERE v.deleted_at IS NULL
+        FROM p CROSS JOIN LATERAL (
+            SELECT * FROM votes WHERE voter_did = p.voter AND subject_uri = p.subject
+                                  AND effective
+            UNION ALL
+            SELECT * FROM votes WHERE voter_did = p.voter AND subject_uri = p.subject
+                                  AND deleted_at IS NULL AND NOT effective) v
         """,
         (voters, subjects, uris),
     )
