@@ -17,8 +17,9 @@ are recounted. All SQL is in :mod:`coves.db.queries.ingest`.
 
 from __future__ import annotations
 
+import select
 from collections import defaultdict
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -241,21 +242,36 @@ def apply_batch(
     instance_did: str,
     skip_did_web_verification: bool,
     known_users: Container[str] = frozenset(),
+    meanwhile: Callable[[], None] | None = None,
 ) -> Decisions:
     """Apply in one transaction in pipeline mode: BEGIN, the writes and COMMIT stream
     to the server without waiting for each result; only the reads that decisions
     need cost a round trip. ``conn`` must be outside any transaction.
 
     ``known_users``: DIDs known to have a users row already (users rows are
-    never deleted), so the batch does not insert them again."""
+    never deleted), so the batch does not insert them again. ``meanwhile``:
+    work to do in this thread once every statement is sent, while the server
+    executes them (it must not raise)."""
     with conn.pipeline(), conn.transaction():
-        return _apply_batch(
+        out = _apply_batch(
             conn,
             batch,
             instance_did=instance_did,
             skip_did_web_verification=skip_did_web_verification,
             known_users=known_users,
         )
+        if meanwhile is not None:
+            _send_all(conn)
+            meanwhile()
+        return out
+
+
+def _send_all(conn: q.Conn) -> None:
+    """Push whatever libpq still buffers to the server, so it has the whole batch
+    before this thread turns to other work."""
+    pgconn = conn.pgconn
+    while pgconn.flush() == 1:
+        select.select([], [pgconn.socket], [], 1.0)
 
 
 def _apply_batch(

@@ -114,10 +114,16 @@ class Indexer:
                 batch.cursor = time_us
         return batch
 
-    async def commit(self, batch: Batch) -> BatchResult:
-        """Apply a prepared batch in one transaction (cursor included), then run hooks."""
+    async def commit(
+        self, batch: Batch, *, meanwhile: Callable[[], None] | None = None
+    ) -> BatchResult:
+        """Apply a prepared batch in one transaction (cursor included), then run hooks.
+
+        ``meanwhile`` (see :func:`~coves.ingest.apply.apply_batch`) runs in the
+        database thread while the server works through the batch; it may run
+        more than once if the batch is bisected, or not at all."""
         if batch.commits or batch.identities or batch.accounts or batch.dead or batch.cursor:
-            decisions = await self._apply(batch)
+            decisions = await self._apply(batch, meanwhile)
             if len(self._known_users) + len(decisions.users) > KNOWN_USERS_MAX:
                 self._known_users.clear()
             self._known_users.update(decisions.users)
@@ -128,7 +134,7 @@ class Indexer:
         await self._run_hooks(decisions)
         return result
 
-    async def _apply(self, batch: Batch) -> Decisions:
+    async def _apply(self, batch: Batch, meanwhile: Callable[[], None] | None = None) -> Decisions:
         """One transaction; if the database refuses the data itself, bisect.
 
         A constraint or data error would fail the same batch on every retry
@@ -144,6 +150,7 @@ class Indexer:
                     instance_did=self._instance_did,
                     skip_did_web_verification=self._skip_verification,
                     known_users=self._known_users,
+                    meanwhile=meanwhile,
                 ),
                 transaction=False,  # apply_batch opens it inside its pipeline
             )
@@ -153,8 +160,8 @@ class Indexer:
             if batch.size > 1:
                 log.warning("ingest batch refused by the database; bisecting", size=batch.size)
                 first, second = batch.split()
-                decisions = await self._apply(first)
-                return decisions.merge(await self._apply(second))
+                decisions = await self._apply(first, meanwhile)
+                return decisions.merge(await self._apply(second, meanwhile))
             events: list[Commit | IdentityEvent | AccountEvent] = [
                 *batch.commits,
                 *batch.identities,
@@ -163,7 +170,7 @@ class Indexer:
             letters = [_refused(event, exc) for event in events]
             log.warning("ingest event refused by the database", error=str(exc)[:200])
             rest = Batch(dead=[*batch.dead, *letters], cursor=batch.cursor)
-            decisions = await self._apply(rest)
+            decisions = await self._apply(rest, meanwhile)
             decisions.dead.extend(letters)
             return decisions
 
