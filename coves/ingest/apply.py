@@ -353,6 +353,9 @@ def _apply_batch(
         )
 
     # Live versions first, then deletes: a prelude must land before its delete.
+    # Posts and comments are written last, once every counter change of the batch
+    # is known: a new row is inserted with its counters instead of updated.
+    content_phases: list[tuple[list[Commit], list[Commit]]] = []
     for first, phase in (
         (True, [c for c in out.applied_commits if c.op != "delete"]),
         (False, [c for c in winners if c.op == "delete"]),
@@ -361,8 +364,7 @@ def _apply_batch(
         for commit in phase:
             by_collection[commit.collection].append(commit)
         _communities(conn, by_collection[ev.PROFILE], out, instance_did, skip_did_web_verification)
-        _posts(conn, by_collection[ev.POST], stored_posts, touched)
-        _comments(conn, by_collection[ev.COMMENT], threads, touched)
+        content_phases.append((by_collection[ev.POST], by_collection[ev.COMMENT]))
         # The live phase decides from the votes read before any write; the delete
         # phase (after the live phase's writes) reads again.
         _votes(conn, by_collection[ev.VOTE], touched, votes_before if first else None)
@@ -371,6 +373,11 @@ def _apply_batch(
         _aggregators(conn, by_collection[ev.AGGREGATOR], touched)
         _authorizations(conn, by_collection[ev.AUTHORIZATION], touched)
         _actor_profiles(conn, by_collection[ev.ACTOR_PROFILE], touched)
+
+    _comment_deltas(winners, threads, touched)
+    for post_commits, comment_commits in content_phases:
+        _posts(conn, post_commits, stored_posts, awaited, touched)
+        _comments(conn, comment_commits, threads, awaited, touched)
 
     q.ensure_users(conn, [did for did in touched.users if did not in known_users])
     out.users = touched.users
@@ -392,12 +399,11 @@ def _apply_batch(
             [a.time_us for a in rows],
         )
 
-    _comment_deltas(winners, threads, touched)
     _community_post_deltas(winners, stored_posts, touched)
     # Rows this batch rewrote are recounted (an edit may move ranked_at), and so
-    # are new rows that votes or replies referenced before they existed; every
-    # other post or comment, new ones included (they start from zero), only takes
-    # the net change the batch's decisions made to what counts.
+    # are new rows that votes or replies referenced before they existed; new rows
+    # were inserted with their counters (see _initial_counts); every other post or
+    # comment only takes the net change the batch's decisions made to what counts.
     recount_posts = {u for u in touched.posts if u in stored_posts or u in awaited}
     recount_comments = {u for u in touched.comments if u in threads or u in awaited}
     q.recount_posts(conn, sorted(recount_posts))
@@ -572,10 +578,25 @@ def _communities(
     q.upsert_communities(conn, cols, keep)
 
 
+def _initial_counts(
+    commit: Commit, stored: Container[str], awaited: Container[str], deltas: dict[str, list[int]]
+) -> list[int]:
+    """[upvotes, downvotes, children] a post or comment is inserted with.
+
+    A row new to the database that nothing referenced before it arrived
+    (``awaited``) has exactly the counts this batch's decisions give it; they
+    are taken out of ``deltas`` so they are not added again. Any other row is
+    upserted without touching its counters (zeros here) and recounted."""
+    if commit.uri in stored or commit.uri in awaited:
+        return [0, 0, 0]
+    return deltas.pop(commit.uri, None) or [0, 0, 0]
+
+
 def _posts(
     conn: q.Conn,
     commits: list[Commit],
     stored: dict[str, tuple[str, str, bool]],
+    awaited: set[str],
     touched: Touched,
 ) -> None:
     if not commits:
@@ -590,7 +611,7 @@ def _posts(
     q.soft_delete(conn, "posts", [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(15)]
+    cols: list[list[Any]] = [[] for _ in range(18)]
     for commit in live:
         row: PostRow = commit.row
         touched.users.add(row.author)
@@ -611,6 +632,7 @@ def _posts(
             row.created_at,
             _at(commit.time_us) if commit.op == "update" else None,
             commit.rev,
+            *_initial_counts(commit, stored, awaited, touched.post_deltas),
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -621,6 +643,7 @@ def _comments(
     conn: q.Conn,
     commits: list[Commit],
     threads: dict[str, tuple[str, str, bool]],
+    awaited: set[str],
     touched: Touched,
 ) -> None:
     if not commits:
@@ -631,7 +654,7 @@ def _comments(
     q.delete_comments(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(17)]
+    cols: list[list[Any]] = [[] for _ in range(20)]
     for commit in live:
         row: CommentRow = commit.row
         values = (
@@ -652,6 +675,7 @@ def _comments(
             row.created_at,
             _at(commit.time_us) if commit.op == "update" else None,
             commit.rev,
+            *_initial_counts(commit, threads, awaited, touched.comment_deltas),
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)

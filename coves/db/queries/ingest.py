@@ -222,23 +222,28 @@ def ensure_users(conn: Conn, dids: Iterable[str]) -> None:
 
 def upsert_posts(conn: Conn, cols: Sequence[list[Any]]) -> None:
     """cols: uri, rkey, cid, community, author, title, content, facets, embed, labels,
-    langs (json), record, created_at, edited_at, rev."""
+    langs (json), record, created_at, edited_at, rev, and the upvotes, downvotes and
+    comments a new row starts with (an existing row's counters are left alone)."""
     conn.execute(
         """
         INSERT INTO posts AS p (uri, rkey, cid, community_did, author_did, title, content,
                                 facets, embed, labels, langs, record, created_at, ranked_at,
-                                edited_at, deleted_at, hot_rank, rev)
+                                edited_at, deleted_at, rev, upvote_count, downvote_count, score,
+                                comment_count, hot_rank, controversy_rank)
         SELECT u.uri, u.rkey, u.cid, u.community, u.author, u.title, u.content,
                u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
                CASE WHEN u.langs IS NULL THEN '{}'::text[]
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
                u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
-               coves_hot_rank(0, least(u.created_at, now())), u.rev
+               u.rev, u.up, u.down, u.up - u.down, u.n,
+               coves_hot_rank(u.up - u.down, least(u.created_at, now())),
+               coves_controversy_rank(u.up, u.down)
         FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
                     %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
-                    %b::timestamptz[], %b::timestamptz[], %b::text[])
+                    %b::timestamptz[], %b::timestamptz[], %b::text[], %b::int[], %b::int[],
+                    %b::int[])
              AS u(uri, rkey, cid, community, author, title, content, facets, embed, labels,
-                  langs, record, created_at, edited_at, rev)
+                  langs, record, created_at, edited_at, rev, up, down, n)
         ON CONFLICT (uri) DO UPDATE SET
             cid = EXCLUDED.cid, rev = EXCLUDED.rev, author_did = EXCLUDED.author_did,
             title = EXCLUDED.title,
@@ -268,23 +273,31 @@ def soft_delete(conn: Conn, table: str, uris: list[str], times: list[datetime]) 
 
 def upsert_comments(conn: Conn, cols: Sequence[list[Any]]) -> None:
     """cols: uri, rkey, cid, commenter, root_uri, root_cid, parent_uri, parent_cid, content,
-    facets, embed, labels, langs (json), record, created_at, edited_at, rev."""
+    facets, embed, labels, langs (json), record, created_at, edited_at, rev, and the
+    upvotes, downvotes and replies a new row starts with (an existing row's counters
+    are left alone)."""
     conn.execute(
         """
         INSERT INTO comments AS c (uri, rkey, cid, commenter_did, root_uri, root_cid, parent_uri,
                                    parent_cid, content, facets, embed, labels, langs, record,
-                                   created_at, ranked_at, edited_at, deleted_at, hot_rank, rev)
+                                   created_at, ranked_at, edited_at, deleted_at, rev,
+                                   upvote_count, downvote_count, score, reply_count, hot_rank,
+                                   controversy_rank)
         SELECT u.uri, u.rkey, u.cid, u.commenter, u.root_uri, u.root_cid, u.parent_uri,
                u.parent_cid, u.content, u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
                CASE WHEN u.langs IS NULL THEN '{}'::text[]
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
                u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
-               coves_hot_rank(0, least(u.created_at, now())), u.rev
+               u.rev, u.up, u.down, u.up - u.down, u.n,
+               coves_hot_rank(u.up - u.down, least(u.created_at, now())),
+               coves_controversy_rank(u.up, u.down)
         FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
                     %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
-                    %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::text[])
+                    %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::text[],
+                    %b::int[], %b::int[], %b::int[])
              AS u(uri, rkey, cid, commenter, root_uri, root_cid, parent_uri, parent_cid,
-                  content, facets, embed, labels, langs, record, created_at, edited_at, rev)
+                  content, facets, embed, labels, langs, record, created_at, edited_at, rev,
+                  up, down, n)
         ON CONFLICT (uri) DO UPDATE SET
             cid = EXCLUDED.cid, rev = EXCLUDED.rev, root_uri = EXCLUDED.root_uri,
             root_cid = EXCLUDED.root_cid,
