@@ -296,33 +296,43 @@ def _apply_batch(
         if commit.collection == ev.VOTE and commit.op != "delete":
             vote_pairs.add((commit.did, commit.row.subject_uri))
     pairs = sorted(vote_pairs)
+    # Stored revs of rows keyed by URI: posts, comments and subscriptions come with
+    # the reads below, live votes with live_votes (a deleted vote's rev is in its
+    # tombstone), blocks and authorizations (rare) with stored_revs.
+    row_revs: dict[str, str] = {}
     fetches = (
         q.stored_revs(
             conn,
             [k[0] for k in keys],
             [k[1] for k in keys],
             [k[2] for k in keys],
-            {table: sorted(uris[collection]) for collection, table in ROW_TABLES.items()},
+            {
+                "blocks": sorted(uris[ev.BLOCK]),
+                "aggregator_authorizations": sorted(uris[ev.AUTHORIZATION]),
+            },
         ),
-        q.comment_threads(conn, sorted(uris[ev.COMMENT])),
-        q.stored_posts(conn, sorted(uris[ev.POST])),
-        q.old_refs(conn, "subscription", sorted(uris[ev.SUBSCRIPTION])),
+        q.comment_threads(conn, sorted(uris[ev.COMMENT]), row_revs),
+        q.stored_posts(conn, sorted(uris[ev.POST]), row_revs),
+        q.old_refs(conn, "subscription", sorted(uris[ev.SUBSCRIPTION]), row_revs),
         # Live votes on every pair a vote of the batch touches (a superset of what
         # the live phase needs: pairs no applied vote changes are left as they are).
         q.live_votes(conn, sorted(uris[ev.VOTE]), [p[0] for p in pairs], [p[1] for p in pairs]),
         q.awaited(conn, sorted(uris[ev.POST] | uris[ev.COMMENT])),
     )
-    states, row_revs = fetches[0]()
-    stored = dict(states)
-    for commit in commits:
-        rev = row_revs.get(commit.uri)
-        if rev is not None and (commit.key not in stored or stored[commit.key] < rev):
-            stored[commit.key] = rev
+    states, other_revs = fetches[0]()
     threads = fetches[1]()
     stored_posts = fetches[2]()
     subscription_refs = fetches[3]()
     votes_before = fetches[4]()
     awaited = fetches[5]()
+    row_revs.update(other_revs)
+    for vote_uri, _voter, _subject, vote_rev, _effective, _direction in votes_before:
+        row_revs[vote_uri] = vote_rev
+    stored = dict(states)
+    for commit in commits:
+        rev = row_revs.get(commit.uri)
+        if rev is not None and (commit.key not in stored or stored[commit.key] < rev):
+            stored[commit.key] = rev
     winners, preludes = decide_winners(commits, stored, threads, out)
     out.applied_commits = winners + preludes
 

@@ -122,16 +122,32 @@ def stored_revs(
     return wait
 
 
-def comment_threads(conn: Conn, uris: list[str]) -> Callable[[], dict[str, tuple[str, str, bool]]]:
-    """(root_uri, parent_uri, live) of stored comments."""
+def _noting_revs(rows: list[Row], revs: dict[str, str] | None) -> list[Row]:
+    """Rows of a probe by URI, their ``rev`` noted in ``revs`` on the way (the
+    stored revs of posts, comments and subscriptions come with the reads the
+    batch makes of them anyway, instead of a second probe of the same rows)."""
+    if revs is not None:
+        for row in rows:
+            if row["rev"] is not None:
+                revs[row["uri"]] = row["rev"]
+    return rows
+
+
+def comment_threads(
+    conn: Conn, uris: list[str], revs: dict[str, str] | None = None
+) -> Callable[[], dict[str, tuple[str, str, bool]]]:
+    """(root_uri, parent_uri, live) of stored comments; their revs go to ``revs``."""
     if not uris:
         return dict
     cur = conn.execute(
-        "SELECT uri, root_uri, parent_uri, deleted_at IS NULL AS live FROM comments"
+        "SELECT uri, root_uri, parent_uri, deleted_at IS NULL AS live, rev FROM comments"
         " WHERE uri = ANY(%b::text[])",
         (uris,),
     )
-    return lambda: {r["uri"]: (r["root_uri"], r["parent_uri"], r["live"]) for r in cur.fetchall()}
+    return lambda: {
+        r["uri"]: (r["root_uri"], r["parent_uri"], r["live"])
+        for r in _noting_revs(cur.fetchall(), revs)
+    }
 
 
 _OLD_REFS = {
@@ -142,7 +158,9 @@ _OLD_REFS = {
 }
 
 
-def old_refs(conn: Conn, kind: str, uris: list[str]) -> Callable[[], dict[str, tuple[str, str]]]:
+def old_refs(
+    conn: Conn, kind: str, uris: list[str], revs: dict[str, str] | None = None
+) -> Callable[[], dict[str, tuple[str, str]]]:
     """What stored rows pointed at before this batch rewrites them (for recounts).
 
     One primary-key probe per URI (the LIMIT keeps it so whatever the table
@@ -153,29 +171,34 @@ def old_refs(conn: Conn, kind: str, uris: list[str]) -> Callable[[], dict[str, t
     table, a, b = _OLD_REFS[kind]
     cur = conn.execute(
         f"""
-        SELECT k.uri, t.a, t.b FROM unnest(%b::text[]) AS k(uri)
-        CROSS JOIN LATERAL (SELECT {a} AS a, {b} AS b FROM {table} WHERE uri = k.uri LIMIT 1) t
+        SELECT k.uri, t.a, t.b, t.rev FROM unnest(%b::text[]) AS k(uri)
+        CROSS JOIN LATERAL (SELECT {a} AS a, {b} AS b, rev FROM {table}
+                            WHERE uri = k.uri LIMIT 1) t
         """,
         (uris,),
     )
-    return lambda: {r["uri"]: (r["a"], r["b"]) for r in cur.fetchall()}
+    return lambda: {r["uri"]: (r["a"], r["b"]) for r in _noting_revs(cur.fetchall(), revs)}
 
 
-def stored_posts(conn: Conn, uris: list[str]) -> Callable[[], dict[str, tuple[str, str, bool]]]:
-    """(community, author, live) of stored posts, before the batch writes any."""
+def stored_posts(
+    conn: Conn, uris: list[str], revs: dict[str, str] | None = None
+) -> Callable[[], dict[str, tuple[str, str, bool]]]:
+    """(community, author, live) of stored posts, before the batch writes any; their
+    revs go to ``revs``."""
     if not uris:
         return dict
     cur = conn.execute(
         """
-        SELECT k.uri, p.community_did, p.author_did, p.deleted_at IS NULL AS live
+        SELECT k.uri, p.community_did, p.author_did, p.deleted_at IS NULL AS live, p.rev
         FROM unnest(%b::text[]) AS k(uri)
-        CROSS JOIN LATERAL (SELECT community_did, author_did, deleted_at FROM posts
+        CROSS JOIN LATERAL (SELECT community_did, author_did, deleted_at, rev FROM posts
                             WHERE uri = k.uri LIMIT 1) p
         """,
         (uris,),
     )
     return lambda: {
-        r["uri"]: (r["community_did"], r["author_did"], r["live"]) for r in cur.fetchall()
+        r["uri"]: (r["community_did"], r["author_did"], r["live"])
+        for r in _noting_revs(cur.fetchall(), revs)
     }
 
 
