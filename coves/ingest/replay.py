@@ -115,11 +115,11 @@ async def replay(
 ) -> ReplaySummary:
     """Apply the file in order; batch N+1 is parsed while the database finishes batch N.
 
-    While it runs, the GIL switch interval is shortened: parsing holds the GIL
-    in this thread while the database worker waits to hand its next
-    statement over, and Python's 5 ms default stalled every round trip of
-    the batch behind it (measured +1-7% events/s over 200 000 events, A/B in
-    docs/performance.md).
+    While it runs, the GIL switch interval is shortened: when another thread
+    holds the GIL (the event loop recording a batch), the database worker
+    waiting to hand its next statement over would wait up to Python's 5 ms
+    default (measured +1-7% events/s over 200 000 events when parsing still
+    ran in a thread of its own, A/B in docs/performance.md).
     """
     summary = ReplaySummary()
     stream = await trio.to_thread.run_sync(open_stream, path)
