@@ -46,10 +46,10 @@ def explain(conn: psycopg.Connection[Any], sql: str, params: Any) -> dict[str, A
 
 def shapes(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, Any]]:
     busiest = conn.execute(
-        "SELECT did FROM communities ORDER BY post_count DESC LIMIT 1"
+        "SELECT did FROM community_stats ORDER BY post_count DESC LIMIT 1"
     ).fetchone()[0]  # type: ignore[index]
     quiet = conn.execute(
-        "SELECT did FROM communities WHERE post_count > 0 ORDER BY post_count LIMIT 1"
+        "SELECT did FROM community_stats WHERE post_count > 0 ORDER BY post_count LIMIT 1"
     ).fetchone()[0]  # type: ignore[index]
     author = conn.execute("SELECT author_did FROM posts LIMIT 1").fetchone()[0]  # type: ignore[index]
     subscribed = tuple(

@@ -252,9 +252,9 @@ def generate(conn: psycopg.Connection[Any], n: dict[str, int]) -> None:
         conn,
         "community counters",
         """
-        UPDATE communities c SET subscriber_count = coalesce(s.n, 0),
+        UPDATE community_stats c SET subscriber_count = coalesce(s.n, 0),
                post_count = coalesce(q.n, 0), last_post_at = q.last
-        FROM communities c2
+        FROM community_stats c2
         LEFT JOIN (SELECT community_did, count(*)::int AS n FROM subscriptions
                    GROUP BY community_did) s ON s.community_did = c2.did
         LEFT JOIN (SELECT community_did, count(*)::int AS n, max(created_at) AS last
@@ -270,8 +270,8 @@ def write_meta(conn: psycopg.Connection[Any], data_dir: Path) -> None:
     busiest = [
         row[0]
         for row in conn.execute(
-            "SELECT did FROM communities WHERE visibility = 'public'"
-            " ORDER BY post_count DESC LIMIT 10"
+            "SELECT did FROM communities JOIN community_stats USING (did)"
+            " WHERE visibility = 'public' ORDER BY post_count DESC LIMIT 10"
         )
     ]
     meta = {"viewer": "did:plc:bu0", "thread_post": thread, "busiest_communities": busiest}

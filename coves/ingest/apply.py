@@ -7,14 +7,19 @@ each table with one set-based statement. Posts and comments the batch
 wrote are recounted; every other post and comment takes the exact net
 change of the batch's decisions (votes that became or stopped being
 effective, comments that became or stopped being live), aggregated per row
-into one statement per table. Community and aggregator counters the batch
-touched are recounted, except that a post becoming live only adds to its
-community's count. All SQL is in :mod:`coves.db.queries.ingest`.
+into one statement per table. Community counters live in their own narrow
+table (``community_stats``): subscriber counts of communities whose
+subscriptions changed are recounted, a post becoming live only adds to its
+community's post count, and only a live post deleted or edited makes its
+community's post count be recounted. Aggregator counters the batch touched
+are recounted. All SQL is in :mod:`coves.db.queries.ingest`.
 """
 
 from __future__ import annotations
 
+import select
 from collections import defaultdict
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +60,7 @@ class Decisions:
         self.accounts_changed.extend(other.accounts_changed)
         self.needs_verification.extend(other.needs_verification)
         self.applied_commits.extend(other.applied_commits)
+        self.users.update(other.users)
         return self
 
     skipped_by: list[tuple[Commit, str]] = field(default_factory=list)
@@ -64,6 +70,7 @@ class Decisions:
     accounts_changed: list[str] = field(default_factory=list)
     needs_verification: list[tuple[str, str]] = field(default_factory=list)
     applied_commits: list[Commit] = field(default_factory=list)
+    users: set[str] = field(default_factory=set)  # DIDs that have a users row now
 
 
 def _at(time_us: int) -> datetime:
@@ -201,6 +208,8 @@ class Touched:
     users: set[str] = field(default_factory=set)
     posts: set[str] = field(default_factory=set)
     comments: set[str] = field(default_factory=set)
+    # communities whose subscriber count / post count must be recounted
+    subscribed: set[str] = field(default_factory=set)
     communities: set[str] = field(default_factory=set)
     aggregators: set[str] = field(default_factory=set)
     # did -> profile columns, written after users exist; the last phase wins
@@ -227,21 +236,51 @@ def _is_comment(uri: str) -> bool:
 
 
 def apply_batch(
-    conn: q.Conn, batch: Batch, *, instance_did: str, skip_did_web_verification: bool
+    conn: q.Conn,
+    batch: Batch,
+    *,
+    instance_did: str,
+    skip_did_web_verification: bool,
+    known_users: Container[str] = frozenset(),
+    meanwhile: Callable[[], None] | None = None,
 ) -> Decisions:
-    """Apply in pipeline mode: writes stream to the server without waiting for each
-    result; only the reads that decisions need cost a round trip."""
-    with conn.pipeline():
-        return _apply_batch(
+    """Apply in one transaction in pipeline mode: BEGIN, the writes and COMMIT stream
+    to the server without waiting for each result; only the reads that decisions
+    need cost a round trip. ``conn`` must be outside any transaction.
+
+    ``known_users``: DIDs known to have a users row already (users rows are
+    never deleted), so the batch does not insert them again. ``meanwhile``:
+    work to do in this thread once every statement is sent, while the server
+    executes them (it must not raise)."""
+    with conn.pipeline(), conn.transaction():
+        out = _apply_batch(
             conn,
             batch,
             instance_did=instance_did,
             skip_did_web_verification=skip_did_web_verification,
+            known_users=known_users,
         )
+        if meanwhile is not None:
+            _send_all(conn)
+            meanwhile()
+        return out
+
+
+def _send_all(conn: q.Conn) -> None:
+    """Push whatever libpq still buffers to the server, so it has the whole batch
+    before this thread turns to other work."""
+    pgconn = conn.pgconn
+    while pgconn.flush() == 1:
+        select.select([], [pgconn.socket], [], 1.0)
 
 
 def _apply_batch(
-    conn: q.Conn, batch: Batch, *, instance_did: str, skip_did_web_verification: bool
+    conn: q.Conn,
+    batch: Batch,
+    *,
+    instance_did: str,
+    skip_did_web_verification: bool,
+    known_users: Container[str],
 ) -> Decisions:
     commits, identities, accounts = batch.commits, batch.identities, batch.accounts
     dead, cursor = batch.dead, batch.cursor
@@ -257,25 +296,48 @@ def _apply_batch(
         if commit.collection == ev.VOTE and commit.op != "delete":
             vote_pairs.add((commit.did, commit.row.subject_uri))
     pairs = sorted(vote_pairs)
+    # Stored revs of rows keyed by URI: posts, comments and subscriptions come with
+    # the reads below, live votes with live_votes (a deleted vote's rev is in its
+    # tombstone), blocks and authorizations (rare) with stored_revs.
+    row_revs: dict[str, str] = {}
     fetches = (
-        q.record_states(conn, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
-        q.comment_threads(conn, sorted(uris[ev.COMMENT])),
-        q.stored_posts(conn, sorted(uris[ev.POST])),
-        q.old_refs(conn, "subscription", sorted(uris[ev.SUBSCRIPTION])),
+        q.stored_revs(
+            conn,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            {
+                "blocks": sorted(uris[ev.BLOCK]),
+                "aggregator_authorizations": sorted(uris[ev.AUTHORIZATION]),
+            },
+        ),
+        q.comment_threads(conn, sorted(uris[ev.COMMENT]), row_revs),
+        q.stored_posts(conn, sorted(uris[ev.POST]), row_revs),
+        q.old_refs(conn, "subscription", sorted(uris[ev.SUBSCRIPTION]), row_revs),
         # Live votes on every pair a vote of the batch touches (a superset of what
         # the live phase needs: pairs no applied vote changes are left as they are).
         q.live_votes(conn, sorted(uris[ev.VOTE]), [p[0] for p in pairs], [p[1] for p in pairs]),
+        q.awaited(conn, sorted(uris[ev.POST] | uris[ev.COMMENT])),
     )
-    stored = fetches[0]()
+    states, other_revs = fetches[0]()
     threads = fetches[1]()
     stored_posts = fetches[2]()
     subscription_refs = fetches[3]()
     votes_before = fetches[4]()
+    awaited = fetches[5]()
+    row_revs.update(other_revs)
+    for vote_uri, _voter, _subject, vote_rev, _effective, _direction in votes_before:
+        row_revs[vote_uri] = vote_rev
+    stored = dict(states)
+    for commit in commits:
+        rev = row_revs.get(commit.uri)
+        if rev is not None and (commit.key not in stored or stored[commit.key] < rev):
+            stored[commit.key] = rev
     winners, preludes = decide_winners(commits, stored, threads, out)
     out.applied_commits = winners + preludes
 
     touched = Touched()
-    touched.communities.update(community for _user, community in subscription_refs.values())
+    touched.subscribed.update(community for _user, community in subscription_refs.values())
     # Every DID a live version referenced gets a users row, including versions a
     # newer event in the batch superseded: one-at-a-time application creates them too.
     superseded = [c for c, why in out.skipped_by if why == Skip.SUPERSEDED]
@@ -283,21 +345,27 @@ def _apply_batch(
         if commit.op != "delete":
             touched.users.update(_referenced_dids(commit))
 
-    if winners:
+    # Rows keyed by URI carry their rev; record_state keeps the rest (see
+    # _needs_state), the newer of the two being the stored rev.
+    states_written = [c for c in winners if _needs_state(c, states)]
+    if states_written:
         q.upsert_record_states(
             conn,
             [
-                [c.did for c in winners],
-                [c.collection for c in winners],
-                [c.rkey for c in winners],
-                [c.rev for c in winners],
-                [c.cid for c in winners],
-                [c.op == "delete" for c in winners],
-                [c.time_us for c in winners],
+                [c.did for c in states_written],
+                [c.collection for c in states_written],
+                [c.rkey for c in states_written],
+                [c.rev for c in states_written],
+                [c.cid for c in states_written],
+                [c.op == "delete" for c in states_written],
+                [c.time_us for c in states_written],
             ],
         )
 
     # Live versions first, then deletes: a prelude must land before its delete.
+    # Posts and comments are written last, once every counter change of the batch
+    # is known: a new row is inserted with its counters instead of updated.
+    content_phases: list[tuple[list[Commit], list[Commit]]] = []
     for first, phase in (
         (True, [c for c in out.applied_commits if c.op != "delete"]),
         (False, [c for c in winners if c.op == "delete"]),
@@ -306,9 +374,7 @@ def _apply_batch(
         for commit in phase:
             by_collection[commit.collection].append(commit)
         _communities(conn, by_collection[ev.PROFILE], out, instance_did, skip_did_web_verification)
-        touched.communities.update(c.did for c in by_collection[ev.PROFILE])
-        _posts(conn, by_collection[ev.POST], stored_posts, touched)
-        _comments(conn, by_collection[ev.COMMENT], threads, touched)
+        content_phases.append((by_collection[ev.POST], by_collection[ev.COMMENT]))
         # The live phase decides from the votes read before any write; the delete
         # phase (after the live phase's writes) reads again.
         _votes(conn, by_collection[ev.VOTE], touched, votes_before if first else None)
@@ -318,7 +384,13 @@ def _apply_batch(
         _authorizations(conn, by_collection[ev.AUTHORIZATION], touched)
         _actor_profiles(conn, by_collection[ev.ACTOR_PROFILE], touched)
 
-    q.ensure_users(conn, touched.users)
+    _comment_deltas(winners, threads, touched)
+    for post_commits, comment_commits in content_phases:
+        _posts(conn, post_commits, stored_posts, awaited, touched)
+        _comments(conn, comment_commits, threads, awaited, touched)
+
+    q.ensure_users(conn, [did for did in touched.users if did not in known_users])
+    out.users = touched.users
     if touched.profiles:
         profiles = list(touched.profiles.values())
         q.update_actor_profiles(conn, [list(col) for col in zip(*profiles, strict=True)])
@@ -337,16 +409,20 @@ def _apply_batch(
             [a.time_us for a in rows],
         )
 
-    _comment_deltas(winners, threads, touched)
     _community_post_deltas(winners, stored_posts, touched)
-    # Rows this batch wrote are recounted (a subject that arrives after its votes
-    # and replies, or an edit that moved ranked_at); every other post or comment
-    # only takes the net change the batch's decisions made to what counts.
-    q.recount_posts(conn, sorted(touched.posts))
-    q.recount_comments(conn, sorted(touched.comments))
-    q.add_counts(conn, "posts", _delta_cols(touched.post_deltas, touched.posts))
-    q.add_counts(conn, "comments", _delta_cols(touched.comment_deltas, touched.comments))
-    q.recount_communities(conn, sorted(touched.communities))
+    # Rows this batch rewrote are recounted (an edit may move ranked_at), and so
+    # are new rows that votes or replies referenced before they existed; new rows
+    # were inserted with their counters (see _initial_counts); every other post or
+    # comment only takes the net change the batch's decisions made to what counts.
+    recount_posts = {u for u in touched.posts if u in stored_posts or u in awaited}
+    recount_comments = {u for u in touched.comments if u in threads or u in awaited}
+    q.recount_posts(conn, sorted(recount_posts))
+    q.recount_comments(conn, sorted(recount_comments))
+    q.add_counts(conn, "posts", _delta_cols(touched.post_deltas, recount_posts))
+    q.add_counts(conn, "comments", _delta_cols(touched.comment_deltas, recount_comments))
+    q.forget_awaited(conn, sorted(awaited & (recount_posts | recount_comments)))
+    q.recount_subscribers(conn, sorted(touched.subscribed))
+    q.recount_community_posts(conn, sorted(touched.communities))
     arrivals = sorted(
         (community, uri)
         for community, uris in touched.new_posts.items()
@@ -373,6 +449,25 @@ def _apply_batch(
     if cursor is not None:
         q.save_cursor(conn, cursor)
     return out
+
+
+# Collections whose rows are keyed by record URI and carry the rev that wrote them.
+ROW_TABLES: dict[str, str] = {
+    ev.POST: "posts",
+    ev.COMMENT: "comments",
+    ev.VOTE: "votes",
+    ev.SUBSCRIPTION: "subscriptions",
+    ev.BLOCK: "blocks",
+    ev.AUTHORIZATION: "aggregator_authorizations",
+}
+
+
+def _needs_state(commit: Commit, states: dict[tuple[str, str, str], str]) -> bool:
+    """Whether a winning commit writes record_state: records stored per repo (no
+    row of their own keyed by URI), deletes (their tombstone outlives a row that
+    never came), and records that already have a record_state row (so a
+    resurrected record is no longer reported deleted)."""
+    return commit.collection not in ROW_TABLES or commit.op == "delete" or commit.key in states
 
 
 def _comment_deltas(
@@ -493,10 +588,25 @@ def _communities(
     q.upsert_communities(conn, cols, keep)
 
 
+def _initial_counts(
+    commit: Commit, stored: Container[str], awaited: Container[str], deltas: dict[str, list[int]]
+) -> list[int]:
+    """[upvotes, downvotes, children] a post or comment is inserted with.
+
+    A row new to the database that nothing referenced before it arrived
+    (``awaited``) has exactly the counts this batch's decisions give it; they
+    are taken out of ``deltas`` so they are not added again. Any other row is
+    upserted without touching its counters (zeros here) and recounted."""
+    if commit.uri in stored or commit.uri in awaited:
+        return [0, 0, 0]
+    return deltas.pop(commit.uri, None) or [0, 0, 0]
+
+
 def _posts(
     conn: q.Conn,
     commits: list[Commit],
     stored: dict[str, tuple[str, str, bool]],
+    awaited: set[str],
     touched: Touched,
 ) -> None:
     if not commits:
@@ -511,7 +621,7 @@ def _posts(
     q.soft_delete(conn, "posts", [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(14)]
+    cols: list[list[Any]] = [[] for _ in range(18)]
     for commit in live:
         row: PostRow = commit.row
         touched.users.add(row.author)
@@ -531,6 +641,8 @@ def _posts(
             row.record,
             row.created_at,
             _at(commit.time_us) if commit.op == "update" else None,
+            commit.rev,
+            *_initial_counts(commit, stored, awaited, touched.post_deltas),
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -541,6 +653,7 @@ def _comments(
     conn: q.Conn,
     commits: list[Commit],
     threads: dict[str, tuple[str, str, bool]],
+    awaited: set[str],
     touched: Touched,
 ) -> None:
     if not commits:
@@ -551,7 +664,7 @@ def _comments(
     q.delete_comments(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(16)]
+    cols: list[list[Any]] = [[] for _ in range(20)]
     for commit in live:
         row: CommentRow = commit.row
         values = (
@@ -571,6 +684,8 @@ def _comments(
             row.record,
             row.created_at,
             _at(commit.time_us) if commit.op == "update" else None,
+            commit.rev,
+            *_initial_counts(commit, threads, awaited, touched.comment_deltas),
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -659,12 +774,12 @@ def _subjects(conn: q.Conn, table: str, commits: list[Commit], touched: Touched)
     q.soft_delete(conn, table, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(7)]
+    cols: list[list[Any]] = [[] for _ in range(8)]
     for commit in live:
         row: SubjectRow = commit.row
         touched.users.add(row.community)
         if table == "subscriptions":
-            touched.communities.add(row.community)
+            touched.subscribed.add(row.community)
         values = (
             commit.uri,
             commit.did,
@@ -673,6 +788,7 @@ def _subjects(conn: q.Conn, table: str, commits: list[Commit], touched: Touched)
             row.content_visibility,
             commit.cid,
             row.created_at,
+            commit.rev,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -725,7 +841,7 @@ def _authorizations(conn: q.Conn, commits: list[Commit], touched: Touched) -> No
     )
     if not live:
         return
-    cols: list[list[Any]] = [[] for _ in range(11)]
+    cols: list[list[Any]] = [[] for _ in range(12)]
     for commit in live:
         row: AuthorizationRow = commit.row
         touched.users.add(row.aggregator)
@@ -742,6 +858,7 @@ def _authorizations(conn: q.Conn, commits: list[Commit], touched: Touched) -> No
             row.disabled_by,
             commit.cid,
             row.created_at,
+            commit.rev,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)

@@ -113,13 +113,13 @@ class ReplaySummary:
 async def replay(
     indexer: Indexer, path: Path, *, batch_size: int, progress: Progress | None = None
 ) -> ReplaySummary:
-    """Apply the file in order; batch N+1 is parsed while batch N is in the database.
+    """Apply the file in order; batch N+1 is parsed while the database finishes batch N.
 
-    While it runs, the GIL switch interval is shortened: parsing holds the GIL
-    in this thread while the database worker waits to hand its next
-    statement over, and Python's 5 ms default stalled every round trip of
-    the batch behind it (measured +1-7% events/s over 200 000 events, A/B in
-    docs/performance.md).
+    While it runs, the GIL switch interval is shortened: when another thread
+    holds the GIL (the event loop recording a batch), the database worker
+    waiting to hand its next statement over would wait up to Python's 5 ms
+    default (measured +1-7% events/s over 200 000 events when parsing still
+    ran in a thread of its own, A/B in docs/performance.md).
     """
     summary = ReplaySummary()
     stream = await trio.to_thread.run_sync(open_stream, path)
@@ -136,26 +136,13 @@ async def replay(
         if progress is not None:
             progress.update(summary.events, summary.elapsed)
 
-    async def commit(batch: Batch, previous: trio.Event | None, done: trio.Event) -> None:
-        if previous is not None:
-            await previous.wait()
-        record(await indexer.commit(batch))
-        done.set()
-
     try:
         batches = read_batches(stream, batch_size)
-        async with trio.open_nursery() as nursery:
-            previous: trio.Event | None = None
-            while True:
-                frames = await trio.to_thread.run_sync(next, batches, None)
-                if frames is None:
-                    break
-                prepared = indexer.prepare(frames)
-                if previous is not None:
-                    await previous.wait()  # at most one commit in flight, in order
-                done = trio.Event()
-                nursery.start_soon(commit, prepared, previous, done)
-                previous = done
+        prepared = await trio.to_thread.run_sync(_next_prepared, batches, indexer)
+        while prepared is not None:
+            upcoming = _Upcoming(batches, indexer)
+            record(await indexer.commit(prepared, meanwhile=upcoming.prepare))
+            prepared = await upcoming.get()
         summary.elapsed = clock.monotonic() - started
         if progress is not None:
             progress.update(summary.events, summary.elapsed, final=True)
@@ -164,6 +151,45 @@ async def replay(
         if previous_interval is not None:
             sys.setswitchinterval(previous_interval)
     return summary
+
+
+def _next_prepared(batches: Iterator[list[Frame]], indexer: Indexer) -> Batch | None:
+    frames = next(batches, None)
+    return None if frames is None else indexer.prepare(frames)
+
+
+class _Upcoming:
+    """The next batch, read and parsed while the database finishes the current one.
+
+    ``prepare`` is the indexer's ``meanwhile`` hook: it runs in the database
+    worker thread once the current batch's statements are all sent, so the
+    parse overlaps the server's work without competing for the GIL with the
+    thread that is sending them (a parsing thread of its own did: it slowed
+    the sending and left the server waiting).
+    """
+
+    def __init__(self, batches: Iterator[list[Frame]], indexer: Indexer) -> None:
+        self._batches = batches
+        self._indexer = indexer
+        self._done = False
+        self._batch: Batch | None = None
+        self._error: BaseException | None = None
+
+    def prepare(self) -> None:
+        if self._done:  # the hook may be called again when a batch is bisected
+            return
+        self._done = True
+        try:
+            self._batch = _next_prepared(self._batches, self._indexer)
+        except BaseException as exc:  # re-raised by get(), outside the transaction
+            self._error = exc
+
+    async def get(self) -> Batch | None:
+        if not self._done:  # the batch had nothing to write: no hook ran
+            await trio.to_thread.run_sync(self.prepare)
+        if self._error is not None:
+            raise self._error
+        return self._batch
 
 
 # -- the command ---------------------------------------------------------------------

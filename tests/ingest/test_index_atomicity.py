@@ -42,7 +42,7 @@ async def test_failure_mid_apply_commits_nothing(
     def broken(conn: Any, dids: list[str]) -> None:
         conn.execute("SELECT 1 / 0")  # a statement failing after rows were written
 
-    monkeypatch.setattr(q, "recount_communities", broken)
+    monkeypatch.setattr(q, "recount_community_posts", broken)
     batch = [
         stream.commit(COMMUNITY, POST, "3kpost0000002", post_record(COMMUNITY, ALICE)),
         stream.commit(
@@ -54,7 +54,8 @@ async def test_failure_mid_apply_commits_nothing(
         await apply(indexer, *batch)
     assert await value(db, "SELECT count(*) FROM posts") == 1
     assert await value(db, "SELECT count(*) FROM votes") == 0
-    assert await value(db, "SELECT count(*) FROM record_state") == 1
+    assert await value(db, "SELECT count(*) FROM posts WHERE rev IS NOT NULL") == 1
+    assert await value(db, "SELECT count(*) FROM record_state") == 0
     assert await value(db, "SELECT count(*) FROM dead_letters") == 0
     assert await indexer.load_cursor() == cursor_before
 
@@ -124,7 +125,8 @@ async def test_event_the_database_refuses_is_isolated_and_dead_lettered(
     row = await value(db, "SELECT rkey FROM dead_letters WHERE reason = 'apply_failed'")
     assert row == "3kpost0000002"
     assert await indexer.load_cursor() == events[-1]["time_us"]
-    assert await value(db, "SELECT post_count FROM communities") is None
+    # Counted although the community has no row yet.
+    assert await value(db, "SELECT post_count FROM community_stats") == 4
 
 
 async def test_connectivity_errors_are_not_bisected(
@@ -144,3 +146,48 @@ async def test_connectivity_errors_are_not_bisected(
     with pytest.raises(DatabaseUnavailable):
         await apply(indexer, *events)
     assert calls == [1]
+
+
+async def test_accounts_of_a_failed_batch_are_not_remembered(
+    db: Database, indexer: Indexer, stream: Stream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexer skips inserting users rows it knows exist; a rolled-back batch's
+    accounts do not exist, so the next batch naming them must still insert them."""
+    bob = did("bob")
+    original = q.save_cursor
+
+    def broken(conn: Any, time_us: int, name: str = q.CURSOR_NAME) -> None:
+        conn.execute("SELECT 1 / 0")
+
+    monkeypatch.setattr(q, "save_cursor", broken)
+    with pytest.raises(Exception, match="division by zero"):
+        await apply(
+            indexer, stream.commit(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, bob))
+        )
+    assert await value(db, "SELECT count(*) FROM users") == 0
+    monkeypatch.setattr(q, "save_cursor", original)
+    await apply(
+        indexer, stream.commit(COMMUNITY, POST, "3kpost0000002", post_record(COMMUNITY, bob))
+    )
+    assert await value(db, "SELECT count(*) FROM users WHERE did = %s", bob) == 1
+    # Known accounts are not probed again, and stay.
+    await apply(
+        indexer, stream.commit(COMMUNITY, POST, "3kpost0000003", post_record(COMMUNITY, bob))
+    )
+    assert await value(db, "SELECT count(*) FROM users") == 2  # bob and the community
+
+
+async def test_ingest_commits_are_asynchronous_and_local(db: Database) -> None:
+    """The batch's transaction does not wait for its WAL flush (the cursor rolls back
+    with a lost tail, see q.lock); the setting does not outlive the transaction."""
+
+    def work(conn: Any) -> tuple[str, str]:
+        conn.execute("SET synchronous_commit = on")  # the test server's default is off
+        with conn.transaction():
+            q.lock(conn)
+            inside = conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"]
+        after = conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"]
+        conn.execute("RESET synchronous_commit")
+        return inside, after
+
+    assert await db.run(work, transaction=False) == ("off", "on")

@@ -45,7 +45,9 @@ async def test_post_comment_vote_counts(db: Database, indexer: Indexer, stream: 
         )
         assert row == {"upvote_count": 1, "score": 1, "comment_count": 1}
         community = await db.fetchrow(
-            "SELECT post_count, verification FROM communities WHERE did = %s", (COMMUNITY,)
+            "SELECT post_count, verification FROM communities JOIN community_stats USING (did)"
+            " WHERE did = %s",
+            (COMMUNITY,),
         )
         assert community == {"post_count": 1, "verification": "verified"}
         assert await indexer.load_cursor() == result.cursor

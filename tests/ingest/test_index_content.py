@@ -56,7 +56,8 @@ async def test_post_create_update_delete_and_resurrect(
     await apply(indexer, stream.delete(COMMUNITY, POST, "3kpost0000001"))
     row = await one(db, "SELECT title, deleted_at FROM posts")
     assert row["deleted_at"] is not None and row["title"] == "second"  # soft: the row stays
-    assert await value(db, "SELECT post_count FROM communities") is None  # no community row
+    # No community row: its stats are kept all the same.
+    assert await value(db, "SELECT post_count FROM community_stats") == 0
 
     await apply(indexer, _post(stream, title="third"))
     row = await one(db, "SELECT title, deleted_at, edited_at FROM posts")

@@ -128,7 +128,21 @@ def deliver(events: list[dict[str, Any]], rnd: random.Random) -> list[dict[str, 
 
 
 SNAPSHOT = {
-    "record_state": "SELECT did, collection, rkey, rev, deleted FROM record_state",
+    # The stored rev of every record: its row's, or record_state's when newer or
+    # when it has no row (which of the two holds it depends on batching).
+    "revs": """
+        WITH row_revs AS (
+            SELECT community_did AS did, 'social.coves.community.post' AS collection, rkey, rev
+            FROM posts
+            UNION ALL SELECT commenter_did, 'social.coves.community.comment', rkey, rev
+            FROM comments
+            UNION ALL SELECT voter_did, 'social.coves.feed.vote', rkey, rev FROM votes
+            UNION ALL SELECT user_did, 'social.coves.community.subscription', rkey, rev
+            FROM subscriptions
+            UNION ALL SELECT did, collection, rkey, rev FROM record_state)
+        SELECT did, collection, rkey, max(rev) FROM row_revs GROUP BY did, collection, rkey
+        """,
+    "tombstones": "SELECT did, collection, rkey FROM record_state WHERE deleted",
     "posts": "SELECT uri, author_did, community_did, title, content, created_at, ranked_at,"
     " edited_at, deleted_at, upvote_count, downvote_count, score, comment_count,"
     " round(hot_rank::numeric, 9) AS hot, controversy_rank FROM posts",
@@ -136,7 +150,8 @@ SNAPSHOT = {
     " upvote_count, downvote_count, score, reply_count FROM comments",
     "votes": "SELECT uri, rev, subject_uri, direction, deleted_at, effective FROM votes",
     "subscriptions": "SELECT uri, community_did, content_visibility, deleted_at FROM subscriptions",
-    "communities": "SELECT did, subscriber_count, post_count FROM communities",
+    "community_stats": "SELECT did, subscriber_count, post_count, last_post_at"
+    " FROM community_stats WHERE (subscriber_count, post_count) <> (0, 0)",
     "users": "SELECT did FROM users",
 }
 
@@ -181,13 +196,19 @@ UNION ALL
 SELECT 'vote ' || v.uri FROM votes v
 WHERE v.effective <> EXISTS (SELECT 1 FROM win WHERE win.uri = v.uri)
 UNION ALL
-SELECT 'community ' || m.did FROM communities m
-WHERE m.subscriber_count <> (SELECT count(DISTINCT user_did) FROM subscriptions s
-                             WHERE s.community_did = m.did AND s.deleted_at IS NULL)
-   OR m.post_count <> (SELECT count(*) FROM posts p
-                       WHERE p.community_did = m.did AND p.deleted_at IS NULL)
+SELECT 'community ' || k.did
+FROM (SELECT did FROM communities UNION SELECT community_did FROM subscriptions
+      UNION SELECT community_did FROM posts) k
+LEFT JOIN community_stats m ON m.did = k.did
+WHERE coalesce(m.subscriber_count, 0) <> (SELECT count(DISTINCT user_did) FROM subscriptions s
+                             WHERE s.community_did = k.did AND s.deleted_at IS NULL)
+   OR coalesce(m.post_count, 0) <> (SELECT count(*) FROM posts p
+                       WHERE p.community_did = k.did AND p.deleted_at IS NULL)
    OR m.last_post_at IS DISTINCT FROM (SELECT max(ranked_at) FROM posts p
-                                       WHERE p.community_did = m.did AND p.deleted_at IS NULL)
+                                       WHERE p.community_did = k.did AND p.deleted_at IS NULL)
+UNION ALL
+SELECT 'community without stats ' || c.did FROM communities c
+WHERE NOT EXISTS (SELECT 1 FROM community_stats m WHERE m.did = c.did)
 """
 
 

@@ -326,7 +326,7 @@ def _refresh_posts(conn: Any, uris: list[str]) -> None:
 def _refresh_community(conn: Any, community: str) -> None:
     conn.execute(
         """
-        UPDATE communities c SET
+        UPDATE community_stats c SET
             subscriber_count = (SELECT count(*) FROM subscriptions s
                                 WHERE s.community_did = c.did AND s.deleted_at IS NULL),
             post_count = (SELECT count(*) FROM posts p

@@ -11,13 +11,18 @@ ListSort = Literal["popular", "active", "new", "alphabetical"]
 COLUMNS = """
 c.did, c.name, c.display_name, c.description, c.description_facets, c.avatar, c.banner,
 c.created_by, c.hosted_by, c.visibility, c.allow_external_discovery, c.moderation_type,
-c.content_warnings, c.rules, c.categories, c.language, c.subscriber_count, c.post_count,
-c.last_post_at, c.record_cid, c.created_at, c.indexed_at, c.updated_at, c.verification,
+c.content_warnings, c.rules, c.categories, c.language, cs.subscriber_count, cs.post_count,
+cs.last_post_at, c.record_cid, c.created_at, c.indexed_at, c.updated_at, c.verification,
 c.deleted_at,
 cu.handle, cu.pds_url, coalesce(cu.active, true) AS active
 """
-_FROM = "FROM communities c LEFT JOIN users cu ON cu.did = c.did"
-# Matches the partial listing indexes (deleted_at IS NULL AND verified).
+# Every community has a stats row (a trigger creates it with the community).
+_FROM = (
+    "FROM communities c JOIN community_stats cs ON cs.did = c.did"
+    " LEFT JOIN users cu ON cu.did = c.did"
+)
+# Matches the partial listing indexes (deleted_at IS NULL AND verified); the
+# popular and active orders walk community_stats' indexes and filter by it.
 VISIBLE = "c.deleted_at IS NULL AND c.verification = 'verified' AND cu.active IS NOT FALSE"
 
 
@@ -50,10 +55,10 @@ async def by_scoped_name(db: Database, name: str, hosted_by: str, domain: str) -
 _SORTS: dict[str, tuple[str, str, str]] = {
     # sort -> (key expression, ORDER BY, keyset predicate after the cursor)
     "popular": (
-        "c.subscriber_count",
-        "c.subscriber_count DESC, c.did",
-        "(c.subscriber_count < %(k)s::integer"
-        " OR (c.subscriber_count = %(k)s::integer AND c.did > %(d)s))",
+        "cs.subscriber_count",
+        "cs.subscriber_count DESC, cs.did",
+        "(cs.subscriber_count < %(k)s::integer"
+        " OR (cs.subscriber_count = %(k)s::integer AND cs.did > %(d)s))",
     ),
     "new": (
         "c.created_at",
@@ -67,11 +72,11 @@ _SORTS: dict[str, tuple[str, str, str]] = {
         "(lower(c.name), c.did) > (%(k)s::text, %(d)s)",
     ),
     "active": (
-        "c.last_post_at",
-        "c.last_post_at DESC NULLS LAST, c.did",
-        "(CASE WHEN %(k)s::timestamptz IS NULL THEN c.last_post_at IS NULL AND c.did > %(d)s"
-        " ELSE c.last_post_at < %(k)s::timestamptz OR c.last_post_at IS NULL"
-        " OR (c.last_post_at = %(k)s::timestamptz AND c.did > %(d)s) END)",
+        "cs.last_post_at",
+        "cs.last_post_at DESC NULLS LAST, cs.did",
+        "(CASE WHEN %(k)s::timestamptz IS NULL THEN cs.last_post_at IS NULL AND cs.did > %(d)s"
+        " ELSE cs.last_post_at < %(k)s::timestamptz OR cs.last_post_at IS NULL"
+        " OR (cs.last_post_at = %(k)s::timestamptz AND cs.did > %(d)s) END)",
     ),
 }
 

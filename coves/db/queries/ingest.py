@@ -8,8 +8,9 @@ regular expressions, which cost more Python time than everything else. Post and 
 rows the batch wrote are recounted from rows; other posts and comments take
 the exact net change the batch's decisions made (which votes became or
 stopped being effective, which comments became or stopped being live), so
-replays, reordering and duplicates cannot skew them. Community and
-aggregator counters are recounted for every key the batch touched.
+replays, reordering and duplicates cannot skew them. Community counters
+(``community_stats``) take new live posts as increments and are recounted
+otherwise; aggregator counters are recounted for every key the batch touched.
 """
 
 from __future__ import annotations
@@ -37,16 +38,39 @@ def is_poison(exc: BaseException) -> bool:
 
 
 def lock(conn: Conn) -> None:
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK_KEY,))
+    """Take the writers' lock and make this transaction's commit asynchronous.
+
+    An asynchronous commit returns before its WAL reaches disk; a crash of
+    the database server can lose the last few hundred milliseconds of
+    committed batches, never part of one. Nothing is lost for good: the
+    cursor commits with the effects it covers, so it rolls back with them
+    and the consumer reads those events again (Jetstream keeps 36 hours;
+    a replayed file is idempotent). Waiting for each batch's WAL flush cost
+    about 6 ms a batch, done while the consumer could not index.
+    """
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(%s), set_config('synchronous_commit', 'off', true)",
+        (_INGEST_LOCK_KEY,),
+    )
 
 
 # -- reads that decide what applies ------------------------------------------------
 
 
-def record_states(
-    conn: Conn, dids: list[str], collections: list[str], rkeys: list[str]
-) -> Callable[[], dict[tuple[str, str, str], str]]:
-    """Stored rev of each (did, collection, rkey) that has one.
+# Tables whose rows are keyed by record URI and carry the rev that wrote them.
+REV_TABLES = frozenset(
+    {"posts", "comments", "votes", "subscriptions", "blocks", "aggregator_authorizations"}
+)
+
+
+def stored_revs(
+    conn: Conn,
+    dids: list[str],
+    collections: list[str],
+    rkeys: list[str],
+    uris_by_table: dict[str, list[str]],
+) -> Callable[[], tuple[dict[tuple[str, str, str], str], dict[str, str]]]:
+    """The revs stored for the batch's records: (record_state rev by key, row rev by URI).
 
     Like every read here, it sends the query and returns a function that
     waits for the rows: in pipeline mode several reads issued before the
@@ -56,32 +80,74 @@ def record_states(
     the lookup into a hash join over a sequential scan of the whole table
     (which it chose once record_state held ~50 000 rows: 19 ms per batch and
     growing with the table)."""
-    if not dids:
-        return dict
-    cur = conn.execute(
-        """
-        SELECT k.did, k.collection, k.rkey, rs.rev
-        FROM unnest(%b::text[], %b::text[], %b::text[]) AS k(did, collection, rkey)
-        CROSS JOIN LATERAL (
-            SELECT rev FROM record_state r
-            WHERE r.did = k.did AND r.collection = k.collection AND r.rkey = k.rkey
-            LIMIT 1) rs
-        """,
-        (dids, collections, rkeys),
-    )
-    return lambda: {(r["did"], r["collection"], r["rkey"]): r["rev"] for r in cur.fetchall()}
+    parts: list[str] = []
+    params: list[Any] = []
+    if dids:
+        parts.append(
+            """
+            SELECT k.did, k.collection, k.rkey, NULL AS uri, rs.rev
+            FROM unnest(%b::text[], %b::text[], %b::text[]) AS k(did, collection, rkey)
+            CROSS JOIN LATERAL (
+                SELECT rev FROM record_state r
+                WHERE r.did = k.did AND r.collection = k.collection AND r.rkey = k.rkey
+                LIMIT 1) rs
+            """
+        )
+        params += [dids, collections, rkeys]
+    for table, uris in sorted(uris_by_table.items()):
+        assert table in REV_TABLES
+        if uris:
+            parts.append(
+                f"""
+                SELECT NULL, NULL, NULL, k.uri, t.rev FROM unnest(%b::text[]) AS k(uri)
+                CROSS JOIN LATERAL (SELECT rev FROM {table} WHERE uri = k.uri LIMIT 1) t
+                WHERE t.rev IS NOT NULL
+                """
+            )
+            params.append(uris)
+    if not parts:
+        return lambda: ({}, {})
+    cur = conn.execute(" UNION ALL ".join(parts), params)
+
+    def wait() -> tuple[dict[tuple[str, str, str], str], dict[str, str]]:
+        states: dict[tuple[str, str, str], str] = {}
+        rows: dict[str, str] = {}
+        for r in cur.fetchall():
+            if r["uri"] is None:
+                states[(r["did"], r["collection"], r["rkey"])] = r["rev"]
+            else:
+                rows[r["uri"]] = r["rev"]
+        return states, rows
+
+    return wait
 
 
-def comment_threads(conn: Conn, uris: list[str]) -> Callable[[], dict[str, tuple[str, str, bool]]]:
-    """(root_uri, parent_uri, live) of stored comments."""
+def _noting_revs(rows: list[Row], revs: dict[str, str] | None) -> list[Row]:
+    """Rows of a probe by URI, their ``rev`` noted in ``revs`` on the way (the
+    stored revs of posts, comments and subscriptions come with the reads the
+    batch makes of them anyway, instead of a second probe of the same rows)."""
+    if revs is not None:
+        for row in rows:
+            if row["rev"] is not None:
+                revs[row["uri"]] = row["rev"]
+    return rows
+
+
+def comment_threads(
+    conn: Conn, uris: list[str], revs: dict[str, str] | None = None
+) -> Callable[[], dict[str, tuple[str, str, bool]]]:
+    """(root_uri, parent_uri, live) of stored comments; their revs go to ``revs``."""
     if not uris:
         return dict
     cur = conn.execute(
-        "SELECT uri, root_uri, parent_uri, deleted_at IS NULL AS live FROM comments"
+        "SELECT uri, root_uri, parent_uri, deleted_at IS NULL AS live, rev FROM comments"
         " WHERE uri = ANY(%b::text[])",
         (uris,),
     )
-    return lambda: {r["uri"]: (r["root_uri"], r["parent_uri"], r["live"]) for r in cur.fetchall()}
+    return lambda: {
+        r["uri"]: (r["root_uri"], r["parent_uri"], r["live"])
+        for r in _noting_revs(cur.fetchall(), revs)
+    }
 
 
 _OLD_REFS = {
@@ -92,7 +158,9 @@ _OLD_REFS = {
 }
 
 
-def old_refs(conn: Conn, kind: str, uris: list[str]) -> Callable[[], dict[str, tuple[str, str]]]:
+def old_refs(
+    conn: Conn, kind: str, uris: list[str], revs: dict[str, str] | None = None
+) -> Callable[[], dict[str, tuple[str, str]]]:
     """What stored rows pointed at before this batch rewrites them (for recounts).
 
     One primary-key probe per URI (the LIMIT keeps it so whatever the table
@@ -103,29 +171,34 @@ def old_refs(conn: Conn, kind: str, uris: list[str]) -> Callable[[], dict[str, t
     table, a, b = _OLD_REFS[kind]
     cur = conn.execute(
         f"""
-        SELECT k.uri, t.a, t.b FROM unnest(%b::text[]) AS k(uri)
-        CROSS JOIN LATERAL (SELECT {a} AS a, {b} AS b FROM {table} WHERE uri = k.uri LIMIT 1) t
+        SELECT k.uri, t.a, t.b, t.rev FROM unnest(%b::text[]) AS k(uri)
+        CROSS JOIN LATERAL (SELECT {a} AS a, {b} AS b, rev FROM {table}
+                            WHERE uri = k.uri LIMIT 1) t
         """,
         (uris,),
     )
-    return lambda: {r["uri"]: (r["a"], r["b"]) for r in cur.fetchall()}
+    return lambda: {r["uri"]: (r["a"], r["b"]) for r in _noting_revs(cur.fetchall(), revs)}
 
 
-def stored_posts(conn: Conn, uris: list[str]) -> Callable[[], dict[str, tuple[str, str, bool]]]:
-    """(community, author, live) of stored posts, before the batch writes any."""
+def stored_posts(
+    conn: Conn, uris: list[str], revs: dict[str, str] | None = None
+) -> Callable[[], dict[str, tuple[str, str, bool]]]:
+    """(community, author, live) of stored posts, before the batch writes any; their
+    revs go to ``revs``."""
     if not uris:
         return dict
     cur = conn.execute(
         """
-        SELECT k.uri, p.community_did, p.author_did, p.deleted_at IS NULL AS live
+        SELECT k.uri, p.community_did, p.author_did, p.deleted_at IS NULL AS live, p.rev
         FROM unnest(%b::text[]) AS k(uri)
-        CROSS JOIN LATERAL (SELECT community_did, author_did, deleted_at FROM posts
+        CROSS JOIN LATERAL (SELECT community_did, author_did, deleted_at, rev FROM posts
                             WHERE uri = k.uri LIMIT 1) p
         """,
         (uris,),
     )
     return lambda: {
-        r["uri"]: (r["community_did"], r["author_did"], r["live"]) for r in cur.fetchall()
+        r["uri"]: (r["community_did"], r["author_did"], r["live"])
+        for r in _noting_revs(cur.fetchall(), revs)
     }
 
 
@@ -172,25 +245,31 @@ def ensure_users(conn: Conn, dids: Iterable[str]) -> None:
 
 def upsert_posts(conn: Conn, cols: Sequence[list[Any]]) -> None:
     """cols: uri, rkey, cid, community, author, title, content, facets, embed, labels,
-    langs (json), record, created_at, edited_at."""
+    langs (json), record, created_at, edited_at, rev, and the upvotes, downvotes and
+    comments a new row starts with (an existing row's counters are left alone)."""
     conn.execute(
         """
         INSERT INTO posts AS p (uri, rkey, cid, community_did, author_did, title, content,
                                 facets, embed, labels, langs, record, created_at, ranked_at,
-                                edited_at, deleted_at, hot_rank)
+                                edited_at, deleted_at, rev, upvote_count, downvote_count, score,
+                                comment_count, hot_rank, controversy_rank)
         SELECT u.uri, u.rkey, u.cid, u.community, u.author, u.title, u.content,
                u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
                CASE WHEN u.langs IS NULL THEN '{}'::text[]
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
                u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
-               coves_hot_rank(0, least(u.created_at, now()))
+               u.rev, u.up, u.down, u.up - u.down, u.n,
+               coves_hot_rank(u.up - u.down, least(u.created_at, now())),
+               coves_controversy_rank(u.up, u.down)
         FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
                     %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
-                    %b::timestamptz[], %b::timestamptz[])
+                    %b::timestamptz[], %b::timestamptz[], %b::text[], %b::int[], %b::int[],
+                    %b::int[])
              AS u(uri, rkey, cid, community, author, title, content, facets, embed, labels,
-                  langs, record, created_at, edited_at)
+                  langs, record, created_at, edited_at, rev, up, down, n)
         ON CONFLICT (uri) DO UPDATE SET
-            cid = EXCLUDED.cid, author_did = EXCLUDED.author_did, title = EXCLUDED.title,
+            cid = EXCLUDED.cid, rev = EXCLUDED.rev, author_did = EXCLUDED.author_did,
+            title = EXCLUDED.title,
             content = EXCLUDED.content, facets = EXCLUDED.facets, embed = EXCLUDED.embed,
             labels = EXCLUDED.labels, langs = EXCLUDED.langs, record = EXCLUDED.record,
             created_at = EXCLUDED.created_at,
@@ -217,25 +296,34 @@ def soft_delete(conn: Conn, table: str, uris: list[str], times: list[datetime]) 
 
 def upsert_comments(conn: Conn, cols: Sequence[list[Any]]) -> None:
     """cols: uri, rkey, cid, commenter, root_uri, root_cid, parent_uri, parent_cid, content,
-    facets, embed, labels, langs (json), record, created_at, edited_at."""
+    facets, embed, labels, langs (json), record, created_at, edited_at, rev, and the
+    upvotes, downvotes and replies a new row starts with (an existing row's counters
+    are left alone)."""
     conn.execute(
         """
         INSERT INTO comments AS c (uri, rkey, cid, commenter_did, root_uri, root_cid, parent_uri,
                                    parent_cid, content, facets, embed, labels, langs, record,
-                                   created_at, ranked_at, edited_at, deleted_at, hot_rank)
+                                   created_at, ranked_at, edited_at, deleted_at, rev,
+                                   upvote_count, downvote_count, score, reply_count, hot_rank,
+                                   controversy_rank)
         SELECT u.uri, u.rkey, u.cid, u.commenter, u.root_uri, u.root_cid, u.parent_uri,
                u.parent_cid, u.content, u.facets::jsonb, u.embed::jsonb, u.labels::jsonb,
                CASE WHEN u.langs IS NULL THEN '{}'::text[]
                     ELSE ARRAY(SELECT jsonb_array_elements_text(u.langs::jsonb)) END,
                u.record::jsonb, u.created_at, least(u.created_at, now()), u.edited_at, NULL,
-               coves_hot_rank(0, least(u.created_at, now()))
+               u.rev, u.up, u.down, u.up - u.down, u.n,
+               coves_hot_rank(u.up - u.down, least(u.created_at, now())),
+               coves_controversy_rank(u.up, u.down)
         FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
                     %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
-                    %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[])
+                    %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::text[],
+                    %b::int[], %b::int[], %b::int[])
              AS u(uri, rkey, cid, commenter, root_uri, root_cid, parent_uri, parent_cid,
-                  content, facets, embed, labels, langs, record, created_at, edited_at)
+                  content, facets, embed, labels, langs, record, created_at, edited_at, rev,
+                  up, down, n)
         ON CONFLICT (uri) DO UPDATE SET
-            cid = EXCLUDED.cid, root_uri = EXCLUDED.root_uri, root_cid = EXCLUDED.root_cid,
+            cid = EXCLUDED.cid, rev = EXCLUDED.rev, root_uri = EXCLUDED.root_uri,
+            root_cid = EXCLUDED.root_cid,
             parent_uri = EXCLUDED.parent_uri, parent_cid = EXCLUDED.parent_cid,
             content = EXCLUDED.content, facets = EXCLUDED.facets, embed = EXCLUDED.embed,
             labels = EXCLUDED.labels, langs = EXCLUDED.langs, record = EXCLUDED.record,
@@ -299,16 +387,22 @@ def live_votes(
     (voter, subject) pairs and on the pairs the stored votes ``uris`` point at."""
     if not voters and not uris:
         return list
+    # An effective vote is live; the live ones behind it have their own partial index.
     cur = conn.execute(
         """
+        WITH p AS (
+            SELECT p.voter, p.subject FROM unnest(%b::text[], %b::text[]) AS p(voter, subject)
+            UNION
+            SELECT o.voter_did, o.subject_uri FROM unnest(%b::text[]) AS k(uri)
+            CROSS JOIN LATERAL (SELECT voter_did, subject_uri FROM votes
+                                WHERE uri = k.uri LIMIT 1) o)
         SELECT v.uri, v.voter_did, v.subject_uri, v.rev, v.effective, v.direction
-        FROM (SELECT p.voter, p.subject FROM unnest(%b::text[], %b::text[]) AS p(voter, subject)
-              UNION
-              SELECT o.voter_did, o.subject_uri FROM unnest(%b::text[]) AS k(uri)
-              CROSS JOIN LATERAL (SELECT voter_did, subject_uri FROM votes
-                                  WHERE uri = k.uri LIMIT 1) o) p
-        JOIN votes v ON v.voter_did = p.voter AND v.subject_uri = p.subject
-        WHERE v.deleted_at IS NULL
+        FROM p CROSS JOIN LATERAL (
+            SELECT * FROM votes WHERE voter_did = p.voter AND subject_uri = p.subject
+                                  AND effective
+            UNION ALL
+            SELECT * FROM votes WHERE voter_did = p.voter AND subject_uri = p.subject
+                                  AND deleted_at IS NULL AND NOT effective) v
         """,
         (voters, subjects, uris),
     )
@@ -326,35 +420,36 @@ def set_effective(conn: Conn, uris: list[str], *, effective: bool) -> None:
 
 
 def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
-    """Subscriptions or blocks. cols: uri, user, rkey, community, visibility, cid, created_at."""
+    """Subscriptions or blocks. cols: uri, user, rkey, community, visibility, cid, created_at,
+    rev."""
     if table == "subscriptions":
         conn.execute(
             """
             INSERT INTO subscriptions AS s (uri, user_did, rkey, community_did,
-                                            content_visibility, record_cid, created_at)
+                                            content_visibility, record_cid, created_at, rev)
             SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],
-                                 %b::smallint[], %b::text[], %b::timestamptz[])
+                                 %b::smallint[], %b::text[], %b::timestamptz[], %b::text[])
             ON CONFLICT (uri) DO UPDATE SET
                 community_did = EXCLUDED.community_did,
                 content_visibility = EXCLUDED.content_visibility,
                 record_cid = EXCLUDED.record_cid, created_at = EXCLUDED.created_at,
-                deleted_at = NULL
+                deleted_at = NULL, rev = EXCLUDED.rev
             """,
             cols,
         )
         return
     assert table == "blocks"
-    uri, user, rkey, community, _visibility, cid, created = cols
+    uri, user, rkey, community, _visibility, cid, created, rev = cols
     conn.execute(
         """
-        INSERT INTO blocks AS b (uri, user_did, rkey, community_did, record_cid, created_at)
+        INSERT INTO blocks AS b (uri, user_did, rkey, community_did, record_cid, created_at, rev)
         SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
-                             %b::timestamptz[])
+                             %b::timestamptz[], %b::text[])
         ON CONFLICT (uri) DO UPDATE SET
             community_did = EXCLUDED.community_did, record_cid = EXCLUDED.record_cid,
-            created_at = EXCLUDED.created_at, deleted_at = NULL
+            created_at = EXCLUDED.created_at, deleted_at = NULL, rev = EXCLUDED.rev
         """,
-        (uri, user, rkey, community, cid, created),
+        (uri, user, rkey, community, cid, created, rev),
     )
 
 
@@ -462,18 +557,19 @@ def delete_aggregators(conn: Conn, dids: list[str], times: list[datetime]) -> No
 
 def upsert_authorizations(conn: Conn, cols: Sequence[list[Any]]) -> None:
     """cols: uri, community, rkey, aggregator, enabled, config, created_by, disabled_at,
-    disabled_by, record_cid, created_at."""
+    disabled_by, record_cid, created_at, rev."""
     conn.execute(
         """
         INSERT INTO aggregator_authorizations AS a (uri, community_did, rkey, aggregator_did,
-            enabled, config, created_by, disabled_at, disabled_by, record_cid, created_at)
+            enabled, config, created_by, disabled_at, disabled_by, record_cid, created_at, rev)
         SELECT u.uri, u.community, u.rkey, u.aggregator, u.enabled, u.config::jsonb,
-               u.created_by, u.disabled_at, u.disabled_by, u.record_cid, u.created_at
+               u.created_by, u.disabled_at, u.disabled_by, u.record_cid, u.created_at, u.rev
         FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::boolean[], %b::text[],
-                    %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::timestamptz[])
+                    %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::timestamptz[],
+                    %b::text[])
              AS u(uri, community, rkey, aggregator, enabled, config, created_by, disabled_at,
-                  disabled_by, record_cid, created_at)
-        ON CONFLICT (uri) DO UPDATE SET
+                  disabled_by, record_cid, created_at, rev)
+        ON CONFLICT (uri) DO UPDATE SET rev = EXCLUDED.rev,
             aggregator_did = EXCLUDED.aggregator_did, enabled = EXCLUDED.enabled,
             config = EXCLUDED.config, created_by = EXCLUDED.created_by,
             disabled_at = EXCLUDED.disabled_at, disabled_by = EXCLUDED.disabled_by,
@@ -612,40 +708,83 @@ def add_counts(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
     """cols: uri, upvotes, downvotes, children: net changes (from the batch's
     decisions) added to the stored counters of ``posts`` (children: comments in
     the thread) or ``comments`` (children: direct replies), with the ranks that
-    follow from them."""
+    follow from them. A change for a row that does not exist yet lists its URI
+    in ``awaited_subjects``, so the row is recounted when it arrives."""
     if cols[0]:
         children = _CHILD_COUNT[table]
         conn.execute(
             f"""
-            UPDATE {table} t SET upvote_count = t.upvote_count + d.up,
-                   downvote_count = t.downvote_count + d.down,
-                   score = t.score + d.up - d.down, {children} = t.{children} + d.n,
-                   hot_rank = coves_hot_rank(t.score + d.up - d.down, t.ranked_at),
-                   controversy_rank = coves_controversy_rank(t.upvote_count + d.up,
-                                                             t.downvote_count + d.down)
-            FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[]) AS d(uri, up, down, n)
-            WHERE t.uri = d.uri
+            WITH d AS (
+                SELECT * FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[])
+                    AS d(uri, up, down, n)),
+            hit AS (
+                UPDATE {table} t SET upvote_count = t.upvote_count + d.up,
+                       downvote_count = t.downvote_count + d.down,
+                       score = t.score + d.up - d.down, {children} = t.{children} + d.n,
+                       hot_rank = coves_hot_rank(t.score + d.up - d.down, t.ranked_at),
+                       controversy_rank = coves_controversy_rank(t.upvote_count + d.up,
+                                                                 t.downvote_count + d.down)
+                FROM d WHERE t.uri = d.uri
+                RETURNING t.uri)
+            INSERT INTO awaited_subjects (uri)
+            SELECT d.uri FROM d WHERE NOT EXISTS (SELECT 1 FROM hit WHERE hit.uri = d.uri)
+            ON CONFLICT (uri) DO NOTHING
             """,
             cols,
         )
 
 
-def recount_communities(conn: Conn, dids: list[str]) -> None:
+def awaited(conn: Conn, uris: list[str]) -> Callable[[], set[str]]:
+    """Which of ``uris`` were referenced (voted on, replied to) before they existed."""
+    if not uris:
+        return set
+    cur = conn.execute(
+        """
+        SELECT k.uri FROM unnest(%b::text[]) AS k(uri)
+        WHERE EXISTS (SELECT 1 FROM awaited_subjects a WHERE a.uri = k.uri)
+        """,
+        (uris,),
+    )
+    return lambda: {r["uri"] for r in cur.fetchall()}
+
+
+def forget_awaited(conn: Conn, uris: list[str]) -> None:
+    """Rows that arrived and were recounted are no longer awaited."""
+    if uris:
+        conn.execute("DELETE FROM awaited_subjects WHERE uri = ANY(%b::text[])", (uris,))
+
+
+def recount_subscribers(conn: Conn, dids: list[str]) -> None:
+    """Distinct live subscribers of each community (its stats row made if missing)."""
     if dids:
         conn.execute(
             """
-            UPDATE communities c SET subscriber_count = s.n, post_count = p.n,
-                   last_post_at = p.last
-            FROM (SELECT DISTINCT unnest(%b::text[]) AS did) k
+            INSERT INTO community_stats AS cs (did, subscriber_count)
+            SELECT k.did, s.n FROM unnest(%b::text[]) AS k(did)
             CROSS JOIN LATERAL (
                 SELECT count(DISTINCT user_did)::int AS n FROM subscriptions
                 WHERE community_did = k.did AND deleted_at IS NULL) s
+            ON CONFLICT (did) DO UPDATE SET subscriber_count = EXCLUDED.subscriber_count
+                WHERE cs.subscriber_count <> EXCLUDED.subscriber_count
+            """,
+            (dids,),
+        )
+
+
+def recount_community_posts(conn: Conn, dids: list[str]) -> None:
+    """post_count and last_post_at (newest ranked_at) of live posts, from the rows."""
+    if dids:
+        conn.execute(
+            """
+            INSERT INTO community_stats AS cs (did, post_count, last_post_at)
+            SELECT k.did, p.n, p.last FROM unnest(%b::text[]) AS k(did)
             CROSS JOIN LATERAL (
                 SELECT count(*)::int AS n, max(ranked_at) AS last FROM posts
                 WHERE community_did = k.did AND deleted_at IS NULL) p
-            WHERE c.did = k.did
-              AND (c.subscriber_count, c.post_count, c.last_post_at)
-                  IS DISTINCT FROM (s.n, p.n, p.last)
+            ON CONFLICT (did) DO UPDATE SET post_count = EXCLUDED.post_count,
+                                            last_post_at = EXCLUDED.last_post_at
+                WHERE (cs.post_count, cs.last_post_at)
+                      IS DISTINCT FROM (EXCLUDED.post_count, EXCLUDED.last_post_at)
             """,
             (dids,),
         )
@@ -657,13 +796,14 @@ def add_community_posts(conn: Conn, dids: list[str], uris: list[str]) -> None:
     if dids:
         conn.execute(
             """
-            UPDATE communities c SET post_count = c.post_count + d.n,
-                   last_post_at = greatest(c.last_post_at, d.last)
-            FROM (SELECT u.did, count(*)::int AS n, max(p.ranked_at) AS last
-                  FROM unnest(%b::text[], %b::text[]) AS u(did, uri)
-                  CROSS JOIN LATERAL (SELECT ranked_at FROM posts WHERE uri = u.uri LIMIT 1) p
-                  GROUP BY u.did) d
-            WHERE c.did = d.did
+            INSERT INTO community_stats AS cs (did, post_count, last_post_at)
+            SELECT u.did, count(*)::int, max(p.ranked_at)
+            FROM unnest(%b::text[], %b::text[]) AS u(did, uri)
+            CROSS JOIN LATERAL (SELECT ranked_at FROM posts WHERE uri = u.uri LIMIT 1) p
+            GROUP BY u.did
+            ON CONFLICT (did) DO UPDATE SET
+                post_count = cs.post_count + EXCLUDED.post_count,
+                last_post_at = greatest(cs.last_post_at, EXCLUDED.last_post_at)
             """,
             (dids, uris),
         )
