@@ -107,8 +107,8 @@ def shapes(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, Any]]:
     for sort, (_, order, _) in community_sql._SORTS.items():
         yield (
             f"community.list {sort}",
-            f"SELECT {community_sql.COLUMNS} FROM communities c LEFT JOIN users cu"
-            f" ON cu.did = c.did WHERE {community_sql.VISIBLE} AND c.visibility = 'public'"
+            f"SELECT {community_sql.COLUMNS} {community_sql._FROM}"
+            f" WHERE {community_sql.VISIBLE} AND c.visibility = 'public'"
             f" ORDER BY {order} LIMIT 51",
             None,
         )

@@ -155,10 +155,16 @@ def _tree_sql(sort: str) -> str:
 # Every reply level in one statement (see fetch_thread).
 TREE_SQL: dict[str, str] = {sort: _tree_sql(sort) for sort in _ORDER}
 
+# One probe of votes_one_effective (voter, subject) per URI: matched on the voter
+# alone, the planner would read every vote a heavy voter ever cast.
 _VOTES_SQL = """
-    SELECT subject_uri, uri, direction FROM votes
-    WHERE voter_did = %(viewer)s AND subject_uri = ANY(%(uris)s) AND effective
-      AND deleted_at IS NULL
+    SELECT v.subject_uri, v.uri, v.direction
+    FROM unnest(%(uris)s::text[]) AS k(uri)
+    CROSS JOIN LATERAL (
+        SELECT subject_uri, uri, direction FROM votes
+        WHERE voter_did = %(viewer)s AND subject_uri = k.uri AND effective
+          AND deleted_at IS NULL
+        LIMIT 1) v
 """
 
 

@@ -37,9 +37,14 @@ SELECT
   (SELECT coalesce(array_agg(b.community_did), '{}')
      FROM blocks b WHERE b.user_did = %(viewer)s AND b.deleted_at IS NULL) AS blocked,
   (SELECT coalesce(jsonb_agg(jsonb_build_array(v.subject_uri, v.direction, v.uri)), '[]')
-     FROM votes v
-    WHERE v.voter_did = %(viewer)s AND v.subject_uri = ANY(%(uris)s)
-      AND v.effective AND v.deleted_at IS NULL) AS votes
+     FROM unnest(%(uris)s::text[]) AS k(uri)
+     CROSS JOIN LATERAL (
+         -- one probe of votes_one_effective (voter, subject) per URI: matched on
+         -- the voter alone, the planner would read every vote a heavy voter cast
+         SELECT subject_uri, direction, uri FROM votes
+         WHERE voter_did = %(viewer)s AND subject_uri = k.uri AND effective
+           AND deleted_at IS NULL
+         LIMIT 1) v) AS votes
 """
 
 
