@@ -4,8 +4,9 @@ Runs in the database worker thread with the batch's connection. It reads
 what the decisions need (stored revs, comment threading, the old targets
 of rows about to change), decides per record which event wins, then writes
 each table with one set-based statement. Posts and comments the batch
-wrote are recounted; every other post and comment takes the exact net
-change of the batch's decisions (votes that became or stopped being
+rewrote, or that something referenced before they arrived, are recounted;
+new ones are inserted with their counts; every other post and comment takes
+the exact net change of the batch's decisions (votes that became or stopped being
 effective, comments that became or stopped being live), aggregated per row
 into one statement per table. Community counters live in their own narrow
 table (``community_stats``): subscriber counts of communities whose
@@ -208,7 +209,7 @@ class Touched:
     users: set[str] = field(default_factory=set)
     posts: set[str] = field(default_factory=set)
     comments: set[str] = field(default_factory=set)
-    # communities whose subscriber count / post count must be recounted
+    # communities whose subscriber count, resp. post count, must be recounted
     subscribed: set[str] = field(default_factory=set)
     communities: set[str] = field(default_factory=set)
     aggregators: set[str] = field(default_factory=set)
@@ -452,14 +453,9 @@ def _apply_batch(
 
 
 # Collections whose rows are keyed by record URI and carry the rev that wrote them.
-ROW_TABLES: dict[str, str] = {
-    ev.POST: "posts",
-    ev.COMMENT: "comments",
-    ev.VOTE: "votes",
-    ev.SUBSCRIPTION: "subscriptions",
-    ev.BLOCK: "blocks",
-    ev.AUTHORIZATION: "aggregator_authorizations",
-}
+ROW_COLLECTIONS = frozenset(
+    {ev.POST, ev.COMMENT, ev.VOTE, ev.SUBSCRIPTION, ev.BLOCK, ev.AUTHORIZATION}
+)
 
 
 def _needs_state(commit: Commit, states: dict[tuple[str, str, str], str]) -> bool:
@@ -467,7 +463,7 @@ def _needs_state(commit: Commit, states: dict[tuple[str, str, str], str]) -> boo
     row of their own keyed by URI), deletes (their tombstone outlives a row that
     never came), and records that already have a record_state row (so a
     resurrected record is no longer reported deleted)."""
-    return commit.collection not in ROW_TABLES or commit.op == "delete" or commit.key in states
+    return commit.collection not in ROW_COLLECTIONS or commit.op == "delete" or commit.key in states
 
 
 def _comment_deltas(

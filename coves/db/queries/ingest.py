@@ -4,8 +4,9 @@ Every function takes the batch's connection (already inside its one
 transaction) and column lists; statements unnest the lists so a batch of
 any size costs a fixed number of round trips. Array parameters are ``%b``
 (binary): psycopg's text-format array dumper quotes element by element with
-regular expressions, which cost more Python time than everything else. Post and comment counters of
-rows the batch wrote are recounted from rows; other posts and comments take
+regular expressions, which cost more Python time than everything else. Post and comment
+counters of rows the batch rewrote, or that were awaited, are recounted from rows; new
+rows are inserted with their counts; other posts and comments take
 the exact net change the batch's decisions made (which votes became or
 stopped being effective, which comments became or stopped being live), so
 replays, reordering and duplicates cannot skew them. Community counters
