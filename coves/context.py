@@ -23,12 +23,12 @@ from typing import Protocol
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
-from coves.feeds import ReadServices
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
+from coves.read.services import ReadServices
 from coves.respcache import ResponseCache
 
 
