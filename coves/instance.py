@@ -14,7 +14,7 @@ import trio
 
 from coves.atproto.keys import PrivateKey
 from coves.db.queries import instance as instance_sql
-from coves.secrets import SecretBox
+from coves.db.sealed import INSTANCE_SECRETS
 from coves.xrpc.context import AppContext
 
 SIGNING_KEY_NAME = "instance_signing_key"
@@ -28,16 +28,17 @@ async def instance_signing_key(ctx: AppContext) -> PrivateKey:
     if isinstance(ctx.instance_key, PrivateKey):
         return ctx.instance_key
     async with _lock:
-        box = SecretBox(ctx.settings.encryption_key)
+        box = ctx.settings.secret_box()
+        context = INSTANCE_SECRETS.context({"name": SIGNING_KEY_NAME})
         sealed = await instance_sql.get_secret(ctx.db, SIGNING_KEY_NAME)
         if sealed is None:
             fresh = PrivateKey.generate("k256")
-            sealed = box.seal(fresh.to_hex().encode(), context=SIGNING_KEY_NAME)
+            sealed = box.seal(fresh.to_hex().encode(), context=context)
             # Two processes racing: the first insert wins and both read it back.
             await instance_sql.insert_secret(ctx.db, SIGNING_KEY_NAME, sealed)
             sealed = await instance_sql.get_secret(ctx.db, SIGNING_KEY_NAME)
             assert sealed is not None
-        key = PrivateKey.from_hex(box.open(sealed, context=SIGNING_KEY_NAME).decode())
+        key = PrivateKey.from_hex(box.open(sealed, context=context).decode())
         ctx.instance_key = key
         return key
 
