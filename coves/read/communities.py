@@ -22,7 +22,7 @@ from coves.db.queries import communities as community_sql
 from coves.db.queries.communities import ListSort
 from coves.errors import XRPCError, invalid_request
 from coves.params import bool_param, choice_param, limit_param, one_str
-from coves.read import facts, relations, rules
+from coves.read import facts, keyset, relations, rules
 from coves.read.rules import Why
 from coves.read.services import ReadServices
 from coves.read.views.community import CommunityViewer, community_pds, community_view
@@ -278,18 +278,9 @@ async def blocked_communities(
 ) -> dict[str, Any]:
     """``community.getBlockedCommunities``: the viewer's own blocks, newest first."""
     limit = limit_param(params, default=LIST_LIMIT, high=LIST_MAX)
-    after: tuple[datetime, str] | None = None
     cursor = one_str(params, "cursor")
     kind = f"{BLOCKED_CURSOR}:{viewer}"
-    if cursor is not None:
-        payload = svc.cursors.decode(kind, cursor)
-        at, uri = payload.get("t"), payload.get("u")
-        if not isinstance(at, str) or not isinstance(uri, str):
-            raise invalid_cursor()
-        try:
-            after = (datetime.fromisoformat(at), uri)
-        except ValueError:
-            raise invalid_cursor() from None
+    after = keyset.decode(svc.cursors, kind, cursor) if cursor is not None else None
     rows = await community_sql.blocked_page(db, viewer, limit + 1, after)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -306,7 +297,5 @@ async def blocked_communities(
     }
     if more and rows:
         last = rows[-1]
-        body["cursor"] = svc.cursors.encode(
-            kind, {"t": last["created_at"].isoformat(), "u": last["uri"]}
-        )
+        body["cursor"] = keyset.encode(svc.cursors, kind, last["created_at"], last["uri"])
     return body

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from coves.clock import utcnow
@@ -29,7 +29,7 @@ from coves.db.queries.feeds import FeedScope, Sort
 from coves.errors import XRPCError
 from coves.identity import IdentityResolver
 from coves.params import choice_param, limit_param, one_str
-from coves.read import actors, communities
+from coves.read import actors, communities, keyset
 from coves.read.posts import shown_views
 from coves.read.services import ReadServices
 
@@ -117,21 +117,14 @@ async def _new_page(
     kind = f"new:{base}"
     after: tuple[datetime, str] | None = None
     if fp.cursor is not None:
-        payload = svc.cursors.decode(kind, fp.cursor)
-        t, u = payload.get("t"), payload.get("u")
-        if not isinstance(t, str) or not isinstance(u, str):
-            raise invalid_cursor()
-        try:
-            after = (datetime.fromisoformat(t), u)
-        except ValueError:
-            raise invalid_cursor() from None
+        after = keyset.decode(svc.cursors, kind, fp.cursor)
     rows = await feed_sql.new_page(db, await scope(), fp.limit + 1, after)
     more = len(rows) > fp.limit
     rows = rows[: fp.limit]
     cursor = None
     if more and rows:
         last_uri, last_at = rows[-1]
-        cursor = svc.cursors.encode(kind, {"t": last_at.astimezone(UTC).isoformat(), "u": last_uri})
+        cursor = keyset.encode(svc.cursors, kind, last_at, last_uri)
     return [uri for uri, _ in rows], cursor
 
 

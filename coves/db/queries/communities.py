@@ -191,18 +191,26 @@ async def search_page(
     )
 
 
+def blocked_sql(*, after: bool) -> str:
+    keyset = "AND (b.created_at, b.uri) < (%(at)s, %(uri)s)" if after else ""
+    return f"""
+    SELECT b.uri, b.community_did, b.record_cid, b.created_at FROM blocks b
+    WHERE b.user_did = %(viewer)s AND b.deleted_at IS NULL {keyset}
+    ORDER BY b.created_at DESC, b.uri DESC
+    LIMIT %(limit)s
+    """
+
+
+BLOCKED_SQL = blocked_sql(after=False)
+
+
 async def blocked_page(
     db: Database, viewer: str, limit: int, after: tuple[datetime, str] | None
 ) -> list[Row]:
-    """The viewer's live community blocks, newest first, after the keyset ``after``."""
-    keyset = "AND (b.created_at, b.uri) < (%(at)s, %(uri)s)" if after is not None else ""
+    """The viewer's live community blocks, newest first, after the keyset ``after``
+    (blocks_user_newest)."""
     return await db.fetch(
-        f"""
-        SELECT b.uri, b.community_did, b.record_cid, b.created_at FROM blocks b
-        WHERE b.user_did = %(viewer)s AND b.deleted_at IS NULL {keyset}
-        ORDER BY b.created_at DESC, b.uri DESC
-        LIMIT %(limit)s
-        """,
+        blocked_sql(after=after is not None),
         {
             "viewer": viewer,
             "limit": limit,

@@ -165,18 +165,18 @@ async def new_page(
     return [(row["uri"], row["ranked_at"]) for row in rows]
 
 
+TIMELINE_COMMUNITIES_SQL = f"""
+SELECT DISTINCT s.community_did AS did
+FROM subscriptions s
+JOIN communities c ON c.did = s.community_did
+LEFT JOIN users cu ON cu.did = s.community_did
+WHERE s.user_did = %(viewer)s AND s.deleted_at IS NULL
+  AND {COMMUNITY_EXISTS} AND {NOT_BLOCKED}
+ORDER BY s.community_did
+"""
+
+
 async def timeline_communities(db: Database, viewer: str) -> tuple[str, ...]:
     """Distinct live, visible communities ``viewer`` subscribes to and does not block."""
-    rows = await db.fetch(
-        f"""
-        SELECT DISTINCT s.community_did AS did
-        FROM subscriptions s
-        JOIN communities c ON c.did = s.community_did
-        LEFT JOIN users cu ON cu.did = s.community_did
-        WHERE s.user_did = %(viewer)s AND s.deleted_at IS NULL
-          AND {COMMUNITY_EXISTS} AND {NOT_BLOCKED}
-        ORDER BY s.community_did
-        """,
-        {"viewer": viewer},
-    )
+    rows = await db.fetch(TIMELINE_COMMUNITIES_SQL, {"viewer": viewer})
     return tuple(row["did"] for row in rows)

@@ -5,7 +5,8 @@ The query text is parsed by ``websearch_to_tsquery``: words are ANDed,
 alternatives; English stemming and stop words apply. Matching is a GIN
 lookup on ``post_search.document``; the viewer-independent read rules are
 pre-filtered as in discover (``coves.db.queries.visibility``), and the
-ordered URIs are what a search snapshot freezes.
+ordered URIs are what a search snapshot freezes. Only the newest ``WINDOW``
+matches are ranked and sorted.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from coves.db.queries.visibility import COMMUNITY_EXISTS, LISTED, LIVE_AUTHOR, P
 
 SearchSort = Literal["relevance", "new", "top"]
 
-ORDER: dict[str, str] = {
-    "relevance": "rank DESC, p.ranked_at DESC, p.uri DESC",
-    "new": "p.ranked_at DESC, p.uri DESC",
-    "top": "p.score DESC, p.ranked_at DESC, p.uri DESC",
+# The newest matches a search ranks: a word in most posts must not make every
+# search rank the whole table (with it the planner walks posts_new and probes
+# each post's document, stopping here; a rare word is a GIN lookup).
+WINDOW = 10_000
+
+_OUTER_ORDER: dict[str, str] = {
+    "relevance": "rank DESC, m.ranked_at DESC, m.uri DESC",
+    "new": "m.ranked_at DESC, m.uri DESC",
+    "top": "m.score DESC, m.ranked_at DESC, m.uri DESC",
 }
 
 
@@ -30,13 +36,17 @@ def search_query(sort: str, *, community: bool, since: bool) -> str:
     scope = "p.community_did = %(community)s" if community else LISTED
     window = "AND p.ranked_at >= %(since)s" if since else ""
     return f"""
-    SELECT p.uri, ts_rank_cd(s.document, q.query) AS rank
-    FROM (SELECT websearch_to_tsquery('english', %(q)s) AS query) q
-    JOIN post_search s ON s.document @@ q.query
-    JOIN posts p ON p.uri = s.uri
-    {POST_COMMUNITY}
-    WHERE p.deleted_at IS NULL AND {LIVE_AUTHOR} AND {COMMUNITY_EXISTS} AND {scope} {window}
-    ORDER BY {ORDER[sort]}
+    SELECT m.uri, ts_rank_cd(m.document, m.query) AS rank FROM (
+        SELECT p.uri, p.ranked_at, p.score, s.document, q.query
+        FROM (SELECT websearch_to_tsquery('english', %(q)s) AS query) q
+        JOIN post_search s ON s.document @@ q.query
+        JOIN posts p ON p.uri = s.uri
+        {POST_COMMUNITY}
+        WHERE p.deleted_at IS NULL AND {LIVE_AUTHOR} AND {COMMUNITY_EXISTS} AND {scope} {window}
+        ORDER BY p.ranked_at DESC, p.uri DESC
+        LIMIT {WINDOW}
+    ) m
+    ORDER BY {_OUTER_ORDER[sort]}
     LIMIT %(limit)s
     """
 

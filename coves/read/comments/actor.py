@@ -10,16 +10,14 @@ content is shown to them; there are no placeholders in this list.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from coves.cursors import invalid_cursor
 from coves.db import Database
 from coves.db.queries import actors as actor_sql
 from coves.db.queries import comments as comment_sql
 from coves.identity import IdentityResolver
 from coves.params import limit_param, one_str
-from coves.read import actors, communities, facts, relations, rules
+from coves.read import actors, communities, facts, keyset, relations, rules
 from coves.read.services import ReadServices
 from coves.read.views.comment import comment_view, viewer_state
 
@@ -44,17 +42,8 @@ async def actor_comments(
             return {"comments": []}
         community = row["did"]
     kind = f"{CURSOR}:{actor}:{community or ''}"
-    after: tuple[datetime, str] | None = None
     cursor = one_str(params, "cursor")
-    if cursor is not None:
-        payload = svc.cursors.decode(kind, cursor)
-        at, uri = payload.get("t"), payload.get("u")
-        if not isinstance(at, str) or not isinstance(uri, str):
-            raise invalid_cursor()
-        try:
-            after = (datetime.fromisoformat(at), uri)
-        except ValueError:
-            raise invalid_cursor() from None
+    after = keyset.decode(svc.cursors, kind, cursor) if cursor is not None else None
 
     page = await actor_sql.comment_page(db, actor, limit + 1, after, community)
     more = len(page) > limit
@@ -84,7 +73,5 @@ async def actor_comments(
     body: dict[str, Any] = {"comments": shown}
     if more and page:
         last = page[-1]
-        body["cursor"] = svc.cursors.encode(
-            kind, {"t": last["ranked_at"].astimezone(UTC).isoformat(), "u": last["uri"]}
-        )
+        body["cursor"] = keyset.encode(svc.cursors, kind, last["ranked_at"], last["uri"])
     return body
