@@ -51,9 +51,20 @@ def lookup(car: Car, root: bytes, key: str) -> bytes | None:
     Raises :class:`MissingBlock` when the CAR lacks a node on the key's path,
     so absence is only reported when it is proven.
     """
-    target = key.encode()
+    return _descend(car, root, key.encode(), [])
+
+
+def path(car: Car, root: bytes, key: str) -> list[bytes]:
+    """The nodes from the root down to where ``key`` is (or would be): its proof."""
+    visited: list[bytes] = []
+    _descend(car, root, key.encode(), visited)
+    return visited
+
+
+def _descend(car: Car, root: bytes, target: bytes, visited: list[bytes]) -> bytes | None:
     node: bytes | None = root
     while node is not None:
+        visited.append(node)
         left, entries = _node(car, node)
         below = left
         for entry_key, value, tree in entries:

@@ -236,15 +236,23 @@ class FirehoseSink:
 
     # -- signatures -------------------------------------------------------------------
     async def _verify(self, decoded: list[Decoded]) -> None:
-        assert self._keys is not None
-        for item in decoded:
-            if item.kind != "commit" or not item.ops or item.did is None:
-                continue
-            if item.car is None:  # tooBig: the fetched records carry their own proof
-                continue
-            key = await self._key(item.did)
-            problem = await trio.to_thread.run_sync(_check_commit, item, key)
-            if problem is not None and key is not None:
+        # tooBig commits have no blocks: their fetched records carry their own proof.
+        commits = [
+            item
+            for item in decoded
+            if item.kind == "commit" and item.ops and item.did and item.car is not None
+        ]
+        if not commits:
+            return
+        keys = {did: await self._key(did) for did in {item.did for item in commits if item.did}}
+        # One thread hop for the batch: hashing and ECDSA are CPU work.
+        problems = await trio.to_thread.run_sync(
+            lambda: [_check_commit(item, keys[item.did or ""]) for item in commits]
+        )
+        for item, first in zip(commits, problems, strict=True):
+            problem = first
+            key = keys[item.did or ""]
+            if problem is not None and key is not None and item.did is not None:
                 # The key may have rotated since we cached the document.
                 fresh = await self._key(item.did, refresh=True)
                 if fresh is not None and fresh != key:

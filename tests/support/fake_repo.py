@@ -4,8 +4,9 @@ Everything is built to the spec (DAG-CBOR via cbrrr, sha2-256 CIDv1, MST
 layers from the leading zero bits of each key's SHA-256 counted in pairs,
 low-S ECDSA commit signatures), so what the firehose sink decodes and
 verifies here is what a real PDS sends. Each commit's CAR holds the commit,
-the whole tree and the records the operations wrote (a PDS sends only the
-changed nodes plus proofs; a superset is equally valid).
+the records the operations wrote and, for each operation, the tree nodes from
+the root to its key (its proof), as a PDS sends; ``car(full=True)`` holds the
+whole tree instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 import cbrrr
 
-from coves.atproto.car import block_cid, write_car
+from coves.atproto import mst
+from coves.atproto.car import Car, block_cid, write_car
 from coves.atproto.keys import PrivateKey
 from tests.support.events import tid
 
@@ -130,10 +132,11 @@ class Commit:
     root: bytes
     prev_data: bytes | None
     ops: list[dict[str, Any]]
-    blocks: dict[bytes, bytes]
+    blocks: dict[bytes, bytes]  # commit, records, proofs
+    tree: dict[bytes, bytes] = field(default_factory=dict)  # every node
 
-    def car(self) -> bytes:
-        return write_car([self.cid], self.blocks)
+    def car(self, *, full: bool = False) -> bytes:
+        return write_car([self.cid], {**self.blocks, **self.tree} if full else self.blocks)
 
 
 _clock = itertools.count(1)
@@ -168,7 +171,11 @@ class FakeRepo:
         entries = sorted((path.encode(), cid) for path, (cid, _) in self.records.items())
         tree: dict[bytes, bytes] = {}
         root = build_mst(entries, tree)
-        blocks.update(tree)
+        whole = Car([root], tree)
+        for op in ops:
+            for node in mst.path(whole, root, op["path"]):
+                blocks[node] = tree[node]
+        blocks.setdefault(root, tree[root])
         rev = self.next_rev()
         unsigned = {
             "did": self.did,
@@ -181,22 +188,24 @@ class FakeRepo:
         commit_block = cbrrr.encode_dag_cbor({**unsigned, "sig": sig})
         commit_cid = block_cid(commit_block)
         blocks = {commit_cid: commit_block, **blocks}
-        out = Commit(self.did, rev, self.rev, commit_cid, root, self.root, ops, blocks)
+        out = Commit(self.did, rev, self.rev, commit_cid, root, self.root, ops, blocks, tree)
         self.rev, self.root = rev, root
         return out
 
     def repo_car(self) -> bytes:
         """The whole repository (``getRepo``): commit, every node, every record."""
         latest = self.commit([])
-        blocks = dict(latest.blocks)
+        blocks = {**latest.blocks, **latest.tree}
         for cid, block in self.records.values():
             blocks[cid] = block
         return write_car([latest.cid], blocks)
 
     def record_car(self, path: str) -> bytes:
-        """``getRecord``: the commit, the whole tree (a superset of the proof), the record."""
+        """``getRecord``: the commit, the record's proof, the record."""
         latest = self.commit([])
         blocks = dict(latest.blocks)
+        for node in mst.path(Car([latest.root], latest.tree), latest.root, path):
+            blocks[node] = latest.tree[node]
         if path in self.records:
             cid, block = self.records[path]
             blocks[cid] = block
