@@ -23,6 +23,7 @@ Env = Literal["development", "production"]
 
 DEV_CURSOR_SECRET = "dev-cursor-secret-change-in-production"  # noqa: S105
 DEV_ENCRYPTION_KEY = base64.b64encode(b"coves-development-only-key-32byt").decode()
+DEV_OAUTH_SEAL_SECRET = base64.b64encode(b"coves-dev-only-oauth-seal-secret").decode()
 DEFAULT_JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 
 
@@ -146,6 +147,27 @@ def _key32(raw: str) -> Secret:
     if len(decoded) != 32:
         raise ValueError("must decode to exactly 32 bytes")
     return Secret(raw.strip())
+
+
+def _p256_private_key(raw: str) -> Secret:
+    """A P-256 private key as 64 hex digits or multibase (``z`` + p256-priv multicodec)."""
+    from coves.atproto.keys import KeyError_, parse_p256_private
+
+    try:
+        return Secret(parse_p256_private(raw.strip()).to_hex())
+    except KeyError_ as exc:
+        raise ValueError(f"is not a P-256 private key ({exc})") from None
+
+
+def _redirect_urls(raw: str) -> tuple[str, ...]:
+    """Absolute redirect targets (web URLs or app URIs such as social.coves:/callback)."""
+    items = _csv(raw)
+    for item in items:
+        parts = urlsplit(item)
+        web = parts.scheme in ("http", "https")
+        if not parts.scheme or parts.fragment or (web and not parts.netloc):
+            raise ValueError(f"{item!r} is not an absolute redirect URL without a #fragment")
+    return items
 
 
 def _log_level(raw: str) -> str:
@@ -441,6 +463,51 @@ VARS: tuple[Var, ...] = (
         "https://bsky.social",
     ),
     Var(
+        "OAUTH_SEAL_SECRET",
+        "oauth_seal_secret",
+        _key32,
+        None,
+        "base64 of 32 random bytes; seals the session tokens handed to signed-in clients "
+        "(required in production; changing it signs everyone out)",
+        "<base64 of 32 bytes>",
+        secret=True,
+    ),
+    Var(
+        "OAUTH_CLIENT_PRIVATE_KEY",
+        "oauth_client_private_key",
+        _p256_private_key,
+        None,
+        "P-256 private key (hex or multibase) of the confidential OAuth client, published as "
+        "/oauth-client-keys.json (required in production; `coves oauth-keygen` makes one)",
+        "<z... multibase>",
+        secret=True,
+    ),
+    Var(
+        "OAUTH_CLIENT_KEY_ID",
+        "oauth_client_key_id",
+        str.strip,
+        None,
+        "kid of the OAuth client key; defaults to a prefix of its JWK thumbprint",
+        "coves-2026-01",
+    ),
+    Var(
+        "OAUTH_WEB_REDIRECTS",
+        "oauth_web_redirects",
+        _redirect_urls,
+        (),
+        "where the web sign-in may send the browser back to (scheme, host and path must "
+        "match one exactly); the first is the default; empty means APPVIEW_PUBLIC_URL/",
+        "https://coves.social/api/auth/callback",
+    ),
+    Var(
+        "OAUTH_MOBILE_REDIRECTS",
+        "oauth_mobile_redirects",
+        _redirect_urls,
+        ("social.coves:/callback",),
+        "app redirect URIs the mobile sign-in may hand the session token to",
+        "social.coves:/callback",
+    ),
+    Var(
         "JETSTREAM_URL",
         "jetstream_url",
         _url("ws", "wss"),
@@ -594,6 +661,11 @@ class Settings:
     identity_negative_ttl_seconds: int = 300
     service_auth_max_lifetime_seconds: int = 300
     oauth_issuers: tuple[str, ...] = ()
+    oauth_seal_secret: Secret = field(default_factory=lambda: Secret(DEV_OAUTH_SEAL_SECRET))
+    oauth_client_private_key: Secret | None = None
+    oauth_client_key_id: str | None = None
+    oauth_web_redirects: tuple[str, ...] = ()
+    oauth_mobile_redirects: tuple[str, ...] = ("social.coves:/callback",)
     jetstream_url: str = DEFAULT_JETSTREAM_URL
     jetstream_enabled: bool = True
     jetstream_rewind_seconds: float = 5.0
@@ -710,12 +782,20 @@ def _finish(values: dict[str, Any]) -> Settings:
         for name, attr, dev_default in (
             ("CURSOR_SECRET", "cursor_secret", DEV_CURSOR_SECRET),
             ("ENCRYPTION_KEY", "encryption_key", DEV_ENCRYPTION_KEY),
+            ("OAUTH_SEAL_SECRET", "oauth_seal_secret", DEV_OAUTH_SEAL_SECRET),
         ):
             secret = values[attr]
             if secret is None:
                 problems.append(f"{name} must be set in production; example: {name}=<random>")
             elif secret.reveal() == dev_default:
                 problems.append(f"{name} is the development default and is refused in production")
+        if values["oauth_client_private_key"] is None:
+            problems.append(
+                "OAUTH_CLIENT_PRIVATE_KEY must be set in production (the confidential OAuth "
+                "client's key); make one with `coves oauth-keygen`"
+            )
+        if not values["appview_public_url"].startswith("https://"):
+            problems.append("APPVIEW_PUBLIC_URL must be https in production (OAuth redirects)")
         if values["database_url"] is None:
             warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
         if did == "did:web:localhost":
@@ -732,6 +812,9 @@ def _finish(values: dict[str, Any]) -> Settings:
         if values["encryption_key"] is None:
             values["encryption_key"] = Secret(DEV_ENCRYPTION_KEY)
             warnings.append("ENCRYPTION_KEY unset: using the development default")
+        if values["oauth_seal_secret"] is None:
+            values["oauth_seal_secret"] = Secret(DEV_OAUTH_SEAL_SECRET)
+            warnings.append("OAUTH_SEAL_SECRET unset: using the development default")
     if problems:
         raise ConfigError(problems)
     values["warnings"] = tuple(warnings)

@@ -75,11 +75,13 @@ def build_context(runtime: Runtime) -> Any:
     from coves.identity.factory import build_fetcher, build_resolver
     from coves.identity.hosted_by import HostedByQueue
     from coves.lexicon import LexiconRegistry
+    from coves.oauth.service import build_oauth_service
     from coves.xrpc.context import AppContext
 
     assert runtime.db is not None
     fetcher = build_fetcher(runtime.settings)
     identity = build_resolver(runtime.settings, runtime.db, fetcher, metrics=runtime.metrics)
+    oauth = build_oauth_service(runtime.settings, runtime.db, fetcher, identity)
     return AppContext(
         settings=runtime.settings,
         db=runtime.db,
@@ -87,8 +89,11 @@ def build_context(runtime: Runtime) -> Any:
         health=runtime.supervisor,
         lexicons=LexiconRegistry.load(),
         identity=identity,
-        authenticator=build_authenticator(runtime.settings, identity, fetcher),
+        authenticator=build_authenticator(
+            runtime.settings, identity, fetcher, sessions=oauth.verifier
+        ),
         didweb=HostedByQueue(),
+        oauth=oauth,
     )
 
 

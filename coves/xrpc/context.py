@@ -35,6 +35,11 @@ def default_limit_classes(settings: Settings) -> list[LimitClass]:
         # Aggregator classes: registration attempts per client; posts per
         # (aggregator, community) are counted from the database, not here.
         LimitClass("aggregator_register", 10, 600.0),
+        # Sign-in routes, per client address: starting and finishing sign-ins
+        # share one budget; refresh and logout have their own.
+        LimitClass("oauth_login", 10, 60.0),
+        LimitClass("oauth_refresh", 20, 60.0),
+        LimitClass("oauth_logout", 10, 60.0),
     ]
 
 
@@ -59,6 +64,7 @@ class AppContext:
     didweb: Any = None  # coves.identity.hosted_by.HostedByQueue (indexer's offer side)
     comment_threads: TTLCache[Any, Any] | None = None  # getComments: builds shared briefly
     response_cache: ResponseCache | None = None  # anonymous and per-viewer read responses
+    oauth: Any = None  # coves.oauth.service.OAuthService: sign-in and users' sessions
 
     def __post_init__(self) -> None:
         if self.limiter is None:

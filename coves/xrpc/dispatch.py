@@ -426,8 +426,8 @@ class XrpcASGI:
         ).labels(failure.reason).inc()
         log.info("authentication failed", auth_reason=failure.reason)
         return XRPCError(
-            401,
-            "AuthenticationRequired",
+            failure.status,
+            failure.error,
             failure.message,
             headers={"WWW-Authenticate": failure.www_authenticate, **failure.headers},
         )
