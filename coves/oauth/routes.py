@@ -18,6 +18,7 @@ from quart_trio import QuartTrio
 
 from coves.auth.base import AuthFailure, AuthInput
 from coves.auth.session import COOKIE_NAME, cookie_value, same_origin
+from coves.context import AppContext
 from coves.db.queries import identity as identity_q
 from coves.errors import XRPCError
 from coves.logs import get_logger
@@ -29,8 +30,7 @@ from coves.oauth.service import OAuthService
 from coves.oauth.store import REQUEST_TTL, PendingLogin, UserSession
 from coves.oauth.tokens import InvalidSessionToken
 from coves.views.blobs import BlobUrls
-from coves.xrpc.context import AppContext
-from coves.xrpc.ratelimit import client_address, rate_limit_headers
+from coves.xrpc.ratelimit import RateLimiter, client_address, rate_limit_headers
 
 log = get_logger(__name__)
 
@@ -61,13 +61,11 @@ def _with_params(target: str, params: Mapping[str, str]) -> str:
     return target + separator + urlencode(params)
 
 
-def register_oauth_routes(app: QuartTrio, ctx: AppContext) -> None:
+def register_oauth_routes(app: QuartTrio, ctx: AppContext, limiter: RateLimiter) -> None:
     oauth: OAuthService | None = ctx.oauth
     if oauth is None:
         return
     settings = ctx.settings
-    limiter = ctx.limiter
-    assert limiter is not None
     blobs = BlobUrls(settings.blob_url_template)
 
     def limited(class_name: str) -> Response | None:

@@ -16,6 +16,7 @@ from coves import clock
 from coves.auth.base import AuthPolicy
 from coves.auth.factory import build_authenticator
 from coves.config import Settings, test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.identity import IdentityResolver
 from coves.metrics import Metrics
@@ -23,7 +24,6 @@ from coves.oauth.jose import SigningKey, random_token
 from coves.oauth.service import OAuthService, build_oauth_service
 from coves.oauth.store import UserSession
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from coves.xrpc.routing import Endpoint, XRPCRequest
 from tests.support.fake_did import PLC_URL, FakeNetwork
 
