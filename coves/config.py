@@ -389,6 +389,15 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
+        "RATE_LIMIT_USER_WRITES",
+        "rate_limit_user_writes",
+        _int(1),
+        60,
+        "writes per minute per signed-in account through Coves (votes, comments, "
+        "subscriptions, blocks, profile)",
+        "60",
+    ),
+    Var(
         "RESPONSE_CACHE_SECONDS",
         "response_cache_seconds",
         _float(0.0),
@@ -652,6 +661,7 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
+    rate_limit_user_writes: int = 60
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0

@@ -184,4 +184,9 @@ def default_limit_classes(settings: Settings) -> list[LimitClass]:
         LimitClass("oauth_login", 10, 60.0),
         LimitClass("oauth_refresh", 20, 60.0),
         LimitClass("oauth_logout", 10, 60.0),
+        # Writes through Coves, per account (Endpoint.viewer_limits).
+        LimitClass("user_writes", settings.rate_limit_user_writes, 60.0),
+        LimitClass("user_reports", 10, 60.0),
+        # Account creation on the instance PDS, per client address.
+        LimitClass("signup", 5, 3600.0),
     ]

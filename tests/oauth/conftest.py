@@ -19,6 +19,7 @@ from coves.config import Settings, test_settings
 from coves.context import AppContext
 from coves.db import Database
 from coves.identity import IdentityResolver
+from coves.lexicon import LexiconRegistry
 from coves.metrics import Metrics
 from coves.oauth.jose import SigningKey, random_token
 from coves.oauth.service import OAuthService, build_oauth_service
@@ -94,6 +95,7 @@ def world(db: Database, net: FakeNetwork) -> OAuthWorld:
         settings=settings,
         db=db,
         metrics=Metrics(),
+        lexicons=LexiconRegistry.load(),
         identity=identity,
         authenticator=build_authenticator(settings, identity, fetcher, sessions=service.verifier),
         oauth=service,
