@@ -21,7 +21,6 @@ from coves.oauth.grants import Grants
 from coves.oauth.sessions import SessionManager
 from coves.oauth.store import OAuthStore
 from coves.oauth.tokens import SessionTokens
-from coves.secrets import SecretBox
 
 
 def _origin(url: str) -> str | None:
@@ -92,7 +91,7 @@ def build_oauth_service(
     discovery = Discovery(fetcher, identity, allow_http=not settings.is_production)
     dpop = DpopClient(fetcher)
     grants = Grants(client, dpop)
-    store = OAuthStore(db, SecretBox(settings.encryption_key))
+    store = OAuthStore(db, settings.secret_box())
     flow = LoginFlow(client, discovery, grants, store)
     sessions = SessionManager(store, discovery, grants, session_ttl=flow.session_ttl())
     tokens = SessionTokens(settings.oauth_seal_secret)

@@ -16,6 +16,7 @@ import orjson
 from coves import clock
 from coves.db import Database, Row
 from coves.db.queries import oauth as q
+from coves.db.sealed import OAUTH_REQUESTS, OAUTH_SESSIONS
 from coves.oauth.jose import SigningKey
 from coves.secrets import SecretBox
 
@@ -23,11 +24,11 @@ REQUEST_TTL = 600.0
 
 
 def request_context(state: str) -> str:
-    return f"oauth_requests.secrets:{state}"
+    return OAUTH_REQUESTS.context({"state": state})
 
 
 def session_context(session_id: str) -> str:
-    return f"oauth_sessions.secrets:{session_id}"
+    return OAUTH_SESSIONS.context({"session_id": session_id})
 
 
 def _at(epoch: float) -> datetime:
@@ -98,7 +99,7 @@ class OAuthStore:
         if row is None or row["expires_at"] <= clock.utcnow():
             return None
         secrets = orjson.loads(
-            self._box.open(bytes(row["secrets"]), context=request_context(state))
+            self._box.open(bytes(row["secrets_sealed"]), context=request_context(state))
         )
         binding = row["browser_binding"]
         return PendingLogin(
@@ -145,7 +146,7 @@ class OAuthStore:
     def _session(self, row: Row) -> UserSession:
         session_id = row["session_id"]
         secrets = orjson.loads(
-            self._box.open(bytes(row["secrets"]), context=session_context(session_id))
+            self._box.open(bytes(row["secrets_sealed"]), context=session_context(session_id))
         )
         return UserSession(
             session_id=session_id,

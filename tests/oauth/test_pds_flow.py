@@ -54,7 +54,7 @@ async def test_web_sign_in_sets_the_session_cookie(live: Live) -> None:
     assert claims["sub"] == account.did
     assert claims["cnf"]["jkt"] == session.dpop_key.jkt
     raw = await live.ctx.db.fetchval(
-        "SELECT secrets FROM oauth_sessions WHERE session_id = %s", (session.session_id,)
+        "SELECT secrets_sealed FROM oauth_sessions WHERE session_id = %s", (session.session_id,)
     )
     assert session.access_token.encode() not in bytes(raw)
     assert session.refresh_token.encode() not in bytes(raw)

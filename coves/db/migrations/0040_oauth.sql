@@ -13,7 +13,7 @@ CREATE TABLE oauth_requests (
     redirect_target  text NOT NULL,          -- from the allowlist, checked at /oauth/login
     client_state     text,                   -- the web client's own state, echoed back
     browser_binding  bytea,                  -- SHA-256 of the web flow's binding cookie
-    secrets          bytea NOT NULL,         -- sealed {verifier, dpop_key}
+    secrets_sealed   bytea NOT NULL,         -- {verifier, dpop_key}; coves.db.sealed
     created_at       timestamptz NOT NULL DEFAULT now(),
     expires_at       timestamptz NOT NULL
 );
@@ -29,7 +29,7 @@ CREATE TABLE oauth_sessions (
     pds_url              text NOT NULL,
     issuer               text NOT NULL,
     scope                text NOT NULL,
-    secrets              bytea NOT NULL,     -- sealed {access_token, refresh_token, dpop_key}
+    secrets_sealed       bytea NOT NULL,     -- {access_token, refresh_token, dpop_key}
     access_expires_at    timestamptz NOT NULL,
     refresh_lease_until  timestamptz,        -- one refresh at a time across processes
     created_at           timestamptz NOT NULL DEFAULT now(),

@@ -10,10 +10,10 @@ from coves.db import Database, Row
 
 _REQUEST_COLUMNS = (
     "state, issuer, did, handle, pds_url, kind, redirect_target, client_state, "
-    "browser_binding, secrets, expires_at"
+    "browser_binding, secrets_sealed, expires_at"
 )
 _SESSION_COLUMNS = (
-    "session_id, did, handle, pds_url, issuer, scope, secrets, access_expires_at, "
+    "session_id, did, handle, pds_url, issuer, scope, secrets_sealed, access_expires_at, "
     "created_at, refreshed_at, expires_at"
 )
 
@@ -130,7 +130,7 @@ async def store_refresh(
     now: datetime,
 ) -> int:
     return await db.execute(
-        "UPDATE oauth_sessions SET secrets = %s, access_expires_at = %s, expires_at = %s, "
+        "UPDATE oauth_sessions SET secrets_sealed = %s, access_expires_at = %s, expires_at = %s, "
         "refreshed_at = %s, refresh_lease_until = NULL WHERE session_id = %s",
         (secrets, access_expires_at, expires_at, now, session_id),
     )
