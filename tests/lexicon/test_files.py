@@ -225,6 +225,7 @@ def test_post_get_post_view_is_the_feed_post_view(registry: LexiconRegistry) -> 
     assert own["required"] == feed["required"]
     assert set(own["properties"]) == set(feed["properties"])
     for name, schema in feed["properties"].items():
+        expected = schema
         if schema.get("type") == "ref" and schema["ref"].startswith("#"):
-            schema = {**schema, "ref": "social.coves.feed.defs" + schema["ref"]}
-        assert own["properties"][name] == schema, name
+            expected = {**schema, "ref": "social.coves.feed.defs" + schema["ref"]}
+        assert own["properties"][name] == expected, name
