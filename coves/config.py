@@ -124,6 +124,14 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _ws_urls(raw: str) -> tuple[str, ...]:
+    parse = _url("ws", "wss")
+    urls = tuple(parse(item) for item in _csv(raw))
+    if len(set(urls)) != len(urls):
+        raise ValueError("lists the same URL twice")
+    return urls
+
+
 def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     nets = []
     for item in _csv(raw):
@@ -647,6 +655,33 @@ VARS: tuple[Var, ...] = (
         "60",
     ),
     Var(
+        "FIREHOSE_URL",
+        "firehose_urls",
+        _ws_urls,
+        (),
+        "comma-separated PDS or relay firehoses (com.atproto.sync.subscribeRepos) to index,"
+        " each with its own seq cursor; set JETSTREAM_ENABLED=false to index from them alone",
+        "wss://pds.coves.social",
+    ),
+    Var(
+        "FIREHOSE_VERIFY",
+        "firehose_verify",
+        _bool,
+        False,
+        "check each firehose commit's signature against the repo's #atproto key and prove"
+        " its operations in the signed tree; failures are dead-lettered",
+        "true",
+    ),
+    Var(
+        "FIREHOSE_IDLE_TIMEOUT_SECONDS",
+        "firehose_idle_timeout_seconds",
+        _float(1.0),
+        600.0,
+        "reconnect a firehose that sent no frame for this long (a quiet PDS sends nothing;"
+        " pings still detect a dead connection)",
+        "600",
+    ),
+    Var(
         "BLOB_URL_TEMPLATE",
         "blob_url_template",
         str.strip,
@@ -723,6 +758,9 @@ class Settings:
     jetstream_max_message_bytes: int = 8 * 1024 * 1024
     jetstream_breaker_threshold: int = 5
     jetstream_breaker_cooldown_seconds: float = 60.0
+    firehose_urls: tuple[str, ...] = ()
+    firehose_verify: bool = False
+    firehose_idle_timeout_seconds: float = 600.0
     blob_url_template: str = "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
     feed_snapshot_size: int = 1000
     warnings: tuple[str, ...] = field(default=(), compare=False)
