@@ -72,6 +72,11 @@ class PostHydrator:
     def invalidate(self) -> None:
         self._cache.clear()
 
+    def forget(self, uris: Iterable[str]) -> None:
+        """Drop these posts' views: a write through Coves changed them."""
+        for uri in uris:
+            self._cache.pop(uri, None)
+
     async def load(self, uris: list[str], *, fresh: bool = False) -> dict[str, HydratedPost]:
         """Hydrated posts by URI (missing URIs are absent), one query for cache misses.
 
