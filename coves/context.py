@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from coves.aggregators.api_keys import ApiKeys
+from coves.aggregators.registration import AggregatorRegistrar
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
@@ -55,6 +57,9 @@ class AppContext:
     health: HealthSource | None = None
     # Anonymous and per-viewer read responses; the indexer drops a repo's entries.
     response_cache: ResponseCache = field(default_factory=ResponseCache)
+    # Aggregators: domain-proof registration and API keys (coves.aggregators).
+    aggregators: AggregatorRegistrar | None = None
+    api_keys: ApiKeys | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
@@ -79,6 +84,7 @@ def build_context(
     metrics = metrics if metrics is not None else Metrics()
     fetcher = build_fetcher(settings)
     identity = build_resolver(settings, db, fetcher, metrics=metrics)
+    api_keys = ApiKeys(db)
     return AppContext(
         settings=settings,
         db=db,
@@ -86,6 +92,8 @@ def build_context(
         health=health,
         lexicons=LexiconRegistry.load(),
         identity=identity,
-        authenticator=build_authenticator(settings, identity, fetcher),
+        authenticator=build_authenticator(settings, identity, fetcher, api_keys=api_keys),
         didweb=HostedByQueue(),
+        aggregators=AggregatorRegistrar(db, fetcher, identity),
+        api_keys=api_keys,
     )

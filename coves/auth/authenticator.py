@@ -19,6 +19,11 @@ from coves.logs import get_logger
 log = get_logger(__name__)
 
 OAUTH_TYPES = {"at+jwt", "application/at+jwt"}
+API_KEY_PREFIX = "ckapi_"
+
+
+class ApiKeyVerifier(Protocol):
+    async def authenticate(self, token: str, request: AuthInput) -> Viewer: ...
 
 
 class OAuthVerifier(Protocol):
@@ -34,10 +39,12 @@ class CovesAuthenticator:
         oauth: OAuthVerifier | None = None,
         *,
         skip_verify: bool = False,
+        api_keys: ApiKeyVerifier | None = None,
     ) -> None:
         self._service_auth = service_auth
         self._oauth = oauth
         self._skip_verify = skip_verify
+        self._api_keys = api_keys
 
     async def authenticate(self, request: AuthInput) -> Viewer | None:
         header = request.headers.get("authorization")
@@ -50,6 +57,10 @@ class CovesAuthenticator:
         scheme = scheme.lower()
         if scheme not in ("bearer", "dpop"):
             raise AuthFailure("bad_scheme", "use Bearer or DPoP authorization")
+        if token.startswith(API_KEY_PREFIX):  # aggregator API keys (ckapi_...)
+            if scheme != "bearer" or self._api_keys is None:
+                raise AuthFailure("unsupported", "API keys are not accepted here")
+            return await self._api_keys.authenticate(token, request)
         jwt = parse_jwt(token)
         if self._skip_verify:
             return self._unverified(jwt)

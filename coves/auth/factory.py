@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 
-from coves.auth.authenticator import CovesAuthenticator
+from coves.auth.authenticator import ApiKeyVerifier, CovesAuthenticator
 from coves.auth.nonces import DpopNonces
 from coves.auth.oauth import JwksCache, OAuthTokenVerifier
 from coves.auth.service_auth import DocumentSource, ServiceAuthVerifier
@@ -39,7 +39,11 @@ def build_oauth(settings: Settings, fetcher: SafeFetcher) -> OAuthTokenVerifier 
 
 
 def build_authenticator(
-    settings: Settings, documents: DocumentSource, fetcher: SafeFetcher | None = None
+    settings: Settings,
+    documents: DocumentSource,
+    fetcher: SafeFetcher | None = None,
+    *,
+    api_keys: ApiKeyVerifier | None = None,
 ) -> CovesAuthenticator:
     if settings.auth_skip_verify:
         # config.py refuses this in production; say so loudly anyway.
@@ -51,4 +55,6 @@ def build_authenticator(
         max_lifetime=float(settings.service_auth_max_lifetime_seconds),
     )
     oauth = build_oauth(settings, fetcher) if fetcher is not None else None
-    return CovesAuthenticator(service_auth, oauth, skip_verify=settings.auth_skip_verify)
+    return CovesAuthenticator(
+        service_auth, oauth, skip_verify=settings.auth_skip_verify, api_keys=api_keys
+    )
