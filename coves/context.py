@@ -31,6 +31,7 @@ from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
+from coves.posting.service import PostService
 from coves.respcache import ResponseCache
 
 
@@ -60,6 +61,8 @@ class AppContext:
     # Aggregators: domain-proof registration and API keys (coves.aggregators).
     aggregators: AggregatorRegistrar | None = None
     api_keys: ApiKeys | None = None
+    # Writing posts (coves.posting); needs the community repositories' credentials.
+    posts: PostService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)

@@ -34,6 +34,9 @@ FORMATS: Mapping[str, str] = {
     "WEBP": "image/webp",
     "GIF": "image/gif",
 }
+# The transport cap of the upload procedure: social.coves.embed.images' maxSize
+# (tests check the two agree; the lexicon's value is what is enforced).
+IMAGE_UPLOAD_MAX_BYTES = 10_000_000
 # The largest image we accept by area: far above any camera (a 200-megapixel
 # phone sensor), far below what would make a viewer's decoder fall over.
 MAX_PIXELS = 250_000_000

@@ -179,4 +179,6 @@ def default_limit_classes(settings: Settings) -> list[LimitClass]:
         # Aggregator classes: registration attempts per client; posts per
         # (aggregator, community) are counted from the database, not here.
         LimitClass("aggregator_register", 10, 600.0),
+        # Image uploads per client: each may store up to 10 MB in a community's repo.
+        LimitClass("uploads", 30, 60.0),
     ]

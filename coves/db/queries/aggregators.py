@@ -43,19 +43,6 @@ async def register(
     return await db.run(work)
 
 
-async def is_aggregator(db: Database, did: str) -> bool:
-    """Registered here, or declared by an indexed service record."""
-    return bool(
-        await db.fetchval(
-            """
-            SELECT EXISTS (SELECT 1 FROM aggregator_registrations WHERE did = %s)
-                OR EXISTS (SELECT 1 FROM aggregators WHERE did = %s AND deleted_at IS NULL)
-            """,
-            (did, did),
-        )
-    )
-
-
 # -- API keys ----------------------------------------------------------------------
 
 
