@@ -178,7 +178,8 @@ class TestPds:
 
     @property
     def plc_url(self) -> str:
-        return f"http://127.0.0.1:{self.plc_port}"
+        # A host name, not an IP literal: the PDS's fetcher refuses IP literals.
+        return f"http://localhost:{self.plc_port}"
 
     @property
     def pds_log(self) -> Path:
@@ -230,7 +231,8 @@ class TestPds:
         if self._plc is None:
             env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
             env["PLC_PORT"] = str(self.plc_port)
-            self._plc = _Server("plc", env, self.plc_log, f"{self.plc_url}/_health")
+            health = f"http://127.0.0.1:{self.plc_port}/_health"
+            self._plc = _Server("plc", env, self.plc_log, health)
             self._plc.spawn()
             self._plc.wait_ready(deadline)
         self.start_pds(deadline=deadline)
