@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from coves.aggregators.api_keys import ApiKeys
+from coves.aggregators.authorizations import AggregatorAuthorizations
 from coves.aggregators.registration import AggregatorRegistrar
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
@@ -64,6 +65,7 @@ class AppContext:
     # Aggregators: domain-proof registration and API keys (coves.aggregators).
     aggregators: AggregatorRegistrar | None = None
     api_keys: ApiKeys | None = None
+    authorizations: AggregatorAuthorizations | None = None
     # Writing posts (coves.posting); needs the community repositories' credentials.
     posts: PostService | None = None
     # Derived from settings and db when the context is made (see __post_init__).

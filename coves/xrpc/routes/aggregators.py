@@ -81,3 +81,17 @@ async def aggregator_revoke_api_key(req: XRPCRequest) -> Any:
     if req.ctx.api_keys is None:
         raise _unavailable("API keys")
     return await req.ctx.api_keys.revoke(_key_owner(req))
+
+
+@router.procedure("social.coves.aggregator.enable")
+async def aggregator_enable(req: XRPCRequest) -> Any:
+    if req.ctx.authorizations is None:
+        raise _unavailable("aggregator authorization")
+    return await req.ctx.authorizations.enable(req.require_viewer(), req.body)
+
+
+@router.procedure("social.coves.aggregator.disable")
+async def aggregator_disable(req: XRPCRequest) -> Any:
+    if req.ctx.authorizations is None:
+        raise _unavailable("aggregator authorization")
+    return await req.ctx.authorizations.disable(req.require_viewer(), req.body)
