@@ -103,6 +103,7 @@ def build_context(
     """The production context: lexicons, identity resolution, authentication, did:web queue."""
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
+    from coves.posting.build import outbound_fetcher
 
     metrics = metrics if metrics is not None else Metrics()
     fetcher = build_fetcher(settings)
@@ -117,6 +118,6 @@ def build_context(
         identity=identity,
         authenticator=build_authenticator(settings, identity, fetcher, api_keys=api_keys),
         didweb=HostedByQueue(),
-        aggregators=AggregatorRegistrar(db, fetcher, identity),
+        aggregators=AggregatorRegistrar(db, outbound_fetcher(settings), identity),
         api_keys=api_keys,
     )

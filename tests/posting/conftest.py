@@ -113,3 +113,22 @@ class Client:
             path, data=orjson.dumps(body) if body is not None else b"", headers=headers
         )
         return self._decode(nsid, response.status_code, await response.get_data())
+
+    async def raw(
+        self,
+        nsid: str,
+        data: bytes,
+        *,
+        params: Mapping[str, str],
+        token: str | None = None,
+        viewer: str | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> tuple[int, Any]:
+        """A procedure whose body is bytes (image uploads)."""
+        from urllib.parse import urlencode
+
+        headers = {**self._headers(viewer, token), "Content-Type": content_type}
+        response = await self._client.post(
+            f"/xrpc/{nsid}?{urlencode(params)}", data=data, headers=headers
+        )
+        return self._decode(nsid, response.status_code, await response.get_data())
