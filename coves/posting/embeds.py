@@ -23,7 +23,7 @@ import grapheme
 import trio
 
 from coves.identity.errors import IdentityError
-from coves.identity.resolver import IdentityResolver
+from coves.identity.resolver import Identity, IdentityResolver
 from coves.logs import get_logger
 from coves.media.images import ImageLimits
 from coves.unfurl.providers import BlueskyPost, bluesky_post
@@ -35,6 +35,7 @@ EXTERNAL = "social.coves.embed.external"
 QUOTE = "social.coves.embed.post"
 
 Upload = Callable[[bytes, str], Awaitable[dict[str, Any]]]
+CACHE_GRACE = 1.0  # seconds beyond the fetch budget for the card cache's reads and writes
 
 
 @dataclass(frozen=True)
@@ -100,16 +101,19 @@ class EmbedPreparer:
             return _with_domain(embed, external)
         thumb: Thumbnail | None = None
         card: LinkCard | None = None
-        with trio.move_on_after(self.timeout):
+        # Each fetch gets what is left of the budget as its own deadline, so a slow
+        # site fails inside the unfurler (and counts for its breaker); the outer
+        # scope, a little longer, only bounds the rest (cache reads and writes).
+        deadline = trio.current_time() + self.timeout
+        with trio.move_on_at(deadline + CACHE_GRACE):
             if not (external.get("title") and external.get("description")) or (
                 not external.get("thumb") and thumbnail_url is None
             ):
                 card = await self.unfurler.card(uri, timeout=self.timeout)
             image = thumbnail_url or (card.image if card is not None else None)
-            if not external.get("thumb") and image:
-                thumb = await self.unfurler.thumbnail(
-                    image, self.limits.thumb, timeout=self.timeout
-                )
+            left = deadline - trio.current_time()
+            if not external.get("thumb") and image and left > 0:
+                thumb = await self.unfurler.thumbnail(image, self.limits.thumb, timeout=left)
         if card is not None:
             if not external.get("title") and card.title:
                 external["title"] = clip(card.title, self.limits.title)
@@ -127,15 +131,19 @@ class EmbedPreparer:
     async def _quote(self, post: BlueskyPost) -> dict[str, Any] | None:
         if self.identity is None or self.unfurler is None:
             return None
-        with trio.move_on_after(self.timeout):
+        deadline = trio.current_time() + self.timeout
+        who: Identity | None = None
+        with trio.move_on_at(deadline):
             try:
                 who = await self.identity.resolve_actor(post.actor)
             except IdentityError as exc:
                 log.info("quoted Bluesky post: author not resolved", reason=exc.reason)
                 return None
-            if who.pds_url is None:
-                return None
-            ref = await self.unfurler.quoted_post(post, who.pds_url, who.did, timeout=self.timeout)
+        left = deadline - trio.current_time()
+        if who is None or who.pds_url is None or left <= 0:
+            return None
+        with trio.move_on_at(deadline + CACHE_GRACE):
+            ref = await self.unfurler.quoted_post(post, who.pds_url, who.did, timeout=left)
             if ref is not None:
                 return {"$type": QUOTE, "post": {"uri": ref.uri, "cid": ref.cid}}
         return None
