@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 from selectolax.lexbor import LexborHTMLParser
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_HEAD_END = re.compile(r"</head\s*>|<body[\s>]", re.I)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ def absolute_http_url(value: str | None, base: str) -> str | None:
 
 
 def parse_page(html: str, url: str) -> PageMeta:
-    tree = LexborHTMLParser(html)
+    # The tags live in <head>: the body (often most of the page) is never parsed.
+    end = _HEAD_END.search(html)
+    tree = LexborHTMLParser(html[: end.start()] if end else html)
     props: dict[str, str] = {}
     for node in tree.css("meta"):
         attrs = node.attributes
