@@ -32,6 +32,7 @@ from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
+from coves.oauth.service import OAuthService
 from coves.pds.services import PdsServices
 from coves.posting.service import PostService
 from coves.respcache import ResponseCache
@@ -62,6 +63,8 @@ class AppContext:
     response_cache: ResponseCache = field(default_factory=ResponseCache)
     # PDS calls and write-then-index; tests may pass their own (a fault transport).
     pds_services: PdsServices | None = None
+    # Sign-in through Coves and users' OAuth sessions (writes into their repos).
+    oauth: OAuthService | None = None
     # Aggregators: domain-proof registration and API keys (coves.aggregators).
     aggregators: AggregatorRegistrar | None = None
     api_keys: ApiKeys | None = None
@@ -103,11 +106,13 @@ def build_context(
     """The production context: lexicons, identity resolution, authentication, did:web queue."""
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
+    from coves.oauth.service import build_oauth_service
     from coves.posting.build import outbound_fetcher
 
     metrics = metrics if metrics is not None else Metrics()
     fetcher = build_fetcher(settings)
     identity = build_resolver(settings, db, fetcher, metrics=metrics)
+    oauth = build_oauth_service(settings, db, fetcher, identity)
     api_keys = ApiKeys(db)
     return AppContext(
         settings=settings,
@@ -116,8 +121,11 @@ def build_context(
         health=health,
         lexicons=LexiconRegistry.load(),
         identity=identity,
-        authenticator=build_authenticator(settings, identity, fetcher, api_keys=api_keys),
+        authenticator=build_authenticator(
+            settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys
+        ),
         didweb=HostedByQueue(),
+        oauth=oauth,
         aggregators=AggregatorRegistrar(db, outbound_fetcher(settings), identity),
         api_keys=api_keys,
     )

@@ -10,6 +10,7 @@ from coves.auth.authenticator import ApiKeyVerifier, CovesAuthenticator
 from coves.auth.nonces import DpopNonces
 from coves.auth.oauth import JwksCache, OAuthTokenVerifier
 from coves.auth.service_auth import DocumentSource, ServiceAuthVerifier
+from coves.auth.session import SessionVerifier
 from coves.config import Settings
 from coves.logs import get_logger
 from coves.net import SafeFetcher
@@ -43,6 +44,7 @@ def build_authenticator(
     documents: DocumentSource,
     fetcher: SafeFetcher | None = None,
     *,
+    sessions: SessionVerifier | None = None,
     api_keys: ApiKeyVerifier | None = None,
 ) -> CovesAuthenticator:
     if settings.auth_skip_verify:
@@ -56,5 +58,9 @@ def build_authenticator(
     )
     oauth = build_oauth(settings, fetcher) if fetcher is not None else None
     return CovesAuthenticator(
-        service_auth, oauth, skip_verify=settings.auth_skip_verify, api_keys=api_keys
+        service_auth,
+        oauth,
+        sessions=sessions,
+        skip_verify=settings.auth_skip_verify,
+        api_keys=api_keys,
     )

@@ -189,21 +189,76 @@ class SafeFetcher:
         for callers that only need its beginning (an HTML head). ``timeout``:
         an overall deadline shorter than the fetcher's own.
         """
+        request_headers = {"Accept": accept, "Accept-Encoding": "identity", **(headers or {})}
+        return await self._guarded(
+            "GET",
+            url,
+            request_headers,
+            None,
+            max_bytes,
+            any_status=False,
+            follow_redirects=follow_redirects,
+            truncate=truncate,
+            timeout=timeout,
+        )
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        max_bytes: int | None = None,
+    ) -> FetchResponse:
+        """One request of any method with the same guards as :meth:`get`.
+
+        Every status is returned rather than raised: protocols such as OAuth
+        put the information the caller needs (``use_dpop_nonce``, error
+        codes) in non-2xx answers. Transport failures still raise.
+        """
+        request_headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
+        request_headers.update(headers or {})
+        return await self._guarded(
+            method, url, request_headers, content, max_bytes, any_status=True
+        )
+
+    async def _guarded(
+        self,
+        method: str,
+        url: str,
+        request_headers: dict[str, str],
+        content: bytes | None,
+        max_bytes: int | None,
+        *,
+        any_status: bool,
+        follow_redirects: int = 0,
+        truncate: bool = False,
+        timeout: float | None = None,
+    ) -> FetchResponse:
         limit = self.max_bytes if max_bytes is None else max_bytes
         total = self._total_timeout if timeout is None else min(timeout, self._total_timeout)
-        request_headers = {"Accept": accept, "Accept-Encoding": "identity", **(headers or {})}
         try:
             with trio.fail_after(total):
                 hops = 0
                 while True:
-                    response = await self._get_checked(url, request_headers, limit, truncate)
-                    location = response.headers.get("location")
-                    if response.status not in REDIRECT_STATUSES:
+                    await self._check(url)
+                    response = await self._request(
+                        method,
+                        url,
+                        request_headers,
+                        content,
+                        limit,
+                        any_status=any_status,
+                        truncate=truncate,
+                    )
+                    if any_status or response.status not in REDIRECT_STATUSES:
                         return response
+                    location = response.headers.get("location")
                     if hops >= follow_redirects or not location:
                         raise BadStatus(response.status, url)
                     hops += 1
-                    url = urljoin(url, location)
+                    url = urljoin(url, location)  # checked again, like the first URL
         except trio.TooSlowError:
             raise FetchTimeout(f"{url} took longer than {total}s") from None
         except httpx.TimeoutException:
@@ -211,9 +266,8 @@ class SafeFetcher:
         except httpx.HTTPError as exc:
             raise Unreachable(f"{url}: {type(exc).__name__}") from None
 
-    async def _get_checked(
-        self, url: str, headers: dict[str, str], limit: int, truncate: bool
-    ) -> FetchResponse:
+    async def _check(self, url: str) -> None:
+        """Refuse anything but an absolute http(s) URL to public addresses."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise NotAllowed(f"only absolute http(s) URLs may be fetched: {url!r}")
@@ -230,16 +284,23 @@ class SafeFetcher:
             self._resolve,
             allow_private=self._allow_private or host.lower() in self._trusted,
         )
-        return await self._get(url, headers, limit, truncate)
 
-    async def _get(
-        self, url: str, headers: dict[str, str], limit: int, truncate: bool = False
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        limit: int,
+        *,
+        any_status: bool,
+        truncate: bool = False,
     ) -> FetchResponse:
-        async with self._client.stream("GET", url, headers=headers) as response:
+        async with self._client.stream(method, url, headers=headers, content=content) as response:
             status = response.status_code
-            if status in REDIRECT_STATUSES:
+            if not any_status and status in REDIRECT_STATUSES:
                 return FetchResponse(url, status, dict(response.headers), b"")
-            if not 200 <= status < 300:
+            if not any_status and not 200 <= status < 300:
                 raise BadStatus(status, url)
             declared = response.headers.get("content-length")
             if (

@@ -85,6 +85,8 @@ class Endpoint:
     # subscriptions, blocks): the indexer drops them when it applies one.
     # Capped by VIEWER_CACHE_SECONDS.
     viewer_cache_seconds: float = 0.0
+    # Limit classes counted per authenticated account (its DID), not per address.
+    viewer_limits: tuple[str, ...] = ()
     # A larger request body than MAX_REQUEST_BODY_BYTES (procedures carrying images).
     max_body: int | None = None
     # Procedures whose input is not JSON (an image upload) get the bytes as a
@@ -109,6 +111,7 @@ class Router:
         *,
         cache_seconds: float = 0.0,
         viewer_cache_seconds: float = 0.0,
+        viewer_limits: tuple[str, ...] = (),
         raw_body: bool = False,
         max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
@@ -123,6 +126,7 @@ class Router:
                 limits,
                 cache_seconds,
                 viewer_cache_seconds,
+                viewer_limits,
                 max_body=max_body,
                 raw_body=raw_body,
             )
@@ -154,10 +158,19 @@ class Router:
         *,
         auth: AuthPolicy = AuthPolicy.REQUIRED,
         limits: tuple[str, ...] = (),
+        viewer_limits: tuple[str, ...] = (),
         raw_body: bool = False,
         max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
-        return self._add("procedure", nsid, auth, limits, raw_body=raw_body, max_body=max_body)
+        return self._add(
+            "procedure",
+            nsid,
+            auth,
+            limits,
+            viewer_limits=viewer_limits,
+            raw_body=raw_body,
+            max_body=max_body,
+        )
 
     def alias(self, nsid: str, target: str) -> None:
         """Serve ``nsid`` with the same handler as ``target`` (kept names for old clients)."""

@@ -19,17 +19,17 @@ def _service(req: XRPCRequest) -> PostService:
     return req.ctx.posts
 
 
-@router.procedure("social.coves.community.post.create")
+@router.procedure("social.coves.community.post.create", viewer_limits=("user_writes",))
 async def post_create(req: XRPCRequest) -> Any:
     return await _service(req).create(req.require_viewer(), req.body)
 
 
-@router.procedure("social.coves.community.post.update")
+@router.procedure("social.coves.community.post.update", viewer_limits=("user_writes",))
 async def post_update(req: XRPCRequest) -> Any:
     return await _service(req).update(req.require_viewer(), req.body)
 
 
-@router.procedure("social.coves.community.post.delete")
+@router.procedure("social.coves.community.post.delete", viewer_limits=("user_writes",))
 async def post_delete(req: XRPCRequest) -> Any:
     return await _service(req).delete(req.require_viewer(), req.body)
 
@@ -37,6 +37,7 @@ async def post_delete(req: XRPCRequest) -> Any:
 @router.procedure(
     "social.coves.community.post.uploadImage",
     limits=("uploads",),
+    viewer_limits=("user_writes",),
     raw_body=True,
     max_body=IMAGE_UPLOAD_MAX_BYTES,
 )
