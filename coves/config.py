@@ -401,6 +401,40 @@ VARS: tuple[Var, ...] = (
         "10",
     ),
     Var(
+        "ADMISSION_MAX_CONCURRENCY",
+        "admission_max_concurrency",
+        _int(0, 100_000),
+        32,
+        "most XRPC requests one process handles at once; more wait in a queue; "
+        "0 turns admission control off",
+        "32",
+    ),
+    Var(
+        "ADMISSION_MAX_QUEUE",
+        "admission_max_queue",
+        _int(0, 1_000_000),
+        512,
+        "most XRPC requests waiting for a slot per process; beyond it they get 503 at once",
+        "512",
+    ),
+    Var(
+        "ADMISSION_QUEUE_TIMEOUT_MS",
+        "admission_queue_timeout_ms",
+        _int(1, 600_000),
+        500,
+        "longest a request waits for a slot before 503; also refused at once when the "
+        "queue ahead would take longer",
+        "500",
+    ),
+    Var(
+        "ADMISSION_RETRY_AFTER_SECONDS",
+        "admission_retry_after_seconds",
+        _int(1, 3600),
+        1,
+        "Retry-After sent with a 503 from admission control",
+        "1",
+    ),
+    Var(
         "PLC_DIRECTORY_URL",
         "plc_url",
         _url("http", "https"),
@@ -589,6 +623,10 @@ class Settings:
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
     shutdown_grace_seconds: float = 10.0
+    admission_max_concurrency: int = 32
+    admission_max_queue: int = 512
+    admission_queue_timeout_ms: int = 500
+    admission_retry_after_seconds: int = 1
     plc_url: str = "https://plc.directory"
     identity_cache_ttl_seconds: int = 86_400
     identity_negative_ttl_seconds: int = 300
@@ -744,12 +782,15 @@ def test_settings(**overrides: Any) -> Settings:
     The response micro-caches are off: most tests read right after writing and
     check the handler's answer, not a copy up to a second old. The tests of
     the caches turn them on (``response_cache_seconds``, ``viewer_cache_seconds``).
+    Admission control is off too: a test firing many concurrent requests on a
+    slow machine must not see 503s; its own tests turn it on.
     """
     base = Settings(
         jetstream_enabled=False,
         allow_private_network_fetch=True,
         response_cache_seconds=0.0,
         viewer_cache_seconds=0.0,
+        admission_max_concurrency=0,
     )
     return base.replace(**overrides)
 
