@@ -148,6 +148,19 @@ def _key32(raw: str) -> Secret:
     return Secret(raw.strip())
 
 
+def _gc_thresholds(raw: str) -> tuple[int, ...]:
+    parts = _csv(raw)
+    if not 1 <= len(parts) <= 3:
+        raise ValueError("must be one to three whole numbers (gen0,gen1,gen2)")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError("must be whole numbers") from None
+    if any(v < 0 for v in values):
+        raise ValueError("must not be negative")
+    return values
+
+
 def _log_level(raw: str) -> str:
     return _choice("debug", "info", "warning", "error")(raw)
 
@@ -201,12 +214,39 @@ VARS: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
+        "COVES_WORKERS",
+        "workers",
+        _int(0, 1024),
+        None,
+        "API worker processes `coves serve` runs on the one port, beside one ingesting "
+        "process; 0 runs everything in a single process; unset: one per core",
+        "4",
+    ),
+    Var(
+        "COVES_ROLE",
+        "role",
+        _choice("all", "api", "ingest"),
+        "all",
+        "what `coves serve` runs: all, api (the XRPC workers only) or ingest (the consumer "
+        "and upkeep only); split roles need DATABASE_URL",
+        "api",
+    ),
+    Var(
         "DB_POOL_SIZE",
         "db_pool_size",
         _int(1, 200),
         10,
         "PostgreSQL connections in the pool (also the size of the thread limiter)",
         "20",
+    ),
+    Var(
+        "INGEST_DB_POOL_SIZE",
+        "ingest_db_pool_size",
+        _int(1, 200),
+        4,
+        "PostgreSQL connections the ingesting process keeps for the indexer and upkeep, "
+        "apart from the read pool",
+        "4",
     ),
     Var(
         "DB_STATEMENT_TIMEOUT_MS",
@@ -367,6 +407,15 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
+        "RATE_LIMIT_SYNC_SECONDS",
+        "rate_limit_sync_seconds",
+        _float(0.0),
+        1.0,
+        "how often worker processes add up their rate-limit counts in PostgreSQL; 0 counts "
+        "per process (each allows the full limit)",
+        "1",
+    ),
+    Var(
         "RESPONSE_CACHE_SECONDS",
         "response_cache_seconds",
         _float(0.0),
@@ -391,6 +440,23 @@ VARS: tuple[Var, ...] = (
         0.0,
         "GIL switch interval set when serving (sys.setswitchinterval); 0 keeps Python's 0.005",
         "0.0005",
+    ),
+    Var(
+        "GC_THRESHOLDS",
+        "gc_thresholds",
+        _gc_thresholds,
+        (50_000, 20, 100),
+        "Python's garbage-collector thresholds (gen0,gen1,gen2) set when serving; "
+        "Python's own are 700,10,10",
+        "50000,20,100",
+    ),
+    Var(
+        "GC_FREEZE",
+        "gc_freeze",
+        _bool,
+        True,
+        "move everything allocated during start-up out of the collector's reach (gc.freeze)",
+        "true",
     ),
     Var(
         "SHUTDOWN_GRACE_SECONDS",
@@ -586,6 +652,22 @@ VARS: tuple[Var, ...] = (
         "how many ranked items one hot/top paging session can reach",
         "1000",
     ),
+    Var(
+        "FEED_SNAPSHOT_TTL_SECONDS",
+        "feed_snapshot_ttl_seconds",
+        _float(1.0),
+        3600.0,
+        "how long a hot/top paging session's cursor stays valid",
+        "3600",
+    ),
+    Var(
+        "FEED_SNAPSHOT_MAX_ROWS",
+        "feed_snapshot_max_rows",
+        _int(100),
+        20_000,
+        "most stored listing snapshots; beyond it the oldest go first (their cursors expire)",
+        "20000",
+    ),
 )
 
 
@@ -598,6 +680,9 @@ class Settings:
     port: int = 8081
     data_dir: Path = Path(".coves")
     database_url: Secret | None = None
+    workers: int | None = None
+    role: str = "all"
+    ingest_db_pool_size: int = 4
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 10_000
     db_migrate_on_start: bool = True
@@ -619,9 +704,12 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
+    rate_limit_sync_seconds: float = 1.0
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
+    gc_thresholds: tuple[int, ...] = (50_000, 20, 100)
+    gc_freeze: bool = True
     shutdown_grace_seconds: float = 10.0
     admission_max_concurrency: int = 32
     admission_max_queue: int = 512
@@ -646,6 +734,8 @@ class Settings:
     jetstream_breaker_cooldown_seconds: float = 60.0
     blob_url_template: str = "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
     feed_snapshot_size: int = 1000
+    feed_snapshot_ttl_seconds: float = 3600.0
+    feed_snapshot_max_rows: int = 20_000
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -732,6 +822,13 @@ def _finish(values: dict[str, Any]) -> Settings:
             values["instance_domain"] = ""
     if values["appview_public_url"] is None:
         values["appview_public_url"] = f"https://{values['instance_domain']}"
+
+    if values["role"] != "all" and values["database_url"] is None:
+        problems.append(
+            f"COVES_ROLE={values['role']} runs part of a deployment whose processes share "
+            "one PostgreSQL: set DATABASE_URL (the embedded one is for COVES_ROLE=all); "
+            "example: DATABASE_URL=postgresql://coves:pw@db:5432/coves"
+        )
 
     shortcuts = [
         name

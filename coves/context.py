@@ -27,6 +27,7 @@ from coves.feeds import ReadServices
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
+from coves.invalidation import Invalidation
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.respcache import ResponseCache
@@ -58,11 +59,18 @@ class AppContext:
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
+    # Drops cached views here and, through PostgreSQL, in every other process.
+    invalidation: Invalidation = field(init=False)
 
     def __post_init__(self) -> None:
         # Frozen: the derived parts are set once, here, and never again.
         object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
         object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
+        object.__setattr__(
+            self,
+            "invalidation",
+            Invalidation.on_database(self.db, self.response_cache, self.identity),
+        )
 
 
 def build_context(

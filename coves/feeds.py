@@ -124,7 +124,7 @@ class ReadServices:
         blobs = BlobUrls(settings.blob_url_template)
         return cls(
             cursors=CursorCodec(settings.cursor_secret),
-            snapshots=SnapshotStore(db),
+            snapshots=SnapshotStore(db, ttl_seconds=settings.feed_snapshot_ttl_seconds),
             posts=PostHydrator(
                 db, blobs, instance_did=settings.instance_did, default_pds=settings.pds_url
             ),
