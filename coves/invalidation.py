@@ -66,12 +66,22 @@ class Invalidation:
 
     @classmethod
     def on_database(
-        cls, db: Database, cache: ResponseCache, identity: IdentityMemory | None = None
+        cls,
+        db: Database,
+        cache: ResponseCache,
+        identity: IdentityMemory | None = None,
+        *,
+        origin: str | None = None,
     ) -> Invalidation:
         async def publish(payloads: Sequence[str]) -> None:
             await notify(db, CHANNEL, payloads)
 
-        return cls(cache, identity, publish)
+        return cls(cache, identity, publish, origin=origin)
+
+    def via(self, db: Database) -> Invalidation:
+        """The same caches and origin, publishing through ``db`` (the indexer's own pool,
+        so a batch's notifications never queue behind reads)."""
+        return Invalidation.on_database(db, self.cache, self.identity, origin=self.origin)
 
     # -- changes learnt in this process -------------------------------------------------
     async def repos_changed(self, dids: Iterable[str]) -> None:

@@ -185,7 +185,7 @@ async def run_server(
                 name=process_name or role,
                 role=role,
                 metrics=metrics,
-                extra=lambda: {"pool": db.stats().__dict__},
+                extra=lambda: _process_facts(ctx, db),
             )
         )
 
@@ -196,6 +196,15 @@ async def run_server(
             on_ready()
         await _wait_for_signal(lifeline_fd)
         log.info("shutdown requested; draining")
+
+
+def _process_facts(ctx: AppContext, db: Database) -> dict[str, object]:
+    """What this process's heartbeat tells the rest of the deployment besides its children."""
+    stats = db.stats()
+    return {
+        "pool": {"size": stats.size, "inUse": stats.in_use, "waiting": stats.waiting},
+        "responseCache": {"entries": len(ctx.response_cache), "bytes": ctx.response_cache.bytes},
+    }
 
 
 async def _start_api(

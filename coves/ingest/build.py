@@ -57,10 +57,11 @@ def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexe
     its own so queued reads never stand between it and a connection.
     """
     settings = ctx.settings
+    invalidation = ctx.invalidation if db is None else ctx.invalidation.via(db)
     identity_hooks: list[IdentityHook] = []
     if ctx.identity is not None:
         identity_hooks.append(ctx.identity.on_identity_change)  # memory and database cache
-    identity_hooks.append(ctx.invalidation.on_identity_change)  # every other process
+    identity_hooks.append(invalidation.on_identity_change)  # every other process
     return build_indexer(
         db=db or ctx.db,
         instance_did=settings.instance_did,
@@ -71,5 +72,5 @@ def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexe
         on_community_needs_verification=(
             ctx.didweb.on_community_needs_verification if ctx.didweb is not None else None
         ),
-        on_commits_applied=[ctx.invalidation.on_commits_applied],
+        on_commits_applied=[invalidation.on_commits_applied],
     )

@@ -142,4 +142,5 @@ def _process_view(row: Row) -> dict[str, Any]:
         "lastSeenSecondsAgo": round(age, 1),
         "uptimeSeconds": round(float(row["uptime_seconds"]), 1),
         "children": details.get("children", {}),
+        **{key: value for key, value in details.items() if key != "children"},
     }

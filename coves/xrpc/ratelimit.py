@@ -169,7 +169,7 @@ class RateLimiter:
         clock: Callable[[], float] = monotonic,
     ) -> None:
         self.classes = {c.name: c for c in classes}
-        self.store: CounterStore = store or MemoryStore()
+        self.store: CounterStore = store if store is not None else MemoryStore()
         self._clock = clock
 
     def check(self, class_name: str, client: str) -> Decision:

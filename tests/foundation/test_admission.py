@@ -9,7 +9,6 @@ test does the same over a real socket.
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -26,6 +25,7 @@ from coves.xrpc.dispatch import XrpcASGI
 from coves.xrpc.routing import Router, XRPCRequest
 from nurseries.xrpc_server import XRPCServer
 from tests.foundation.conftest import offline_context
+from tests.support.pool import saturated
 
 PEER = {"client": ("203.0.113.9", 50000)}
 
@@ -337,25 +337,12 @@ async def test_overload_over_a_real_socket(ctx: AppContext) -> None:
 
 async def test_health_ping_is_not_queued_behind_a_saturated_pool(ctx: AppContext) -> None:
     """Every pooled connection busy and more work queued: the ping still answers."""
-    db = ctx.db
-    hold = threading.Event()
-
-    def busy(conn: Any) -> None:
-        hold.wait(20)
-
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            for _ in range(db.pool_size + 3):
-                nursery.start_soon(db.run, busy)
-            while db.stats().waiting < 3:
-                await trio.sleep(0.01)
-            try:
-                with trio.fail_after(3):
-                    assert await db.ping() is True
-                health = await create_app(ctx, {}).test_client().get("/xrpc/_health")
-                assert health.status_code == 200
-            finally:
-                hold.set()
+        async with saturated(ctx.db, queued=3):
+            with trio.fail_after(3):
+                assert await ctx.db.ping() is True
+            health = await create_app(ctx, {}).test_client().get("/xrpc/_health")
+            assert health.status_code == 200
 
 
 async def test_ping_reconnects_after_its_connection_is_lost(ctx: AppContext) -> None:
