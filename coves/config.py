@@ -11,18 +11,20 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from coves.secrets import Secret
+from coves.secrets import Secret, SecretBox
 
 Env = Literal["development", "production"]
 
 DEV_CURSOR_SECRET = "dev-cursor-secret-change-in-production"  # noqa: S105
 DEV_ENCRYPTION_KEY = base64.b64encode(b"coves-development-only-key-32byt").decode()
+DEV_OAUTH_SEAL_SECRET = base64.b64encode(b"coves-dev-only-oauth-seal-secret").decode()
 DEFAULT_JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 
 
@@ -122,6 +124,14 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _ws_urls(raw: str) -> tuple[str, ...]:
+    parse = _url("ws", "wss")
+    urls = tuple(parse(item) for item in _csv(raw))
+    if len(set(urls)) != len(urls):
+        raise ValueError("lists the same URL twice")
+    return urls
+
+
 def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     nets = []
     for item in _csv(raw):
@@ -159,6 +169,50 @@ def _gc_thresholds(raw: str) -> tuple[int, ...]:
     if any(v < 0 for v in values):
         raise ValueError("must not be negative")
     return values
+
+
+def _p256_private_key(raw: str) -> Secret:
+    """A P-256 private key as 64 hex digits or multibase (``z`` + p256-priv multicodec)."""
+    from coves.atproto.keys import KeyError_, parse_p256_private
+
+    try:
+        return Secret(parse_p256_private(raw.strip()).to_hex())
+    except KeyError_ as exc:
+        raise ValueError(f"is not a P-256 private key ({exc})") from None
+
+
+def _redirect_urls(raw: str) -> tuple[str, ...]:
+    """Absolute redirect targets (web URLs or app URIs such as social.coves:/callback)."""
+    items = _csv(raw)
+    for item in items:
+        parts = urlsplit(item)
+        web = parts.scheme in ("http", "https")
+        if not parts.scheme or parts.fragment or (web and not parts.netloc):
+            raise ValueError(f"{item!r} is not an absolute redirect URL without a #fragment")
+    return items
+
+
+def _keys32(raw: str) -> tuple[Secret, ...]:
+    keys = []
+    for position, item in enumerate(_csv(raw), start=1):
+        try:
+            keys.append(_key32(item))
+        except ValueError as exc:
+            raise ValueError(f"key {position} {exc}") from None
+    return tuple(keys)
+
+
+def _database_url(raw: str) -> Secret:
+    """A PostgreSQL URL or libpq ``key=value`` string; other databases' URLs are refused."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if "://" in value:
+        if urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL (Coves runs on PostgreSQL only)")
+    elif "=" not in value:
+        raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+    return Secret(value)
 
 
 def _log_level(raw: str) -> str:
@@ -207,7 +261,7 @@ VARS: tuple[Var, ...] = (
     Var(
         "DATABASE_URL",
         "database_url",
-        _secret,
+        _database_url,
         None,
         "external PostgreSQL connection URL; when unset Coves runs its own embedded PostgreSQL",
         "postgresql://coves:pw@db:5432/coves",
@@ -343,6 +397,16 @@ VARS: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
+        "ENCRYPTION_OLD_KEYS",
+        "encryption_old_keys",
+        _keys32,
+        (),
+        "comma-separated earlier ENCRYPTION_KEY values: they still open what they sealed "
+        "until `coves rotate-key` has re-sealed it with ENCRYPTION_KEY",
+        "<old base64 key>",
+        secret=True,
+    ),
+    Var(
         "AUTH_SKIP_VERIFY",
         "auth_skip_verify",
         _bool,
@@ -414,6 +478,15 @@ VARS: tuple[Var, ...] = (
         "how often worker processes add up their rate-limit counts in PostgreSQL; 0 counts "
         "per process (each allows the full limit)",
         "1",
+    ),
+    Var(
+        "RATE_LIMIT_USER_WRITES",
+        "rate_limit_user_writes",
+        _int(1),
+        60,
+        "writes per minute per signed-in account through Coves (votes, comments, "
+        "subscriptions, blocks, profile)",
+        "60",
     ),
     Var(
         "RESPONSE_CACHE_SECONDS",
@@ -541,6 +614,51 @@ VARS: tuple[Var, ...] = (
         "https://bsky.social",
     ),
     Var(
+        "OAUTH_SEAL_SECRET",
+        "oauth_seal_secret",
+        _key32,
+        None,
+        "base64 of 32 random bytes; seals the session tokens handed to signed-in clients "
+        "(required in production; changing it signs everyone out)",
+        "<base64 of 32 bytes>",
+        secret=True,
+    ),
+    Var(
+        "OAUTH_CLIENT_PRIVATE_KEY",
+        "oauth_client_private_key",
+        _p256_private_key,
+        None,
+        "P-256 private key (hex or multibase) of the confidential OAuth client, published as "
+        "/oauth-client-keys.json (required in production; `coves oauth-keygen` makes one)",
+        "<z... multibase>",
+        secret=True,
+    ),
+    Var(
+        "OAUTH_CLIENT_KEY_ID",
+        "oauth_client_key_id",
+        str.strip,
+        None,
+        "kid of the OAuth client key; defaults to a prefix of its JWK thumbprint",
+        "coves-2026-01",
+    ),
+    Var(
+        "OAUTH_WEB_REDIRECTS",
+        "oauth_web_redirects",
+        _redirect_urls,
+        (),
+        "where the web sign-in may send the browser back to (scheme, host and path must "
+        "match one exactly); the first is the default; empty means APPVIEW_PUBLIC_URL/",
+        "https://coves.social/api/auth/callback",
+    ),
+    Var(
+        "OAUTH_MOBILE_REDIRECTS",
+        "oauth_mobile_redirects",
+        _redirect_urls,
+        ("social.coves:/callback",),
+        "app redirect URIs the mobile sign-in may hand the session token to",
+        "social.coves:/callback",
+    ),
+    Var(
         "JETSTREAM_URL",
         "jetstream_url",
         _url("ws", "wss"),
@@ -637,6 +755,33 @@ VARS: tuple[Var, ...] = (
         "60",
     ),
     Var(
+        "FIREHOSE_URL",
+        "firehose_urls",
+        _ws_urls,
+        (),
+        "comma-separated PDS or relay firehoses (com.atproto.sync.subscribeRepos) to index,"
+        " each with its own seq cursor; set JETSTREAM_ENABLED=false to index from them alone",
+        "wss://pds.coves.social",
+    ),
+    Var(
+        "FIREHOSE_VERIFY",
+        "firehose_verify",
+        _bool,
+        False,
+        "check each firehose commit's signature against the repo's #atproto key and prove"
+        " its operations in the signed tree; failures are dead-lettered",
+        "true",
+    ),
+    Var(
+        "FIREHOSE_IDLE_TIMEOUT_SECONDS",
+        "firehose_idle_timeout_seconds",
+        _float(1.0),
+        600.0,
+        "reconnect a firehose that sent no frame for this long (a quiet PDS sends nothing;"
+        " pings still detect a dead connection)",
+        "600",
+    ),
+    Var(
         "BLOB_URL_TEMPLATE",
         "blob_url_template",
         str.strip,
@@ -696,6 +841,7 @@ class Settings:
     pds_url: str = "http://localhost:3001"
     cursor_secret: Secret = field(default_factory=lambda: Secret(DEV_CURSOR_SECRET))
     encryption_key: Secret = field(default_factory=lambda: Secret(DEV_ENCRYPTION_KEY))
+    encryption_old_keys: tuple[Secret, ...] = ()
     auth_skip_verify: bool = False
     skip_did_web_verification: bool = False
     allow_private_network_fetch: bool = False
@@ -705,6 +851,7 @@ class Settings:
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
     rate_limit_sync_seconds: float = 1.0
+    rate_limit_user_writes: int = 60
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
@@ -720,6 +867,11 @@ class Settings:
     identity_negative_ttl_seconds: int = 300
     service_auth_max_lifetime_seconds: int = 300
     oauth_issuers: tuple[str, ...] = ()
+    oauth_seal_secret: Secret = field(default_factory=lambda: Secret(DEV_OAUTH_SEAL_SECRET))
+    oauth_client_private_key: Secret | None = None
+    oauth_client_key_id: str | None = None
+    oauth_web_redirects: tuple[str, ...] = ()
+    oauth_mobile_redirects: tuple[str, ...] = ("social.coves:/callback",)
     jetstream_url: str = DEFAULT_JETSTREAM_URL
     jetstream_enabled: bool = True
     jetstream_rewind_seconds: float = 5.0
@@ -732,6 +884,9 @@ class Settings:
     jetstream_max_message_bytes: int = 8 * 1024 * 1024
     jetstream_breaker_threshold: int = 5
     jetstream_breaker_cooldown_seconds: float = 60.0
+    firehose_urls: tuple[str, ...] = ()
+    firehose_verify: bool = False
+    firehose_idle_timeout_seconds: float = 600.0
     blob_url_template: str = "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
     feed_snapshot_size: int = 1000
     feed_snapshot_ttl_seconds: float = 3600.0
@@ -752,12 +907,16 @@ class Settings:
             return self.log_format
         return "json" if self.is_production else "console"
 
+    def secret_box(self) -> SecretBox:
+        """The box that seals with ENCRYPTION_KEY and opens with it or ENCRYPTION_OLD_KEYS."""
+        return SecretBox(self.encryption_key, old_keys=self.encryption_old_keys)
+
     def redacted(self) -> dict[str, str]:
         """Every variable with its effective value, secrets masked."""
         out: dict[str, str] = {}
         for var in VARS:
             value = getattr(self, var.attr)
-            if value is None:
+            if value is None or (var.secret and value == ()):
                 out[var.name] = "(unset)"
             elif var.secret:
                 out[var.name] = "(set, redacted)"
@@ -842,15 +1001,8 @@ def _finish(values: dict[str, Any]) -> Settings:
     if production:
         for name in shortcuts:
             problems.append(f"{name}=true is a development shortcut and is refused in production")
-        for name, attr, dev_default in (
-            ("CURSOR_SECRET", "cursor_secret", DEV_CURSOR_SECRET),
-            ("ENCRYPTION_KEY", "encryption_key", DEV_ENCRYPTION_KEY),
-        ):
-            secret = values[attr]
-            if secret is None:
-                problems.append(f"{name} must be set in production; example: {name}=<random>")
-            elif secret.reveal() == dev_default:
-                problems.append(f"{name} is the development default and is refused in production")
+        problems.extend(_production_secret_problems(values))
+        problems.extend(_production_oauth_problems(values))
         if values["database_url"] is None:
             warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
         if did == "did:web:localhost":
@@ -858,6 +1010,8 @@ def _finish(values: dict[str, Any]) -> Settings:
                 "INSTANCE_DID is the development default; "
                 "example: INSTANCE_DID=did:web:coves.social"
             )
+        else:
+            problems.extend(_production_identity_problems(values))
     else:
         for name in shortcuts:
             warnings.append(f"{name}=true: development shortcut active")
@@ -867,10 +1021,120 @@ def _finish(values: dict[str, Any]) -> Settings:
         if values["encryption_key"] is None:
             values["encryption_key"] = Secret(DEV_ENCRYPTION_KEY)
             warnings.append("ENCRYPTION_KEY unset: using the development default")
+        if values["oauth_seal_secret"] is None:
+            values["oauth_seal_secret"] = Secret(DEV_OAUTH_SEAL_SECRET)
+            warnings.append("OAUTH_SEAL_SECRET unset: using the development default")
     if problems:
         raise ConfigError(problems)
     values["warnings"] = tuple(warnings)
     return Settings(**values)
+
+
+# Spellings of "fill me in" that deploy examples and tutorials use.
+_PLACEHOLDER = re.compile(
+    r"change[\W_]*me|replace[\W_]*me|placeholder|<[^>]*>|your[\W_]*(secret|key|password)",
+    re.IGNORECASE,
+)
+MIN_SECRET_BYTES = 32
+# Names that can never be a public identity: loopback and RFC 2606/6761 reserved names.
+_NON_PUBLIC_SUFFIXES = (".localhost", ".example", ".invalid", ".test", ".local", ".internal")
+_NON_PUBLIC_NAMES = frozenset({"localhost", "example.com", "example.net", "example.org"})
+
+
+def _production_secret_problems(values: dict[str, Any]) -> list[str]:
+    """Secrets must be present, not a development default (compared as bytes), not a
+    placeholder, and long enough to be one."""
+    problems: list[str] = []
+    cursor: Secret | None = values["cursor_secret"]
+    if cursor is None:
+        problems.append("CURSOR_SECRET must be set in production; example: CURSOR_SECRET=<random>")
+    elif cursor.reveal() == DEV_CURSOR_SECRET:
+        problems.append("CURSOR_SECRET is the development default and is refused in production")
+    elif _PLACEHOLDER.search(cursor.reveal()):
+        problems.append("CURSOR_SECRET is a placeholder; generate one: openssl rand -base64 32")
+    elif len(cursor.reveal().encode()) < MIN_SECRET_BYTES or len(set(cursor.reveal())) < 8:
+        problems.append(
+            f"CURSOR_SECRET is too weak: use at least {MIN_SECRET_BYTES} random bytes, "
+            "e.g. openssl rand -base64 32"
+        )
+    dev_key = base64.b64decode(DEV_ENCRYPTION_KEY)
+    key: Secret | None = values["encryption_key"]
+    if key is None:
+        problems.append(
+            "ENCRYPTION_KEY must be set in production; example: ENCRYPTION_KEY=<base64 of 32 bytes>"
+        )
+    elif base64.b64decode(key.reveal()) == dev_key:
+        problems.append("ENCRYPTION_KEY is the development default and is refused in production")
+    elif len(set(base64.b64decode(key.reveal()))) < 8:
+        problems.append("ENCRYPTION_KEY is not random; generate one: openssl rand -base64 32")
+    if any(base64.b64decode(old.reveal()) == dev_key for old in values["encryption_old_keys"]):
+        problems.append(
+            "ENCRYPTION_OLD_KEYS contains the development key, which is refused in production; "
+            "re-seal development data with `coves rotate-key` outside production first"
+        )
+    database_url: Secret | None = values["database_url"]
+    if database_url is not None and _PLACEHOLDER.search(database_url.reveal()):
+        problems.append("DATABASE_URL still contains a placeholder (e.g. CHANGE_ME)")
+    return problems
+
+
+def _production_oauth_problems(values: dict[str, Any]) -> list[str]:
+    """Signing in needs a real seal secret, the confidential client's key and https."""
+    problems: list[str] = []
+    seal: Secret | None = values["oauth_seal_secret"]
+    if seal is None:
+        problems.append(
+            "OAUTH_SEAL_SECRET must be set in production; "
+            "example: OAUTH_SEAL_SECRET=<base64 of 32 bytes>"
+        )
+    elif seal.reveal() == DEV_OAUTH_SEAL_SECRET:
+        problems.append("OAUTH_SEAL_SECRET is the development default and is refused in production")
+    elif len(set(base64.b64decode(seal.reveal()))) < 8:
+        problems.append("OAUTH_SEAL_SECRET is not random; generate one: openssl rand -base64 32")
+    if values["oauth_client_private_key"] is None:
+        problems.append(
+            "OAUTH_CLIENT_PRIVATE_KEY must be set in production (the confidential OAuth "
+            "client's key); make one with `coves oauth-keygen`"
+        )
+    if not values["appview_public_url"].startswith("https://"):
+        problems.append("APPVIEW_PUBLIC_URL must be https in production (OAuth redirects)")
+    return problems
+
+
+def _non_public_host(host: str) -> bool:
+    host = host.strip("[]").lower().rstrip(".")
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return host in _NON_PUBLIC_NAMES or host.endswith(_NON_PUBLIC_SUFFIXES) or "." not in host
+    return not addr.is_global
+
+
+def _production_identity_problems(values: dict[str, Any]) -> list[str]:
+    """A production instance is named by a public domain: its DID document and service
+    endpoint are fetched by other servers, which cannot reach localhost or a placeholder."""
+    problems: list[str] = []
+    did: str = values["instance_did"]
+    if did.startswith("did:web:"):
+        host = did.removeprefix("did:web:").replace("%3A", ":").replace("%3a", ":")
+        if _non_public_host(host.split(":", 1)[0]):
+            problems.append(
+                f"INSTANCE_DID {did} is not a public domain; "
+                "example: INSTANCE_DID=did:web:coves.social"
+            )
+    domain: str = values["instance_domain"]
+    if domain and _non_public_host(domain.split(":", 1)[0]):
+        problems.append(
+            f"INSTANCE_DOMAIN {domain} is not a public domain; "
+            "example: INSTANCE_DOMAIN=coves.social"
+        )
+    public = urlsplit(values["appview_public_url"]).hostname or ""
+    if _non_public_host(public):
+        problems.append(
+            f"APPVIEW_PUBLIC_URL host {public} is not a public domain; "
+            "example: APPVIEW_PUBLIC_URL=https://coves.social"
+        )
+    return problems
 
 
 def test_settings(**overrides: Any) -> Settings:

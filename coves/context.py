@@ -30,6 +30,8 @@ from coves.instance import InstanceKey
 from coves.invalidation import Invalidation
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
+from coves.oauth.service import OAuthService
+from coves.pds.services import PdsServices
 from coves.respcache import ResponseCache
 
 
@@ -56,11 +58,16 @@ class AppContext:
     health: HealthSource | None = None
     # Anonymous and per-viewer read responses; the indexer drops a repo's entries.
     response_cache: ResponseCache = field(default_factory=ResponseCache)
+    # PDS calls and write-then-index; tests may pass their own (a fault transport).
+    pds_services: PdsServices | None = None
+    # Sign-in through Coves and users' OAuth sessions (writes into their repos).
+    oauth: OAuthService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
     # Drops cached views here and, through PostgreSQL, in every other process.
     invalidation: Invalidation = field(init=False)
+    pds: PdsServices = field(init=False)
 
     def __post_init__(self) -> None:
         # Frozen: the derived parts are set once, here, and never again.
@@ -71,6 +78,21 @@ class AppContext:
             "invalidation",
             Invalidation.on_database(self.db, self.response_cache, self.identity),
         )
+        # After the invalidation: writes are indexed with its hooks.
+        object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
+
+
+def default_pds_services(ctx: AppContext) -> PdsServices:
+    """One connection pool; writes indexed by the same indexer the stream uses."""
+    from coves.ingest.build import production_indexer
+    from coves.pds.client import PdsConnections
+    from coves.pds.writes import RepoWriter
+
+    return PdsServices(
+        connections=PdsConnections(metrics=ctx.metrics),
+        writer=RepoWriter(production_indexer(ctx)),
+        instance_url=ctx.settings.pds_url,
+    )
 
 
 def build_context(
@@ -83,10 +105,12 @@ def build_context(
     """The production context: lexicons, identity resolution, authentication, did:web queue."""
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
+    from coves.oauth.service import build_oauth_service
 
     metrics = metrics if metrics is not None else Metrics()
     fetcher = build_fetcher(settings)
     identity = build_resolver(settings, db, fetcher, metrics=metrics)
+    oauth = build_oauth_service(settings, db, fetcher, identity)
     return AppContext(
         settings=settings,
         db=db,
@@ -94,6 +118,7 @@ def build_context(
         health=health,
         lexicons=LexiconRegistry.load(),
         identity=identity,
-        authenticator=build_authenticator(settings, identity, fetcher),
+        authenticator=build_authenticator(settings, identity, fetcher, sessions=oauth.verifier),
         didweb=HostedByQueue(),
+        oauth=oauth,
     )

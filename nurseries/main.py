@@ -47,14 +47,19 @@ def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -
     runtime itself; a factory returns None when configuration disables it.
     Add one line per capability. ``ingest_db`` is the indexer's own pool.
     """
-    from coves.ingest.build import production_indexer
+    from functools import cache
+
+    from coves.ingest.build import production_firehose_sink, production_indexer
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
-    from nurseries.jetstream import jetstream_child
+    from nurseries.jetstream import firehose_children, jetstream_child
 
     settings = ctx.settings
     if ctx.identity is None or ctx.didweb is None:
         raise ValueError("the supervised children need a context from build_context")
+    # One indexer for every stream source (Jetstream, each firehose): each source
+    # keeps its own cursor and session in it.
+    indexer = cache(lambda: production_indexer(ctx, db=ingest_db))
     specs = [
         didweb_child(
             ctx.db,
@@ -66,8 +71,11 @@ def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -
         ),
         handles_child(ctx.db, ctx.identity),
         # The consumer last: its hooks feed the verifier and the identity caches.
-        jetstream_child(
-            settings, lambda: production_indexer(ctx, db=ingest_db), metrics=ctx.metrics
+        jetstream_child(settings, indexer, metrics=ctx.metrics),
+        *firehose_children(
+            settings,
+            lambda url: production_firehose_sink(ctx, indexer(), url),
+            metrics=ctx.metrics,
         ),
     ]
     return [spec for spec in specs if spec is not None]
@@ -161,8 +169,7 @@ async def run_server(
                 application_name="coves-ingest",
             )
             await supervisor.start(database_spec("ingest-database", ingest_db))
-        if migrate_on_start:
-            await migrate(db)
+        await check_database(db, settings, migrate_on_start=migrate_on_start)
         ctx = build_context(settings, db, metrics=metrics, health=supervisor)
         runtime.ctx = ctx
         install_pool_metrics(metrics, db, supervisor)
@@ -271,6 +278,25 @@ async def _wait_for_signal(lifeline_fd: int | None = None) -> None:
                 log.info("signal received", signal=signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 return
+
+
+class RefusedToStart(Exception):
+    """Coves cannot serve as configured; the message says why, in one line."""
+
+
+async def check_database(db: Database, settings: Settings, *, migrate_on_start: bool) -> None:
+    """The schema is current and the encryption keys open what the database holds."""
+    from coves.db.migrate import MigrationError, require_current_schema
+    from coves.rotation import SealedDataError, check_sealed_data
+
+    try:
+        if migrate_on_start:
+            await migrate(db)
+        else:
+            await require_current_schema(db)
+        await check_sealed_data(db, settings.secret_box())
+    except (MigrationError, SealedDataError) as exc:
+        raise RefusedToStart(str(exc)) from None
 
 
 def install_pool_metrics(metrics: Metrics, db: Database, supervisor: Supervisor) -> None:
