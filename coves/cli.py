@@ -188,7 +188,9 @@ async def _run(
             workers=workers,
             role=role,
             migrate_on_start=migrate_on_start,
-            env_file=args.env_file if args.env_file.is_file() else None,
+            env_file=args.env_file
+            if args.env_file is not None and args.env_file.is_file()
+            else None,
             metrics=metrics,
         )
         return
