@@ -36,10 +36,9 @@ import trio
 from coves.config import Settings
 from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres
-from coves.db.migrate import migrate
 from coves.logs import get_logger
 from coves.metrics import MULTIPROCESS_ENV, Metrics, multiprocess_dir
-from nurseries.main import Runtime, _wait_for_signal, database_spec
+from nurseries.main import Runtime, _wait_for_signal, check_database, database_spec
 from nurseries.supervisor import ChildSpec, RestartPolicy, open_supervisor
 from nurseries.upkeep import heartbeat_child
 
@@ -220,8 +219,8 @@ async def run_deployment(
             conninfo = settings.database_url.reveal()
         db = Database(conninfo, pool_size=2, statement_timeout_ms=settings.db_statement_timeout_ms)
         runtime.db = await supervisor.start(database_spec("database", db))
-        if migrate_on_start:
-            await migrate(db)
+        # Refuses (exit 2, one line) before any worker starts, as one process would.
+        await check_database(db, settings, migrate_on_start=migrate_on_start)
         env = child_env(embedded_conninfo)
         grace = settings.shutdown_grace_seconds + 5.0
         if role == "all":
