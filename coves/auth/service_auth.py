@@ -77,7 +77,8 @@ class ServiceAuthVerifier:
         issuer = iss.split("#", 1)[0]  # a #fragment on iss is legacy; the DID is what counts
         if not is_valid_did(issuer):
             raise AuthFailure("malformed", "service auth iss is not a DID")
-        if payload.get("aud") not in self._audiences:
+        aud = payload.get("aud")
+        if not isinstance(aud, str) or aud not in self._audiences:
             raise AuthFailure("bad_audience", "service auth token is for another service")
         if payload.get("lxm") != nsid:
             raise AuthFailure("bad_lxm", "service auth token is not for this method")

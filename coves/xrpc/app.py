@@ -57,10 +57,10 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
 
     @app.route("/xrpc/<nsid>", methods=sorted(XRPC_METHODS))
     async def xrpc_placeholder(nsid: str) -> Response:
-        # Never reached: XrpcASGI answers these methods on /xrpc/<nsid> before
-        # Quart sees them. The rule is here so that other methods get Quart's
-        # 405 (the path exists), not 404.
-        raise RuntimeError(f"/xrpc/{nsid} reached Quart")
+        # XrpcASGI answers these methods on /xrpc/<nsid> before Quart sees them,
+        # except on _health (GET/HEAD only). The rule is here so that other
+        # methods get Quart's 405 (the path exists), not 404.
+        return error_response(XRPCError(405, "InvalidRequest", "method not allowed"))
 
     @app.route("/xrpc/_health", methods=["GET", "HEAD"])
     async def health() -> Response:

@@ -80,6 +80,24 @@ def too_large() -> XRPCError:
     )
 
 
+def _refuse_nul(params: Mapping[str, list[str]]) -> None:
+    """NUL is no character of any text we store (PostgreSQL refuses it): a 400, not a 500."""
+    for key, values in params.items():
+        if "\x00" in key or any("\x00" in value for value in values):
+            name = key.replace("\x00", "\\0")
+            raise XRPCError(400, "InvalidRequest", f"parameter {name!r} contains a NUL character")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class _Reply:
     __slots__ = ("body", "content_type", "headers", "status")
 
@@ -155,8 +173,8 @@ class XrpcASGI:
             method: str = scope["method"]
             if path.startswith("/xrpc/") and method in METHODS:
                 nsid = path[6:]
-                operational = nsid == "_health" and method in ("GET", "HEAD")
-                if nsid and "/" not in nsid and not operational:
+                # _health is Quart's (its other methods get Quart's 405), CORS preflight ours.
+                if nsid and "/" not in nsid and (nsid != "_health" or method == "OPTIONS"):
                     await self.dispatch(nsid, method, scope, receive, send)
                     return
         await self.fallback(scope, receive, send)
@@ -321,6 +339,8 @@ class XrpcASGI:
                 errors="werkzeug.url_quote",
             ):
                 raw_params.setdefault(key, []).append(value)
+            if b"%00" in query:  # a raw NUL byte cannot reach us: the HTTP parser refuses it
+                _refuse_nul(raw_params)
 
         async def build() -> CachedResponse | _Reply:
             lexicons = self.lexicons
@@ -416,9 +436,12 @@ class XrpcASGI:
         if content_type and content_type != JSON:
             raise XRPCError(415, "UnsupportedMediaType", f"expected {JSON}, got {content_type}")
         try:
-            return orjson.loads(data)
+            body = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise XRPCError(400, "InvalidRequest", "request body is not valid JSON") from None
+        if b"\\u0000" in data and _has_nul(body):
+            raise XRPCError(400, "InvalidRequest", "request body must not contain NUL characters")
+        return body
 
     def _auth_error(self, failure: AuthFailure) -> XRPCError:
         self.metrics.counter(
