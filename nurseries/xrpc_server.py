@@ -6,14 +6,54 @@ import logging
 from dataclasses import dataclass, field
 from functools import partial
 
+import h11
+import orjson
 import trio
 from hypercorn.config import Config
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
 from coves.logs import get_logger
 
 log = get_logger(__name__)
+
+# What Hypercorn's HTTP/1.1 parser refuses before any application code runs.
+_PROTOCOL_ERRORS = {
+    400: ("InvalidRequest", "malformed HTTP request"),
+    404: ("NotFound", "unknown server name"),
+    408: ("RequestTimeout", "the request took too long to arrive"),
+    413: ("PayloadTooLarge", "request is too large"),
+    414: ("InvalidRequest", "request target is too long"),
+    431: ("RequestHeadersTooLarge", "request headers (with the query string) are too large"),
+    501: ("NotImplemented", "unsupported transfer encoding"),
+}
+
+
+def protocol_error_body(status: int) -> bytes:
+    name, message = _PROTOCOL_ERRORS.get(status, ("InvalidRequest", "bad request"))
+    return orjson.dumps({"error": name, "message": message})
+
+
+async def _send_xrpc_error_response(self: H11Protocol, status_code: int) -> None:
+    """Hypercorn's own error responses (431, 400 from h11, 501 for an unknown
+    transfer-encoding) have an empty body; every answer a client sees from
+    Coves is ``{"error", "message"}``. Hypercorn has no hook for these, so its
+    one method that writes them is replaced (tests/faults/test_wire.py checks
+    each status on a real socket, so a Hypercorn upgrade that moves it fails)."""
+    body = protocol_error_body(status_code)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *self.config.response_headers("h11"),
+    ]
+    await self._send_h11_event(h11.Response(status_code=status_code, headers=headers))
+    await self._send_h11_event(h11.Data(data=body))
+    await self._send_h11_event(h11.EndOfMessage())
+
+
+H11Protocol._send_error_response = _send_xrpc_error_response  # type: ignore[method-assign]
 
 
 @dataclass

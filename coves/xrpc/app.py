@@ -49,6 +49,7 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
     app = QuartTrio("coves")
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_request_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.url_map.merge_slashes = False  # the dispatcher answers "//" paths (XRPC-shaped 308)
     app.extensions["coves"] = ctx
     table = collect_endpoints() if endpoints is None else endpoints
     settings = ctx.settings

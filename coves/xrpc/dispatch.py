@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import structlog
+import trio
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
 
 from coves.auth.base import AuthFailure, AuthInput, AuthPolicy
@@ -78,6 +79,49 @@ def too_large() -> XRPCError:
     return XRPCError(
         413, "PayloadTooLarge", "request body is too large", headers={"Connection": "close"}
     )
+
+
+_BAD_TARGET = XRPCError(400, "InvalidRequest", "the request target must be a path")
+
+
+def _origin_form(scope: Scope) -> Scope | None:
+    """An absolute-form request line (``GET http://host/xrpc/... HTTP/1.1``), which
+    servers must accept (RFC 9112 3.2.2), as the origin-form request it stands for."""
+    parts = urlsplit(scope["path"])
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    path = parts.path or "/"
+    raw = urlsplit(scope["raw_path"].decode("latin-1")).path or "/"
+    return {**scope, "path": path, "raw_path": raw.encode("latin-1")}
+
+
+def _merge_slashes(scope: Scope) -> _Reply:
+    """``//xrpc/...``: a 308 to the one-slash path, relative, so the Location can never
+    name another host (``//host/...`` would), with an XRPC body like every answer."""
+    location = re.sub(r"/{2,}", "/", scope["raw_path"].decode("latin-1"))
+    if scope.get("query_string"):
+        location += "?" + scope["query_string"].decode("latin-1")
+    body = {"error": "PermanentRedirect", "message": f"use {location.split('?', 1)[0]}"}
+    return _Reply(308, orjson.dumps(body), {"Location": location})
+
+
+def _shielded(send: Send) -> Send:
+    """``send`` for the Quart routes, shielded from cancellation.
+
+    Hypercorn finishes a response inside ``send``: the last body message closes
+    the socket (``Connection: close``, HTTP/1.0) or re-arms the keep-alive idle
+    timer. Quart-Trio cancels its request nursery as soon as it sees
+    ``http.disconnect``, which Hypercorn queues from within that same ``send``,
+    so the close or the re-arm was cancelled halfway and the socket stayed open
+    for good. The XRPC dispatcher never reads ``receive`` after the body, so it
+    does not need this.
+    """
+
+    async def send_shielded(message: MutableMapping[str, Any]) -> None:
+        with trio.CancelScope(shield=True):
+            await send(message)
+
+    return send_shielded
 
 
 def _refuse_nul(params: Mapping[str, list[str]]) -> None:
@@ -177,7 +221,17 @@ class XrpcASGI:
                 if nsid and "/" not in nsid and (nsid != "_health" or method == "OPTIONS"):
                     await self.dispatch(nsid, method, scope, receive, send)
                     return
-        await self.fallback(scope, receive, send)
+            elif not path.startswith("/"):
+                origin_form = _origin_form(scope)
+                if origin_form is None:
+                    await self._send(send, _error_reply(_BAD_TARGET, {}))
+                    return
+                await self(origin_form, receive, send)
+                return
+            elif "//" in path:
+                await self._send(send, _merge_slashes(scope))
+                return
+        await self.fallback(scope, receive, _shielded(send))
 
     # -- one request -------------------------------------------------------
 
