@@ -9,6 +9,7 @@ on the Quart-served routes too.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
@@ -180,3 +181,44 @@ async def test_keep_alive_connections_serve_again_after_a_quart_route(port: int)
                 assert headers.get("connection") != "close"
         finally:
             await stream.aclose()
+
+
+async def test_shutdown_gives_in_flight_requests_the_grace_and_idle_ones_none() -> None:
+    """After request_stop: the idle connection closes at once, the slow request is
+    answered, and the server is gone as soon as it is (not after the whole grace)."""
+    from coves.xrpc.routing import Router, XRPCRequest
+
+    router = Router()
+    release = trio.Event()
+
+    @router.query("test.slow")
+    async def slow(req: XRPCRequest) -> Any:
+        await release.wait()
+        return {"done": True}
+
+    db = Database("host=/nonexistent dbname=none", pool_size=1, connect_timeout_s=0.2)
+    ctx = AppContext(settings=test_settings(), db=db, metrics=Metrics())
+    server = XRPCServer(create_app(ctx, router.endpoints), "127.0.0.1", 0, grace=30.0)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(server.run)
+            port = int(binds[0].rsplit(":", 1)[1])
+            idle = await trio.open_tcp_stream("127.0.0.1", port)
+            busy = await trio.open_tcp_stream("127.0.0.1", port)
+            await busy.send_all(b"GET /xrpc/test.slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            await trio.sleep(0.3)
+            started = trio.current_time()
+            server.request_stop()
+            assert await idle.receive_some(100) == b""  # closed at once
+            assert trio.current_time() - started < 2
+            await trio.sleep(0.5)
+            release.set()
+            answer = b""
+            while b'"done":true' not in answer:
+                chunk = await busy.receive_some(65536)
+                assert chunk, "the in-flight request was cut off"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200")
+        assert trio.current_time() - started < 5  # not the 30 s grace
+        await idle.aclose()
+        await busy.aclose()
