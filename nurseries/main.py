@@ -62,8 +62,9 @@ async def _database_child(
     await db.probe()
     await db.open()
     try:
-        task_status.started(db)
-        await trio.sleep_forever()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(db.watch)  # outage detection: fast 503s, automatic recovery
+            task_status.started(db)
     finally:
         with trio.CancelScope(shield=True):
             await db.close()

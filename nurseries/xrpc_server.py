@@ -14,6 +14,7 @@ from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
+from coves.db import fail_fast_on_outage
 from coves.logs import get_logger
 
 log = get_logger(__name__)
@@ -86,6 +87,12 @@ class XRPCServer:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         self._stop = trio.Event()
+        # Every connection task inherits this context: database calls made while
+        # serving a request give up with a 503 when the database stops answering.
+        with fail_fast_on_outage():
+            await self._serve(task_status)
+
+    async def _serve(self, task_status: trio.TaskStatus[list[str]]) -> None:
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(
                 partial(serve, self.app, self.config(), shutdown_trigger=self._stop.wait)

@@ -19,11 +19,12 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from coves import __version__
+from coves.db import DatabaseUnavailable, QueryTimeout
 from coves.errors import XRPCError
 from coves.logs import get_logger
 from coves.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from coves.xrpc.context import AppContext
-from coves.xrpc.dispatch import JSON, XrpcASGI, cors_headers
+from coves.xrpc.dispatch import JSON, XrpcASGI, cors_headers, database_unavailable
 from coves.xrpc.dispatch import METHODS as XRPC_METHODS
 from coves.xrpc.dispatch import too_large as payload_too_large
 from coves.xrpc.routing import Endpoint, collect_endpoints
@@ -65,7 +66,8 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
 
     @app.route("/xrpc/_health", methods=["GET", "HEAD"])
     async def health() -> Response:
-        db_ok = await ctx.db.ping()
+        # The watcher's verdict: an outage must not make the health check wait on the pool.
+        db_ok = await ctx.db.is_reachable()
         children = ctx.health.health_report() if ctx.health is not None else {}
         healthy = db_ok and (ctx.health is None or ctx.health.healthy)
         body = {
@@ -105,6 +107,11 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
     @app.errorhandler(RequestEntityTooLarge)
     async def too_large(_exc: Exception) -> Response:
         return error_response(payload_too_large())
+
+    @app.errorhandler(DatabaseUnavailable)
+    @app.errorhandler(QueryTimeout)
+    async def database_down(_exc: Exception) -> Response:
+        return error_response(database_unavailable())
 
     @app.errorhandler(Exception)
     async def unhandled(exc: Exception) -> Response:

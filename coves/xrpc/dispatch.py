@@ -73,6 +73,18 @@ def cors_headers(allowed: Collection[str], origin: str | None, headers: dict[str
     headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
 
 
+RETRY_AFTER_SECONDS = 2
+
+
+def database_unavailable() -> XRPCError:
+    return XRPCError(
+        503,
+        "NotEnoughResources",
+        "the service is temporarily unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def too_large() -> XRPCError:
     # The rest of the body is still on the wire: close the connection rather
     # than parse it as the next request on a keep-alive connection.
@@ -275,10 +287,7 @@ class XrpcASGI:
                 reply = _error_reply(err, out)
             except (DatabaseUnavailable, QueryTimeout) as exc:
                 log.error("database unavailable during request", error=repr(exc))
-                reply = _error_reply(
-                    XRPCError(503, "NotEnoughResources", "the service is temporarily unavailable"),
-                    out,
-                )
+                reply = _error_reply(database_unavailable(), out)
             except Exception:
                 log.exception("unhandled error in XRPC handler")
                 reply = _error_reply(
