@@ -65,10 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(
             settings, migrate_on_start=settings.db_migrate_on_start and not args.no_migrate
         )
-    if args.command == "migrate":
-        return trio.run(_migrate, settings)
-    _help, _configure, run = EXTRA_COMMANDS[args.command]
-    return run(settings, args)
+    try:
+        if args.command == "migrate":
+            return trio.run(_migrate, settings)
+        _help, _configure, run = EXTRA_COMMANDS[args.command]
+        return run(settings, args)
+    except BaseException as exc:
+        if _refused(exc):
+            return 2
+        raise
 
 
 def _check_config(settings: Settings) -> int:
@@ -82,16 +87,14 @@ def _check_config(settings: Settings) -> int:
 
 def _serve(settings: Settings, *, migrate_on_start: bool) -> int:
     from coves.interpreter import apply_switch_interval
-    from nurseries.main import RefusedToStart, run_server
+    from nurseries.main import run_server
     from nurseries.supervisor import ChildFailedTooOften
 
     apply_switch_interval(settings.switch_interval_seconds)
     try:
         trio.run(lambda: run_server(settings, migrate_on_start=migrate_on_start))
     except BaseException as exc:
-        refused = _find(exc, RefusedToStart)
-        if refused is not None:
-            log.critical("coves refuses to start", reason=str(refused))
+        if _refused(exc):
             return 2
         failed = _find(exc, ChildFailedTooOften)
         if failed is not None:
@@ -102,6 +105,17 @@ def _serve(settings: Settings, *, migrate_on_start: bool) -> int:
         log.critical("coves stopped by an unexpected error", exc_info=exc)
         return 1
     return 0
+
+
+def _refused(exc: BaseException) -> bool:
+    """Log a start-up refusal as the one line it is (no traceback)."""
+    from coves.startup import find_refusal
+
+    refused = find_refusal(exc)
+    if refused is None:
+        return False
+    log.critical("coves refuses to start", reason=str(refused))
+    return True
 
 
 def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:

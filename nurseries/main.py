@@ -21,6 +21,7 @@ from coves.db.embedded import EmbeddedPostgres
 from coves.db.migrate import migrate
 from coves.logs import get_logger
 from coves.metrics import Metrics
+from coves.startup import RefusedToStart
 from nurseries.supervisor import ChildSpec, RestartPolicy, Supervisor, open_supervisor
 
 log = get_logger(__name__)
@@ -155,10 +156,6 @@ async def run_server(
         task_status.started(runtime)
         await _wait_for_signal()
         log.info("shutdown requested; draining")
-
-
-class RefusedToStart(Exception):
-    """Coves cannot serve as configured; the message says why, in one line."""
 
 
 async def check_database(db: Database, settings: Settings, *, migrate_on_start: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass, field
 from functools import partial
@@ -16,6 +17,7 @@ from quart_trio import QuartTrio
 
 from coves.db import fail_fast_on_outage
 from coves.logs import get_logger
+from coves.startup import RefusedToStart
 
 log = get_logger(__name__)
 
@@ -89,8 +91,16 @@ class XRPCServer:
         self._stop = trio.Event()
         # Every connection task inherits this context: database calls made while
         # serving a request give up with a 503 when the database stops answering.
-        with fail_fast_on_outage():
-            await self._serve(task_status)
+        try:
+            with fail_fast_on_outage():
+                await self._serve(task_status)
+        except BaseException as exc:
+            refused = _cannot_listen(exc)
+            if refused is None:
+                raise
+            raise RefusedToStart(
+                f"cannot listen on {self.host}:{self.port}: {refused.strerror}"
+            ) from None
 
     async def _serve(self, task_status: trio.TaskStatus[list[str]]) -> None:
         async with trio.open_nursery() as nursery:
@@ -100,3 +110,18 @@ class XRPCServer:
             self.bound = binds
             log.info("xrpc server listening", binds=binds)
             task_status.started(binds)
+
+
+_LISTEN_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _cannot_listen(exc: BaseException) -> OSError | None:
+    """The bind error inside ``exc`` (Hypercorn raises it from a nursery), if any."""
+    if isinstance(exc, OSError) and exc.errno in _LISTEN_ERRORS:
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _cannot_listen(inner)
+            if found is not None:
+                return found
+    return None
