@@ -89,7 +89,7 @@ def build_context(runtime: Runtime) -> Any:
         health=runtime.supervisor,
         lexicons=LexiconRegistry.load(),
         identity=identity,
-        authenticator=build_authenticator(runtime.settings, identity, fetcher),
+        authenticator=build_authenticator(runtime.settings, identity, fetcher, db=runtime.db),
         didweb=HostedByQueue(),
     )
 
