@@ -11,6 +11,7 @@ from coves.auth.nonces import DpopNonces
 from coves.auth.oauth import JwksCache, OAuthTokenVerifier
 from coves.auth.replay import SharedReplayGuard
 from coves.auth.service_auth import DocumentSource, ServiceAuthVerifier
+from coves.auth.session import SessionVerifier
 from coves.config import Settings
 from coves.db import Database
 from coves.logs import get_logger
@@ -45,6 +46,7 @@ def build_authenticator(
     documents: DocumentSource,
     fetcher: SafeFetcher | None = None,
     *,
+    sessions: SessionVerifier | None = None,
     db: Database | None = None,
 ) -> CovesAuthenticator:
     """``db``: where used service-auth token ids are shared between processes and kept
@@ -60,4 +62,6 @@ def build_authenticator(
         replay=SharedReplayGuard(db) if db is not None else None,
     )
     oauth = build_oauth(settings, fetcher) if fetcher is not None else None
-    return CovesAuthenticator(service_auth, oauth, skip_verify=settings.auth_skip_verify)
+    return CovesAuthenticator(
+        service_auth, oauth, sessions=sessions, skip_verify=settings.auth_skip_verify
+    )

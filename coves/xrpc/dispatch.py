@@ -29,12 +29,12 @@ import trio
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
 
 from coves.auth.base import AuthFailure, AuthInput, AuthPolicy
+from coves.context import AppContext
 from coves.db import DatabaseUnavailable, QueryTimeout
 from coves.errors import XRPCError
 from coves.logs import get_logger
-from coves.xrpc.context import AppContext
-from coves.xrpc.ratelimit import Decision, client_address, rate_limit_headers
-from coves.xrpc.respcache import CachedResponse, ResponseCache
+from coves.respcache import CachedResponse, ResponseCache
+from coves.xrpc.ratelimit import Decision, RateLimiter, client_address, rate_limit_headers
 from coves.xrpc.routing import Endpoint, RawResponse, XRPCRequest
 
 log = get_logger("coves.xrpc")
@@ -186,21 +186,24 @@ def _error_reply(err: XRPCError, headers: dict[str, str]) -> _Reply:
 class XrpcASGI:
     """ASGI callable: ``/xrpc/<nsid>`` here, every other request to ``fallback``."""
 
-    def __init__(self, ctx: AppContext, table: Mapping[str, Endpoint], fallback: ASGIApp) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        table: Mapping[str, Endpoint],
+        fallback: ASGIApp,
+        limiter: RateLimiter,
+    ) -> None:
         self.ctx = ctx
         self.table = table
         self.fallback = fallback
         settings = ctx.settings
         self.settings = settings
         self.metrics = ctx.metrics
-        assert ctx.limiter is not None
-        self.limiter = ctx.limiter
+        self.limiter = limiter
         self.lexicons = ctx.lexicons
         self.max_body = settings.max_request_body_bytes
         base = urlsplit(settings.appview_public_url)
         self.url_base = f"{base.scheme}://{base.netloc}"
-        if ctx.response_cache is None:
-            ctx.response_cache = ResponseCache()
         self.cache: ResponseCache = ctx.response_cache
         cap = settings.response_cache_seconds
         self.cache_ttl = {
@@ -356,22 +359,7 @@ class XrpcASGI:
         client = client_address(
             peer[0] if peer else None, headers.get, self.settings.trusted_proxies
         )
-        decision: Decision | None = None
-        for class_name in ("general", *endpoint.limits):
-            current = self.limiter.check(class_name, client)
-            if not current.allowed:
-                self.metrics.rate_limited.labels(class_name).inc()
-                raise XRPCError(
-                    429,
-                    "RateLimitExceeded",
-                    f"rate limit exceeded ({current.limit_class.limit} per "
-                    f"{int(current.limit_class.window)}s); retry later",
-                    headers=rate_limit_headers(current, refused=True),
-                )
-            if decision is None or current.remaining < decision.remaining:
-                decision = current
-        assert decision is not None
-        out.update(rate_limit_headers(decision, refused=False))
+        decision = self._rate_limit(("general", *endpoint.limits), client, None)
 
         viewer = None
         if endpoint.auth != AuthPolicy.NONE:
@@ -392,6 +380,10 @@ class XrpcASGI:
                 structlog.contextvars.bind_contextvars(viewer=viewer.did)
                 if viewer.dpop_nonce is not None:
                     out["DPoP-Nonce"] = viewer.dpop_nonce
+                if endpoint.viewer_limits:
+                    # Per account, whichever address it comes from.
+                    decision = self._rate_limit(endpoint.viewer_limits, viewer.did, decision)
+        out.update(rate_limit_headers(decision, refused=False))
 
         raw_params: dict[str, list[str]] = {}
         query: bytes = scope.get("query_string", b"")
@@ -406,17 +398,18 @@ class XrpcASGI:
                 _refuse_nul(raw_params)
 
         async def build() -> CachedResponse | _Reply:
-            lexicons = self.lexicons
-            has_lexicon = lexicons is not None and lexicons.has(nsid)
+            lexicons = (
+                self.lexicons if self.lexicons is not None and self.lexicons.has(nsid) else None
+            )
             params = (
                 lexicons.decode_params(nsid, raw_params)
-                if has_lexicon
+                if lexicons is not None
                 else {k: v[0] if len(v) == 1 else v for k, v in raw_params.items()}
             )
             body = None
             if endpoint.kind == "procedure":
                 body = await self._read_json_body(headers, receive)
-                if has_lexicon:
+                if lexicons is not None:
                     lexicons.validate_input(nsid, body)
             xreq = XRPCRequest(
                 nsid=nsid,
@@ -470,6 +463,29 @@ class XrpcASGI:
             return _Reply(200, b"", out)
         return _Reply(200, result.body, out)
 
+    def _rate_limit(
+        self, classes: tuple[str, ...], key: str, decision: Decision | None
+    ) -> Decision:
+        """Count one hit in each class for ``key``; 429 at the first class that is full.
+
+        Returns the tightest decision so far (the one the headers report).
+        """
+        for class_name in classes:
+            current = self.limiter.check(class_name, key)
+            if not current.allowed:
+                self.metrics.rate_limited.labels(class_name).inc()
+                raise XRPCError(
+                    429,
+                    "RateLimitExceeded",
+                    f"rate limit exceeded ({current.limit_class.limit} per "
+                    f"{int(current.limit_class.window)}s); retry later",
+                    headers=rate_limit_headers(current, refused=True),
+                )
+            if decision is None or current.remaining < decision.remaining:
+                decision = current
+        assert decision is not None
+        return decision
+
     async def _read_json_body(self, headers: Mapping[str, str], receive: Receive) -> Any:
         declared = headers.get("content-length")
         if declared is not None:
@@ -512,8 +528,8 @@ class XrpcASGI:
         ).labels(failure.reason).inc()
         log.info("authentication failed", auth_reason=failure.reason)
         return XRPCError(
-            401,
-            "AuthenticationRequired",
+            failure.status,
+            failure.error,
             failure.message,
             headers={"WWW-Authenticate": failure.www_authenticate, **failure.headers},
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from coves.clock import monotonic, wall_now
+from coves.config import Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -169,3 +170,23 @@ def _is_trusted(
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: Sequence[Network]
 ) -> bool:
     return any(ip.version == net.version and ip in net for net in trusted)
+
+
+def default_limit_classes(settings: Settings) -> list[LimitClass]:
+    return [
+        LimitClass("general", settings.rate_limit_general, 60.0),
+        LimitClass("comments", settings.rate_limit_comments, 60.0),
+        # Aggregator classes: registration attempts per client; posts per
+        # (aggregator, community) are counted from the database, not here.
+        LimitClass("aggregator_register", 10, 600.0),
+        # Sign-in routes, per client address: starting and finishing sign-ins
+        # share one budget; refresh and logout have their own.
+        LimitClass("oauth_login", 10, 60.0),
+        LimitClass("oauth_refresh", 20, 60.0),
+        LimitClass("oauth_logout", 10, 60.0),
+        # Writes through Coves, per account (Endpoint.viewer_limits).
+        LimitClass("user_writes", settings.rate_limit_user_writes, 60.0),
+        LimitClass("user_reports", 10, 60.0),
+        # Account creation on the instance PDS, per client address.
+        LimitClass("signup", 5, 3600.0),
+    ]

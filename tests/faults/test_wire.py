@@ -16,10 +16,10 @@ import pytest
 import trio
 
 from coves.config import test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.metrics import Metrics
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from nurseries.xrpc_server import XRPCServer
 
 
