@@ -138,7 +138,7 @@ def build_context(
         lexicons=LexiconRegistry.load(),
         identity=identity,
         authenticator=build_authenticator(
-            settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys
+            settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys, db=db
         ),
         didweb=HostedByQueue(),
         oauth=oauth,
