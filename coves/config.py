@@ -168,6 +168,16 @@ def _p256_private_key(raw: str) -> Secret:
         raise ValueError(f"is not a P-256 private key ({exc})") from None
 
 
+def _p256_private_keys(raw: str) -> tuple[Secret, ...]:
+    keys = []
+    for position, item in enumerate(_csv(raw), start=1):
+        try:
+            keys.append(_p256_private_key(item))
+        except ValueError as exc:
+            raise ValueError(f"key {position} {exc}") from None
+    return tuple(keys)
+
+
 def _redirect_urls(raw: str) -> tuple[str, ...]:
     """Absolute redirect targets (web URLs or app URIs such as social.coves:/callback)."""
     items = _csv(raw)
@@ -534,12 +544,15 @@ VARS: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
-        "OAUTH_CLIENT_KEY_ID",
-        "oauth_client_key_id",
-        str.strip,
-        None,
-        "kid of the OAuth client key; defaults to a prefix of its JWK thumbprint",
-        "coves-2026-01",
+        "OAUTH_CLIENT_OLD_KEYS",
+        "oauth_client_old_keys",
+        _p256_private_keys,
+        (),
+        "comma-separated earlier OAuth client keys, still published and used for the sessions "
+        "started with them (authorization servers bind sessions to the key); drop one once "
+        "its sessions have ended",
+        "<z... multibase>",
+        secret=True,
     ),
     Var(
         "OAUTH_WEB_REDIRECTS",
@@ -743,7 +756,7 @@ class Settings:
     oauth_issuers: tuple[str, ...] = ()
     oauth_seal_secret: Secret = field(default_factory=lambda: Secret(DEV_OAUTH_SEAL_SECRET))
     oauth_client_private_key: Secret | None = None
-    oauth_client_key_id: str | None = None
+    oauth_client_old_keys: tuple[Secret, ...] = ()
     oauth_web_redirects: tuple[str, ...] = ()
     oauth_mobile_redirects: tuple[str, ...] = ("social.coves:/callback",)
     jetstream_url: str = DEFAULT_JETSTREAM_URL

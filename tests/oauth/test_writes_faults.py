@@ -74,7 +74,9 @@ async def test_a_revoked_grant_answers_sign_in_again_and_writes_nothing(live: Li
     session = await live.service.store.session(user.session_id)
     assert session is not None
     server = await live.service.discovery.auth_server(session.issuer)
-    assert await live.service.grants.revoke(server, session.dpop_key, session.refresh_token)
+    assert await live.service.grants.revoke(
+        server, session.dpop_key, session.refresh_token, session.client_kid
+    )
     await live.ctx.db.execute(
         "UPDATE oauth_sessions SET access_expires_at = %s WHERE session_id = %s",
         (clock.utcnow(), user.session_id),
