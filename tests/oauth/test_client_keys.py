@@ -58,7 +58,10 @@ async def test_a_session_of_a_retired_key_ends_without_calling_the_server(
     config = settings()
     identity = IdentityResolver(fetcher=world.net.fetcher(), plc_url=PLC_URL)
     service = build_oauth_service(
-        config, world.ctx.db, world.net.fetcher(), identity  # type: ignore[arg-type]
+        config,
+        world.ctx.db,
+        world.net.fetcher(),
+        identity,  # type: ignore[arg-type]
     )
     now = clock.wall_now()
     session = UserSession(
