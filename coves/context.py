@@ -23,7 +23,6 @@ from typing import Protocol
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
-from coves.feeds import ReadServices
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
@@ -31,6 +30,7 @@ from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.oauth.service import OAuthService
 from coves.pds.services import PdsServices
+from coves.read.services import ReadServices
 from coves.respcache import ResponseCache
 from coves.writes.repo import UserRepos, build_user_repos
 

@@ -24,6 +24,7 @@ RECORDS = {
     "social.coves.community.comment": "tid",
     "social.coves.feed.vote": "tid",
     "social.coves.actor.profile": "literal:self",
+    "social.coves.actor.block": "tid",
     "social.coves.aggregator.service": "literal:self",
     "social.coves.aggregator.authorization": "any",
 }
@@ -38,6 +39,11 @@ QUERIES = [
     "social.coves.actor.getProfile",
     "social.coves.community.post.get",
     "social.coves.community.comment.getComments",
+    "social.coves.actor.getComments",
+    "social.coves.actor.getBlockedUsers",
+    "social.coves.community.getBlockedCommunities",
+    "social.coves.feed.searchPosts",
+    "com.atproto.identity.resolveHandle",
 ]
 
 

@@ -5,7 +5,10 @@ the legacy ``{"cid": ..., "mimeType": ...}``); clients need URLs. The template
 (``BLOB_URL_TEMPLATE``) may point at the owner's PDS (``{pds}``), a CDN or an
 image proxy. ``{did}`` and ``{cid}`` are percent-escaped because both come from
 records other people wrote; ``{pds}`` is a base URL we stored and is inserted
-as is (without a trailing slash).
+as is (without a trailing slash). ``{preset}`` names the rendition an image
+proxy should serve: ``thumb`` and ``fullsize`` for embedded images, ``avatar``
+and ``banner`` for profile pictures, ``video`` for videos (the web client's
+image proxy URLs look like ``/img/{preset}/plain/{did}/{cid}``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class BlobUrls:
         self.template = template
         self._needs_pds = "{pds}" in template
 
-    def url(self, blob: Any, did: str, pds: str | None) -> str | None:
+    def url(self, blob: Any, did: str, pds: str | None, preset: str = "fullsize") -> str | None:
         """The URL serving ``blob`` from ``did``'s repo; None when it cannot be built."""
         cid = blob_cid(blob)
         if cid is None:
@@ -44,6 +47,7 @@ class BlobUrls:
             return None
         return (
             self.template.replace("{pds}", (pds or "").rstrip("/"))
+            .replace("{preset}", preset)
             .replace("{did}", quote(did, safe=""))
             .replace("{cid}", quote(cid, safe=""))
         )

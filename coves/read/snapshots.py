@@ -104,3 +104,46 @@ class SnapshotStore:
         if len(self._current) > self._max_cached:
             oldest = min(self._current, key=lambda k: self._current[k][0])
             del self._current[oldest]
+
+
+class StaleWhileRefreshing:
+    """First pages keep being served from the previous snapshot while a new one
+    is computed.
+
+    ``SnapshotStore.current`` coalesces a recomputation, but every request for
+    the listing waits for it (44 ms for discover at 1M posts, far more on a busy
+    machine). Here the request that triggers the recomputation waits; the others
+    get the snapshot it replaces (at most ``stale_seconds`` old), whose cursors
+    stay valid for the store's TTL.
+    """
+
+    def __init__(self, store: SnapshotStore, stale_seconds: float = 60.0) -> None:
+        self.store = store
+        self.stale_seconds = stale_seconds
+        self._last: dict[str, tuple[float, Snapshot]] = {}  # key -> (first seen, snapshot)
+        self._refreshing: set[str] = set()
+
+    async def current(self, key: str, compute: Compute) -> Snapshot:
+        now = monotonic()
+        last = self._last.get(key)
+        due = last is None or now - last[0] >= self.store.reuse_seconds
+        if (
+            due
+            and key in self._refreshing
+            and last is not None
+            and (now - last[0] < self.stale_seconds)
+        ):
+            return last[1]
+        if not due:
+            return await self.store.current(key, compute)
+        self._refreshing.add(key)
+        try:
+            snapshot = await self.store.current(key, compute)
+        finally:
+            self._refreshing.discard(key)
+        if last is None or last[1].id != snapshot.id:
+            self._last[key] = (monotonic(), snapshot)
+            if len(self._last) > 4096:
+                for old in list(self._last)[:2048]:
+                    del self._last[old]
+        return snapshot

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from coves.atproto.syntax import AtUri, is_valid_did
+from coves.atproto.syntax import AtUri, is_valid_did, is_valid_rkey
 from coves.errors import invalid_request
-from coves.feeds import TIMEFRAMES  # the same windows as the feeds
+from coves.read.feeds import TIMEFRAMES  # the same windows as the feeds
 
 POST_COLLECTION = "social.coves.community.post"
 SORTS = ("hot", "top", "new")
@@ -33,6 +33,7 @@ class ThreadParams:
     limit: int = DEFAULT_LIMIT
     replies_per_parent: int = DEFAULT_REPLIES
     cursor: str | None = None
+    parent: str | None = None  # parentRkey: the subtree under that comment
 
 
 def _single(params: Mapping[str, Any], name: str) -> Any:
@@ -87,7 +88,7 @@ def parse_thread_params(params: Mapping[str, Any]) -> ThreadParams:
         raise invalid_request(f"post must be a {POST_COLLECTION} AT-URI")
     if not is_valid_did(uri.authority):
         # A handle authority is resolved to the DID form before use (see
-        # coves.threads.assemble); keep it lowercased so the lookup is exact.
+        # coves.read.comments.thread); keep it lowercased so the lookup is exact.
         post = str(AtUri(uri.authority.lower(), uri.collection, uri.rkey))
 
     sort = _text(params, "sort") or "hot"
@@ -95,17 +96,21 @@ def parse_thread_params(params: Mapping[str, Any]) -> ThreadParams:
         raise invalid_request("sort must be one of hot, top, new")
     timeframe = _text(params, "timeframe")
     if timeframe is not None:
-        if sort != "top":
-            raise invalid_request("timeframe is only allowed with sort=top")
         if timeframe not in TIMEFRAMES:
             raise invalid_request("timeframe must be one of hour, day, week, month, year, all")
+        if sort != "top":
+            timeframe = None  # ignored by the other sorts (the mobile app sends it with hot)
+    parent = _text(params, "parentRkey")
+    if parent is not None and not is_valid_rkey(parent):
+        raise invalid_request("parentRkey must be a record key")
 
     return ThreadParams(
         post=post,
         sort=cast(Sort, sort),
         timeframe=timeframe,
         depth=_int(params, "depth", DEFAULT_DEPTH, 0, MAX_DEPTH),
-        limit=_int(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        limit=min(_int(params, "limit", DEFAULT_LIMIT, 1, 1 << 40), MAX_LIMIT),
         replies_per_parent=_int(params, "repliesPerParent", DEFAULT_REPLIES, 0, MAX_REPLIES),
         cursor=_text(params, "cursor"),
+        parent=parent,
     )

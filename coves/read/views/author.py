@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from coves.atproto.syntax import INVALID_HANDLE
-from coves.views.blobs import BlobUrls
+from coves.read.views.blobs import BlobUrls
 
 
 def author_view(
@@ -20,7 +20,7 @@ def author_view(
     view: dict[str, Any] = {"did": did, "handle": handle or INVALID_HANDLE}
     if display_name:
         view["displayName"] = display_name
-    url = blobs.url(avatar, did, pds) if avatar else None
+    url = blobs.url(avatar, did, pds, "avatar") if avatar else None
     if url:
         view["avatar"] = url
     return view

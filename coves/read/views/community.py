@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coves.atproto.syntax import INVALID_HANDLE, format_datetime
-from coves.views.blobs import BlobUrls, blob_cid
+from coves.read.views.blobs import BlobUrls, blob_cid
 
 PROFILE_COLLECTION = "social.coves.community.profile"
 
@@ -74,7 +74,7 @@ def community_view(
         view["descriptionFacets"] = row["description_facets"]
     for field in ("avatar", "banner"):
         ref = row.get(field)
-        url = blobs.url(ref, did, pds) if ref else None
+        url = blobs.url(ref, did, pds, field) if ref else None
         if url:
             view[field] = url
         cid = blob_cid(ref)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import trio
@@ -21,35 +20,29 @@ import trio
 from coves.clock import monotonic
 from coves.db import Database
 from coves.db.queries import posts as post_sql
-from coves.views.blobs import BlobUrls
-from coves.views.community import community_pds
-from coves.views.post import PostVote, post_view, with_viewer
+from coves.read import facts, relations, rules
+from coves.read.relations import ViewerState
+from coves.read.rules import PostFacts
+from coves.read.views.blobs import BlobUrls
+from coves.read.views.community import community_pds
+from coves.read.views.post import post_view, with_viewer
 
 
 @dataclass(frozen=True)
 class HydratedPost:
-    uri: str
-    community_did: str
-    deleted_at: datetime | None
-    # Why the post may not be shown (author or community deactivated, community
-    # deleted or unverified); None when it is shown.
-    unavailable: str | None
+    """A post as anyone would see it (``view``, no viewer state) and what the read
+    rules need to decide whether a given viewer sees it (``facts``)."""
+
+    facts: PostFacts
     view: dict[str, Any]
-    # Posts of private communities are for subscribers only (checked per viewer
-    # by callers that are not already scoped to the viewer's subscriptions).
-    community_private: bool = False
 
+    @property
+    def uri(self) -> str:
+        return self.facts.uri
 
-def _unavailable(row: dict[str, Any]) -> str | None:
-    if not row["author_active"]:
-        return "author account is deactivated"
-    if row["community_name"] is None:
-        return "community is not known"
-    if not row["community_active"] or row["community_deleted_at"] is not None:
-        return "community is unavailable"
-    if row["community_verification"] != "verified":
-        return "community is not verified"
-    return None
+    @property
+    def community_did(self) -> str:
+        return self.facts.community.did
 
 
 class PostHydrator:
@@ -157,14 +150,7 @@ class PostHydrator:
             self._instance_did,
             self._default_pds,
         )
-        return HydratedPost(
-            uri=row["uri"],
-            community_did=row["community_did"],
-            deleted_at=row["deleted_at"],
-            unavailable=_unavailable(row),
-            view=post_view(row, self._blobs, pds),
-            community_private=row["community_visibility"] == "private",
-        )
+        return HydratedPost(facts.post(row), post_view(row, self._blobs, pds))
 
     def _trim(self) -> None:
         if len(self._cache) <= self._max_entries:
@@ -172,29 +158,35 @@ class PostHydrator:
         for uri in list(self._cache)[: len(self._cache) // 2]:
             del self._cache[uri]
 
-    async def feed_views(self, uris: list[str], viewer: str | None) -> list[dict[str, Any]]:
-        """Shown postViews for ``uris`` in order: live, available, not from a community
-        the viewer blocks, with the viewer's vote when authenticated."""
-        posts = await self.load(uris)
-        blocked: set[str] = set()
-        votes: dict[str, tuple[int, str]] = {}
-        if viewer is not None and posts:
-            blocked, votes = await post_sql.viewer_state(self._db, viewer, list(posts))
-        out = []
-        for uri in uris:
-            post = posts.get(uri)
-            if post is None or post.deleted_at is not None or post.unavailable is not None:
-                continue
-            if post.community_did in blocked:
-                continue
-            out.append(self.decorate(post, viewer, votes))
-        return out
 
-    @staticmethod
-    def decorate(
-        post: HydratedPost, viewer: str | None, votes: dict[str, tuple[int, str]]
-    ) -> dict[str, Any]:
-        if viewer is None:
-            return post.view
-        vote = votes.get(post.uri)
-        return with_viewer(post.view, PostVote(*vote) if vote else None)
+def page_relations(posts: Iterable[HydratedPost]) -> dict[str, list[str]]:
+    """What :func:`coves.read.relations.load` must ask about a page of posts."""
+    shown = list(posts)
+    return {
+        "communities": [p.community_did for p in shown],
+        "actors": [p.facts.author.did for p in shown],
+        "subjects": [p.uri for p in shown],
+    }
+
+
+def present(post: HydratedPost, state: ViewerState) -> dict[str, Any]:
+    """The postView a viewer gets: the shared view plus their vote and membership."""
+    viewer = state.relations.viewer
+    if viewer is None:
+        return post.view
+    return with_viewer(
+        post.view,
+        state.votes.get(post.uri),
+        subscribed=post.community_did in state.relations.member_of,
+    )
+
+
+async def shown_views(
+    hydrator: PostHydrator, db: Database, uris: list[str], viewer: str | None
+) -> list[dict[str, Any]]:
+    """The tail of every post listing: hydrate the skeleton's URIs, load the viewer's
+    relations to them, keep what the rules show, and build the views, in order."""
+    posts = await hydrator.load(uris)
+    page = [posts[uri] for uri in uris if uri in posts]
+    state = await relations.load(db, viewer, **page_relations(page))
+    return [present(p, state) for p in page if rules.may_see_post(p.facts, state.relations) is None]

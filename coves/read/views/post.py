@@ -8,18 +8,18 @@ concerns stay out of this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coves.atproto.syntax import INVALID_HANDLE, format_datetime
-from coves.views.author import author_view
-from coves.views.blobs import BlobUrls
+from coves.read.views.author import author_view
+from coves.read.views.blobs import BlobUrls
+from coves.read.views.embed import embed_view
 
+if TYPE_CHECKING:
+    from coves.read.relations import Vote
 
-@dataclass(frozen=True)
-class PostVote:
-    direction: int  # 1 or -1
-    uri: str
+# post.get's live entries name this type: the clients discriminate its union on it.
+POST_GET_VIEW = "social.coves.community.post.get#postView"
 
 
 def post_view(row: dict[str, Any], blobs: BlobUrls, community_pds: str | None) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def post_view(row: dict[str, Any], blobs: BlobUrls, community_pds: str | None) -
     if row.get("community_display_name"):
         community["displayName"] = row["community_display_name"]
     avatar = row.get("community_avatar")
-    avatar_url = blobs.url(avatar, community_did, community_pds) if avatar else None
+    avatar_url = blobs.url(avatar, community_did, community_pds, "avatar") if avatar else None
     if avatar_url:
         community["avatar"] = avatar_url
     view: dict[str, Any] = {
@@ -66,8 +66,9 @@ def post_view(row: dict[str, Any], blobs: BlobUrls, community_pds: str | None) -
         view["text"] = row["content"]
     if row.get("facets"):
         view["textFacets"] = row["facets"]
-    if row.get("embed"):
-        view["embed"] = blobs.rewrite(row["embed"], community_did, community_pds)
+    embed = embed_view(row.get("embed"), blobs, community_did, community_pds)
+    if embed is not None:
+        view["embed"] = embed
     if row.get("labels"):
         view["labels"] = row["labels"]
     if row.get("edited_at") is not None:
@@ -75,10 +76,16 @@ def post_view(row: dict[str, Any], blobs: BlobUrls, community_pds: str | None) -
     return view
 
 
-def with_viewer(view: dict[str, Any], vote: PostVote | None) -> dict[str, Any]:
-    """A shallow copy of ``view`` carrying the caller's vote (empty when none)."""
+def with_viewer(
+    view: dict[str, Any], vote: Vote | None, *, subscribed: bool | None = None
+) -> dict[str, Any]:
+    """A shallow copy of ``view`` carrying the caller's vote (``viewer`` is empty when
+    there is none) and, when known, whether they subscribe to the post's community."""
     viewer: dict[str, Any] = {}
     if vote is not None:
         viewer["vote"] = "up" if vote.direction > 0 else "down"
         viewer["voteUri"] = vote.uri
-    return {**view, "viewer": viewer}
+    out = {**view, "viewer": viewer}
+    if subscribed is not None:
+        out["community"] = {**view["community"], "viewer": {"subscribed": subscribed}}
+    return out

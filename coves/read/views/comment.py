@@ -1,14 +1,15 @@
 """commentView and threadViewComment: the only place they are assembled.
 
-Placeholders. A deleted comment keeps its position so the replies under it
-stay reachable, and so does a comment whose author's account is inactive
-(deactivated, suspended, taken down). Both render as a placeholder
-commentView: ``uri``, ``cid``, ``post``, ``parent``, ``createdAt``,
-``indexedAt``, ``stats`` and ``isDeleted: true`` with ``deletionReason``
-(``"author"`` when the comment was deleted, ``"account"`` when its author's
-account is inactive) and ``deletedAt`` (deleted comments only). No author,
-record, content, facets, embed or viewer state is included, so nothing the
-author withdrew leaks through the thread.
+Placeholders. A comment the read rules (``coves.read.rules``) withhold keeps
+its position so the replies under it stay reachable: deleted by its author,
+written by an account that is deactivated or deleted, or taken down or
+suspended by its host, or (per viewer) by an account the viewer blocks or
+that blocks the viewer. It renders as a placeholder commentView: ``uri``,
+``cid``, ``post``, ``parent``, ``createdAt``, ``indexedAt``, ``stats`` and
+``isDeleted: true`` with ``deletionReason`` (``author``, ``account``,
+``moderator`` or ``blocked``) and ``deletedAt`` (deleted comments only). No
+author, record, content, facets, embed or viewer state is included, so
+nothing withheld leaks through the thread.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from coves.atproto.syntax import format_datetime
-from coves.views.author import author_view
-from coves.views.blobs import BlobUrls
+from coves.read import facts, rules
+from coves.read.relations import ViewerState, Vote
+from coves.read.views.author import author_view
+from coves.read.views.blobs import BlobUrls
+from coves.read.views.embed import embed_view
 
 COMMENT_TYPE = "social.coves.community.comment"
 _ZERO = timedelta(0)
@@ -84,14 +88,12 @@ def comment_view(row: Mapping[str, Any], *, blobs: BlobUrls) -> dict[str, Any]:
     view["indexedAt"] = _ts(row["indexed_at"])
     view["stats"] = _stats(row)
 
-    if row["deleted_at"] is not None:
+    why = rules.comment_withheld(facts.comment(row))
+    if why is not None:
         view["isDeleted"] = True
-        view["deletionReason"] = "author"
-        view["deletedAt"] = _ts(row["deleted_at"])
-        return view
-    if not row["author_active"]:
-        view["isDeleted"] = True
-        view["deletionReason"] = "account"
+        view["deletionReason"] = rules.deletion_reason(why)
+        if row["deleted_at"] is not None:
+            view["deletedAt"] = _ts(row["deleted_at"])
         return view
 
     did = row["commenter_did"]
@@ -109,7 +111,7 @@ def comment_view(row: Mapping[str, Any], *, blobs: BlobUrls) -> dict[str, Any]:
     if row["facets"]:
         view["contentFacets"] = row["facets"]
     if row["embed"]:
-        embed = blobs.rewrite(row["embed"], did, pds)
+        embed = embed_view(row["embed"], blobs, did, pds)
         if embed is not None:
             view["embed"] = embed
     if row["langs"]:
@@ -121,37 +123,59 @@ def comment_view(row: Mapping[str, Any], *, blobs: BlobUrls) -> dict[str, Any]:
     return view
 
 
-def viewer_state(vote: Mapping[str, Any] | None) -> dict[str, Any]:
+def viewer_state(vote: Vote | None) -> dict[str, Any]:
     """commentView.viewer: present (possibly empty) for every authenticated request."""
     if vote is None:
         return {}
-    return {"vote": "up" if vote["direction"] > 0 else "down", "voteUri": vote["uri"]}
+    return {"vote": "up" if vote.direction > 0 else "down", "voteUri": vote.uri}
 
 
-def live_uris(nodes: list[dict[str, Any]]) -> list[str]:
-    """URIs of the non-placeholder comments in a thread (the ones viewer state applies to)."""
-    out: list[str] = []
+_PLACEHOLDER_FIELDS = ("uri", "cid", "post", "parent", "createdAt", "indexedAt", "stats")
+
+
+def placeholder(view: Mapping[str, Any], why: rules.Why) -> dict[str, Any]:
+    """The placeholder of a shown commentView that the rules withhold from one viewer."""
+    out = {name: view[name] for name in _PLACEHOLDER_FIELDS if name in view}
+    out["isDeleted"] = True
+    out["deletionReason"] = rules.deletion_reason(why)
+    return out
+
+
+def live_comments(nodes: list[dict[str, Any]]) -> dict[str, str]:
+    """URI -> author DID of the non-placeholder comments in a thread (the ones viewer
+    state and the per-viewer rules apply to)."""
+    out: dict[str, str] = {}
     stack = list(nodes)
     while stack:
         node = stack.pop()
-        if not node["comment"].get("isDeleted"):
-            out.append(node["comment"]["uri"])
+        comment = node["comment"]
+        if not comment.get("isDeleted"):
+            out[comment["uri"]] = comment["author"]["did"]
         stack.extend(node.get("replies", ()))
     return out
 
 
-def with_viewer_state(
-    nodes: list[dict[str, Any]], votes: Mapping[str, Mapping[str, Any]]
+def with_viewer(
+    nodes: list[dict[str, Any]], state: ViewerState, authors: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    """Copies of shared threadViewComments with the viewer's state on every live comment."""
+    """Copies of shared threadViewComments as one viewer sees them: their vote on
+    every live comment, and placeholders for comments the rules withhold from them."""
+    rel = state.relations
     out = []
     for node in nodes:
         comment = node["comment"]
-        if not comment.get("isDeleted"):
-            comment = {**comment, "viewer": viewer_state(votes.get(comment["uri"]))}
+        author = authors.get(comment["uri"])
+        if author is not None:
+            why = rules.may_see_comment(
+                rules.CommentFacts(comment["uri"], rules.Account(author)), rel
+            )
+            if why is None:
+                comment = {**comment, "viewer": viewer_state(state.votes.get(comment["uri"]))}
+            else:
+                comment = placeholder(comment, why)
         copied = {**node, "comment": comment}
         if "replies" in node:
-            copied["replies"] = with_viewer_state(node["replies"], votes)
+            copied["replies"] = with_viewer(node["replies"], state, authors)
         out.append(copied)
     return out
 
