@@ -58,3 +58,12 @@ async def live_community_blocks(db: Database, user: str, community: str) -> list
         "ORDER BY created_at, uri",
         (user, community),
     )
+
+
+async def live_user_blocks(db: Database, blocker: str, subject: str) -> list[Row]:
+    return await db.fetch(
+        "SELECT uri, rkey, record_cid FROM user_blocks "
+        "WHERE blocker_did = %s AND subject_did = %s AND deleted_at IS NULL "
+        "ORDER BY created_at, uri",
+        (blocker, subject),
+    )
