@@ -24,6 +24,7 @@ from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
 from coves.feeds import ReadServices
+from coves.hosting import CommunityHosting, build_hosting
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
@@ -62,12 +63,20 @@ class AppContext:
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
     pds: PdsServices = field(init=False)
+    hosting: CommunityHosting = field(init=False)  # communities hosted on PDS_URL
 
     def __post_init__(self) -> None:
         # Frozen: the derived parts are set once, here, and never again.
         object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
         object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
         object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
+        object.__setattr__(
+            self,
+            "hosting",
+            build_hosting(
+                self.settings, self.db, self.pds, metrics=self.metrics, validator=self.lexicons
+            ),
+        )
 
 
 def default_pds_services(ctx: AppContext) -> PdsServices:
