@@ -131,7 +131,11 @@ def _load_extra_commands() -> None:
         importlib.import_module(module)
 
 
-_COMMAND_MODULES: tuple[str, ...] = ("coves.identity.cli", "coves.ingest.replay")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "coves.identity.cli",
+    "coves.ingest.replay",
+    "coves.hosting.cli",
+)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,6 +39,7 @@ def capability_children(ctx: AppContext) -> list[ChildSpec]:
     Add one line per capability.
     """
     from coves.ingest.build import production_indexer
+    from nurseries.community_refresher import community_refresher_child
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
     from nurseries.jetstream import jetstream_child
@@ -56,6 +57,12 @@ def capability_children(ctx: AppContext) -> list[ChildSpec]:
             metrics=ctx.metrics,
         ),
         handles_child(ctx.db, ctx.identity),
+        community_refresher_child(
+            ctx.hosting,
+            metrics=ctx.metrics,
+            ahead=settings.community_refresh_ahead_seconds,
+            enabled=settings.community_refresh_enabled,
+        ),
         # The consumer last: its hooks feed the verifier and the identity caches.
         jetstream_child(settings, lambda: production_indexer(ctx), metrics=ctx.metrics),
     ]

@@ -33,6 +33,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from coves import clock
@@ -64,6 +65,15 @@ IMAGE_FIELDS = (
     ("avatarBlob", "avatarMimeType", "avatar", AVATAR_MAX_BYTES),
     ("bannerBlob", "bannerMimeType", "banner", BANNER_MAX_BYTES),
 )
+
+
+@dataclass(frozen=True)
+class Expiring:
+    """A hosted community whose session the refresher should renew soon."""
+
+    name: str
+    expires_at: datetime | None  # None: no usable token stored (renew now)
+    locked_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,15 @@ class CommunityHosting:
             except XRPCError as exc:
                 log.warning("resuming a community create failed", community=name, error=exc.error)
         return finished
+
+    # ---- the refresher's source (nurseries.community_refresher.RefreshSource) ----------
+
+    async def expiring(self, before: datetime, limit: int) -> list[Expiring]:
+        rows = await q.expiring(self.db, before, limit)
+        return [Expiring(r["name"], r["access_expires_at"], r["locked_out"]) for r in rows]
+
+    async def refresh(self, name: str) -> None:
+        await self.sessions.refresh(name)
 
     async def _finish(self, row: Row, images: Mapping[str, Image]) -> dict[str, Any]:
         name = row["name"]
