@@ -21,7 +21,9 @@ EXTRA_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coves", description="Coves AppView")
-    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="optional .env file")
+    parser.add_argument(
+        "--env-file", type=Path, default=None, help="a .env file (default: ./.env if present)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the supervised server")
@@ -40,8 +42,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     _load_extra_commands()
     args = _parser().parse_args(argv)
+    if args.env_file is not None and not args.env_file.is_file():
+        print(f"coves: --env-file {args.env_file}: no such file", file=sys.stderr)
+        return 2
     try:
-        settings = load_settings(dotenv=args.env_file)
+        settings = load_settings(dotenv=args.env_file or Path(".env"))
     except ConfigError as exc:
         print(f"coves: {exc}", file=sys.stderr)
         return 2
@@ -77,13 +82,17 @@ def _check_config(settings: Settings) -> int:
 
 def _serve(settings: Settings, *, migrate_on_start: bool) -> int:
     from coves.interpreter import apply_switch_interval
-    from nurseries.main import run_server
+    from nurseries.main import RefusedToStart, run_server
     from nurseries.supervisor import ChildFailedTooOften
 
     apply_switch_interval(settings.switch_interval_seconds)
     try:
         trio.run(lambda: run_server(settings, migrate_on_start=migrate_on_start))
     except BaseException as exc:
+        refused = _find(exc, RefusedToStart)
+        if refused is not None:
+            log.critical("coves refuses to start", reason=str(refused))
+            return 2
         failed = _find(exc, ChildFailedTooOften)
         if failed is not None:
             log.critical("coves stopped: a child failed too often", error=str(failed))
@@ -107,19 +116,12 @@ def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None
 
 
 async def _migrate(settings: Settings) -> int:
-    from coves.db import Database
-    from coves.db.embedded import EmbeddedPostgres
     from coves.db.migrate import migrate
+    from coves.db.tooling import tool_database
 
-    async with trio.open_nursery() as nursery:
-        if settings.database_url is None:
-            conninfo: str = await nursery.start(EmbeddedPostgres(settings.data_dir).run)
-        else:
-            conninfo = settings.database_url.reveal()
-        async with Database(conninfo, pool_size=1) as db:
-            done = await migrate(db)
-        print(f"applied {len(done)} migration(s)")
-        nursery.cancel_scope.cancel()
+    async with tool_database(settings) as db:
+        done = await migrate(db)
+    print(f"applied {len(done)} migration(s)")
     return 0
 
 
@@ -134,6 +136,7 @@ def _load_extra_commands() -> None:
 _COMMAND_MODULES: tuple[str, ...] = (
     "coves.identity.cli",
     "coves.ingest.replay",
+    "coves.rotate_cli",
     "coves.hosting.cli",
 )
 

@@ -22,7 +22,6 @@ import trio
 
 from coves import clock
 from coves.config import Settings
-from coves.db import Database
 from coves.ingest.apply import Batch
 from coves.ingest.indexer import Indexer
 from coves.ingest.types import BatchResult, Frame
@@ -246,33 +245,23 @@ def _find_problem(exc: BaseException) -> str | None:
 
 
 async def _main(settings: Settings, path: Path, batch_size: int) -> int:
-    from coves.db.embedded import EmbeddedPostgres
     from coves.db.migrate import migrate
+    from coves.db.tooling import tool_database
     from coves.ingest.build import build_indexer
     from coves.ingest.events import Reason
     from coves.metrics import Metrics
 
-    async with trio.open_nursery() as nursery:
-        if settings.database_url is None:
-            conninfo: str = await nursery.start(EmbeddedPostgres(settings.data_dir).run)
-        else:
-            conninfo = settings.database_url.reveal()
-        async with Database(
-            conninfo, pool_size=2, statement_timeout_ms=settings.db_statement_timeout_ms
-        ) as db:
-            await migrate(db)
-            indexer = build_indexer(
-                db=db,
-                instance_did=settings.instance_did,
-                skip_did_web_verification=settings.skip_did_web_verification,
-                metrics=Metrics(),
-            )
-            summary = await replay(indexer, path, batch_size=batch_size, progress=Progress())
-        reasons = frozenset(
-            value for name, value in vars(Reason).items() if not name.startswith("_")
+    async with tool_database(settings, pool_size=2) as db:
+        await migrate(db)
+        indexer = build_indexer(
+            db=db,
+            instance_did=settings.instance_did,
+            skip_did_web_verification=settings.skip_did_web_verification,
+            metrics=Metrics(),
         )
-        print(summary.render(reasons))
-        nursery.cancel_scope.cancel()
+        summary = await replay(indexer, path, batch_size=batch_size, progress=Progress())
+    reasons = frozenset(value for name, value in vars(Reason).items() if not name.startswith("_"))
+    print(summary.render(reasons))
     return 0
 
 
