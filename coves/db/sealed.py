@@ -56,7 +56,28 @@ INSTANCE_SECRETS = SealedColumn(
     context=lambda row: str(row["name"]),
 )
 
-SEALED_COLUMNS: tuple[SealedColumn, ...] = (INSTANCE_SECRETS,)
+
+def _community_account(column: str) -> SealedColumn:
+    """A hosted community's PDS password or session token (``coves.hosting.credentials``)."""
+    purpose = column.removesuffix("_sealed")
+    return SealedColumn(
+        table="community_accounts",
+        key=("name",),
+        column=column,
+        context=lambda row: f"community_accounts:{row['name']}:{purpose}",
+    )
+
+
+COMMUNITY_PASSWORD = _community_account("password_sealed")
+COMMUNITY_ACCESS = _community_account("access_sealed")
+COMMUNITY_REFRESH = _community_account("refresh_sealed")
+
+SEALED_COLUMNS: tuple[SealedColumn, ...] = (
+    INSTANCE_SECRETS,
+    COMMUNITY_PASSWORD,
+    COMMUNITY_ACCESS,
+    COMMUNITY_REFRESH,
+)
 
 
 def _select(entry: SealedColumn, after: Sequence[Any] | None, limit: int) -> sql.Composed:

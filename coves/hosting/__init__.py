@@ -31,7 +31,7 @@ def build_hosting(
     validator: RecordValidator | None,
 ) -> CommunityHosting:
     def box() -> SecretBox:
-        return SecretBox(settings.encryption_key)
+        return settings.secret_box()
 
     sessions = CommunitySessions(db, box, pds.connections, metrics=metrics)
     return CommunityHosting(

@@ -1,10 +1,12 @@
 """A hosted community's PDS credentials, sealed at rest.
 
 The password and both session tokens live in ``community_accounts`` sealed
-with :class:`~coves.secrets.SecretBox` (AES-256-GCM, key from
-``ENCRYPTION_KEY``). The associated data names the row and column
-(``community_accounts:<name>:<column>``), so a ciphertext copied to another
-community or column does not open. Plaintexts exist only as
+with :class:`~coves.secrets.SecretBox` (AES-256-GCM with a key id; the key from
+``ENCRYPTION_KEY``, older ones from ``ENCRYPTION_OLD_KEYS``). The associated
+data names the row and column (``community_accounts:<name>:<purpose>``), so a
+ciphertext copied to another community or column does not open. The columns
+are registered in ``coves.db.sealed.SEALED_COLUMNS``, so ``coves rotate-key``
+re-seals them and start-up checks the keys open them. Plaintexts exist only as
 :class:`~coves.secrets.Secret` values in memory, never in logs.
 """
 
@@ -19,16 +21,19 @@ import orjson
 
 from coves.auth.jwt import b64url_decode
 from coves.db import Row
+from coves.db.sealed import COMMUNITY_ACCESS, COMMUNITY_PASSWORD, COMMUNITY_REFRESH, SealedColumn
 from coves.secrets import Secret, SecretBox
 
-TABLE = "community_accounts"
-# Sealed columns of community_accounts and the AAD each row's value is bound to.
-SEALED_COLUMNS = ("password_sealed", "access_sealed", "refresh_sealed")
+# The registry entries (coves.db.sealed) give each column's AAD, so sealing here,
+# ``coves rotate-key`` and the start-up key check agree on it.
+_COLUMNS: dict[str, SealedColumn] = {
+    entry.column: entry for entry in (COMMUNITY_PASSWORD, COMMUNITY_ACCESS, COMMUNITY_REFRESH)
+}
 
 
 def seal_context(name: str, column: str) -> str:
     """The AAD of ``column`` (``password_sealed``...) in the row of community ``name``."""
-    return f"{TABLE}:{name}:{column.removesuffix('_sealed')}"
+    return _COLUMNS[column].context({"name": name})
 
 
 def seal(box: SecretBox, name: str, column: str, value: Secret) -> bytes:

@@ -19,7 +19,6 @@ from tests.support.database import TestPostgres
 from tests.support.pds import TestPds
 
 ALICE = "did:plc:alicealicealicealiceali"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def make(client: Client, pds: TestPds) -> str:
@@ -88,7 +87,7 @@ async def test_refresh_all_reports_each_community(
 
 
 async def test_the_command_line(
-    client: Client, pds: TestPds, db: Database, pg: TestPostgres
+    client: Client, pds: TestPds, db: Database, pg: TestPostgres, tmp_path: Path
 ) -> None:
     with trio.fail_after(90):
         name = await make(client, pds)
@@ -101,9 +100,9 @@ async def test_the_command_line(
 
         def run(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "coves", "--env-file", "/dev/null", "communities", *args],
+                [sys.executable, "-m", "coves", "communities", *args],
                 check=False,
-                cwd=ROOT,
+                cwd=tmp_path,  # no .env there: the environment below is all it gets
                 env=env,
                 capture_output=True,
                 text=True,
