@@ -41,14 +41,14 @@ from coves.config import Settings
 from coves.db import Database, Row
 from coves.db.queries import community_accounts as q
 from coves.errors import XRPCError, invalid_request, not_found
-from coves.hosting.credentials import jwt_expiry, seal, unseal
+from coves.hosting.credentials import Credentials, jwt_expiry, seal, unseal
 from coves.hosting.images import AVATAR_MAX_BYTES, BANNER_MAX_BYTES, Image, decode_image
 from coves.hosting.profile import PROFILE, SELF, check_profile, new_profile, updated_profile
 from coves.hosting.sessions import CommunitySessions
 from coves.ingest.parse import RecordValidator
 from coves.logs import get_logger
 from coves.pds.auth import AdminAuth, PdsAuth
-from coves.pds.client import PdsClient, PdsSession
+from coves.pds.client import PdsClient, PdsSession, RecordValue
 from coves.pds.errors import PdsAuthError, PdsConflict, PdsNotFound, PdsRejected, PdsUnavailable
 from coves.pds.services import PdsServices
 from coves.secrets import Secret, SecretBox
@@ -281,25 +281,28 @@ class CommunityHosting:
 
     # ---- update, delete, restore ---------------------------------------------------------
 
-    async def _owned(self, caller: str, did: str) -> Row:
+    async def _target(self, caller: str, did: str) -> _Target:
+        """The community ``caller`` may change, with its session and current profile."""
         row = await q.by_did(self.db, did)
         if row is None or row["state"] != "active":
             raise not_found("no such community on this instance")
         if row["created_by"] != caller:
             raise XRPCError(403, "Forbidden", "only the community's creator may change it")
-        return row
-
-    async def update(self, caller: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        did = body["communityDid"]
-        row = await self._owned(caller, did)
-        images = read_images(body)
         creds = await self.sessions.load(row["name"])
         client = self.pds.client(creds.pds_url)
-        auth = self.sessions.auth(creds)
         try:
             current = await client.get_record(repo=did, collection=PROFILE, rkey=SELF)
         except PdsNotFound:
-            raise not_found("the community has no profile record") from None
+            current = None
+        return _Target(row, creds, client, self.sessions.auth(creds), current)
+
+    async def update(self, caller: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        did = body["communityDid"]
+        images = read_images(body)
+        target = await self._target(caller, did)
+        client, auth, current = target.client, target.auth, target.current
+        if current is None:
+            raise not_found("the community has no profile record")
         record = updated_profile(current.value, body)
         record.update(await self._upload(client, auth, images))
         check_profile(self._validator, record)
@@ -319,25 +322,19 @@ class CommunityHosting:
                 "InvalidSwap",
                 "the community profile changed while it was being updated; read it and retry",
             ) from None
-        return {"uri": written.uri, "cid": written.cid, "did": did, "handle": creds.handle}
+        return {"uri": written.uri, "cid": written.cid, "did": did, "handle": target.creds.handle}
 
     async def delete(self, caller: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Soft delete: the profile record goes, so the community and its posts are hidden
         everywhere; the account, credentials and last profile stay for a restore."""
         did = body["communityDid"]
-        row = await self._owned(caller, did)
-        creds = await self.sessions.load(row["name"])
-        client = self.pds.client(creds.pds_url)
-        auth = self.sessions.auth(creds)
-        try:
-            current = await client.get_record(repo=did, collection=PROFILE, rkey=SELF)
-        except PdsNotFound:
-            current = None
+        target = await self._target(caller, did)
+        row, current = target.row, target.current
         if current is not None:
             try:
                 await self.pds.writer.delete(
-                    client,
-                    auth,
+                    target.client,
+                    target.auth,
                     repo=did,
                     collection=PROFILE,
                     rkey=SELF,
@@ -371,6 +368,15 @@ class CommunityHosting:
         )
         await q.mark_restored(self.db, row["name"])
         return {"uri": written.uri, "cid": written.cid, "did": creds.did, "handle": creds.handle}
+
+
+@dataclass(frozen=True)
+class _Target:
+    row: Row
+    creds: Credentials
+    client: PdsClient
+    auth: PdsAuth
+    current: RecordValue | None  # the profile record now (None when there is none)
 
 
 def read_images(body: Mapping[str, Any]) -> dict[str, Image]:

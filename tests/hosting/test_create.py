@@ -8,6 +8,7 @@ import trio
 
 from coves.context import AppContext
 from coves.db import Database
+from coves.errors import XRPCError
 from coves.ingest.build import production_indexer
 from coves.ingest.types import Frame
 from coves.pds.writes import commit_event
@@ -201,3 +202,25 @@ async def test_creators_allowlist_and_daily_limit(
             assert status == 200, out
         status, out = await limited.post(CREATE, {"name": unique(pds, "l")}, viewer=ALICE)
         assert (status, out["error"]) == (429, "RateLimitExceeded")
+
+
+async def test_a_pds_that_wants_invites_without_an_admin_password(
+    hosting_ctx: AppContext, pds: TestPds, db: Database
+) -> None:
+    from coves.hosting import build_hosting
+
+    settings = hosting_ctx.settings.replace(pds_admin_password=None)
+    hosting = build_hosting(
+        settings, db, hosting_ctx.pds, metrics=hosting_ctx.metrics, validator=None
+    )
+    name = unique(pds, "i")
+    with trio.fail_after(30):
+        try:
+            await hosting.create(ALICE, {"name": name})
+        except XRPCError as exc:
+            assert (exc.status, exc.error) == (502, "UpstreamFailure")
+            assert "PDS_ADMIN_PASSWORD" in exc.message
+        else:
+            raise AssertionError("create succeeded without an invite code")
+    accounts = "SELECT count(*) FROM community_accounts WHERE name = %s"
+    assert await db.fetchval(accounts, (name,)) == 0  # the name is free again

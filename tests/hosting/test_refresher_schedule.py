@@ -237,3 +237,23 @@ async def test_health_details_show_the_next_renewal_and_failures(
 def test_safety_never_exceeds_half_the_window(ahead: float) -> None:
     ref = TokenRefresher(FakeSource(), metrics=Metrics(), ahead=ahead, safety=300.0)
     assert ref.safety <= ahead / 2
+
+
+async def test_supervised_child_reports_in_health(autojump_clock: trio.abc.Clock) -> None:
+    from nurseries.community_refresher import community_refresher_child
+    from nurseries.supervisor import open_supervisor
+
+    source = FakeSource()
+    source.add("down", 60)
+    source.outage = lambda name: PdsUnavailable("connection refused")
+    spec = community_refresher_child(source, metrics=Metrics(), ahead=1800.0, enabled=True)
+    assert spec is not None
+    async with open_supervisor() as supervisor:
+        await supervisor.start(spec)
+        await trio.sleep(30)
+        report = supervisor.health_report()["community_refresher"]
+        assert supervisor.healthy  # not critical: a PDS outage does not fail _health
+    details = report["details"]
+    assert details["failing"]["down"]["failures"] >= 1
+    assert "connection refused" in details["failing"]["down"]["last_error"]
+    assert details["breaker"] == "closed"  # one failure: below the threshold
