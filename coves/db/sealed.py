@@ -72,8 +72,25 @@ COMMUNITY_PASSWORD = _community_account("password_sealed")
 COMMUNITY_ACCESS = _community_account("access_sealed")
 COMMUNITY_REFRESH = _community_account("refresh_sealed")
 
+# Sign-ins in progress (PKCE verifier, DPoP key) and users' OAuth sessions
+# (tokens, DPoP key): coves.oauth.store.
+OAUTH_REQUESTS = SealedColumn(
+    table="oauth_requests",
+    key=("state",),
+    column="secrets_sealed",
+    context=lambda row: f"oauth_requests.secrets:{row['state']}",
+)
+OAUTH_SESSIONS = SealedColumn(
+    table="oauth_sessions",
+    key=("session_id",),
+    column="secrets_sealed",
+    context=lambda row: f"oauth_sessions.secrets:{row['session_id']}",
+)
+
 SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     INSTANCE_SECRETS,
+    OAUTH_REQUESTS,
+    OAUTH_SESSIONS,
     COMMUNITY_PASSWORD,
     COMMUNITY_ACCESS,
     COMMUNITY_REFRESH,

@@ -175,6 +175,7 @@ class Batch:
     ignored: list[Ignored] = field(default_factory=list)
     cursor: int | None = None  # the source's position after this batch (Jetstream: time_us)
     frames: int = 0
+    newest_us: int | None = None  # newest time_us of any event in the batch
     source: str = q.CURSOR_NAME  # the ingest_cursor row the cursor is saved under
     # The consumer's session (q.open_session); the batch refuses to commit if the
     # server restarted since, so a crash that took commits back cannot go unseen.

@@ -75,6 +75,8 @@ class Endpoint:
     # subscriptions, blocks): the indexer drops them when it applies one.
     # Capped by VIEWER_CACHE_SECONDS.
     viewer_cache_seconds: float = 0.0
+    # Limit classes counted per authenticated account (its DID), not per address.
+    viewer_limits: tuple[str, ...] = ()
     # A larger request body than MAX_REQUEST_BODY_BYTES (procedures carrying images).
     max_body: int | None = None
 
@@ -96,13 +98,22 @@ class Router:
         *,
         cache_seconds: float = 0.0,
         viewer_cache_seconds: float = 0.0,
+        viewer_limits: tuple[str, ...] = (),
         max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             if nsid in self.endpoints:
                 raise ValueError(f"{nsid} declared twice")
             self.endpoints[nsid] = Endpoint(
-                nsid, kind, handler, auth, limits, cache_seconds, viewer_cache_seconds, max_body
+                nsid,
+                kind,
+                handler,
+                auth,
+                limits,
+                cache_seconds,
+                viewer_cache_seconds,
+                viewer_limits,
+                max_body,
             )
             return handler
 
@@ -132,9 +143,12 @@ class Router:
         *,
         auth: AuthPolicy = AuthPolicy.REQUIRED,
         limits: tuple[str, ...] = (),
+        viewer_limits: tuple[str, ...] = (),
         max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
-        return self._add("procedure", nsid, auth, limits, max_body=max_body)
+        return self._add(
+            "procedure", nsid, auth, limits, viewer_limits=viewer_limits, max_body=max_body
+        )
 
     def alias(self, nsid: str, target: str) -> None:
         """Serve ``nsid`` with the same handler as ``target`` (kept names for old clients)."""
@@ -147,6 +161,7 @@ class Router:
             endpoint.limits,
             endpoint.cache_seconds,
             endpoint.viewer_cache_seconds,
+            endpoint.viewer_limits,
             endpoint.max_body,
         )
 

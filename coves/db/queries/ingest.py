@@ -912,3 +912,22 @@ def save_cursor(conn: Conn, time_us: int, name: str = CURSOR_NAME) -> None:
 async def load_cursor(db: Database, name: str = CURSOR_NAME) -> int | None:
     value = await db.fetchval("SELECT time_us FROM ingest_cursor WHERE name = %s", (name,))
     return int(value) if value is not None else None
+
+
+async def live_record_uris(db: Database, did: str) -> list[str]:
+    """URIs of the live records of ``did``'s repository that the index holds.
+
+    For a ``#sync`` (the repo was replaced): whatever is here and no longer in
+    the repository is deleted. A primary-key range per table (the URI prefix).
+    """
+    low, high = f"at://{did}/", f"at://{did}0"  # '0' sorts right after '/'
+    parts = [
+        f"SELECT uri FROM {table} WHERE uri >= %(low)s AND uri < %(high)s AND deleted_at IS NULL"
+        for table in sorted(REV_TABLES)
+    ]
+    parts.append(
+        "SELECT 'at://' || did || '/' || collection || '/' || rkey FROM record_state"
+        " WHERE did = %(did)s AND NOT deleted"
+    )
+    rows = await db.fetch(" UNION ".join(parts), {"low": low, "high": high, "did": did})
+    return [next(iter(row.values())) for row in rows]
