@@ -325,8 +325,9 @@ class XrpcASGI:
             )
             body = None
             if endpoint.kind == "procedure":
-                limit = max(self.max_body, endpoint.max_body_bytes)
-                body = await self._read_json_body(headers, receive, limit)
+                body = await self._read_json_body(
+                    headers, receive, endpoint.max_body or self.max_body
+                )
                 if lexicons is not None:
                     lexicons.validate_input(nsid, body)
             xreq = XRPCRequest(

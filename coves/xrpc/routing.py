@@ -77,9 +77,8 @@ class Endpoint:
     viewer_cache_seconds: float = 0.0
     # Limit classes counted per authenticated account (its DID), not per address.
     viewer_limits: tuple[str, ...] = ()
-    # A procedure whose body may legitimately exceed MAX_REQUEST_BODY_BYTES
-    # (inline base64 images); 0 keeps the setting.
-    max_body_bytes: int = 0
+    # A larger request body than MAX_REQUEST_BODY_BYTES (procedures carrying images).
+    max_body: int | None = None
 
     @property
     def http_method(self) -> str:
@@ -100,7 +99,7 @@ class Router:
         cache_seconds: float = 0.0,
         viewer_cache_seconds: float = 0.0,
         viewer_limits: tuple[str, ...] = (),
-        max_body_bytes: int = 0,
+        max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             if nsid in self.endpoints:
@@ -114,7 +113,7 @@ class Router:
                 cache_seconds,
                 viewer_cache_seconds,
                 viewer_limits,
-                max_body_bytes,
+                max_body,
             )
             return handler
 
@@ -145,15 +144,10 @@ class Router:
         auth: AuthPolicy = AuthPolicy.REQUIRED,
         limits: tuple[str, ...] = (),
         viewer_limits: tuple[str, ...] = (),
-        max_body_bytes: int = 0,
+        max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         return self._add(
-            "procedure",
-            nsid,
-            auth,
-            limits,
-            viewer_limits=viewer_limits,
-            max_body_bytes=max_body_bytes,
+            "procedure", nsid, auth, limits, viewer_limits=viewer_limits, max_body=max_body
         )
 
     def alias(self, nsid: str, target: str) -> None:
@@ -168,7 +162,7 @@ class Router:
             endpoint.cache_seconds,
             endpoint.viewer_cache_seconds,
             endpoint.viewer_limits,
-            endpoint.max_body_bytes,
+            endpoint.max_body,
         )
 
 
