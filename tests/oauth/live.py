@@ -19,6 +19,7 @@ from coves.metrics import Metrics
 from coves.net import SafeFetcher
 from coves.oauth.service import OAuthService, build_oauth_service
 from coves.xrpc.app import create_app
+from coves.xrpc.ratelimit import LimitClass, RateLimiter, default_limit_classes
 from coves.xrpc.routing import Endpoint, collect_endpoints
 from tests.oauth.conftest import WHOAMI, oauth_settings, whoami
 from tests.support.oauth_browser import Browser, Landing
@@ -66,7 +67,9 @@ class Live:
         return await browser.sign_in(path, account.handle, account.password)
 
 
-def build_live(pds: TestPds, db: Database, **settings: Any) -> Live:
+def build_live(
+    pds: TestPds, db: Database, *, limiter: RateLimiter | None = None, **settings: Any
+) -> Live:
     config = oauth_settings(plc_url=pds.plc_url, **settings)
     fetcher = build_fetcher(config)
     handles = Handles()
@@ -87,12 +90,15 @@ def build_live(pds: TestPds, db: Database, **settings: Any) -> Live:
         **collect_endpoints(),
         WHOAMI: Endpoint(WHOAMI, "query", whoami, AuthPolicy.REQUIRED),
     }
-    return Live(pds, ctx, service, create_app(ctx, endpoints), handles, fetcher)
+    app = create_app(ctx, endpoints, limiter=limiter)
+    return Live(pds, ctx, service, app, handles, fetcher)
 
 
 @asynccontextmanager
-async def open_live(pds: TestPds, db: Database, **settings: Any) -> AsyncIterator[Live]:
-    live = build_live(pds, db, **settings)
+async def open_live(
+    pds: TestPds, db: Database, *, limiter: RateLimiter | None = None, **settings: Any
+) -> AsyncIterator[Live]:
+    live = build_live(pds, db, limiter=limiter, **settings)
     try:
         yield live
     finally:
@@ -100,3 +106,12 @@ async def open_live(pds: TestPds, db: Database, **settings: Any) -> AsyncIterato
         if live.ctx.user_repos is not None:
             await live.ctx.user_repos.aclose()
         await live.ctx.pds.aclose()
+
+
+def roomy_limiter(settings: Any, **limits: int) -> RateLimiter:
+    """The production limit classes with some raised (tests that make many calls)."""
+    classes = [
+        LimitClass(c.name, limits.get(c.name, c.limit), c.window)
+        for c in default_limit_classes(settings)
+    ]
+    return RateLimiter(classes)
