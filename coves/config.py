@@ -175,16 +175,6 @@ def _p256_private_key(raw: str) -> Secret:
         raise ValueError(f"is not a P-256 private key ({exc})") from None
 
 
-def _p256_private_keys(raw: str) -> tuple[Secret, ...]:
-    keys = []
-    for position, item in enumerate(_csv(raw), start=1):
-        try:
-            keys.append(_p256_private_key(item))
-        except ValueError as exc:
-            raise ValueError(f"key {position} {exc}") from None
-    return tuple(keys)
-
-
 def _redirect_urls(raw: str) -> tuple[str, ...]:
     """Absolute redirect targets (web URLs or app URIs such as social.coves:/callback)."""
     items = _csv(raw)
@@ -196,14 +186,23 @@ def _redirect_urls(raw: str) -> tuple[str, ...]:
     return items
 
 
-def _keys32(raw: str) -> tuple[Secret, ...]:
-    keys = []
-    for position, item in enumerate(_csv(raw), start=1):
-        try:
-            keys.append(_key32(item))
-        except ValueError as exc:
-            raise ValueError(f"key {position} {exc}") from None
-    return tuple(keys)
+def _key_list(parse_one: Callable[[str], Secret]) -> Callable[[str], tuple[Secret, ...]]:
+    """A comma-separated list of keys, each parsed by ``parse_one``; errors name the key."""
+
+    def parse(raw: str) -> tuple[Secret, ...]:
+        keys = []
+        for position, item in enumerate(_csv(raw), start=1):
+            try:
+                keys.append(parse_one(item))
+            except ValueError as exc:
+                raise ValueError(f"key {position} {exc}") from None
+        return tuple(keys)
+
+    return parse
+
+
+_keys32 = _key_list(_key32)
+_p256_private_keys = _key_list(_p256_private_key)
 
 
 def _database_url(raw: str) -> Secret:

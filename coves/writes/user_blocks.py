@@ -12,11 +12,11 @@ from typing import Any
 
 from coves.atproto.syntax import is_valid_did
 from coves.db import Database
-from coves.db.queries import user_writes as q
 from coves.errors import XRPCError
 from coves.identity import IdentityError, IdentityResolver
 from coves.lexicon.registry import LexiconRegistry
-from coves.writes.records import block_answer, now_datetime, validated
+from coves.writes.memberships import delete_all, existing_or_create
+from coves.writes.records import block_answer, now_datetime
 from coves.writes.repo import UserRepo
 
 BLOCK = "social.coves.actor.block"
@@ -50,22 +50,17 @@ async def block_user(
     body: dict[str, Any],
 ) -> dict[str, Any]:
     subject = await _subject(identity, repo, body.get("subject"))
-    existing = await q.live_user_blocks(db, repo.did, subject)
-    if existing:
-        return block_answer(existing[0]["uri"], existing[0]["record_cid"])
     record = {"$type": BLOCK, "subject": subject, "createdAt": now_datetime()}
-    validated(lexicons, BLOCK, record)
-    written = await repo.create(BLOCK, record)
-    return block_answer(written.uri, written.cid)
+    uri, cid, _ = await existing_or_create(
+        db, repo, "user_block", subject, record, lexicons=lexicons
+    )
+    return block_answer(uri, cid)
 
 
 async def unblock_user(
     db: Database, identity: IdentityResolver | None, repo: UserRepo, body: dict[str, Any]
 ) -> dict[str, Any]:
     subject = await _subject(identity, repo, body.get("subject"))
-    existing = await q.live_user_blocks(db, repo.did, subject)
-    if not existing:
-        raise XRPCError(404, "NotFound", "you do not block this account")
-    for row in existing:
-        await repo.delete(BLOCK, row["rkey"])
-    return {"success": True}
+    return await delete_all(
+        db, repo, "user_block", subject, collection=BLOCK, missing="you do not block this account"
+    )

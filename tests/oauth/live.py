@@ -9,19 +9,16 @@ from typing import Any
 from urllib.parse import quote
 
 from coves.auth.base import AuthPolicy
-from coves.auth.factory import build_authenticator
 from coves.context import AppContext
 from coves.db import Database
 from coves.identity import IdentityResolver
 from coves.identity.factory import build_fetcher
-from coves.lexicon import LexiconRegistry
-from coves.metrics import Metrics
 from coves.net import SafeFetcher
-from coves.oauth.service import OAuthService, build_oauth_service
+from coves.oauth.service import OAuthService
 from coves.xrpc.app import create_app
 from coves.xrpc.ratelimit import LimitClass, RateLimiter, default_limit_classes
 from coves.xrpc.routing import Endpoint, collect_endpoints
-from tests.oauth.conftest import WHOAMI, oauth_settings, whoami
+from tests.oauth.conftest import WHOAMI, oauth_context, oauth_settings, whoami
 from tests.support.oauth_browser import Browser, Landing
 from tests.support.pds import PdsAccount, TestPds
 
@@ -76,16 +73,9 @@ def build_live(
     identity = IdentityResolver(
         fetcher=fetcher, plc_url=config.plc_url, txt_lookup=handles.txt_lookup
     )
-    service = build_oauth_service(config, db, fetcher, identity)
-    ctx = AppContext(
-        settings=config,
-        db=db,
-        metrics=Metrics(),
-        lexicons=LexiconRegistry.load(),
-        identity=identity,
-        authenticator=build_authenticator(config, identity, fetcher, sessions=service.verifier),
-        oauth=service,
-    )
+    ctx = oauth_context(config, db, fetcher, identity)
+    service = ctx.oauth
+    assert service is not None
     endpoints = {
         **collect_endpoints(),
         WHOAMI: Endpoint(WHOAMI, "query", whoami, AuthPolicy.REQUIRED),
