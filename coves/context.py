@@ -26,6 +26,7 @@ from coves.aggregators.registration import AggregatorRegistrar
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
+from coves.hosting import CommunityHosting, build_hosting
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
@@ -79,6 +80,7 @@ class AppContext:
     # Drops cached views here and, through PostgreSQL, in every other process.
     invalidation: Invalidation = field(init=False)
     pds: PdsServices = field(init=False)
+    hosting: CommunityHosting = field(init=False)  # communities hosted on PDS_URL
     # Signed-in users' own repositories, written through their OAuth sessions.
     user_repos: UserRepos | None = field(init=False)
 
@@ -93,6 +95,13 @@ class AppContext:
         )
         # After the invalidation: writes are indexed with its hooks.
         object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
+        object.__setattr__(
+            self,
+            "hosting",
+            build_hosting(
+                self.settings, self.db, self.pds, metrics=self.metrics, validator=self.lexicons
+            ),
+        )
         repos = None
         if self.oauth is not None:
             repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
