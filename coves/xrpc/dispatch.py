@@ -326,7 +326,7 @@ class XrpcASGI:
             body = None
             if endpoint.kind == "procedure":
                 body = await self._read_json_body(
-                    headers, receive, endpoint.max_body or self.max_body
+                    headers, receive, max(endpoint.max_body or 0, self.max_body)
                 )
                 if lexicons is not None:
                     lexicons.validate_input(nsid, body)
