@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import httpx
+
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
@@ -58,8 +60,8 @@ class AppContext:
     health: HealthSource | None = None
     # Anonymous and per-viewer read responses; the indexer drops a repo's entries.
     response_cache: ResponseCache = field(default_factory=ResponseCache)
-    # PDS calls and write-then-index; tests may pass their own (a fault transport).
-    pds_services: PdsServices | None = None
+    # How PDS calls reach the network; tests pass their own (fault injection, hooks).
+    pds_transport: httpx.AsyncBaseTransport | None = None
     # Sign-in through Coves and users' OAuth sessions (writes into their repos).
     oauth: OAuthService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
@@ -72,7 +74,7 @@ class AppContext:
         # Frozen: the derived parts are set once, here, and never again.
         object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
         object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
-        object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
+        object.__setattr__(self, "pds", default_pds_services(self))
         object.__setattr__(
             self,
             "hosting",
@@ -89,7 +91,7 @@ def default_pds_services(ctx: AppContext) -> PdsServices:
     from coves.pds.writes import RepoWriter
 
     return PdsServices(
-        connections=PdsConnections(metrics=ctx.metrics),
+        connections=PdsConnections(metrics=ctx.metrics, transport=ctx.pds_transport),
         writer=RepoWriter(production_indexer(ctx)),
         instance_url=ctx.settings.pds_url,
     )

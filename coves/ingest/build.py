@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from coves.db import Database
+from coves.ingest.events import PROFILE, Commit
 from coves.ingest.indexer import CommitsHook, IdentityHook, Indexer, VerificationHook
 from coves.ingest.parse import RecordValidator
 from coves.metrics import Metrics
@@ -51,11 +52,19 @@ def build_indexer(
 def production_indexer(ctx: AppContext) -> Indexer:
     """The consumer's sink: validating with the context's lexicons, purging cached
     identities on ``#identity``, offering foreign communities to the did:web
-    verifier, and dropping the response cache's entries of every repo written.
+    verifier, and dropping the response cache's entries of every repo written
+    and the cached community rows when a community profile changes (a created
+    or deleted community shows in feeds at once, not after the cache's TTL).
     """
     from coves.respcache import invalidation_hook
 
     settings = ctx.settings
+    communities = ctx.read.communities
+
+    def drop_cached_communities(commits: list[Commit]) -> None:
+        if any(commit.collection == PROFILE for commit in commits):
+            communities.clear()
+
     return build_indexer(
         db=ctx.db,
         instance_did=settings.instance_did,
@@ -66,7 +75,7 @@ def production_indexer(ctx: AppContext) -> Indexer:
         on_community_needs_verification=(
             ctx.didweb.on_community_needs_verification if ctx.didweb is not None else None
         ),
-        on_commits_applied=[invalidation_hook(ctx.response_cache)],
+        on_commits_applied=[invalidation_hook(ctx.response_cache), drop_cached_communities],
     )
 
 
