@@ -62,6 +62,8 @@ class AppContext:
     response_cache: ResponseCache = field(default_factory=ResponseCache)
     # How PDS calls reach the network; tests pass their own (fault injection, hooks).
     pds_transport: httpx.AsyncBaseTransport | None = None
+    # Or a whole PdsServices (its writer's indexer then belongs to whoever built it).
+    pds_services: PdsServices | None = None
     # Sign-in through Coves and users' OAuth sessions (writes into their repos).
     oauth: OAuthService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
@@ -74,7 +76,7 @@ class AppContext:
         # Frozen: the derived parts are set once, here, and never again.
         object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
         object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
-        object.__setattr__(self, "pds", default_pds_services(self))
+        object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
         object.__setattr__(
             self,
             "hosting",
