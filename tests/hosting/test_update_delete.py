@@ -237,7 +237,8 @@ async def test_a_deleted_communitys_posts_are_hidden_and_come_back_on_restore(
             _, got = await client.get("social.coves.community.post.get", uris=written.uri)
             in_feed = any(i["post"]["uri"] == written.uri for i in feed.get("feed") or [])
             in_discover = any(i["post"]["uri"] == written.uri for i in discover["feed"] or [])
-            shown = got["posts"][0]["$type"] == "social.coves.feed.defs#postView"
+            entry = got["posts"][0]
+            shown = not any(entry.get(k) for k in ("notFound", "unavailable", "blocked", "deleted"))
             return in_feed, in_discover, shown
 
         assert await visible() == (True, True, True)
