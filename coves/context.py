@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import httpx
+
 from coves.aggregators.api_keys import ApiKeys
 from coves.aggregators.authorizations import AggregatorAuthorizations
 from coves.aggregators.registration import AggregatorRegistrar
@@ -64,7 +66,9 @@ class AppContext:
     health: HealthSource | None = None
     # Anonymous and per-viewer read responses; the indexer drops a repo's entries.
     response_cache: ResponseCache = field(default_factory=ResponseCache)
-    # PDS calls and write-then-index; tests may pass their own (a fault transport).
+    # How PDS calls reach the network; tests pass their own (fault injection, hooks).
+    pds_transport: httpx.AsyncBaseTransport | None = None
+    # Or a whole PdsServices (its writer's indexer then belongs to whoever built it).
     pds_services: PdsServices | None = None
     # Sign-in through Coves and users' OAuth sessions (writes into their repos).
     oauth: OAuthService | None = None
@@ -115,7 +119,7 @@ def default_pds_services(ctx: AppContext) -> PdsServices:
     from coves.pds.writes import RepoWriter
 
     return PdsServices(
-        connections=PdsConnections(metrics=ctx.metrics),
+        connections=PdsConnections(metrics=ctx.metrics, transport=ctx.pds_transport),
         writer=RepoWriter(production_indexer(ctx)),
         instance_url=ctx.settings.pds_url,
     )
