@@ -24,18 +24,23 @@ class Image:
     mime: str
 
 
-_limits: dict[str, ImageLimits] = {}
+_limits: dict[tuple[str, str], ImageLimits] = {}
+
+
+def record_image_limits(nsid: str, field: str) -> ImageLimits:
+    """The limits of blob ``field`` in record type ``nsid``, from its lexicon."""
+    if (nsid, field) not in _limits:
+        from coves.lexicon import LexiconRegistry
+
+        profile = LexiconRegistry.load().document(nsid)
+        record = {"id": profile["id"], "defs": {"main": profile["defs"]["main"]["record"]}}
+        _limits[nsid, field] = blob_limits(record, "main", field)
+    return _limits[nsid, field]
 
 
 def profile_limits(field: str) -> ImageLimits:
-    """The profile record's limits for ``field`` (``avatar`` or ``banner``)."""
-    if field not in _limits:
-        from coves.lexicon import LexiconRegistry
-
-        profile = LexiconRegistry.load().document("social.coves.community.profile")
-        record = {"id": profile["id"], "defs": {"main": profile["defs"]["main"]["record"]}}
-        _limits[field] = blob_limits(record, "main", field)
-    return _limits[field]
+    """The community profile record's limits for ``field`` (``avatar`` or ``banner``)."""
+    return record_image_limits("social.coves.community.profile", field)
 
 
 def decode_image(field: str, encoded: str, declared: str | None, limits: ImageLimits) -> Image:
