@@ -38,14 +38,16 @@ from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres
 from coves.logs import get_logger
 from coves.metrics import MULTIPROCESS_ENV, Metrics, multiprocess_dir
-from nurseries.main import Runtime, _wait_for_signal, check_database, database_spec
+from nurseries.main import Runtime, check_database, database_spec, until_signal
 from nurseries.supervisor import ChildSpec, RestartPolicy, open_supervisor
 from nurseries.upkeep import heartbeat_child
+from nurseries.xrpc_server import listen_refusal
 
 log = get_logger(__name__)
 
 WORKER_POLICY = RestartPolicy(base_delay=0.5, max_delay=30.0, max_failures=5, failure_window=300.0)
 START_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 class WorkerFailed(Exception):
@@ -140,6 +142,11 @@ class WorkerProcess:
         finally:
             os.close(life_w)  # the lifeline: a child still running stops when it closes
             with trio.CancelScope(shield=True):
+                if proc.returncode is None and not self._stopping:
+                    # Stopped while starting (a signal during start-up): it may
+                    # already accept connections, so it drains rather than dies.
+                    with trio.move_on_after(STOP_TIMEOUT_SECONDS):
+                        await proc.wait()
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
@@ -167,9 +174,17 @@ def _forget_metrics(pid: int) -> None:
 
 
 def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """The one socket every API worker accepts from (inherited by each)."""
+    """The one socket every API worker accepts from (inherited by each).
+
+    A port in use refuses to start in one line, as one process does."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=backlog)
+    except OSError as exc:
+        refusal = listen_refusal(host, port, exc)
+        if refusal is None:
+            raise
+        raise refusal from None
     sock.set_inheritable(True)
     return sock
 
@@ -206,7 +221,8 @@ async def run_deployment(
     def count_restart(name: str) -> None:
         metrics.child_restarts.labels(name).inc()
 
-    async with open_supervisor(on_restart=count_restart) as supervisor:
+    # The signals stop start-up too; the supervisor then drains what had started.
+    async with open_supervisor(on_restart=count_restart) as supervisor, until_signal():
         runtime = Runtime(settings, supervisor, metrics)
         embedded_conninfo: str | None = None
         if settings.database_url is None:
@@ -223,20 +239,21 @@ async def run_deployment(
         await check_database(db, settings, migrate_on_start=migrate_on_start)
         env = child_env(embedded_conninfo)
         grace = settings.shutdown_grace_seconds + 5.0
-        if role == "all":
-            ingester = WorkerProcess("ingest", "ingest", env, env_file)
-            await supervisor.start(
-                ChildSpec(
-                    "ingest",
-                    ingester.run,
-                    WORKER_POLICY,
-                    request_stop=ingester.request_stop,
-                    grace=grace,
-                    critical=False,  # reads go on without ingestion; its lag shows in _health
-                )
-            )
+        # Before any process starts: a port in use refuses at once.
         sock = listening_socket(settings.host, settings.port)
         try:
+            if role == "all":
+                ingester = WorkerProcess("ingest", "ingest", env, env_file)
+                await supervisor.start(
+                    ChildSpec(
+                        "ingest",
+                        ingester.run,
+                        WORKER_POLICY,
+                        request_stop=ingester.request_stop,
+                        grace=grace,
+                        critical=False,  # reads go on without ingestion; its lag shows in _health
+                    )
+                )
             host, port = sock.getsockname()[:2]
             api = [
                 WorkerProcess(f"api-{i}", "api", env, env_file, listen_fd=sock.fileno())
@@ -272,8 +289,7 @@ async def run_deployment(
             runtime.bound = [f"http://{shown}:{port}"]
             log.info("coves serving", workers=workers, role=role, bind=runtime.bound[0])
             task_status.started(runtime)
-            await _wait_for_signal()
-            log.info("shutdown requested; draining the workers")
+            await trio.sleep_forever()  # until a signal cancels the block
         finally:
             # The workers hold their own copies; ours goes once they are stopped.
             with trio.CancelScope(shield=True):
