@@ -24,11 +24,13 @@ class Image:
     mime: str
 
 
+COMMUNITY_PROFILE = "social.coves.community.profile"
 _limits: dict[tuple[str, str], ImageLimits] = {}
 
 
-def record_image_limits(nsid: str, field: str) -> ImageLimits:
-    """The limits of blob ``field`` in record type ``nsid``, from its lexicon."""
+def profile_limits(field: str, nsid: str = COMMUNITY_PROFILE) -> ImageLimits:
+    """The limits of profile record ``nsid`` (community or actor) for ``field``
+    (``avatar`` or ``banner``): one source for the sizes and types, its lexicon."""
     if (nsid, field) not in _limits:
         from coves.lexicon import LexiconRegistry
 
@@ -36,11 +38,6 @@ def record_image_limits(nsid: str, field: str) -> ImageLimits:
         record = {"id": profile["id"], "defs": {"main": profile["defs"]["main"]["record"]}}
         _limits[nsid, field] = blob_limits(record, "main", field)
     return _limits[nsid, field]
-
-
-def profile_limits(field: str) -> ImageLimits:
-    """The community profile record's limits for ``field`` (``avatar`` or ``banner``)."""
-    return record_image_limits("social.coves.community.profile", field)
 
 
 def decode_image(field: str, encoded: str, declared: str | None, limits: ImageLimits) -> Image:

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
-
 from coves.errors import XRPCError
-from coves.hosting.images import Image, decode_image, record_image_limits
+from coves.hosting.images import Image, decode_image, profile_limits
 from coves.lexicon.registry import LexiconRegistry
 from coves.pds import PdsConflict, PdsNotFound
 from coves.writes.records import now_datetime, ref_answer, validated
 from coves.writes.repo import UserRepo
 
 PROFILE = "social.coves.actor.profile"
-# The largest body updateProfile can legitimately carry: both images in base64, at
-# the sizes the profile record's lexicon allows (1 MB avatar, 2 MB banner; a test
-# checks this against the lexicon).
+# The largest body updateProfile can legitimately carry: both images (at the
+# profile lexicon's maxSize: 1 MB and 2 MB) in base64, and the text fields.
 MAX_BODY = (1_000_000 + 2_000_000) * 4 // 3 + 64 * 1024
 
 
@@ -36,12 +33,11 @@ async def update_profile(
         encoded = body.get(f"{name}Blob")
         if isinstance(encoded, str):
             declared = body.get(f"{name}MimeType")
-            images[name] = await trio.to_thread.run_sync(  # CPU-bound for large images
-                decode_image,
+            images[name] = decode_image(
                 f"{name}Blob",
                 encoded,
                 declared if isinstance(declared, str) else None,
-                record_image_limits(PROFILE, name),
+                profile_limits(name, PROFILE),
             )
     try:
         current = await repo.get(PROFILE, "self")
