@@ -480,6 +480,14 @@ VARS: tuple[Var, ...] = (
         "1",
     ),
     Var(
+        "RATE_LIMIT_SEARCH",
+        "rate_limit_search",
+        _int(1),
+        30,
+        "requests per minute per client on post search (on top of general)",
+        "30",
+    ),
+    Var(
         "RATE_LIMIT_USER_WRITES",
         "rate_limit_user_writes",
         _int(1),
@@ -786,8 +794,9 @@ VARS: tuple[Var, ...] = (
         "blob_url_template",
         str.strip,
         "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}",
-        "URL template for blobs in views: {pds}, {did}, {cid} are substituted (escaped)",
-        "https://cdn.example/img/{did}/{cid}",
+        "URL template for blobs in views: {pds}, {did}, {cid} and {preset} (thumb, fullsize,"
+        " avatar, banner, video) are substituted (escaped)",
+        "https://coves.social/img/{preset}/plain/{did}/{cid}",
     ),
     Var(
         "FEED_SNAPSHOT_SIZE",
@@ -812,6 +821,31 @@ VARS: tuple[Var, ...] = (
         20_000,
         "most stored listing snapshots; beyond it the oldest go first (their cursors expire)",
         "20000",
+    ),
+    Var(
+        "POSTS_PER_HOUR",
+        "posts_per_hour",
+        _int(1, 100_000),
+        20,
+        "posts one account may create per rolling hour, all communities together "
+        "(aggregators have their own per-community limit)",
+        "20",
+    ),
+    Var(
+        "AGGREGATOR_POSTS_PER_HOUR",
+        "aggregator_posts_per_hour",
+        _int(1, 100_000),
+        10,
+        "posts one aggregator may create per rolling hour in one community",
+        "10",
+    ),
+    Var(
+        "UNFURL_TIMEOUT_SECONDS",
+        "unfurl_timeout_seconds",
+        _float(0.1),
+        4.0,
+        "longest a post waits for a link card (page, oEmbed or thumbnail fetch)",
+        "4",
     ),
 )
 
@@ -851,6 +885,7 @@ class Settings:
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
     rate_limit_sync_seconds: float = 1.0
+    rate_limit_search: int = 30
     rate_limit_user_writes: int = 60
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
@@ -891,6 +926,9 @@ class Settings:
     feed_snapshot_size: int = 1000
     feed_snapshot_ttl_seconds: float = 3600.0
     feed_snapshot_max_rows: int = 20_000
+    posts_per_hour: int = 20
+    aggregator_posts_per_hour: int = 10
+    unfurl_timeout_seconds: float = 4.0
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property

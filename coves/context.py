@@ -20,10 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from coves.aggregators.api_keys import ApiKeys
+from coves.aggregators.authorizations import AggregatorAuthorizations
+from coves.aggregators.registration import AggregatorRegistrar
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
-from coves.feeds import ReadServices
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
@@ -32,7 +34,10 @@ from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.oauth.service import OAuthService
 from coves.pds.services import PdsServices
+from coves.posting.service import PostService
+from coves.read.services import ReadServices
 from coves.respcache import ResponseCache
+from coves.writes.repo import UserRepos, build_user_repos
 
 
 class HealthSource(Protocol):
@@ -62,12 +67,20 @@ class AppContext:
     pds_services: PdsServices | None = None
     # Sign-in through Coves and users' OAuth sessions (writes into their repos).
     oauth: OAuthService | None = None
+    # Aggregators: domain-proof registration and API keys (coves.aggregators).
+    aggregators: AggregatorRegistrar | None = None
+    api_keys: ApiKeys | None = None
+    authorizations: AggregatorAuthorizations | None = None
+    # Writing posts (coves.posting); needs the community repositories' credentials.
+    posts: PostService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
     # Drops cached views here and, through PostgreSQL, in every other process.
     invalidation: Invalidation = field(init=False)
     pds: PdsServices = field(init=False)
+    # Signed-in users' own repositories, written through their OAuth sessions.
+    user_repos: UserRepos | None = field(init=False)
 
     def __post_init__(self) -> None:
         # Frozen: the derived parts are set once, here, and never again.
@@ -80,6 +93,10 @@ class AppContext:
         )
         # After the invalidation: writes are indexed with its hooks.
         object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
+        repos = None
+        if self.oauth is not None:
+            repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
+        object.__setattr__(self, "user_repos", repos)
 
 
 def default_pds_services(ctx: AppContext) -> PdsServices:
@@ -106,11 +123,13 @@ def build_context(
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
     from coves.oauth.service import build_oauth_service
+    from coves.posting.build import outbound_fetcher
 
     metrics = metrics if metrics is not None else Metrics()
     fetcher = build_fetcher(settings)
     identity = build_resolver(settings, db, fetcher, metrics=metrics)
     oauth = build_oauth_service(settings, db, fetcher, identity)
+    api_keys = ApiKeys(db)
     return AppContext(
         settings=settings,
         db=db,
@@ -118,7 +137,11 @@ def build_context(
         health=health,
         lexicons=LexiconRegistry.load(),
         identity=identity,
-        authenticator=build_authenticator(settings, identity, fetcher, sessions=oauth.verifier),
+        authenticator=build_authenticator(
+            settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys
+        ),
         didweb=HostedByQueue(),
         oauth=oauth,
+        aggregators=AggregatorRegistrar(db, outbound_fetcher(settings), identity),
+        api_keys=api_keys,
     )

@@ -106,7 +106,15 @@ async def close_session(db: Database, token: str) -> None:
 
 # Tables whose rows are keyed by record URI and carry the rev that wrote them.
 REV_TABLES = frozenset(
-    {"posts", "comments", "votes", "subscriptions", "blocks", "aggregator_authorizations"}
+    {
+        "posts",
+        "comments",
+        "votes",
+        "subscriptions",
+        "blocks",
+        "user_blocks",
+        "aggregator_authorizations",
+    }
 )
 
 
@@ -249,6 +257,20 @@ def stored_posts(
     }
 
 
+def content_rules(conn: Conn, dids: list[str]) -> Callable[[], dict[str, Any]]:
+    """``contentRules`` of the stored profiles of communities that have any."""
+    if not dids:
+        return dict
+    cur = conn.execute(
+        """
+        SELECT did, record->'contentRules' AS rules FROM communities
+        WHERE did = ANY(%b::text[]) AND record ? 'contentRules'
+        """,
+        (dids,),
+    )
+    return lambda: {r["did"]: r["rules"] for r in cur.fetchall()}
+
+
 def community_hosts(conn: Conn, dids: list[str]) -> dict[str, tuple[str, str]]:
     """(hosted_by, verification) of stored communities."""
     if not dids:
@@ -321,15 +343,42 @@ def upsert_posts(conn: Conn, cols: Sequence[list[Any]]) -> None:
             labels = EXCLUDED.labels, langs = EXCLUDED.langs, record = EXCLUDED.record,
             created_at = EXCLUDED.created_at,
             ranked_at = least(EXCLUDED.created_at, p.indexed_at),
-            edited_at = EXCLUDED.edited_at, deleted_at = NULL
+            edited_at = EXCLUDED.edited_at, deleted_at = NULL, withheld = NULL
         """,
         cols,
     )
 
 
+def withhold_posts(conn: Conn, uris: list[str], times: list[datetime], reason: str) -> None:
+    """Keep posts out of every view (deleted_at) and say why (withheld): their rows,
+    revs included, stay, so an older version cannot come back."""
+    if uris:
+        conn.execute(
+            """
+            UPDATE posts p SET deleted_at = d.at, withheld = %b
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
+            WHERE p.uri = d.uri
+            """,
+            (reason, uris, times),
+        )
+
+
+def delete_posts(conn: Conn, uris: list[str], times: list[datetime]) -> None:
+    """Soft delete posts; a withheld post deleted by its author becomes a plain delete."""
+    if uris:
+        conn.execute(
+            """
+            UPDATE posts p SET deleted_at = d.at, withheld = NULL
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
+            WHERE p.uri = d.uri AND (p.deleted_at IS NULL OR p.withheld IS NOT NULL)
+            """,
+            (uris, times),
+        )
+
+
 def soft_delete(conn: Conn, table: str, uris: list[str], times: list[datetime]) -> None:
     """Soft delete rows keyed by uri (posts, subscriptions, blocks, authorizations)."""
-    assert table in {"posts", "subscriptions", "blocks", "aggregator_authorizations"}
+    assert table in {"posts", "subscriptions", "blocks", "user_blocks", "aggregator_authorizations"}
     if uris:
         conn.execute(
             f"""
@@ -500,6 +549,22 @@ def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
     )
 
 
+def upsert_user_blocks(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, blocker, rkey, subject, cid, created_at, rev."""
+    conn.execute(
+        """
+        INSERT INTO user_blocks AS b (uri, blocker_did, rkey, subject_did, record_cid, created_at,
+                                      rev)
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::timestamptz[], %b::text[])
+        ON CONFLICT (uri) DO UPDATE SET
+            subject_did = EXCLUDED.subject_did, record_cid = EXCLUDED.record_cid,
+            created_at = EXCLUDED.created_at, deleted_at = NULL, rev = EXCLUDED.rev
+        """,
+        cols,
+    )
+
+
 def upsert_communities(conn: Conn, cols: Sequence[list[Any]], keep: list[str]) -> None:
     """cols: did, name, display_name, description, description_facets, avatar, banner,
     created_by, hosted_by, visibility, allow_external_discovery, moderation_type,
@@ -628,13 +693,16 @@ def upsert_authorizations(conn: Conn, cols: Sequence[list[Any]]) -> None:
 
 
 def update_actor_profiles(conn: Conn, cols: Sequence[list[Any]]) -> None:
-    """cols: did, display_name, description, avatar, banner (all NULL clears: a delete)."""
+    """cols: did, display_name, description, avatar, banner, created_at (all NULL clears:
+    a delete)."""
     conn.execute(
         """
         UPDATE users u SET display_name = p.display_name, description = p.description,
-               avatar = p.avatar::jsonb, banner = p.banner::jsonb, updated_at = now()
-        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
-             AS p(did, display_name, description, avatar, banner)
+               avatar = p.avatar::jsonb, banner = p.banner::jsonb,
+               profile_created_at = p.created_at, updated_at = now()
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::timestamptz[])
+             AS p(did, display_name, description, avatar, banner, created_at)
         WHERE u.did = p.did
         """,
         cols,
