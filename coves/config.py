@@ -471,6 +471,14 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
+        "RATE_LIMIT_SEARCH",
+        "rate_limit_search",
+        _int(1),
+        30,
+        "requests per minute per client on post search (on top of general)",
+        "30",
+    ),
+    Var(
         "RATE_LIMIT_SYNC_SECONDS",
         "rate_limit_sync_seconds",
         _float(0.0),
@@ -478,14 +486,6 @@ VARS: tuple[Var, ...] = (
         "how often worker processes add up their rate-limit counts in PostgreSQL; 0 counts "
         "per process (each allows the full limit)",
         "1",
-    ),
-    Var(
-        "RATE_LIMIT_SEARCH",
-        "rate_limit_search",
-        _int(1),
-        30,
-        "requests per minute per client on post search (on top of general)",
-        "30",
     ),
     Var(
         "RATE_LIMIT_USER_WRITES",
@@ -807,22 +807,6 @@ VARS: tuple[Var, ...] = (
         "1000",
     ),
     Var(
-        "FEED_SNAPSHOT_TTL_SECONDS",
-        "feed_snapshot_ttl_seconds",
-        _float(1.0),
-        3600.0,
-        "how long a hot/top paging session's cursor stays valid",
-        "3600",
-    ),
-    Var(
-        "FEED_SNAPSHOT_MAX_ROWS",
-        "feed_snapshot_max_rows",
-        _int(100),
-        20_000,
-        "most stored listing snapshots; beyond it the oldest go first (their cursors expire)",
-        "20000",
-    ),
-    Var(
         "POSTS_PER_HOUR",
         "posts_per_hour",
         _int(1, 100_000),
@@ -846,6 +830,22 @@ VARS: tuple[Var, ...] = (
         4.0,
         "longest a post waits for a link card (page, oEmbed or thumbnail fetch)",
         "4",
+    ),
+    Var(
+        "FEED_SNAPSHOT_TTL_SECONDS",
+        "feed_snapshot_ttl_seconds",
+        _float(1.0),
+        3600.0,
+        "how long a hot/top paging session's cursor stays valid",
+        "3600",
+    ),
+    Var(
+        "FEED_SNAPSHOT_MAX_ROWS",
+        "feed_snapshot_max_rows",
+        _int(100),
+        20_000,
+        "most stored listing snapshots; beyond it the oldest go first (their cursors expire)",
+        "20000",
     ),
 )
 
@@ -884,8 +884,8 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
-    rate_limit_sync_seconds: float = 1.0
     rate_limit_search: int = 30
+    rate_limit_sync_seconds: float = 1.0
     rate_limit_user_writes: int = 60
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
@@ -924,11 +924,11 @@ class Settings:
     firehose_idle_timeout_seconds: float = 600.0
     blob_url_template: str = "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
     feed_snapshot_size: int = 1000
-    feed_snapshot_ttl_seconds: float = 3600.0
-    feed_snapshot_max_rows: int = 20_000
     posts_per_hour: int = 20
     aggregator_posts_per_hour: int = 10
     unfurl_timeout_seconds: float = 4.0
+    feed_snapshot_ttl_seconds: float = 3600.0
+    feed_snapshot_max_rows: int = 20_000
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
