@@ -38,8 +38,8 @@ from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres
 from coves.logs import get_logger
 from coves.metrics import MULTIPROCESS_ENV, Metrics, multiprocess_dir
+from coves.startup import RefusedToStart
 from nurseries.main import (
-    RefusedToStart,
     Runtime,
     _wait_for_signal,
     check_database,
