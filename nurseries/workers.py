@@ -38,10 +38,15 @@ from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres
 from coves.logs import get_logger
 from coves.metrics import MULTIPROCESS_ENV, Metrics, multiprocess_dir
-from nurseries.main import Runtime, check_database, database_spec, until_signal
+from coves.startup import RefusedToStart
+from nurseries.main import (
+    Runtime,
+    check_database,
+    database_spec,
+    until_signal,
+)
 from nurseries.supervisor import ChildSpec, RestartPolicy, open_supervisor
 from nurseries.upkeep import heartbeat_child
-from nurseries.xrpc_server import listen_refusal
 
 log = get_logger(__name__)
 
@@ -174,17 +179,9 @@ def _forget_metrics(pid: int) -> None:
 
 
 def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """The one socket every API worker accepts from (inherited by each).
-
-    A port in use refuses to start in one line, as one process does."""
+    """The one socket every API worker accepts from (inherited by each)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        sock = socket.create_server((host, port), family=family, backlog=backlog)
-    except OSError as exc:
-        refusal = listen_refusal(host, port, exc)
-        if refusal is None:
-            raise
-        raise refusal from None
+    sock = socket.create_server((host, port), family=family, backlog=backlog)
     sock.set_inheritable(True)
     return sock
 
@@ -240,7 +237,12 @@ async def run_deployment(
         env = child_env(embedded_conninfo)
         grace = settings.shutdown_grace_seconds + 5.0
         # Before any process starts: a port in use refuses at once.
-        sock = listening_socket(settings.host, settings.port)
+        try:
+            sock = listening_socket(settings.host, settings.port)
+        except OSError as exc:
+            raise RefusedToStart(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+            ) from None
         try:
             if role == "all":
                 ingester = WorkerProcess("ingest", "ingest", env, env_file)

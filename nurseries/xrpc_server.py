@@ -100,10 +100,12 @@ class XRPCServer:
             with fail_fast_on_outage():
                 await self._serve(task_status)
         except BaseException as exc:
-            refusal = listen_refusal(self.host, self.port, exc)
-            if refusal is None:
+            refused = _cannot_listen(exc)
+            if refused is None:
                 raise
-            raise refusal from None
+            raise RefusedToStart(
+                f"cannot listen on {self.host}:{self.port}: {refused.strerror}"
+            ) from None
 
     async def _serve(self, task_status: trio.TaskStatus[list[str]]) -> None:
         async with trio.open_nursery() as nursery:
@@ -116,16 +118,6 @@ class XRPCServer:
 
 
 _LISTEN_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
-
-
-def listen_refusal(host: str, port: int, exc: BaseException) -> RefusedToStart | None:
-    """The one-line refusal for a socket that cannot listen (a port in use, an
-    address not ours, a privileged port), wherever it is bound: here or, for
-    several workers, in the supervisor (nurseries/workers.py)."""
-    refused = _cannot_listen(exc)
-    if refused is None:
-        return None
-    return RefusedToStart(f"cannot listen on {host}:{port}: {refused.strerror}")
 
 
 def _cannot_listen(exc: BaseException) -> OSError | None:
