@@ -136,7 +136,9 @@ def _load_extra_commands() -> None:
 _COMMAND_MODULES: tuple[str, ...] = (
     "coves.identity.cli",
     "coves.ingest.replay",
+    "coves.oauth.cli",
     "coves.rotate_cli",
+    "coves.writes.cli",
 )
 
 

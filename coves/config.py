@@ -24,6 +24,7 @@ Env = Literal["development", "production"]
 
 DEV_CURSOR_SECRET = "dev-cursor-secret-change-in-production"  # noqa: S105
 DEV_ENCRYPTION_KEY = base64.b64encode(b"coves-development-only-key-32byt").decode()
+DEV_OAUTH_SEAL_SECRET = base64.b64encode(b"coves-dev-only-oauth-seal-secret").decode()
 DEFAULT_JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 
 
@@ -155,6 +156,27 @@ def _key32(raw: str) -> Secret:
     if len(decoded) != 32:
         raise ValueError("must decode to exactly 32 bytes")
     return Secret(raw.strip())
+
+
+def _p256_private_key(raw: str) -> Secret:
+    """A P-256 private key as 64 hex digits or multibase (``z`` + p256-priv multicodec)."""
+    from coves.atproto.keys import KeyError_, parse_p256_private
+
+    try:
+        return Secret(parse_p256_private(raw.strip()).to_hex())
+    except KeyError_ as exc:
+        raise ValueError(f"is not a P-256 private key ({exc})") from None
+
+
+def _redirect_urls(raw: str) -> tuple[str, ...]:
+    """Absolute redirect targets (web URLs or app URIs such as social.coves:/callback)."""
+    items = _csv(raw)
+    for item in items:
+        parts = urlsplit(item)
+        web = parts.scheme in ("http", "https")
+        if not parts.scheme or parts.fragment or (web and not parts.netloc):
+            raise ValueError(f"{item!r} is not an absolute redirect URL without a #fragment")
+    return items
 
 
 def _keys32(raw: str) -> tuple[Secret, ...]:
@@ -409,6 +431,15 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
+        "RATE_LIMIT_USER_WRITES",
+        "rate_limit_user_writes",
+        _int(1),
+        60,
+        "writes per minute per signed-in account through Coves (votes, comments, "
+        "subscriptions, blocks, profile)",
+        "60",
+    ),
+    Var(
         "RESPONSE_CACHE_SECONDS",
         "response_cache_seconds",
         _float(0.0),
@@ -481,6 +512,51 @@ VARS: tuple[Var, ...] = (
         (),
         "comma-separated OAuth authorization servers whose access tokens are accepted",
         "https://bsky.social",
+    ),
+    Var(
+        "OAUTH_SEAL_SECRET",
+        "oauth_seal_secret",
+        _key32,
+        None,
+        "base64 of 32 random bytes; seals the session tokens handed to signed-in clients "
+        "(required in production; changing it signs everyone out)",
+        "<base64 of 32 bytes>",
+        secret=True,
+    ),
+    Var(
+        "OAUTH_CLIENT_PRIVATE_KEY",
+        "oauth_client_private_key",
+        _p256_private_key,
+        None,
+        "P-256 private key (hex or multibase) of the confidential OAuth client, published as "
+        "/oauth-client-keys.json (required in production; `coves oauth-keygen` makes one)",
+        "<z... multibase>",
+        secret=True,
+    ),
+    Var(
+        "OAUTH_CLIENT_KEY_ID",
+        "oauth_client_key_id",
+        str.strip,
+        None,
+        "kid of the OAuth client key; defaults to a prefix of its JWK thumbprint",
+        "coves-2026-01",
+    ),
+    Var(
+        "OAUTH_WEB_REDIRECTS",
+        "oauth_web_redirects",
+        _redirect_urls,
+        (),
+        "where the web sign-in may send the browser back to (scheme, host and path must "
+        "match one exactly); the first is the default; empty means APPVIEW_PUBLIC_URL/",
+        "https://coves.social/api/auth/callback",
+    ),
+    Var(
+        "OAUTH_MOBILE_REDIRECTS",
+        "oauth_mobile_redirects",
+        _redirect_urls,
+        ("social.coves:/callback",),
+        "app redirect URIs the mobile sign-in may hand the session token to",
+        "social.coves:/callback",
     ),
     Var(
         "JETSTREAM_URL",
@@ -655,6 +731,7 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
+    rate_limit_user_writes: int = 60
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
@@ -664,6 +741,11 @@ class Settings:
     identity_negative_ttl_seconds: int = 300
     service_auth_max_lifetime_seconds: int = 300
     oauth_issuers: tuple[str, ...] = ()
+    oauth_seal_secret: Secret = field(default_factory=lambda: Secret(DEV_OAUTH_SEAL_SECRET))
+    oauth_client_private_key: Secret | None = None
+    oauth_client_key_id: str | None = None
+    oauth_web_redirects: tuple[str, ...] = ()
+    oauth_mobile_redirects: tuple[str, ...] = ("social.coves:/callback",)
     jetstream_url: str = DEFAULT_JETSTREAM_URL
     jetstream_enabled: bool = True
     jetstream_rewind_seconds: float = 5.0
@@ -785,6 +867,7 @@ def _finish(values: dict[str, Any]) -> Settings:
         for name in shortcuts:
             problems.append(f"{name}=true is a development shortcut and is refused in production")
         problems.extend(_production_secret_problems(values))
+        problems.extend(_production_oauth_problems(values))
         if values["database_url"] is None:
             warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
         if did == "did:web:localhost":
@@ -803,6 +886,9 @@ def _finish(values: dict[str, Any]) -> Settings:
         if values["encryption_key"] is None:
             values["encryption_key"] = Secret(DEV_ENCRYPTION_KEY)
             warnings.append("ENCRYPTION_KEY unset: using the development default")
+        if values["oauth_seal_secret"] is None:
+            values["oauth_seal_secret"] = Secret(DEV_OAUTH_SEAL_SECRET)
+            warnings.append("OAUTH_SEAL_SECRET unset: using the development default")
     if problems:
         raise ConfigError(problems)
     values["warnings"] = tuple(warnings)
@@ -854,6 +940,29 @@ def _production_secret_problems(values: dict[str, Any]) -> list[str]:
     database_url: Secret | None = values["database_url"]
     if database_url is not None and _PLACEHOLDER.search(database_url.reveal()):
         problems.append("DATABASE_URL still contains a placeholder (e.g. CHANGE_ME)")
+    return problems
+
+
+def _production_oauth_problems(values: dict[str, Any]) -> list[str]:
+    """Signing in needs a real seal secret, the confidential client's key and https."""
+    problems: list[str] = []
+    seal: Secret | None = values["oauth_seal_secret"]
+    if seal is None:
+        problems.append(
+            "OAUTH_SEAL_SECRET must be set in production; "
+            "example: OAUTH_SEAL_SECRET=<base64 of 32 bytes>"
+        )
+    elif seal.reveal() == DEV_OAUTH_SEAL_SECRET:
+        problems.append("OAUTH_SEAL_SECRET is the development default and is refused in production")
+    elif len(set(base64.b64decode(seal.reveal()))) < 8:
+        problems.append("OAUTH_SEAL_SECRET is not random; generate one: openssl rand -base64 32")
+    if values["oauth_client_private_key"] is None:
+        problems.append(
+            "OAUTH_CLIENT_PRIVATE_KEY must be set in production (the confidential OAuth "
+            "client's key); make one with `coves oauth-keygen`"
+        )
+    if not values["appview_public_url"].startswith("https://"):
+        problems.append("APPVIEW_PUBLIC_URL must be https in production (OAuth redirects)")
     return problems
 
 

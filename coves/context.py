@@ -29,6 +29,7 @@ from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
+from coves.oauth.service import OAuthService
 from coves.pds.services import PdsServices
 from coves.respcache import ResponseCache
 
@@ -58,6 +59,8 @@ class AppContext:
     response_cache: ResponseCache = field(default_factory=ResponseCache)
     # PDS calls and write-then-index; tests may pass their own (a fault transport).
     pds_services: PdsServices | None = None
+    # Sign-in through Coves and users' OAuth sessions (writes into their repos).
+    oauth: OAuthService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
@@ -93,10 +96,12 @@ def build_context(
     """The production context: lexicons, identity resolution, authentication, did:web queue."""
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
+    from coves.oauth.service import build_oauth_service
 
     metrics = metrics if metrics is not None else Metrics()
     fetcher = build_fetcher(settings)
     identity = build_resolver(settings, db, fetcher, metrics=metrics)
+    oauth = build_oauth_service(settings, db, fetcher, identity)
     return AppContext(
         settings=settings,
         db=db,
@@ -104,6 +109,7 @@ def build_context(
         health=health,
         lexicons=LexiconRegistry.load(),
         identity=identity,
-        authenticator=build_authenticator(settings, identity, fetcher),
+        authenticator=build_authenticator(settings, identity, fetcher, sessions=oauth.verifier),
         didweb=HostedByQueue(),
+        oauth=oauth,
     )

@@ -137,7 +137,10 @@ class PrivateKey:
             raise KeyError_("private key must be hex") from None
         if len(raw) != 32:
             raise KeyError_("private key must be 32 bytes")
-        return cls(curve, ec.derive_private_key(int.from_bytes(raw, "big"), _CURVES[curve]))
+        try:
+            return cls(curve, ec.derive_private_key(int.from_bytes(raw, "big"), _CURVES[curve]))
+        except ValueError:
+            raise KeyError_("private key is out of range for the curve") from None
 
     def to_hex(self) -> str:
         return self.key.private_numbers().private_value.to_bytes(32, "big").hex()
@@ -201,3 +204,24 @@ def parse_verification_method(method_type: str, multibase: str) -> PublicKey:
         if raw.startswith(prefix) and len(raw) in (35, 67):
             raw = raw[2:]
     return _point(curve, raw)
+
+
+def parse_p256_private(value: str) -> PrivateKey:
+    """A P-256 private key from 64 hex digits or multibase (``z`` + p256-priv multicodec).
+
+    The multibase form is how atproto tooling prints private keys; hex is
+    accepted because it is what operators get from ``openssl``-style tools.
+    """
+    text = value.strip()
+    if text.startswith("z"):
+        raw = b58decode(text[1:])
+        if not raw.startswith(P256_PRIV) or len(raw) != 34:
+            raise KeyError_("multibase key is not a P-256 private key")
+        return PrivateKey.from_hex(raw[2:].hex(), "p256")
+    return PrivateKey.from_hex(text, "p256")
+
+
+def p256_private_multibase(key: PrivateKey) -> str:
+    if key.curve != "p256":
+        raise KeyError_("not a P-256 key")
+    return "z" + b58encode(P256_PRIV + bytes.fromhex(key.to_hex()))

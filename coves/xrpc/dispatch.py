@@ -278,22 +278,7 @@ class XrpcASGI:
         client = client_address(
             peer[0] if peer else None, headers.get, self.settings.trusted_proxies
         )
-        decision: Decision | None = None
-        for class_name in ("general", *endpoint.limits):
-            current = self.limiter.check(class_name, client)
-            if not current.allowed:
-                self.metrics.rate_limited.labels(class_name).inc()
-                raise XRPCError(
-                    429,
-                    "RateLimitExceeded",
-                    f"rate limit exceeded ({current.limit_class.limit} per "
-                    f"{int(current.limit_class.window)}s); retry later",
-                    headers=rate_limit_headers(current, refused=True),
-                )
-            if decision is None or current.remaining < decision.remaining:
-                decision = current
-        assert decision is not None
-        out.update(rate_limit_headers(decision, refused=False))
+        decision = self._rate_limit(("general", *endpoint.limits), client, None)
 
         viewer = None
         if endpoint.auth != AuthPolicy.NONE:
@@ -314,6 +299,10 @@ class XrpcASGI:
                 structlog.contextvars.bind_contextvars(viewer=viewer.did)
                 if viewer.dpop_nonce is not None:
                     out["DPoP-Nonce"] = viewer.dpop_nonce
+                if endpoint.viewer_limits:
+                    # Per account, whichever address it comes from.
+                    decision = self._rate_limit(endpoint.viewer_limits, viewer.did, decision)
+        out.update(rate_limit_headers(decision, refused=False))
 
         raw_params: dict[str, list[str]] = {}
         query: bytes = scope.get("query_string", b"")
@@ -391,6 +380,29 @@ class XrpcASGI:
             return _Reply(200, b"", out)
         return _Reply(200, result.body, out)
 
+    def _rate_limit(
+        self, classes: tuple[str, ...], key: str, decision: Decision | None
+    ) -> Decision:
+        """Count one hit in each class for ``key``; 429 at the first class that is full.
+
+        Returns the tightest decision so far (the one the headers report).
+        """
+        for class_name in classes:
+            current = self.limiter.check(class_name, key)
+            if not current.allowed:
+                self.metrics.rate_limited.labels(class_name).inc()
+                raise XRPCError(
+                    429,
+                    "RateLimitExceeded",
+                    f"rate limit exceeded ({current.limit_class.limit} per "
+                    f"{int(current.limit_class.window)}s); retry later",
+                    headers=rate_limit_headers(current, refused=True),
+                )
+            if decision is None or current.remaining < decision.remaining:
+                decision = current
+        assert decision is not None
+        return decision
+
     async def _read_json_body(self, headers: Mapping[str, str], receive: Receive) -> Any:
         declared = headers.get("content-length")
         if declared is not None:
@@ -430,8 +442,8 @@ class XrpcASGI:
         ).labels(failure.reason).inc()
         log.info("authentication failed", auth_reason=failure.reason)
         return XRPCError(
-            401,
-            "AuthenticationRequired",
+            failure.status,
+            failure.error,
             failure.message,
             headers={"WWW-Authenticate": failure.www_authenticate, **failure.headers},
         )
