@@ -4,7 +4,8 @@ viewer state, profile, post.get) showing exactly what happened.
 
 Steps covered here, each followed by the reads that must reflect it:
 
- 1. two users and a community account exist on the PDS
+ 1. two users (accounts on the PDS) sign in to Coves with OAuth,
+    through the PDS's own authorization server                → /api/me
  2. the community's profile record is written            → community.get
  3. both users subscribe                                  → community.get counts, viewer state
  4. posts: text, link (external embed), image (blob)      → feed.getCommunity, post.get, timeline
@@ -15,12 +16,12 @@ Steps covered here, each followed by the reads that must reflect it:
  9. a handle changes                                      → actor.getProfile, author in views
 10. an account is deactivated, then reactivated           → feeds hide, then show, its posts
 
+The users read as themselves with the Coves session tokens the sign-in gave them.
 Today every write in these steps goes straight to the PDS, as any atproto client
 would write it; Coves sees it only through its firehose (signatures verified against
-the real PLC). Viewers authenticate with service-auth tokens their PDS signs. When
-Coves' own write paths land, the same steps run through them (the reads and their
-assertions stay): sign-up and OAuth sign-in (oauth15), community creation (pds14),
-subscribe/block/post/comment/vote procedures (posts16 and pds14).
+the real PLC). When Coves' own write paths land, the same steps run through them (the
+reads and their assertions stay): sign-up (accounts are created on the PDS here),
+community creation (pds14), subscribe/block/post/comment/vote procedures (posts16, pds14).
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 import trio
 
 from coves.db import Database
-from tests.e2e.coves_process import CovesProcess
+from tests.e2e.coves_process import CovesProcess, HttpCoves
 from tests.e2e.helpers import (
     COMMENT,
     CREATED_AT,
@@ -58,6 +60,7 @@ from tests.e2e.helpers import (
     ref,
     vote_record,
 )
+from tests.support.oauth_browser import Browser
 from tests.support.pds import PdsAccount, TestPds
 
 BLOCK = "social.coves.community.block"
@@ -86,17 +89,33 @@ def server_dir() -> Iterator[Path]:
 
 
 class Client:
-    """A client of Coves' XRPC API, anonymous or as a PDS account (service auth)."""
+    """A client of Coves' XRPC API: anonymous, or as a user signed in through Coves'
+    OAuth (its session token), or with a service-auth token the user's PDS signs."""
 
     def __init__(self, pds: TestPds, base: str) -> None:
         self.pds = pds
         self.base = base
+        self.sessions: dict[str, str] = {}  # DID -> Coves session token
+
+    async def sign_in(self, account: PdsAccount) -> str:
+        """The mobile sign-in: Coves → the PDS's authorization server → back to the app."""
+        browser = Browser(HttpCoves(self.base))
+        path = (
+            f"/oauth/mobile/login?handle={quote(account.did)}&redirect_uri=social.coves:/callback"
+        )
+        landing = await browser.sign_in(path, account.handle, account.password)
+        assert landing.status == 302 and landing.location.startswith("social.coves:/callback?")
+        assert landing.query["did"] == account.did
+        self.sessions[account.did] = landing.query["token"]
+        return landing.query["token"]
 
     async def get(
         self, nsid: str, params: dict[str, Any], viewer: PdsAccount | None = None
     ) -> dict[str, Any]:
         headers = {}
-        if viewer is not None:
+        if viewer is not None and viewer.did in self.sessions:
+            headers["Authorization"] = f"Bearer {self.sessions[viewer.did]}"
+        elif viewer is not None:
             resp = await self.pds.xrpc(
                 "GET",
                 "com.atproto.server.getServiceAuth",
@@ -167,15 +186,22 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
         RATE_LIMIT_GENERAL="100000",
         RATE_LIMIT_COMMENTS="100000",
     )
+    coves.env["APPVIEW_PUBLIC_URL"] = coves.base  # a loopback OAuth client (development)
     try:
         with trio.fail_after(300):
             await coves.start()
             api = Client(pds, coves.base)
 
-            # 1. accounts
+            # 1. accounts on the PDS; both users sign in to Coves with OAuth
             community = await pds.create_account()
             alice = await pds.create_account()
             bob = await pds.create_account()
+            for user in (alice, bob):
+                token = await api.sign_in(user)
+                async with httpx.AsyncClient(base_url=coves.base, timeout=20.0) as http:
+                    me = await http.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+                assert me.status_code == 200, me.text
+                assert me.json()["did"] == user.did
 
             # 2. the community
             await put(pds, community, PROFILE, "self", community_profile(community, alice.did))
