@@ -324,9 +324,19 @@ class FirehoseSink:
         return record
 
     async def _resync(self, item: Decoded) -> None:
-        """``#sync``: the repository was replaced; index it again from the PDS."""
+        """``#sync``: the repository was replaced; index it again from the PDS.
+
+        Only repositories we hold records of are fetched: a relay sends ``#sync``
+        for accounts all over the network (every new account starts with one),
+        and a repository we index nothing of has nothing to repair here. Its
+        ``social.coves.*`` records written from then on arrive as commits.
+        """
         assert item.did is not None and item.rev is not None and item.time_us is not None
         did, rev, when = item.did, item.rev, item.time_us
+        indexed = await q.live_record_uris(self._db, did)
+        if not indexed:
+            self._m_fetches.labels("repo", "skipped").inc()
+            return
         try:
             if self._fetcher is None:
                 raise FetchFailed("no fetcher configured")
@@ -348,7 +358,7 @@ class FirehoseSink:
             present.add(f"at://{did}/{collection}/{rkey}")
             op = Op("update", collection, rkey, cid)
             item.messages.append(commit_message(did, when, rev, op, record))
-        for uri in await q.live_record_uris(self._db, did):
+        for uri in indexed:
             if uri not in present:
                 collection, _, rkey = uri.removeprefix(f"at://{did}/").partition("/")
                 op = Op("delete", collection, rkey, None)

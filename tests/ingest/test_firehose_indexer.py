@@ -310,3 +310,16 @@ async def test_account_events_and_malformed_frames(db: Database, lexicons: Lexic
             await wait_for(lambda: consumer.cursor == last)
     assert await value(db, "SELECT active FROM users WHERE did = %s", BOB) is False
     assert await value(db, "SELECT reason FROM dead_letters") == "bad_envelope"
+
+
+async def test_sync_of_a_repository_we_index_nothing_of_fetches_nothing(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    fake = FakeFirehose()
+    with trio.fail_after(30):
+        fake.repo(ALICE).commit([Write("create", "app.bsky.feed.post", "3k1", {"text": "hi"})])
+        last = fake.sync_event(ALICE)
+        fetcher = fake.fetcher()
+        async with running(db, lexicons, fake, fetcher=fetcher) as (consumer, _):
+            await wait_for(lambda: consumer.cursor == last)
+    assert fetcher.calls == 0
