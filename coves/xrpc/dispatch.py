@@ -325,7 +325,8 @@ class XrpcASGI:
             )
             body = None
             if endpoint.kind == "procedure":
-                body = await self._read_json_body(headers, receive)
+                limit = max(self.max_body, endpoint.max_body_bytes)
+                body = await self._read_json_body(headers, receive, limit)
                 if lexicons is not None:
                     lexicons.validate_input(nsid, body)
             xreq = XRPCRequest(
@@ -403,14 +404,16 @@ class XrpcASGI:
         assert decision is not None
         return decision
 
-    async def _read_json_body(self, headers: Mapping[str, str], receive: Receive) -> Any:
+    async def _read_json_body(
+        self, headers: Mapping[str, str], receive: Receive, max_body: int
+    ) -> Any:
         declared = headers.get("content-length")
         if declared is not None:
             try:
                 length: int | None = int(declared)
             except ValueError:
                 length = None
-            if length is not None and length > self.max_body:
+            if length is not None and length > max_body:
                 raise too_large()
         chunks: list[bytes] = []
         total = 0
@@ -420,7 +423,7 @@ class XrpcASGI:
                 raise XRPCError(400, "InvalidRequest", "the client went away")
             chunk = message.get("body", b"")
             total += len(chunk)
-            if total > self.max_body:
+            if total > max_body:
                 raise too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):

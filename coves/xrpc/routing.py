@@ -77,6 +77,9 @@ class Endpoint:
     viewer_cache_seconds: float = 0.0
     # Limit classes counted per authenticated account (its DID), not per address.
     viewer_limits: tuple[str, ...] = ()
+    # A procedure whose body may legitimately exceed MAX_REQUEST_BODY_BYTES
+    # (inline base64 images); 0 keeps the setting.
+    max_body_bytes: int = 0
 
     @property
     def http_method(self) -> str:
@@ -97,6 +100,7 @@ class Router:
         cache_seconds: float = 0.0,
         viewer_cache_seconds: float = 0.0,
         viewer_limits: tuple[str, ...] = (),
+        max_body_bytes: int = 0,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             if nsid in self.endpoints:
@@ -110,6 +114,7 @@ class Router:
                 cache_seconds,
                 viewer_cache_seconds,
                 viewer_limits,
+                max_body_bytes,
             )
             return handler
 
@@ -140,8 +145,16 @@ class Router:
         auth: AuthPolicy = AuthPolicy.REQUIRED,
         limits: tuple[str, ...] = (),
         viewer_limits: tuple[str, ...] = (),
+        max_body_bytes: int = 0,
     ) -> Callable[[Handler], Handler]:
-        return self._add("procedure", nsid, auth, limits, viewer_limits=viewer_limits)
+        return self._add(
+            "procedure",
+            nsid,
+            auth,
+            limits,
+            viewer_limits=viewer_limits,
+            max_body_bytes=max_body_bytes,
+        )
 
     def alias(self, nsid: str, target: str) -> None:
         """Serve ``nsid`` with the same handler as ``target`` (kept names for old clients)."""
@@ -155,6 +168,7 @@ class Router:
             endpoint.cache_seconds,
             endpoint.viewer_cache_seconds,
             endpoint.viewer_limits,
+            endpoint.max_body_bytes,
         )
 
 
