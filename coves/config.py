@@ -706,6 +706,31 @@ VARS: tuple[Var, ...] = (
         "how many ranked items one hot/top paging session can reach",
         "1000",
     ),
+    Var(
+        "POSTS_PER_HOUR",
+        "posts_per_hour",
+        _int(1, 100_000),
+        20,
+        "posts one account may create per rolling hour, all communities together "
+        "(aggregators have their own per-community limit)",
+        "20",
+    ),
+    Var(
+        "AGGREGATOR_POSTS_PER_HOUR",
+        "aggregator_posts_per_hour",
+        _int(1, 100_000),
+        10,
+        "posts one aggregator may create per rolling hour in one community",
+        "10",
+    ),
+    Var(
+        "UNFURL_TIMEOUT_SECONDS",
+        "unfurl_timeout_seconds",
+        _float(0.1),
+        4.0,
+        "longest a post waits for a link card (page, oEmbed or thumbnail fetch)",
+        "4",
+    ),
 )
 
 
@@ -773,6 +798,9 @@ class Settings:
     firehose_idle_timeout_seconds: float = 600.0
     blob_url_template: str = "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
     feed_snapshot_size: int = 1000
+    posts_per_hour: int = 20
+    aggregator_posts_per_hour: int = 10
+    unfurl_timeout_seconds: float = 4.0
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
