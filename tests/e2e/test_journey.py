@@ -2,26 +2,28 @@
 its firehose, and after each step the reads a client makes (feeds, threads, counts,
 viewer state, profile, post.get) showing exactly what happened.
 
-Steps covered here, each followed by the reads that must reflect it:
+Steps, each followed by the reads that must reflect it (how the step is written today):
 
- 1. two users (accounts on the PDS) sign in to Coves with OAuth,
-    through the PDS's own authorization server                → /api/me
- 2. the community's profile record is written            → community.get
- 3. both users subscribe                                  → community.get counts, viewer state
- 4. posts: text, link (external embed), image (blob)      → feed.getCommunity, post.get, timeline
- 5. a comment, a nested reply, a reply to that            → getComments (nested), counts
- 6. both vote (posts and a comment)                       → stats, viewer.vote (service auth)
- 7. one edits a post, one deletes a reply                 → post.get, getComments, counts
- 8. one blocks the community                              → community.get viewer, getTimeline
- 9. a handle changes                                      → actor.getProfile, author in views
-10. an account is deactivated, then reactivated           → feeds hide, then show, its posts
+ 1. two users sign in to Coves with OAuth through the PDS's own authorization server
+    (accounts created on the PDS)                               → /api/me
+ 2. a community is created (its profile record written to the PDS)  → community.get
+ 3. both users subscribe (Coves: community.subscribe)         → counts, viewer state
+ 4. posts: text, link, image (written to the PDS)             → feed.getCommunity, post.get,
+                                                                timeline
+ 5. a comment, a reply, a reply to that (Coves: comment.create) → getComments nested, counts
+ 6. both vote on posts and a comment (Coves: vote.create)     → stats, viewer.vote
+ 7. an edit (PDS) and a delete (Coves: comment.delete)        → post.get, getComments, counts
+ 8. one blocks the community (Coves: blockCommunity)          → viewer state, getTimeline
+ 9. a handle changes (PDS: identity.updateHandle)             → actor.getProfile, authors
+10. an account is deactivated, then reactivated (PDS)        → feeds hide, then show its posts
 
-The users read as themselves with the Coves session tokens the sign-in gave them.
-Today every write in these steps goes straight to the PDS, as any atproto client
-would write it; Coves sees it only through its firehose (signatures verified against
-the real PLC). When Coves' own write paths land, the same steps run through them (the
-reads and their assertions stay): sign-up (accounts are created on the PDS here),
-community creation (pds14), subscribe/block/post/comment/vote procedures (posts16, pds14).
+Writes through Coves are read back at once (write-then-index) and their firehose echo
+must change nothing: the journey ends by waiting until the stream is past every write
+and checking the counts again. Writes to the PDS reach Coves only through its firehose
+(signatures verified against the real PLC). Still written straight to the PDS because
+Coves' own procedures are not on main yet: community creation (pds14 hosting) and
+post.create/update (posts16, which needs pds14's community credentials); sign-up stays a
+PDS operation.
 """
 
 from __future__ import annotations
@@ -42,18 +44,13 @@ import trio
 from coves.db import Database
 from tests.e2e.coves_process import CovesProcess, HttpCoves
 from tests.e2e.helpers import (
-    COMMENT,
-    CREATED_AT,
     INSTANCE_DID,
     POST,
     PROFILE,
-    SUBSCRIPTION,
     VOTE,
     PdsError,
     call,
-    comment_record,
     community_profile,
-    delete,
     eventually,
     post_record,
     put,
@@ -131,6 +128,17 @@ class Client:
         body: dict[str, Any] = resp.json()
         return body
 
+    async def call(self, nsid: str, body: dict[str, Any], viewer: PdsAccount) -> dict[str, Any]:
+        """A procedure as the signed-in user (Coves writes into the user's repository)."""
+        token = self.sessions[viewer.did]
+        async with httpx.AsyncClient(base_url=self.base, timeout=30.0) as client:
+            resp = await client.post(
+                f"/xrpc/{nsid}", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+        assert resp.status_code == 200, f"{nsid} {body}: {resp.status_code} {resp.text}"
+        answer: dict[str, Any] = resp.json()
+        return answer
+
     async def post(self, uri: str, viewer: PdsAccount | None = None) -> dict[str, Any]:
         [view] = (await self.get("social.coves.community.post.get", {"uris": uri}, viewer))["posts"]
         return view
@@ -185,6 +193,7 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
         # one client polls the reads after every step
         RATE_LIMIT_GENERAL="100000",
         RATE_LIMIT_COMMENTS="100000",
+        RATE_LIMIT_USER_WRITES="100000",
     )
     coves.env["APPVIEW_PUBLIC_URL"] = coves.base  # a loopback OAuth client (development)
     try:
@@ -213,15 +222,12 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
 
             await until(community_exists)
 
-            # 3. both subscribe
+            # 3. both subscribe, through Coves
             for user in (alice, bob):
-                await put(
-                    pds,
-                    user,
-                    SUBSCRIPTION,
-                    "3ksub00000001",
-                    {"subject": community.did, "createdAt": CREATED_AT},
+                answer = await api.call(
+                    "social.coves.community.subscribe", {"community": community.did}, user
                 )
+                assert answer["existing"] is False
 
             async def subscribed() -> None:
                 view = await api.get(
@@ -230,7 +236,7 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
                 assert view["subscriberCount"] == 2
                 assert view["viewer"]["subscribed"] is True
 
-            await until(subscribed)
+            await subscribed()  # read your writes: no waiting for the stream
 
             # 4. posts: text, link, image
             text = await put(
@@ -290,45 +296,41 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
 
             await until(posted)
 
-            # 5. comments, nested
+            # 5. comments, nested, through Coves
             root = ref(text["uri"], text["cid"])
-            first = await put(pds, bob, COMMENT, "3kcomm0000001", comment_record(root, root, "1"))
-            second = await put(
-                pds,
-                alice,
-                COMMENT,
-                "3kcomm0000002",
-                comment_record(root, ref(first["uri"], first["cid"]), "1.1"),
-            )
-            await put(
-                pds,
-                bob,
-                COMMENT,
-                "3kcomm0000003",
-                comment_record(root, ref(second["uri"], second["cid"]), "1.1.1"),
-            )
+
+            async def comment(user: PdsAccount, parent: dict[str, str], content: str) -> Any:
+                return await api.call(
+                    "social.coves.community.comment.create",
+                    {"reply": {"root": root, "parent": parent}, "content": content},
+                    user,
+                )
+
+            first = await comment(bob, root, "1")
+            second = await comment(alice, ref(first["uri"], first["cid"]), "1.1")
+            third = await comment(bob, ref(second["uri"], second["cid"]), "1.1.1")
 
             async def threaded() -> None:
+                # as the writer: anonymous answers may come from the micro-cache (≤ 1 s)
                 thread = await api.get(
-                    "social.coves.community.comment.getComments", {"post": text["uri"]}
+                    "social.coves.community.comment.getComments", {"post": text["uri"]}, bob
                 )
                 assert thread_shape(thread["comments"]) == [("1", [("1.1", [("1.1.1", [])])])]
-                assert (await api.post(text["uri"]))["stats"]["commentCount"] == 3
+                assert (await api.post(text["uri"], bob))["stats"]["commentCount"] == 3
 
-            await until(threaded)
+            await threaded()
 
-            # 6. votes
-            await put(
-                pds, alice, VOTE, "3kvote0000001", vote_record(ref(link["uri"], link["cid"]), "up")
-            )
-            await put(pds, bob, VOTE, "3kvote0000002", vote_record(root, "down"))
-            await put(
-                pds,
-                alice,
-                VOTE,
-                "3kvote0000003",
-                vote_record(ref(first["uri"], first["cid"]), "up"),
-            )
+            # 6. votes, through Coves
+            for user, subject, direction in (
+                (alice, ref(link["uri"], link["cid"]), "up"),
+                (bob, root, "down"),
+                (alice, ref(first["uri"], first["cid"]), "up"),
+            ):
+                await api.call(
+                    "social.coves.feed.vote.create",
+                    {"subject": subject, "direction": direction},
+                    user,
+                )
 
             async def voted() -> None:
                 linked = await api.post(link["uri"], alice)
@@ -337,13 +339,14 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
                 assert texted["stats"]["downvotes"] == 1 and texted["viewer"]["vote"] == "down"
                 assert (await api.post(text["uri"], alice)).get("viewer", {}).get("vote") is None
                 thread = await api.get(
-                    "social.coves.community.comment.getComments", {"post": text["uri"]}
+                    "social.coves.community.comment.getComments", {"post": text["uri"]}, alice
                 )
                 assert thread["comments"][0]["comment"]["stats"]["upvotes"] == 1
+                assert thread["comments"][0]["comment"]["viewer"]["vote"] == "up"
 
-            await until(voted)
+            await voted()
 
-            # 7. an edit and a delete
+            # 7. an edit (the community's post, on the PDS) and a delete (through Coves)
             await put(
                 pds,
                 community,
@@ -351,28 +354,30 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
                 "3kpost0000001",
                 post_record(community.did, alice.did, "Text post (edited)"),
             )
-            await delete(pds, bob, COMMENT, "3kcomm0000003")
+            await api.call("social.coves.community.comment.delete", {"uri": third["uri"]}, bob)
+
+            async def threaded_after_delete(viewer: PdsAccount | None = bob) -> None:
+                thread = await api.get(
+                    "social.coves.community.comment.getComments", {"post": text["uri"]}, viewer
+                )
+                shape = thread_shape(thread["comments"])
+                assert shape[0][0] == "1" and shape[0][1][0][0] == "1.1"
+                assert all(reply[0] != "1.1.1" for reply in shape[0][1][0][1])
+                first_view = thread["comments"][0]["comment"]
+                assert first_view["stats"]["upvotes"] == 1
+
+            await threaded_after_delete()  # the delete went through Coves: at once
 
             async def edited() -> None:
                 view = await api.post(text["uri"])
                 assert view["title"] == "Text post (edited)"
                 assert view["stats"]["commentCount"] == 2
-                thread = await api.get(
-                    "social.coves.community.comment.getComments", {"post": text["uri"]}
-                )
-                shape = thread_shape(thread["comments"])
-                assert shape[0][0] == "1" and shape[0][1][0][0] == "1.1"
-                assert all(reply[0] != "1.1.1" for reply in shape[0][1][0][1])
 
             await until(edited)
 
-            # 8. bob blocks the community
-            await put(
-                pds,
-                bob,
-                BLOCK,
-                "3kblock000001",
-                {"subject": community.did, "createdAt": CREATED_AT},
+            # 8. bob blocks the community, through Coves
+            await api.call(
+                "social.coves.community.blockCommunity", {"community": community.did}, bob
             )
 
             async def blocked() -> None:
@@ -385,7 +390,7 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
                 still = await api.get("social.coves.feed.getTimeline", {"sort": "new"}, alice)
                 assert len(still["feed"]) == 3
 
-            await until(blocked)
+            await blocked()
 
             # 9. a handle changes
             new_handle = f"n{bob.handle.split('.')[0][-10:]}.{pds.handle_domain}"
@@ -412,6 +417,34 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
 
             await until(back)
 
+            # The stream is past every write above once a record written after them
+            # is indexed: the echoes of Coves' own writes have arrived by then, and
+            # they changed nothing.
+            await put(
+                pds,
+                alice,
+                VOTE,
+                "3kvote0000009",
+                vote_record(ref(image["uri"], image["cid"]), "up"),
+            )
+
+            async def settled() -> None:
+                assert (await api.post(image["uri"]))["stats"]["upvotes"] == 1
+
+            await until(settled)
+            view = await api.get("social.coves.community.get", {"community": community.did})
+            assert view["subscriberCount"] == 2
+            # bob blocked the community: post.get shows him a blocked post now
+            assert (await api.post(text["uri"], bob))["$type"].endswith("#blockedPost")
+            texted = await api.post(text["uri"], alice)
+            assert texted["stats"] == {
+                "upvotes": 0,
+                "downvotes": 1,
+                "score": -1,
+                "commentCount": 2,
+            }
+            assert (await api.post(link["uri"]))["stats"]["upvotes"] == 1
+            await until(lambda: threaded_after_delete(None))
             dead = await db.fetch("SELECT reason, detail FROM dead_letters")
             assert dead == []
     except BaseException:
