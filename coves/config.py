@@ -142,6 +142,13 @@ def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
     return tuple(nets)
 
 
+def _dids(raw: str) -> tuple[str, ...]:
+    values = _csv(raw)
+    for value in values:
+        _did(value)
+    return values
+
+
 def _secret(raw: str) -> Secret:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -192,14 +199,23 @@ def _redirect_urls(raw: str) -> tuple[str, ...]:
     return items
 
 
-def _keys32(raw: str) -> tuple[Secret, ...]:
-    keys = []
-    for position, item in enumerate(_csv(raw), start=1):
-        try:
-            keys.append(_key32(item))
-        except ValueError as exc:
-            raise ValueError(f"key {position} {exc}") from None
-    return tuple(keys)
+def _key_list(parse_one: Callable[[str], Secret]) -> Callable[[str], tuple[Secret, ...]]:
+    """A comma-separated list of keys, each parsed by ``parse_one``; errors name the key."""
+
+    def parse(raw: str) -> tuple[Secret, ...]:
+        keys = []
+        for position, item in enumerate(_csv(raw), start=1):
+            try:
+                keys.append(parse_one(item))
+            except ValueError as exc:
+                raise ValueError(f"key {position} {exc}") from None
+        return tuple(keys)
+
+    return parse
+
+
+_keys32 = _key_list(_key32)
+_p256_private_keys = _key_list(_p256_private_key)
 
 
 def _database_url(raw: str) -> Secret:
@@ -378,6 +394,49 @@ VARS: tuple[Var, ...] = (
         "https://coves.me",
     ),
     Var(
+        "PDS_ADMIN_PASSWORD",
+        "pds_admin_password",
+        _secret,
+        None,
+        "admin password of the instance PDS; lets Coves mint the invite codes a PDS that "
+        "requires invites wants for new community accounts",
+        "<the PDS's PDS_ADMIN_PASSWORD>",
+        secret=True,
+    ),
+    Var(
+        "COMMUNITY_CREATORS",
+        "community_creators",
+        _dids,
+        (),
+        "comma-separated DIDs allowed to create communities; empty lets every signed-in user",
+        "did:plc:abc123,did:plc:def456",
+    ),
+    Var(
+        "COMMUNITY_CREATES_PER_DAY",
+        "community_creates_per_day",
+        _int(1),
+        5,
+        "communities one user may create per 24 hours",
+        "5",
+    ),
+    Var(
+        "COMMUNITY_REFRESH_ENABLED",
+        "community_refresh_enabled",
+        _bool,
+        True,
+        "run the community token refresher child (sessions are still refreshed before writes)",
+        "true",
+    ),
+    Var(
+        "COMMUNITY_REFRESH_AHEAD_SECONDS",
+        "community_refresh_ahead_seconds",
+        _float(60.0),
+        1800.0,
+        "refresh a community's PDS session this long before its access token expires "
+        "(spread with jitter over the second half of that window)",
+        "1800",
+    ),
+    Var(
         "CURSOR_SECRET",
         "cursor_secret",
         _secret,
@@ -471,14 +530,6 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
-        "RATE_LIMIT_SEARCH",
-        "rate_limit_search",
-        _int(1),
-        30,
-        "requests per minute per client on post search (on top of general)",
-        "30",
-    ),
-    Var(
         "RATE_LIMIT_SYNC_SECONDS",
         "rate_limit_sync_seconds",
         _float(0.0),
@@ -495,6 +546,14 @@ VARS: tuple[Var, ...] = (
         "writes per minute per signed-in account through Coves (votes, comments, "
         "subscriptions, blocks, profile)",
         "60",
+    ),
+    Var(
+        "RATE_LIMIT_SEARCH",
+        "rate_limit_search",
+        _int(1),
+        30,
+        "requests per minute per client on post search (on top of general)",
+        "30",
     ),
     Var(
         "RESPONSE_CACHE_SECONDS",
@@ -642,12 +701,15 @@ VARS: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
-        "OAUTH_CLIENT_KEY_ID",
-        "oauth_client_key_id",
-        str.strip,
-        None,
-        "kid of the OAuth client key; defaults to a prefix of its JWK thumbprint",
-        "coves-2026-01",
+        "OAUTH_CLIENT_OLD_KEYS",
+        "oauth_client_old_keys",
+        _p256_private_keys,
+        (),
+        "comma-separated earlier OAuth client keys, still published and used for the sessions "
+        "started with them (authorization servers bind sessions to the key); drop one once "
+        "its sessions have ended",
+        "<z... multibase>",
+        secret=True,
     ),
     Var(
         "OAUTH_WEB_REDIRECTS",
@@ -873,6 +935,11 @@ class Settings:
     appview_service_id: str = "coves_appview"
     appview_public_url: str = "https://localhost"
     pds_url: str = "http://localhost:3001"
+    pds_admin_password: Secret | None = None
+    community_creators: tuple[str, ...] = ()
+    community_creates_per_day: int = 5
+    community_refresh_enabled: bool = True
+    community_refresh_ahead_seconds: float = 1800.0
     cursor_secret: Secret = field(default_factory=lambda: Secret(DEV_CURSOR_SECRET))
     encryption_key: Secret = field(default_factory=lambda: Secret(DEV_ENCRYPTION_KEY))
     encryption_old_keys: tuple[Secret, ...] = ()
@@ -884,9 +951,9 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
-    rate_limit_search: int = 30
     rate_limit_sync_seconds: float = 1.0
     rate_limit_user_writes: int = 60
+    rate_limit_search: int = 30
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
@@ -904,7 +971,7 @@ class Settings:
     oauth_issuers: tuple[str, ...] = ()
     oauth_seal_secret: Secret = field(default_factory=lambda: Secret(DEV_OAUTH_SEAL_SECRET))
     oauth_client_private_key: Secret | None = None
-    oauth_client_key_id: str | None = None
+    oauth_client_old_keys: tuple[Secret, ...] = ()
     oauth_web_redirects: tuple[str, ...] = ()
     oauth_mobile_redirects: tuple[str, ...] = ("social.coves:/callback",)
     jetstream_url: str = DEFAULT_JETSTREAM_URL
@@ -1043,6 +1110,10 @@ def _finish(values: dict[str, Any]) -> Settings:
         problems.extend(_production_oauth_problems(values))
         if values["database_url"] is None:
             warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
+        if not values["pds_url"].startswith("https://"):
+            warnings.append(
+                "PDS_URL is not https: community credentials cross the network in clear"
+            )
         if did == "did:web:localhost":
             problems.append(
                 "INSTANCE_DID is the development default; "
@@ -1186,6 +1257,7 @@ def test_settings(**overrides: Any) -> Settings:
     """
     base = Settings(
         jetstream_enabled=False,
+        community_refresh_enabled=False,
         allow_private_network_fetch=True,
         response_cache_seconds=0.0,
         viewer_cache_seconds=0.0,

@@ -28,6 +28,7 @@ from coves.db.embedded import EmbeddedPostgres
 from coves.db.migrate import migrate
 from coves.logs import get_logger
 from coves.metrics import Metrics
+from coves.startup import RefusedToStart
 from nurseries.supervisor import ChildSpec, RestartPolicy, Supervisor, open_supervisor
 
 log = get_logger(__name__)
@@ -50,6 +51,7 @@ def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -
     from functools import cache
 
     from coves.ingest.build import production_firehose_sink, production_indexer
+    from nurseries.community_refresher import community_refresher_child
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
     from nurseries.jetstream import firehose_children, jetstream_child
@@ -70,6 +72,12 @@ def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -
             metrics=ctx.metrics,
         ),
         handles_child(ctx.db, ctx.identity),
+        community_refresher_child(
+            ctx.hosting,
+            metrics=ctx.metrics,
+            ahead=settings.community_refresh_ahead_seconds,
+            enabled=settings.community_refresh_enabled,
+        ),
         # The consumer last: its hooks feed the verifier and the identity caches.
         jetstream_child(settings, indexer, metrics=ctx.metrics),
         *firehose_children(
@@ -99,8 +107,9 @@ async def _database_child(
     await db.probe()
     await db.open()
     try:
-        task_status.started(db)
-        await trio.sleep_forever()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(db.watch)  # outage detection: fast 503s, automatic recovery
+            task_status.started(db)
     finally:
         with trio.CancelScope(shield=True):
             await db.close()
@@ -278,10 +287,6 @@ async def _wait_for_signal(lifeline_fd: int | None = None) -> None:
                 log.info("signal received", signal=signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 return
-
-
-class RefusedToStart(Exception):
-    """Coves cannot serve as configured; the message says why, in one line."""
 
 
 async def check_database(db: Database, settings: Settings, *, migrate_on_start: bool) -> None:
