@@ -168,7 +168,7 @@ async def run_server(
         )
         runtime.db = await supervisor.start(database_spec("database", db))
         ingest_db: Database | None = None
-        if ingests and serves_api and settings.jetstream_enabled:
+        if ingests and serves_api and (settings.jetstream_enabled or settings.firehose_urls):
             # The indexer's own connections: reads queued on the read pool's
             # limiter must never stand between ingestion and the database.
             ingest_db = Database(
