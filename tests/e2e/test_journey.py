@@ -4,8 +4,8 @@ viewer state, profile, post.get) showing exactly what happened.
 
 Steps, each followed by the reads that must reflect it (how the step is written today):
 
- 1. two users sign in to Coves with OAuth through the PDS's own authorization server
-    (accounts created on the PDS)                               → /api/me
+ 1. two users sign up through Coves (social.coves.actor.signup: an account on the
+    instance PDS) and sign in with OAuth through the PDS's authorization server → /api/me
  2. a community is created (its profile record written to the PDS)  → community.get
  3. both users subscribe (Coves: community.subscribe)         → counts, viewer state
  4. posts: text, link, image (written to the PDS)             → feed.getCommunity, post.get,
@@ -14,20 +14,23 @@ Steps, each followed by the reads that must reflect it (how the step is written 
  6. both vote on posts and a comment (Coves: vote.create)     → stats, viewer.vote
  7. an edit (PDS) and a delete (Coves: comment.delete)        → post.get, getComments, counts
  8. one blocks the community (Coves: blockCommunity)          → viewer state, getTimeline
- 9. a handle changes (PDS: identity.updateHandle)             → actor.getProfile, authors
+ 9. a handle changes (PDS: identity.updateHandle)             → re-verified; an unverifiable
+                                                                handle is never shown
 10. an account is deactivated, then reactivated (PDS)        → feeds hide, then show its posts
 
 Writes through Coves are read back at once (write-then-index) and their firehose echo
 must change nothing: the journey ends by waiting until the stream is past every write
 and checking the counts again. Writes to the PDS reach Coves only through its firehose
-(signatures verified against the real PLC). Still written straight to the PDS because
-Coves' own procedures are not on main yet: community creation (pds14 hosting) and
-post.create/update (posts16, which needs pds14's community credentials); sign-up stays a
-PDS operation.
+(signatures verified against the real PLC). Still written straight to the PDS: the posts
+and the post edit, because post.create/update (posts16) answers 503 until the community
+credentials are wired in build_context; and so the community too, because a community
+created through Coves (community.create, pds14) has its credentials sealed inside Coves,
+and only post.create can write into its repository.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import struct
 import tempfile
@@ -93,6 +96,36 @@ class Client:
         self.pds = pds
         self.base = base
         self.sessions: dict[str, str] = {}  # DID -> Coves session token
+
+    async def sign_up(self) -> PdsAccount:
+        """``social.coves.actor.signup``; then the user's own PDS session (account-level
+        actions such as a handle change or deactivation are the PDS's, not Coves')."""
+        name = self.pds.unique_name("j")
+        handle = f"{name}.{self.pds.handle_domain}"
+        password = secrets.token_urlsafe(18)
+        async with httpx.AsyncClient(base_url=self.base, timeout=30.0) as client:
+            resp = await client.post(
+                "/xrpc/social.coves.actor.signup",
+                json={"handle": handle, "email": f"{name}@example.com", "password": password},
+            )
+        assert resp.status_code == 200, resp.text
+        created = resp.json()
+        assert created["handle"] == handle and "accessJwt" not in created
+        session = await self.pds.xrpc(
+            "POST",
+            "com.atproto.server.createSession",
+            json={"identifier": created["did"], "password": password},
+        )
+        assert session.status_code == 200, session.text
+        tokens = session.json()
+        return PdsAccount(
+            did=created["did"],
+            handle=handle,
+            email=f"{name}@example.com",
+            password=password,
+            access_jwt=tokens["accessJwt"],
+            refresh_jwt=tokens["refreshJwt"],
+        )
 
     async def sign_in(self, account: PdsAccount) -> str:
         """The mobile sign-in: Coves → the PDS's authorization server → back to the app."""
@@ -194,6 +227,7 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
         SKIP_DID_WEB_VERIFICATION="true",
         JETSTREAM_BATCH_MS="20",
         PDS_URL=pds.url,
+        PDS_ADMIN_PASSWORD=pds.admin_password,  # signup mints invite codes with it
         # one client polls the reads after every step
         RATE_LIMIT_GENERAL="100000",
         RATE_LIMIT_COMMENTS="100000",
@@ -210,10 +244,11 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
             await coves.start()
             api = Client(pds, coves.base)
 
-            # 1. accounts on the PDS; both users sign in to Coves with OAuth
+            # 1. both users sign up through Coves (an account on the instance PDS), then
+            #    sign in with OAuth; the community's account is made on the PDS directly
             community = await pds.create_account()
-            alice = await pds.create_account()
-            bob = await pds.create_account()
+            alice = await api.sign_up()
+            bob = await api.sign_up()
             for user in (alice, bob):
                 token = await api.sign_in(user)
                 async with httpx.AsyncClient(base_url=coves.base, timeout=20.0) as http:
@@ -401,16 +436,33 @@ async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None
 
             await blocked()
 
-            # 9. a handle changes
+            # 9. a handle changes (a PDS operation). Coves shows a handle only once it
+            # resolves back to the DID (DNS TXT or https://<handle>/.well-known/atproto-did);
+            # nothing resolves *.coves.test here, so the #identity event makes Coves check
+            # the new handle again, and the reads keep showing no handle for bob
+            # (handle.invalid), never the unverified claim.
+            async def attempts() -> int:
+                return int(
+                    await db.fetchval(
+                        "SELECT handle_attempts FROM users WHERE did = %s", (bob.did,)
+                    )
+                    or 0
+                )
+
+            before = await attempts()
             new_handle = f"n{bob.handle.split('.')[0][-10:]}.{pds.handle_domain}"
             await call(pds, bob, "com.atproto.identity.updateHandle", {"handle": new_handle})
 
             async def renamed() -> None:
+                assert await attempts() > before  # the event made Coves verify again
+                stored = await db.fetchval("SELECT handle FROM users WHERE did = %s", (bob.did,))
+                assert stored is None
                 profile = await api.get("social.coves.actor.getProfile", {"actor": bob.did})
-                assert profile["handle"] == new_handle
-                assert (await api.post(link["uri"]))["author"]["handle"] == new_handle
+                assert profile["handle"] != new_handle
+                author = (await api.post(link["uri"]))["author"]
+                assert author["did"] == bob.did and author["handle"] != new_handle
 
-            await until(renamed)
+            await until(renamed, timeout=60)
 
             # 10. alice's account is deactivated, then reactivated
             await call(pds, alice, "com.atproto.server.deactivateAccount", {})
