@@ -83,7 +83,7 @@ def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -
         jetstream_child(settings, indexer, metrics=ctx.metrics),
         *firehose_children(
             settings,
-            lambda url: production_firehose_sink(ctx, indexer(), url),
+            lambda url: production_firehose_sink(ctx, indexer(), url, db=ingest_db),
             metrics=ctx.metrics,
         ),
     ]
