@@ -9,6 +9,7 @@ from pathlib import Path
 
 import trio
 
+from coves import __version__
 from coves.config import ConfigError, Settings, load_settings
 from coves.logs import configure_logging, get_logger
 
@@ -22,6 +23,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coves", description="Coves AppView")
     parser.add_argument("--env-file", type=Path, default=Path(".env"), help="optional .env file")
+    parser.add_argument("--version", action="version", version=f"coves {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the supervised server")
@@ -108,18 +110,15 @@ def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None
 
 async def _migrate(settings: Settings) -> int:
     from coves.db import Database
-    from coves.db.embedded import EmbeddedPostgres
     from coves.db.migrate import migrate
+    from coves.ops.database import operator_conninfo
 
-    async with trio.open_nursery() as nursery:
-        if settings.database_url is None:
-            conninfo: str = await nursery.start(EmbeddedPostgres(settings.data_dir).run)
-        else:
-            conninfo = settings.database_url.reveal()
-        async with Database(conninfo, pool_size=1) as db:
-            done = await migrate(db)
-        print(f"applied {len(done)} migration(s)")
-        nursery.cancel_scope.cancel()
+    async with (
+        operator_conninfo(settings) as attached,
+        Database(attached.conninfo, pool_size=1) as db,
+    ):
+        done = await migrate(db)
+    print(f"applied {len(done)} migration(s)")
     return 0
 
 
@@ -131,7 +130,13 @@ def _load_extra_commands() -> None:
         importlib.import_module(module)
 
 
-_COMMAND_MODULES: tuple[str, ...] = ("coves.identity.cli", "coves.ingest.replay")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "coves.identity.cli",
+    "coves.ingest.replay",
+    "coves.ops.status",
+    "coves.ops.dead_letters",
+    "coves.ops.backup_cli",
+)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,7 +40,13 @@ class EmbeddedPostgresError(Exception):
 
 
 def bin_dir() -> Path:
-    import pgserver
+    import warnings
+
+    with warnings.catch_warnings():
+        # pgserver warns on import when XDG_RUNTIME_DIR is unset (services, cron);
+        # we only read where its binaries are.
+        warnings.simplefilter("ignore")
+        import pgserver
 
     return Path(pgserver.__file__).parent / "pginstall" / "bin"
 
@@ -128,15 +134,18 @@ class EmbeddedPostgres:
         if self.pgdata.exists():
             _chown(self.pgdata, self.run_as)
 
-    def _refuse_if_running(self) -> None:
+    def running_pid(self) -> int | None:
+        """The pid of a live postmaster on this cluster (another Coves holding it), if any."""
         pidfile = self.pgdata / "postmaster.pid"
-        if not pidfile.exists():
-            return
         try:
             pid = int(pidfile.read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
-            return
-        if _process_is_postgres(pid):
+            return None
+        return pid if _process_is_postgres(pid) else None
+
+    def _refuse_if_running(self) -> None:
+        pid = self.running_pid()
+        if pid is not None:
             raise EmbeddedPostgresError(
                 f"another PostgreSQL (pid {pid}) is already running on {self.pgdata}; "
                 "is another Coves using this COVES_DATA_DIR?"
