@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gen_thread import generate_thread
 from coves.config import test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres, stop_blocking
 from coves.db.migrate import apply_migrations, load_migrations
@@ -45,7 +46,6 @@ from coves.logs import configure_logging
 from coves.metrics import Metrics
 from coves.ttlcache import TTLCache
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 
 NSID = "social.coves.community.comment.getComments"
 
@@ -138,12 +138,8 @@ async def bench(dsn: str, args: argparse.Namespace) -> None:
     try:
         ctx = AppContext(settings=settings, db=db, metrics=Metrics(), authenticator=BearerDid())
         client = create_app(ctx).test_client()
-        cold_ctx = AppContext(
-            settings=settings,
-            db=db,
-            metrics=Metrics(),
-            comment_threads=TTLCache(0),
-        )
+        cold_ctx = AppContext(settings=settings, db=db, metrics=Metrics())
+        cold_ctx.read.comment_threads = TTLCache(0)
         cold_client = create_app(cold_ctx).test_client()
         base = [("post", info.post_uri)]
 

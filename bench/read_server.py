@@ -22,6 +22,7 @@ import trio
 from bench.gen_readdb import DEFAULT_DIR
 from coves.auth.base import AuthFailure, AuthInput, Viewer
 from coves.config import load_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres, stop_blocking
 from coves.db.migrate import migrate
@@ -29,7 +30,6 @@ from coves.interpreter import apply_switch_interval
 from coves.lexicon import LexiconRegistry
 from coves.logs import configure_logging
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from nurseries.xrpc_server import XRPCServer
 
 PREFIX = "Bearer bench:"

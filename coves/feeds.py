@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from coves.clock import monotonic, utcnow
 from coves.config import Settings
@@ -29,6 +29,10 @@ from coves.snapshots import Compute, Snapshot, SnapshotStore
 from coves.ttlcache import TTLCache
 from coves.views.blobs import BlobUrls
 
+if TYPE_CHECKING:
+    from coves.threads.assemble import SharedThread
+    from coves.threads.params import ThreadParams
+
 SORTS: tuple[str, ...] = ("hot", "top", "new", "controversial")
 TIMEFRAMES: dict[str, timedelta | None] = {
     "hour": timedelta(hours=1),
@@ -41,6 +45,9 @@ TIMEFRAMES: dict[str, timedelta | None] = {
 DEFAULT_LIMIT = 15
 MAX_LIMIT = 50
 COMMUNITY_TTL_SECONDS = 5.0
+# Staleness of a shared comment-thread build: counts and new comments show up within it;
+# paging is unaffected because ranked pages read frozen snapshots.
+COMMENT_THREAD_TTL_SECONDS = 2.0
 EXPIRED = "this listing has expired; start again from the first page (omit cursor)"
 
 
@@ -106,6 +113,11 @@ class ReadServices:
     communities: TTLCache[str, Row | None] = field(
         default_factory=lambda: TTLCache(COMMUNITY_TTL_SECONDS, stale_ttl=60.0)
     )
+    # getComments: a popular thread is read by many clients at once and building it
+    # is the expensive part, so identical requests within two seconds share one build.
+    comment_threads: TTLCache[ThreadParams, SharedThread] = field(
+        default_factory=lambda: TTLCache(COMMENT_THREAD_TTL_SECONDS, max_entries=128)
+    )
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> ReadServices:
@@ -122,15 +134,6 @@ class ReadServices:
             instance_domain=settings.instance_domain or "",
             default_pds=settings.pds_url,
         )
-
-
-def read_services(ctx: Any) -> ReadServices:
-    """The app's :class:`ReadServices`, built on first use and kept on ``ctx.read``."""
-    services = ctx.read
-    if services is None:
-        services = ReadServices.build(ctx.settings, ctx.db)
-        ctx.read = services
-    return cast(ReadServices, services)
 
 
 @dataclass(frozen=True)

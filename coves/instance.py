@@ -13,41 +13,56 @@ from typing import Any
 import trio
 
 from coves.atproto.keys import PrivateKey
+from coves.config import Settings
+from coves.db import Database
 from coves.db.queries import instance as instance_sql
 from coves.secrets import SecretBox
-from coves.xrpc.context import AppContext
 
 SIGNING_KEY_NAME = "instance_signing_key"
-_lock = trio.Lock()
 
 
-async def instance_signing_key(ctx: AppContext) -> PrivateKey:
-    configured = ctx.settings.instance_signing_key
-    if configured is not None:
-        return PrivateKey.from_hex(configured.reveal())
-    if isinstance(ctx.instance_key, PrivateKey):
-        return ctx.instance_key
-    async with _lock:
-        box = SecretBox(ctx.settings.encryption_key)
-        sealed = await instance_sql.get_secret(ctx.db, SIGNING_KEY_NAME)
+class InstanceKey:
+    """The signing key, read (or generated) on first use and kept for the process.
+
+    Made with the application context; the database is only touched by the
+    first :meth:`get`, so a context can be built before the pool is open.
+    """
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self._settings = settings
+        self._db = db
+        self._key: PrivateKey | None = None
+        self._lock = trio.Lock()
+
+    async def get(self) -> PrivateKey:
+        configured = self._settings.instance_signing_key
+        if configured is not None:
+            return PrivateKey.from_hex(configured.reveal())
+        if self._key is not None:
+            return self._key
+        async with self._lock:
+            if self._key is None:
+                self._key = await self._load()
+            return self._key
+
+    async def _load(self) -> PrivateKey:
+        box = SecretBox(self._settings.encryption_key)
+        sealed = await instance_sql.get_secret(self._db, SIGNING_KEY_NAME)
         if sealed is None:
             fresh = PrivateKey.generate("k256")
             sealed = box.seal(fresh.to_hex().encode(), context=SIGNING_KEY_NAME)
             # Two processes racing: the first insert wins and both read it back.
-            await instance_sql.insert_secret(ctx.db, SIGNING_KEY_NAME, sealed)
-            sealed = await instance_sql.get_secret(ctx.db, SIGNING_KEY_NAME)
+            await instance_sql.insert_secret(self._db, SIGNING_KEY_NAME, sealed)
+            sealed = await instance_sql.get_secret(self._db, SIGNING_KEY_NAME)
             assert sealed is not None
-        key = PrivateKey.from_hex(box.open(sealed, context=SIGNING_KEY_NAME).decode())
-        ctx.instance_key = key
-        return key
+        return PrivateKey.from_hex(box.open(sealed, context=SIGNING_KEY_NAME).decode())
 
 
-async def instance_did_document(ctx: AppContext) -> dict[str, Any] | None:
-    settings = ctx.settings
+async def instance_did_document(settings: Settings, signing: InstanceKey) -> dict[str, Any] | None:
     did = settings.instance_did
     if not did.startswith("did:web:"):
         return None
-    key = await instance_signing_key(ctx)
+    key = await signing.get()
     return {
         "@context": [
             "https://www.w3.org/ns/did/v1",

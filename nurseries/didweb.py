@@ -10,7 +10,7 @@ Every verdict is a security event in the log.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -18,12 +18,10 @@ from coves import clock
 from coves.db import Database, DatabaseError
 from coves.db.queries import verification as q
 from coves.identity.hosted_by import HostedByQueue, HostedByVerifier, Verdict
+from coves.identity.resolver import IdentityResolver
 from coves.logs import get_logger
 from coves.metrics import Metrics
 from nurseries.supervisor import ChildSpec
-
-if TYPE_CHECKING:
-    from nurseries.main import Runtime
 
 log = get_logger(__name__)
 
@@ -139,20 +137,16 @@ class DidWebVerifierChild:
             await trio.sleep(self.sweep_interval)
 
 
-def build_child(runtime: Runtime) -> DidWebVerifierChild:
-    ctx = runtime.ctx
-    assert runtime.db is not None and ctx.identity is not None and ctx.didweb is not None
-    verifier = HostedByVerifier(
-        ctx.identity,
-        ctx.identity.did_fetcher,
-        skip=runtime.settings.skip_did_web_verification,
-    )
-    return DidWebVerifierChild(
-        runtime.db, ctx.didweb, verifier, runtime.settings.instance_did, metrics=runtime.metrics
-    )
-
-
-def didweb_child(runtime: Runtime) -> ChildSpec | None:
+def didweb_child(
+    db: Database,
+    identity: IdentityResolver,
+    queue: HostedByQueue,
+    *,
+    instance_did: str,
+    skip_verification: bool,
+    metrics: Metrics,
+) -> ChildSpec:
     """The capability entry for ``nurseries.main.capability_children``."""
-    child = build_child(runtime)
+    verifier = HostedByVerifier(identity, identity.did_fetcher, skip=skip_verification)
+    child = DidWebVerifierChild(db, queue, verifier, instance_did, metrics=metrics)
     return ChildSpec("didweb", child.run, critical=False, details=child.details)

@@ -10,7 +10,7 @@ Every attempt stamps ``handle_checked_at``, so failures wait
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -21,9 +21,6 @@ from coves.identity import IdentityError, IdentityResolver
 from coves.identity.ratelimit import TokenBucket
 from coves.logs import get_logger
 from nurseries.supervisor import ChildSpec
-
-if TYPE_CHECKING:
-    from nurseries.main import Runtime
 
 log = get_logger(__name__)
 
@@ -117,8 +114,7 @@ class HandleBackfill:
         await q.set_user_identity(self.db, did, handle, pds, clock.utcnow())
 
 
-def handles_child(runtime: Runtime) -> ChildSpec | None:
+def handles_child(db: Database, identity: IdentityResolver) -> ChildSpec:
     """The capability entry for ``nurseries.main.capability_children``."""
-    assert runtime.db is not None and runtime.ctx is not None
-    backfill = HandleBackfill(runtime.db, runtime.ctx.identity)
+    backfill = HandleBackfill(db, identity)
     return ChildSpec("handles", backfill.run, critical=False, details=backfill.details)

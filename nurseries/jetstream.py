@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import trio
@@ -57,9 +57,6 @@ from coves.metrics import Metrics
 from nurseries.backoff import ExponentialBackoff
 from nurseries.breaker import BreakerState, CircuitBreaker
 from nurseries.supervisor import ChildSpec
-
-if TYPE_CHECKING:
-    from nurseries.main import Runtime
 
 log = get_logger(__name__)
 
@@ -763,50 +760,18 @@ def _display_url(url: str) -> str:
 
 
 # -- wiring -------------------------------------------------------------------------------
-def build_sink(runtime: Runtime) -> Sink | None:
-    """The production Sink: the indexer, validating records with the loaded lexicons,
-    with identity's post-commit hooks attached (cache purges on ``#identity``,
-    did:web verification requests for foreign communities).
-    """
-    from coves.ingest.indexer import Indexer
-
-    if runtime.db is None:
-        return None
-    settings = runtime.settings
-    indexer = Indexer(
-        runtime.db,
-        instance_did=settings.instance_did,
-        metrics=runtime.metrics,
-        validator=getattr(runtime.ctx, "lexicons", None),
-        skip_did_web_verification=settings.skip_did_web_verification,
-    )
-    if runtime.ctx is not None:
-        from coves.identity.hooks import attach_identity_hooks
-
-        attach_identity_hooks(indexer, runtime.ctx)
-        from coves.xrpc.respcache import invalidation_hook
-
-        ctx = runtime.ctx
-        indexer.on_commits_applied.append(invalidation_hook(lambda: ctx.response_cache))
-    return indexer
-
-
 def jetstream_child(
-    runtime: Runtime,
+    settings: Settings,
+    sink_factory: Callable[[], Sink],
     *,
-    sink_factory: Callable[[Runtime], Sink | None] = build_sink,
+    metrics: Metrics,
     opener: Opener | None = None,
 ) -> ChildSpec | None:
-    """The consumer as a supervised child, or None when disabled (or without a database)."""
-    settings = runtime.settings
+    """The consumer as a supervised child, or None when disabled (the sink is then not built)."""
     if not settings.jetstream_enabled:
         return None
-    sink = sink_factory(runtime)
-    if sink is None:
-        log.error("JETSTREAM_ENABLED but no Sink is available; not consuming Jetstream")
-        return None
     consumer = JetstreamConsumer(
-        sink, ConsumerConfig.from_settings(settings), opener=opener, metrics=runtime.metrics
+        sink_factory(), ConsumerConfig.from_settings(settings), opener=opener, metrics=metrics
     )
     return ChildSpec(
         "jetstream",

@@ -9,13 +9,12 @@ is up, and stops accepting first.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 
 from coves.config import Settings
+from coves.context import AppContext, build_context
 from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres
 from coves.db.migrate import migrate
@@ -25,11 +24,6 @@ from nurseries.supervisor import ChildSpec, RestartPolicy, Supervisor, open_supe
 
 log = get_logger(__name__)
 
-# Children contributed by capabilities (did:web verifier, Jetstream consumer,
-# ...), in start order: each maps the running Runtime to a ChildSpec, or to
-# None when configuration disables it. Add one line per capability.
-ChildFactory = Callable[["Runtime"], ChildSpec | None]
-
 
 # An unreachable database at start-up is retried for a few seconds, then the
 # process exits non-zero: a supervisor (systemd) restarting us is more
@@ -37,22 +31,46 @@ ChildFactory = Callable[["Runtime"], ChildSpec | None]
 DATABASE_POLICY = RestartPolicy(base_delay=0.5, max_delay=5.0, max_failures=5, failure_window=60.0)
 
 
-def capability_children() -> list[ChildFactory]:
+def capability_children(ctx: AppContext) -> list[ChildSpec]:
+    """The children capabilities contribute, in start order (the XRPC server comes after).
+
+    Each child gets the parts of the context it uses, never the context or the
+    runtime itself; a factory returns None when configuration disables it.
+    Add one line per capability.
+    """
+    from coves.ingest.build import production_indexer
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
     from nurseries.jetstream import jetstream_child
 
-    # The consumer last: its hooks feed the verifier and the identity caches.
-    return [didweb_child, handles_child, jetstream_child]
+    settings = ctx.settings
+    if ctx.identity is None or ctx.didweb is None:
+        raise ValueError("the supervised children need a context from build_context")
+    specs = [
+        didweb_child(
+            ctx.db,
+            ctx.identity,
+            ctx.didweb,
+            instance_did=settings.instance_did,
+            skip_verification=settings.skip_did_web_verification,
+            metrics=ctx.metrics,
+        ),
+        handles_child(ctx.db, ctx.identity),
+        # The consumer last: its hooks feed the verifier and the identity caches.
+        jetstream_child(settings, lambda: production_indexer(ctx), metrics=ctx.metrics),
+    ]
+    return [spec for spec in specs if spec is not None]
 
 
 @dataclass
 class Runtime:
+    """What ``run_server`` reports once serving: for tests and embedding, not for children."""
+
     settings: Settings
     supervisor: Supervisor
     metrics: Metrics
     db: Database | None = None
-    ctx: Any = None  # coves.xrpc.context.AppContext once built
+    ctx: AppContext | None = None
     bound: list[str] = field(default_factory=list)
 
 
@@ -67,29 +85,6 @@ async def _database_child(
     finally:
         with trio.CancelScope(shield=True):
             await db.close()
-
-
-def build_context(runtime: Runtime) -> Any:
-    """Assemble the application context; capabilities extend it here."""
-    from coves.auth.factory import build_authenticator
-    from coves.identity.factory import build_fetcher, build_resolver
-    from coves.identity.hosted_by import HostedByQueue
-    from coves.lexicon import LexiconRegistry
-    from coves.xrpc.context import AppContext
-
-    assert runtime.db is not None
-    fetcher = build_fetcher(runtime.settings)
-    identity = build_resolver(runtime.settings, runtime.db, fetcher, metrics=runtime.metrics)
-    return AppContext(
-        settings=runtime.settings,
-        db=runtime.db,
-        metrics=runtime.metrics,
-        health=runtime.supervisor,
-        lexicons=LexiconRegistry.load(),
-        identity=identity,
-        authenticator=build_authenticator(runtime.settings, identity, fetcher),
-        didweb=HostedByQueue(),
-    )
 
 
 async def run_server(
@@ -127,19 +122,18 @@ async def run_server(
         )
         if migrate_on_start:
             await migrate(db)
-        runtime.ctx = build_context(runtime)
+        ctx = build_context(settings, db, metrics=metrics, health=supervisor)
+        runtime.ctx = ctx
         install_pool_metrics(metrics, db, supervisor)
 
-        for factory in capability_children():
-            spec = factory(runtime)
-            if spec is not None:
-                await supervisor.start(spec)
+        for spec in capability_children(ctx):
+            await supervisor.start(spec)
 
         from coves.xrpc.app import create_app
         from nurseries.xrpc_server import XRPCServer
 
         server = XRPCServer(
-            create_app(runtime.ctx),
+            create_app(ctx),
             settings.host,
             settings.port,
             grace=settings.shutdown_grace_seconds,

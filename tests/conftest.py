@@ -14,10 +14,10 @@ with warnings.catch_warnings():
     import pgserver  # noqa: F401
 
 from coves.config import Settings, test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.logs import configure_logging
 from coves.metrics import Metrics
-from coves.xrpc.context import AppContext
 from tests.support.database import TestPostgres, start_test_postgres
 
 configure_logging("debug", "console")

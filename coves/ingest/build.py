@@ -8,11 +8,15 @@ the Jetstream consumer child and ``coves replay`` alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from coves.db import Database
-from coves.ingest.indexer import IdentityHook, Indexer, VerificationHook
+from coves.ingest.indexer import CommitsHook, IdentityHook, Indexer, VerificationHook
 from coves.ingest.parse import RecordValidator
 from coves.metrics import Metrics
+
+if TYPE_CHECKING:
+    from coves.context import AppContext
 
 
 def build_indexer(
@@ -24,6 +28,7 @@ def build_indexer(
     validator: RecordValidator | None = None,
     on_identity_change: Sequence[IdentityHook] = (),
     on_community_needs_verification: VerificationHook | None = None,
+    on_commits_applied: Sequence[CommitsHook] = (),
 ) -> Indexer:
     """An indexer validating records against the lexicons (loaded if not given)."""
     if validator is None:
@@ -38,4 +43,27 @@ def build_indexer(
         skip_did_web_verification=skip_did_web_verification,
         on_identity_change=on_identity_change,
         on_community_needs_verification=on_community_needs_verification,
+        on_commits_applied=on_commits_applied,
+    )
+
+
+def production_indexer(ctx: AppContext) -> Indexer:
+    """The consumer's sink: validating with the context's lexicons, purging cached
+    identities on ``#identity``, offering foreign communities to the did:web
+    verifier, and dropping the response cache's entries of every repo written.
+    """
+    from coves.respcache import invalidation_hook
+
+    settings = ctx.settings
+    return build_indexer(
+        db=ctx.db,
+        instance_did=settings.instance_did,
+        skip_did_web_verification=settings.skip_did_web_verification,
+        metrics=ctx.metrics,
+        validator=ctx.lexicons,
+        on_identity_change=[ctx.identity.on_identity_change] if ctx.identity is not None else [],
+        on_community_needs_verification=(
+            ctx.didweb.on_community_needs_verification if ctx.didweb is not None else None
+        ),
+        on_commits_applied=[invalidation_hook(ctx.response_cache)],
     )

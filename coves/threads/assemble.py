@@ -6,7 +6,7 @@ top-level comments and one statement per reply level (each reads at most
 ``repliesPerParent + 1`` replies of every parent on the level; loading stops
 at the first empty level or when the response budget is spent), and with a
 viewer one statement for their votes. Identical requests within a moment
-share one build (``AppContext.comment_threads``); viewer state is overlaid per request.
+share one build (``ReadServices.comment_threads``); viewer state is overlaid per request.
 
 Top-level paging. ``new`` pages by keyset on (ranked_at, uri), which is
 stable by construction. ``hot`` and ``top`` move while a client pages, so the
@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coves.atproto.syntax import AtUri, is_valid_did
 from coves.auth.base import Viewer
@@ -35,7 +35,7 @@ from coves.db import Row
 from coves.db.queries import comments as comment_sql
 from coves.db.queries import identity as identity_sql
 from coves.errors import not_found
-from coves.feeds import TIMEFRAMES, ReadServices, read_services
+from coves.feeds import TIMEFRAMES, ReadServices
 from coves.postcache import HydratedPost
 from coves.threads.params import ThreadParams
 from coves.views.blobs import BlobUrls
@@ -46,7 +46,9 @@ from coves.views.comment import (
     with_viewer_state,
 )
 from coves.views.post import PostVote, with_viewer
-from coves.xrpc.context import AppContext
+
+if TYPE_CHECKING:
+    from coves.context import AppContext
 
 # Replies (below the top level) one response may carry: a huge thread asked for
 # at depth 100 must not turn into one huge response. Cut subtrees say hasMore.
@@ -70,7 +72,7 @@ async def get_comments(
     ctx: AppContext, params: ThreadParams, viewer: Viewer | None
 ) -> dict[str, Any]:
     """The getComments response; raises 404 NotFound or 400 InvalidCursor."""
-    services = read_services(ctx)
+    services = ctx.read
     params = await _with_did_authority(ctx, params)
     if params.cursor is not None:
         # Refuse a forged or foreign cursor before any query (checked again on use).
@@ -80,8 +82,7 @@ async def get_comments(
     async def build() -> SharedThread:
         return await _build_shared(ctx, services, params)
 
-    cache = ctx.comment_threads
-    shared = await (cache.get_or_load(params, build) if cache is not None else build())
+    shared = await services.comment_threads.get_or_load(params, build)
     assert shared is not None  # build() returns a thread or raises
 
     post, comments = shared.post.view, shared.comments

@@ -19,13 +19,14 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from coves import __version__
+from coves.context import AppContext
 from coves.errors import XRPCError
 from coves.logs import get_logger
 from coves.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from coves.xrpc.context import AppContext
 from coves.xrpc.dispatch import JSON, XrpcASGI, cors_headers
 from coves.xrpc.dispatch import METHODS as XRPC_METHODS
 from coves.xrpc.dispatch import too_large as payload_too_large
+from coves.xrpc.ratelimit import RateLimiter, default_limit_classes
 from coves.xrpc.routing import Endpoint, collect_endpoints
 
 log = get_logger("coves.xrpc")
@@ -45,7 +46,13 @@ def error_response(err: XRPCError, headers: Mapping[str, str] | None = None) -> 
     return json_response(err.body(), err.status, merged)
 
 
-def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) -> QuartTrio:
+def create_app(
+    ctx: AppContext,
+    endpoints: dict[str, Endpoint] | None = None,
+    *,
+    limiter: RateLimiter | None = None,
+) -> QuartTrio:
+    """The app serving ``ctx``; rate limits follow ``ctx.settings`` unless ``limiter`` is given."""
     app = QuartTrio("coves")
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_request_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
@@ -53,7 +60,8 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
     table = collect_endpoints() if endpoints is None else endpoints
     settings = ctx.settings
     metrics = ctx.metrics
-    app.asgi_app = XrpcASGI(ctx, table, app.asgi_app)  # type: ignore[assignment,method-assign]
+    limiter = limiter or RateLimiter(default_limit_classes(settings))
+    app.asgi_app = XrpcASGI(ctx, table, app.asgi_app, limiter)  # type: ignore[assignment,method-assign]
 
     @app.route("/xrpc/<nsid>", methods=sorted(XRPC_METHODS))
     async def xrpc_placeholder(nsid: str) -> Response:
@@ -85,7 +93,7 @@ def create_app(ctx: AppContext, endpoints: dict[str, Endpoint] | None = None) ->
     async def did_document() -> Response:
         from coves.instance import instance_did_document
 
-        document = await instance_did_document(ctx)
+        document = await instance_did_document(settings, ctx.instance_key)
         if document is None:
             raise_404 = XRPCError(404, "NotFound", "this instance has no did:web document")
             return error_response(raise_404)

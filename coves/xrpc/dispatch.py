@@ -28,12 +28,12 @@ import structlog
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
 
 from coves.auth.base import AuthFailure, AuthInput, AuthPolicy
+from coves.context import AppContext
 from coves.db import DatabaseUnavailable, QueryTimeout
 from coves.errors import XRPCError
 from coves.logs import get_logger
-from coves.xrpc.context import AppContext
-from coves.xrpc.ratelimit import Decision, client_address, rate_limit_headers
-from coves.xrpc.respcache import CachedResponse, ResponseCache
+from coves.respcache import CachedResponse, ResponseCache
+from coves.xrpc.ratelimit import Decision, RateLimiter, client_address, rate_limit_headers
 from coves.xrpc.routing import Endpoint, RawResponse, XRPCRequest
 
 log = get_logger("coves.xrpc")
@@ -112,21 +112,24 @@ def _error_reply(err: XRPCError, headers: dict[str, str]) -> _Reply:
 class XrpcASGI:
     """ASGI callable: ``/xrpc/<nsid>`` here, every other request to ``fallback``."""
 
-    def __init__(self, ctx: AppContext, table: Mapping[str, Endpoint], fallback: ASGIApp) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        table: Mapping[str, Endpoint],
+        fallback: ASGIApp,
+        limiter: RateLimiter,
+    ) -> None:
         self.ctx = ctx
         self.table = table
         self.fallback = fallback
         settings = ctx.settings
         self.settings = settings
         self.metrics = ctx.metrics
-        assert ctx.limiter is not None
-        self.limiter = ctx.limiter
+        self.limiter = limiter
         self.lexicons = ctx.lexicons
         self.max_body = settings.max_request_body_bytes
         base = urlsplit(settings.appview_public_url)
         self.url_base = f"{base.scheme}://{base.netloc}"
-        if ctx.response_cache is None:
-            ctx.response_cache = ResponseCache()
         self.cache: ResponseCache = ctx.response_cache
         cap = settings.response_cache_seconds
         self.cache_ttl = {
@@ -323,17 +326,18 @@ class XrpcASGI:
                 raw_params.setdefault(key, []).append(value)
 
         async def build() -> CachedResponse | _Reply:
-            lexicons = self.lexicons
-            has_lexicon = lexicons is not None and lexicons.has(nsid)
+            lexicons = (
+                self.lexicons if self.lexicons is not None and self.lexicons.has(nsid) else None
+            )
             params = (
                 lexicons.decode_params(nsid, raw_params)
-                if has_lexicon
+                if lexicons is not None
                 else {k: v[0] if len(v) == 1 else v for k, v in raw_params.items()}
             )
             body = None
             if endpoint.kind == "procedure":
                 body = await self._read_json_body(headers, receive)
-                if has_lexicon:
+                if lexicons is not None:
                     lexicons.validate_input(nsid, body)
             xreq = XRPCRequest(
                 nsid=nsid,

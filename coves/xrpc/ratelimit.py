@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from coves.clock import monotonic, wall_now
+from coves.config import Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -169,3 +170,13 @@ def _is_trusted(
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: Sequence[Network]
 ) -> bool:
     return any(ip.version == net.version and ip in net for net in trusted)
+
+
+def default_limit_classes(settings: Settings) -> list[LimitClass]:
+    return [
+        LimitClass("general", settings.rate_limit_general, 60.0),
+        LimitClass("comments", settings.rate_limit_comments, 60.0),
+        # Aggregator classes: registration attempts per client; posts per
+        # (aggregator, community) are counted from the database, not here.
+        LimitClass("aggregator_register", 10, 600.0),
+    ]

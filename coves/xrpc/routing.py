@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from coves.auth.base import AuthPolicy, Viewer
 
 if TYPE_CHECKING:
-    from coves.xrpc.context import AppContext
+    from coves.context import AppContext
 
 MethodKind = Literal["query", "procedure"]
 
@@ -68,7 +68,7 @@ class Endpoint:
     limits: tuple[str, ...] = ()
     # Longest an anonymous GET response may be shared from the response cache
     # (0: never). Only for responses with no viewer state; the effective TTL
-    # is capped by RESPONSE_CACHE_SECONDS (see coves.xrpc.respcache).
+    # is capped by RESPONSE_CACHE_SECONDS (see coves.respcache).
     cache_seconds: float = 0.0
     # The same for requests with a viewer, cached per viewer; only for responses
     # whose viewer state comes from records in the viewer's own repo (votes,

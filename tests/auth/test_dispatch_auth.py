@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,9 +12,9 @@ from coves import clock
 from coves.atproto.keys import PrivateKey
 from coves.auth.base import AuthPolicy
 from coves.config import test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from coves.xrpc.routing import Endpoint, XRPCRequest
 from tests.auth.helpers import ALICE, NSID, SERVICE_AUD, World
 from tests.support import tokens
@@ -43,7 +44,7 @@ def ctx() -> AppContext:
 
 @pytest.fixture
 def app(ctx: AppContext, world: World) -> Any:
-    ctx.authenticator = world.authenticator()
+    ctx = replace(ctx, authenticator=world.authenticator())
     endpoints = {
         NSID: Endpoint(NSID, "query", whoami, AuthPolicy.REQUIRED),
         OPTIONAL_NSID: Endpoint(OPTIONAL_NSID, "query", maybe, AuthPolicy.OPTIONAL),
@@ -143,7 +144,7 @@ async def test_dpop_nonce_handshake_over_http(ctx: AppContext) -> None:
     from tests.auth.test_oauth_dpop import OAuthWorld
 
     w = OAuthWorld()
-    ctx.authenticator = w.auth
+    ctx = replace(ctx, authenticator=w.auth)
     app = create_app(ctx, {NSID: Endpoint(NSID, "query", whoami, AuthPolicy.REQUIRED)})
     htu = f"https://localhost/xrpc/{NSID}"
     token = w.token()

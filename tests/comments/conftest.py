@@ -10,11 +10,11 @@ from quart_trio import QuartTrio
 
 from coves.auth.base import AuthFailure, AuthInput, Viewer
 from coves.config import Settings, test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 
 NSID = "social.coves.community.comment.getComments"
 

@@ -6,9 +6,9 @@ import pytest
 import trio
 import trio.testing
 
+from coves.context import AppContext
 from coves.db import Database
 from coves.ttlcache import TTLCache
-from coves.xrpc.context import AppContext
 from tests.comments import factories as f
 from tests.comments.conftest import Client
 
@@ -106,7 +106,7 @@ async def test_viewers_share_a_build_but_not_viewer_state(
     bea = await client.get({"post": post.uri}, viewer="did:plc:bea")
     anonymous = await client.get({"post": post.uri})
 
-    cache = comment_ctx.comment_threads
+    cache = comment_ctx.read.comment_threads
     assert cache is not None and (cache.misses, cache.hits) == (1, 2)
 
     def viewer_of(body: dict, *path: int) -> object:  # type: ignore[type-arg]

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from coves.config import test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.threads.params import parse_thread_params
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from tests.comments import factories as f
 from tests.comments.conftest import Client
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import trio
 
 from coves.clock import utcnow
+from coves.context import AppContext
 from coves.db import Database
-from coves.xrpc.context import AppContext
 from tests.comments import factories as f
 from tests.comments.conftest import Client
 from tests.comments.test_comment_threads import uris
@@ -198,5 +198,5 @@ async def test_concurrent_readers_share_one_build(
             nursery.start_soon(reader)
     assert statuses == [200] * 15
     assert all(body == bodies[0] for body in bodies)
-    cache = comment_ctx.comment_threads
+    cache = comment_ctx.read.comment_threads
     assert cache is not None and cache.misses == 1 and cache.hits == 14

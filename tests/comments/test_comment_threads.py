@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from coves.context import AppContext
 from coves.db import Database
 from coves.db.queries import comments as comment_sql
-from coves.feeds import read_services
 from coves.threads import assemble
-from coves.xrpc.context import AppContext
+from coves.ttlcache import TTLCache
 from tests.comments import factories as f
 from tests.comments.conftest import Client
 
@@ -193,7 +193,7 @@ async def test_round_trips_do_not_grow_with_thread_size(
         ({"sort": "hot"}, None, 4),  # post; snapshot compute + store; tree
         ({"sort": "new", "depth": 100}, "did:plc:viewer", 3),  # + votes (post and comments)
     ):
-        read_services(comment_ctx).posts.invalidate()  # count the post's query every time
+        comment_ctx.read.posts.invalidate()  # count the post's query every time
         calls = 0
         res = await client.get({"post": post.uri, **params}, viewer=viewer)
         assert res.status == 200
@@ -247,7 +247,7 @@ async def test_recursive_and_level_by_level_reads_agree(
         for sort in ("hot", "top", "new")
         for depth, rpp in ((1, 2), (3, 2), (10, 5))
     ]
-    comment_ctx.comment_threads = None  # build every time
+    comment_ctx.read.comment_threads = TTLCache(0)  # build every time
 
     recursive = [(await client.get({"post": post.uri, **q})).body for q in queries]
     forced = "SELECT n FROM generate_series(1, %(cap)s) AS n"

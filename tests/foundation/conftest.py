@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from coves.config import Settings, test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.logs import configure_logging
 from coves.metrics import Metrics
-from coves.xrpc.context import AppContext
 
 
 @pytest.fixture

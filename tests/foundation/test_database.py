@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import psycopg
 import pytest
 import trio
 
 from coves.atproto.keys import parse_multikey
+from coves.context import AppContext
 from coves.db import Database, QueryTimeout
 from coves.db.migrate import Migration, MigrationError, load_migrations, migrate
 from coves.instance import SIGNING_KEY_NAME, instance_did_document
 from coves.metrics import Metrics
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from tests.support.database import TestPostgres
 
 M1 = Migration(1, "one", "CREATE TABLE m_one (id int);")
@@ -134,7 +135,7 @@ async def test_pool_concurrency_is_bounded_by_limiter(db: Database) -> None:
 
 
 async def test_did_document_key_is_stable_and_sealed(ctx: AppContext) -> None:
-    first = await instance_did_document(ctx)
+    first = await instance_did_document(ctx.settings, ctx.instance_key)
     assert first is not None
     assert first["id"] == "did:web:localhost"
     assert first["alsoKnownAs"] == ["at://localhost"]
@@ -147,18 +148,19 @@ async def test_did_document_key_is_stable_and_sealed(ctx: AppContext) -> None:
 
     # A new process (fresh context, same database) publishes the same key.
     again = AppContext(settings=ctx.settings, db=ctx.db, metrics=Metrics())
-    second = await instance_did_document(again)
+    second = await instance_did_document(again.settings, again.instance_key)
     assert second == first
 
     sealed = await ctx.db.fetchval(
         "SELECT sealed FROM instance_secrets WHERE name = %s", (SIGNING_KEY_NAME,)
     )
-    private_hex = again.instance_key.to_hex()
+    stored = await again.instance_key.get()
+    private_hex = stored.to_hex()
     assert private_hex.encode() not in bytes(sealed)
     assert bytes.fromhex(private_hex) not in bytes(sealed)
     assert key.multikey() == method["publicKeyMultibase"]
     # The published key verifies what the stored private key signs.
-    assert key.verify(b"coves", again.instance_key.sign(b"coves"))
+    assert key.verify(b"coves", stored.sign(b"coves"))
 
 
 async def test_did_json_and_health_over_http(ctx: AppContext) -> None:
@@ -181,7 +183,7 @@ async def test_health_is_503_when_a_critical_child_is_down(ctx: AppContext) -> N
         def health_report(self) -> dict[str, object]:
             return {"jetstream": {"status": "backoff", "restarts": 3}}
 
-    ctx.health = Down()
+    ctx = replace(ctx, health=Down())
     response = await create_app(ctx, {}).test_client().get("/xrpc/_health")
     assert response.status_code == 503
     assert (await response.get_json())["children"]["jetstream"]["status"] == "backoff"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ def make_app() -> QuartTrio:
         return {"got": req.body}
 
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(max_request_body_bytes=1024)
+    ctx = replace(ctx, settings=ctx.settings.replace(max_request_body_bytes=1024))
     return create_app(ctx, router.endpoints)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,10 +12,10 @@ import trio
 from quart_trio import QuartTrio
 
 from coves.auth.base import AuthFailure, AuthInput, AuthPolicy, Viewer
+from coves.context import AppContext
 from coves.db import DatabaseUnavailable
 from coves.errors import XRPCError
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from coves.xrpc.routing import Endpoint, Router, XRPCRequest
 from tests.foundation.conftest import offline_context
 
@@ -113,7 +114,7 @@ async def test_procedure_json_body_round_trip() -> None:
 
 async def test_body_over_limit_is_413() -> None:
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(max_request_body_bytes=100)
+    ctx = replace(ctx, settings=ctx.settings.replace(max_request_body_bytes=100))
     app, _ = make_app(ctx)
     response = await app.test_client().post(
         "/xrpc/test.create",
@@ -202,7 +203,7 @@ async def test_request_id_honoured_or_replaced() -> None:
 
 async def test_cors_allowed_and_denied_origins() -> None:
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(cors_origins=("https://app.coves.social",))
+    ctx = replace(ctx, settings=ctx.settings.replace(cors_origins=("https://app.coves.social",)))
     app, _ = make_app(ctx)
     client = app.test_client()
     preflight = await client.open(
@@ -242,7 +243,7 @@ async def test_cors_allowed_and_denied_origins() -> None:
 
 async def test_cors_wildcard() -> None:
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(cors_origins=("*",))
+    ctx = replace(ctx, settings=ctx.settings.replace(cors_origins=("*",)))
     app, _ = make_app(ctx)
     response = await app.test_client().get(
         "/xrpc/test.echo", headers={"Origin": "https://any.example"}, scope_base=PEER
@@ -253,7 +254,7 @@ async def test_cors_wildcard() -> None:
 async def test_cors_on_routes_outside_xrpc_dispatch() -> None:
     # _health is served by Quart, not the XRPC dispatcher: same CORS answer.
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(cors_origins=("https://app.coves.social",))
+    ctx = replace(ctx, settings=ctx.settings.replace(cors_origins=("https://app.coves.social",)))
     app, _ = make_app(ctx)
     client = app.test_client()
     allowed = await client.get(
@@ -290,7 +291,7 @@ class FakeAuthenticator:
 async def test_auth_required_optional_and_failures(log_output: io.StringIO) -> None:
     ctx = offline_context()
     auth = FakeAuthenticator()
-    ctx.authenticator = auth
+    ctx = replace(ctx, authenticator=auth)
     app, _ = make_app(ctx)
     client = app.test_client()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import trio
 import trio.testing
@@ -78,9 +79,7 @@ def test_memory_store_sweeps_expired_windows() -> None:
 
 async def test_http_429_headers_and_window_reset(autojump_clock: trio.testing.MockClock) -> None:
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(rate_limit_general=3)
-    ctx.limiter = None
-    ctx.__post_init__()
+    ctx = replace(ctx, settings=ctx.settings.replace(rate_limit_general=3))
     app, _ = make_app(ctx)
     client = app.test_client()
     peer = {"client": ("198.51.100.1", 1111)}
@@ -110,9 +109,7 @@ async def test_http_429_headers_and_window_reset(autojump_clock: trio.testing.Mo
 
 async def test_http_trusted_proxy_keys_on_forwarded_client() -> None:
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(rate_limit_general=1, trusted_proxies=TRUSTED)
-    ctx.limiter = None
-    ctx.__post_init__()
+    ctx = replace(ctx, settings=ctx.settings.replace(rate_limit_general=1, trusted_proxies=TRUSTED))
     app, _ = make_app(ctx)
     client = app.test_client()
     proxy = {"client": ("10.0.0.2", 443)}
@@ -130,9 +127,7 @@ async def test_http_trusted_proxy_keys_on_forwarded_client() -> None:
 
 async def test_comments_class_applies_on_top_of_general() -> None:
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(rate_limit_general=5, rate_limit_comments=2)
-    ctx.limiter = None
-    ctx.__post_init__()
+    ctx = replace(ctx, settings=ctx.settings.replace(rate_limit_general=5, rate_limit_comments=2))
     app, _ = make_app(ctx)
     client = app.test_client()
     peer = {"client": ("198.51.100.3", 1)}

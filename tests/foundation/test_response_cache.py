@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,10 +12,8 @@ from quart_trio import QuartTrio
 
 from coves.auth.base import AuthInput, AuthPolicy, Viewer
 from coves.errors import XRPCError
+from coves.respcache import HIT, MISS, SHARED, STALE, CachedResponse, ResponseCache
 from coves.xrpc.app import create_app
-from coves.xrpc.context import default_limit_classes
-from coves.xrpc.ratelimit import RateLimiter
-from coves.xrpc.respcache import HIT, MISS, SHARED, STALE, CachedResponse, ResponseCache
 from coves.xrpc.routing import RawResponse, Router, XRPCRequest
 from tests.foundation.conftest import offline_context
 
@@ -249,9 +248,11 @@ def cached_app(
         return RawResponse(b"not json %d" % n, status=202, content_type="text/plain")
 
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(response_cache_seconds=setting, rate_limit_general=general)
-    ctx.limiter = RateLimiter(default_limit_classes(ctx.settings))
-    ctx.authenticator = OptionalAuth()
+    ctx = replace(
+        ctx,
+        settings=ctx.settings.replace(response_cache_seconds=setting, rate_limit_general=general),
+    )
+    ctx = replace(ctx, authenticator=OptionalAuth())
     return create_app(ctx, router.endpoints), handlers, ctx
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ def slow_app() -> Any:
         return {"ok": True}
 
     ctx = offline_context()
-    ctx.settings = ctx.settings.replace(max_request_body_bytes=1000)
+    ctx = replace(ctx, settings=ctx.settings.replace(max_request_body_bytes=1000))
     return create_app(ctx, router.endpoints)
 
 

@@ -11,12 +11,12 @@ import trio
 from psycopg.types.json import Jsonb
 
 from coves.config import Settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.identity import IdentityResolver
 from coves.lexicon import LexiconRegistry
 from coves.metrics import Metrics
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from tests.support.fake_did import PLC_URL, FakeNetwork
 
 NSID = "social.coves.actor.getProfile"

@@ -3,13 +3,12 @@ from __future__ import annotations
 import trio
 
 from coves.config import test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.identity import IdentityResolver
-from coves.identity.hooks import attach_identity_hooks
 from coves.identity.hosted_by import HostedByQueue
-from coves.ingest.indexer import Indexer, _call
-from coves.metrics import Metrics
-from coves.xrpc.context import AppContext
+from coves.ingest.build import production_indexer
+from coves.ingest.indexer import _call
 from tests.support.fake_did import PLC_URL, FakeNetwork
 
 ALICE = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
@@ -21,8 +20,7 @@ async def test_indexer_hooks_purge_identities_and_queue_verifications() -> None:
     resolver = IdentityResolver(fetcher=net.fetcher(), plc_url=PLC_URL, txt_lookup=net.txt_lookup)
     db = Database("postgresql:///unused")
     ctx = AppContext(settings=test_settings(), db=db, identity=resolver, didweb=HostedByQueue())
-    indexer = Indexer(db, instance_did="did:web:local.test", metrics=Metrics())
-    attach_identity_hooks(indexer, ctx)
+    indexer = production_indexer(ctx)
     with trio.fail_after(5):
         assert (await resolver.identity(ALICE)).handle == "alice.example.com"
         net.add_plc(ALICE, None, "alice2.example.com")

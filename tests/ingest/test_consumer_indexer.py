@@ -7,13 +7,14 @@ import random
 import trio
 
 from coves.config import test_settings
+from coves.context import build_context
 from coves.db import Database
+from coves.ingest.build import production_indexer
 from coves.ingest.indexer import Indexer
 from coves.lexicon import LexiconRegistry
 from coves.metrics import Metrics
-from nurseries.jetstream import ConsumerConfig, JetstreamConsumer, build_sink, jetstream_child
-from nurseries.main import Runtime, build_context
-from nurseries.supervisor import open_supervisor
+from nurseries.jetstream import ConsumerConfig, JetstreamConsumer
+from nurseries.main import capability_children
 from tests.support.consumer import wait_for
 from tests.support.events import (
     COMMENT,
@@ -91,13 +92,11 @@ async def test_events_flow_into_postgres_across_an_abnormal_close(db: Database) 
 
 
 async def test_production_factory_builds_the_indexer_with_identity_hooks(db: Database) -> None:
-    async with open_supervisor() as supervisor:
-        runtime = Runtime(test_settings(jetstream_enabled=True), supervisor, Metrics(), db=db)
-        runtime.ctx = build_context(runtime)
-        sink = build_sink(runtime)
-        assert isinstance(sink, Indexer)
-        ctx = runtime.ctx
-        assert ctx.identity.on_identity_change in sink.on_identity_change
-        assert sink.on_community_needs_verification == ctx.didweb.on_community_needs_verification
-        spec = jetstream_child(runtime)
-        assert spec is not None and spec.name == "jetstream"
+    ctx = build_context(test_settings(jetstream_enabled=True), db, metrics=Metrics())
+    sink = production_indexer(ctx)
+    assert isinstance(sink, Indexer)
+    assert ctx.identity is not None and ctx.didweb is not None
+    assert ctx.identity.on_identity_change in sink.on_identity_change
+    assert sink.on_community_needs_verification == ctx.didweb.on_community_needs_verification
+    names = [spec.name for spec in capability_children(ctx)]
+    assert names[-1] == "jetstream"  # last: its hooks feed the other children

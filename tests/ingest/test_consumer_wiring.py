@@ -8,27 +8,24 @@ import trio.testing
 from coves.config import test_settings
 from coves.metrics import Metrics
 from nurseries.jetstream import ConsumerConfig, jetstream_child
-from nurseries.main import Runtime, capability_children
 from nurseries.supervisor import ChildStatus, open_supervisor
 from tests.support.consumer import publish_votes, wait_for
 from tests.support.fake_jetstream import FakeJetstream
 from tests.support.memory_sink import MemorySink
 
 
-def test_registered_as_a_capability_child() -> None:
-    assert jetstream_child in capability_children()
+def test_disabled_by_configuration_without_building_the_sink() -> None:
+    built: list[MemorySink] = []
 
+    def sink() -> MemorySink:
+        built.append(MemorySink())
+        return built[-1]
 
-async def test_disabled_by_configuration() -> None:
-    async with open_supervisor() as supervisor:
-        runtime = Runtime(test_settings(jetstream_enabled=False), supervisor, Metrics())
-        assert jetstream_child(runtime, sink_factory=lambda r: MemorySink()) is None
-
-
-async def test_without_a_database_there_is_no_sink_and_no_child() -> None:
-    async with open_supervisor() as supervisor:
-        runtime = Runtime(test_settings(jetstream_enabled=True), supervisor, Metrics())
-        assert jetstream_child(runtime) is None
+    settings = test_settings(jetstream_enabled=False)
+    assert jetstream_child(settings, sink, metrics=Metrics()) is None
+    assert built == []
+    spec = jetstream_child(settings.replace(jetstream_enabled=True), sink, metrics=Metrics())
+    assert spec is not None and spec.name == "jetstream" and len(built) == 1
 
 
 def test_config_follows_settings() -> None:
@@ -76,8 +73,9 @@ async def test_supervised_child_reports_health_and_metrics_and_drains_on_shutdow
     with trio.fail_after(120):
         async with fake.running():
             async with open_supervisor() as supervisor:
-                runtime = Runtime(settings, supervisor, metrics)
-                spec = jetstream_child(runtime, sink_factory=lambda r: sink, opener=fake.opener())
+                spec = jetstream_child(
+                    settings, lambda: sink, metrics=metrics, opener=fake.opener()
+                )
                 assert spec is not None
                 assert spec.name == "jetstream"
                 assert not spec.critical  # reads keep working without ingestion

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from coves.config import test_settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.lexicon import LexiconRegistry
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from coves.xrpc.routing import Endpoint, XRPCRequest
 from tests.lexicon.helpers import registry_from
 from tests.lexicon.test_params import PROC
@@ -23,7 +24,7 @@ ALIAS = "social.coves.communityFeed.getCommunity"
 def make_app(lexicons: LexiconRegistry, endpoints: dict[str, Endpoint]) -> Any:
     # The handlers never touch the database: an unopened pool keeps this test off PostgreSQL.
     ctx = AppContext(settings=test_settings(), db=Database("postgresql:///unused"))
-    ctx.lexicons = lexicons
+    ctx = replace(ctx, lexicons=lexicons)
     return create_app(ctx, endpoints=endpoints)
 
 

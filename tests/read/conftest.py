@@ -8,11 +8,11 @@ import pytest
 from quart_trio import QuartTrio
 
 from coves.config import Settings
+from coves.context import AppContext
 from coves.db import Database
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from tests.support.auth import FakeAuthenticator, auth_header
 from tests.support.factories import Factory
 

@@ -8,10 +8,9 @@ from datetime import timedelta
 import pytest
 import trio
 
+from coves.context import AppContext
 from coves.db import Database
-from coves.feeds import read_services
 from coves.snapshots import SnapshotStore
-from coves.xrpc.context import AppContext
 from tests.read.conftest import Client
 from tests.support.factories import BLOB_CID, NOW, Factory, blob
 
@@ -234,7 +233,7 @@ async def test_snapshot_is_shared_and_capped(
         author = await factory.user("a.test")
         c = await factory.community("c")
         await factory.posts(c, author, [(NOW - i * H, 0, 0) for i in range(60)])
-        read_services(read_ctx).snapshot_size = 50
+        read_ctx.read.snapshot_size = 50
         pages = await page_all(client, COMMUNITY_FEED, {"community": c, "limit": "20"})
         assert [len(p) for p in pages] == [20, 20, 10]
         _, again = await client.get(COMMUNITY_FEED, {"community": c, "limit": "20"})
@@ -286,7 +285,7 @@ async def test_tampered_foreign_and_expired_cursors(
         assert (status, err["error"]) == (400, "InvalidCursor")
 
         # Expired: the snapshot is gone from memory and from the database.
-        read_services(read_ctx).snapshots = SnapshotStore(db, ttl_seconds=0.0)
+        read_ctx.read.snapshots = SnapshotStore(db, ttl_seconds=0.0)
         await db.execute("DELETE FROM listing_snapshots")
         status, err = await client.get(
             COMMUNITY_FEED, {"community": c1, "limit": "2", "cursor": cursor}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import trio
 import trio.testing
 
+from coves.context import AppContext
 from coves.db import Database
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
 from coves.xrpc.routing import collect_endpoints
 from tests.read.conftest import Client
 from tests.support.factories import NOW, Factory
@@ -27,7 +29,7 @@ async def test_anonymous_feed_is_shared_until_the_ttl_passes(
     factory: Factory,
     lexicons: object,
 ) -> None:
-    read_ctx.settings = read_ctx.settings.replace(response_cache_seconds=1.0)
+    read_ctx = replace(read_ctx, settings=read_ctx.settings.replace(response_cache_seconds=1.0))
     client = Client(create_app(read_ctx), lexicons)  # type: ignore[arg-type]
     author = await factory.user("a.test")
     viewer = await factory.user("v.test")
@@ -57,7 +59,7 @@ async def test_not_found_is_not_cached(
     factory: Factory,
     lexicons: object,
 ) -> None:
-    read_ctx.settings = read_ctx.settings.replace(response_cache_seconds=1.0)
+    read_ctx = replace(read_ctx, settings=read_ctx.settings.replace(response_cache_seconds=1.0))
     client = Client(create_app(read_ctx), lexicons)  # type: ignore[arg-type]
     missing = "did:plc:notyet00000000000000000"
     status, body = await client.get(FEED, {"community": missing})

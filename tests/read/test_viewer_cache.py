@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import trio
 import trio.testing
 
 from coves.config import test_settings
+from coves.context import AppContext, build_context
 from coves.db import Database
+from coves.ingest.build import production_indexer
 from coves.ingest.indexer import Indexer
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
+from coves.respcache import CachedResponse, ResponseCache, invalidation_hook
 from coves.xrpc.app import create_app
-from coves.xrpc.context import AppContext
-from coves.xrpc.respcache import CachedResponse, ResponseCache, invalidation_hook
-from nurseries.jetstream import build_sink
-from nurseries.main import Runtime, build_context
-from nurseries.supervisor import open_supervisor
 from tests.read.conftest import Client
 from tests.support.events import (
     POST,
@@ -53,10 +53,10 @@ async def test_timeline_is_cached_per_viewer_until_their_repo_changes(
     read_ctx: AppContext,
     lexicons: LexiconRegistry,
 ) -> None:
-    read_ctx.settings = read_ctx.settings.replace(viewer_cache_seconds=1.0)
+    read_ctx = replace(read_ctx, settings=read_ctx.settings.replace(viewer_cache_seconds=1.0))
     client = Client(create_app(read_ctx), lexicons)
     indexer = Indexer(db, instance_did=INSTANCE, metrics=Metrics())
-    indexer.on_commits_applied.append(invalidation_hook(lambda: read_ctx.response_cache))
+    indexer.on_commits_applied.append(invalidation_hook(read_ctx.response_cache))
     stream = Stream()
     post_uri = f"at://{COMMUNITY}/{POST}/3kpost0000001"
     await indexer.apply(
@@ -109,7 +109,7 @@ async def test_timeline_entries_expire_without_commits(
     read_ctx: AppContext,
     lexicons: LexiconRegistry,
 ) -> None:
-    read_ctx.settings = read_ctx.settings.replace(viewer_cache_seconds=1.0)
+    read_ctx = replace(read_ctx, settings=read_ctx.settings.replace(viewer_cache_seconds=1.0))
     client = Client(create_app(read_ctx), lexicons)
     await client.get(TIMELINE, {}, viewer=VIEWER)
     await client.get(TIMELINE, {}, viewer=VIEWER)
@@ -173,25 +173,20 @@ async def test_invalidate_touches_only_its_tag(mock_clock: object) -> None:
 
 
 async def test_production_indexer_drops_the_apps_viewer_entries(db: Database) -> None:
-    async with open_supervisor() as supervisor:
-        runtime = Runtime(test_settings(jetstream_enabled=True), supervisor, Metrics(), db=db)
-        runtime.ctx = build_context(runtime)
-        sink = build_sink(runtime)
-        assert isinstance(sink, Indexer)
-        cache = runtime.ctx.response_cache
-        assert cache is not None
+    ctx = build_context(test_settings(jetstream_enabled=True), db, metrics=Metrics())
+    sink = production_indexer(ctx)
+    assert isinstance(sink, Indexer)
+    cache = ctx.response_cache
 
-        async def compute() -> CachedResponse:
-            return CachedResponse(b"timeline")
+    async def compute() -> CachedResponse:
+        return CachedResponse(b"timeline")
 
-        await cache.get("k", 60.0, compute, tag=VIEWER)
-        stream = Stream()
-        with trio.fail_after(30):
-            await sink.apply(
-                frames(
-                    stream.commit(
-                        VIEWER, SUBSCRIPTION, "3ksub00000001", subscription_record(COMMUNITY)
-                    )
-                )
+    await cache.get("k", 60.0, compute, tag=VIEWER)
+    stream = Stream()
+    with trio.fail_after(30):
+        await sink.apply(
+            frames(
+                stream.commit(VIEWER, SUBSCRIPTION, "3ksub00000001", subscription_record(COMMUNITY))
             )
-        assert len(cache) == 0
+        )
+    assert len(cache) == 0

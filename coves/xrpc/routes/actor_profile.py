@@ -9,7 +9,6 @@ from coves.auth.base import AuthPolicy
 from coves.db import Row
 from coves.db.queries import identity as q
 from coves.errors import XRPCError, invalid_request
-from coves.feeds import read_services
 from coves.identity import IdentityError
 from coves.logs import get_logger
 from coves.params import one_str
@@ -43,7 +42,7 @@ async def get_profile(req: XRPCRequest) -> Any:
     if row is None or not row["active"] or row.get("account_status") in HIDDEN_STATUSES:
         raise XRPCError(404, "NotFound", "profile not found")
     stats = await q.user_stats(db, row["did"])
-    return profile_view(read_services(req.ctx).blobs, row, stats)
+    return profile_view(req.ctx.read.blobs, row, stats)
 
 
 async def _by_resolved_handle(req: XRPCRequest, handle: str) -> Row | None:

@@ -6,7 +6,6 @@ from typing import Any
 
 from coves.auth.base import AuthPolicy
 from coves.communities import get_community, list_communities, search_communities
-from coves.feeds import read_services
 from coves.xrpc.routing import Router, XRPCRequest
 
 router = Router()
@@ -18,14 +17,14 @@ def _viewer(req: XRPCRequest) -> str | None:
 
 @router.query("social.coves.community.get", auth=AuthPolicy.OPTIONAL, cache_seconds=5.0)
 async def community_get(req: XRPCRequest) -> Any:
-    return await get_community(req.ctx.db, read_services(req.ctx), req.params, _viewer(req))
+    return await get_community(req.ctx.db, req.ctx.read, req.params, _viewer(req))
 
 
 @router.query("social.coves.community.list", auth=AuthPolicy.OPTIONAL, cache_seconds=5.0)
 async def community_list(req: XRPCRequest) -> Any:
-    return await list_communities(req.ctx.db, read_services(req.ctx), req.params, _viewer(req))
+    return await list_communities(req.ctx.db, req.ctx.read, req.params, _viewer(req))
 
 
 @router.query("social.coves.community.search", auth=AuthPolicy.OPTIONAL, cache_seconds=5.0)
 async def community_search(req: XRPCRequest) -> Any:
-    return await search_communities(req.ctx.db, read_services(req.ctx), req.params, _viewer(req))
+    return await search_communities(req.ctx.db, req.ctx.read, req.params, _viewer(req))

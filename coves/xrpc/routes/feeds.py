@@ -11,7 +11,7 @@ from coves.db.queries import communities as community_sql
 from coves.db.queries import feeds as feed_sql
 from coves.db.queries.feeds import FeedScope
 from coves.errors import XRPCError, invalid_request
-from coves.feeds import feed_page, feed_params, fixed, read_services
+from coves.feeds import feed_page, feed_params, fixed
 from coves.params import one_str
 from coves.xrpc.routing import Router, XRPCRequest
 
@@ -27,7 +27,7 @@ async def get_community_feed(req: XRPCRequest) -> Any:
     fp = feed_params(req.params)
     ident = one_str(req.params, "community", required=True)
     assert ident is not None
-    svc = read_services(req.ctx)
+    svc = req.ctx.read
     db = req.ctx.db
     row = await resolve_cached(db, svc, ident)
     viewer = _viewer(req)
@@ -57,18 +57,14 @@ async def get_timeline(req: XRPCRequest) -> Any:
     async def scope() -> FeedScope:
         return FeedScope("timeline", await feed_sql.timeline_communities(db, viewer))
 
-    return await feed_page(
-        read_services(req.ctx), db, f"timeline:{viewer}", scope, fp, viewer=viewer
-    )
+    return await feed_page(req.ctx.read, db, f"timeline:{viewer}", scope, fp, viewer=viewer)
 
 
 @router.query("social.coves.feed.getDiscover", auth=AuthPolicy.OPTIONAL, cache_seconds=2.0)
 async def get_discover(req: XRPCRequest) -> Any:
     fp = feed_params(req.params)
     scope = fixed(FeedScope("discover"))
-    return await feed_page(
-        read_services(req.ctx), req.ctx.db, "discover:", scope, fp, viewer=_viewer(req)
-    )
+    return await feed_page(req.ctx.read, req.ctx.db, "discover:", scope, fp, viewer=_viewer(req))
 
 
 @router.query("social.coves.actor.getPosts", auth=AuthPolicy.OPTIONAL, cache_seconds=2.0)
@@ -89,6 +85,4 @@ async def get_actor_posts(req: XRPCRequest) -> Any:
     if did is None or not await community_sql.actor_active(db, did):
         raise XRPCError(404, "NotFound", "actor not found")
     scope = fixed(FeedScope("author", did))
-    return await feed_page(
-        read_services(req.ctx), db, f"author:{did}", scope, fp, viewer=_viewer(req)
-    )
+    return await feed_page(req.ctx.read, db, f"author:{did}", scope, fp, viewer=_viewer(req))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from coves.auth.base import AuthPolicy
-from coves.feeds import read_services
 from coves.posts import get_posts
 from coves.xrpc.routing import Router, XRPCRequest
 
@@ -15,4 +14,4 @@ router = Router()
 @router.query("social.coves.community.post.get", auth=AuthPolicy.OPTIONAL, cache_seconds=2.0)
 async def post_get(req: XRPCRequest) -> Any:
     viewer = req.viewer.did if req.viewer is not None else None
-    return await get_posts(req.ctx.db, read_services(req.ctx), req.params, viewer)
+    return await get_posts(req.ctx.db, req.ctx.read, req.params, viewer)

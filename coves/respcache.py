@@ -192,18 +192,14 @@ class ResponseCache:
                 del self._tagged[tag]
 
 
-def invalidation_hook(cache: Callable[[], ResponseCache | None]) -> Callable[[Iterable[Any]], None]:
+def invalidation_hook(cache: ResponseCache) -> Callable[[Iterable[Any]], None]:
     """The indexer's post-commit hook: forget the cached views of every repo just written.
 
-    ``cache`` returns the current cache (the dispatcher may replace it); the hook
-    takes the applied commits (anything with a ``did``).
+    The hook takes the applied commits (anything with a ``did``).
     """
 
     def on_commits_applied(commits: Iterable[Any]) -> None:
-        current = cache()
-        if current is None:
-            return
         for did in {commit.did for commit in commits}:
-            current.invalidate(did)
+            cache.invalidate(did)
 
     return on_commits_applied

@@ -1,0 +1,91 @@
+"""The application context: the long-lived objects the API and the children share.
+
+Built once at start-up by :func:`build_context` (or by a test fixture calling
+the constructor with the parts it needs) and never changed afterwards: the
+dataclass is frozen, every field is typed, and nothing is attached to it while
+requests run. It sits below the HTTP layer: handlers reach it as ``req.ctx``,
+read services and supervised children take the fields they use from it, and
+nothing here imports ``coves.xrpc``. HTTP policy that only the dispatcher uses
+(rate limits, CORS) stays with the app (``coves.xrpc.app.create_app``).
+
+Adding a capability: give it a typed field here (with a default when tests
+build contexts without it) and construct it in :func:`build_context`; a
+supervised child gets the fields it uses passed explicitly in
+``nurseries.main.capability_children``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from coves.auth.base import Authenticator, NoCredentialsAccepted
+from coves.config import Settings
+from coves.db import Database
+from coves.feeds import ReadServices
+from coves.identity.hosted_by import HostedByQueue
+from coves.identity.resolver import IdentityResolver
+from coves.instance import InstanceKey
+from coves.lexicon.registry import LexiconRegistry
+from coves.metrics import Metrics
+from coves.respcache import ResponseCache
+
+
+class HealthSource(Protocol):
+    """What ``_health`` needs from the supervisor."""
+
+    @property
+    def healthy(self) -> bool: ...
+
+    def health_report(self) -> Mapping[str, object]: ...
+
+
+@dataclass(frozen=True, eq=False)
+class AppContext:
+    settings: Settings
+    db: Database
+    metrics: Metrics = field(default_factory=Metrics)
+    authenticator: Authenticator = field(default_factory=NoCredentialsAccepted)
+    # Parameters and bodies are decoded and validated from these when loaded.
+    lexicons: LexiconRegistry | None = None
+    identity: IdentityResolver | None = None
+    # The indexer's side of the did:web verifier (offers foreign communities).
+    didweb: HostedByQueue | None = None
+    health: HealthSource | None = None
+    # Anonymous and per-viewer read responses; the indexer drops a repo's entries.
+    response_cache: ResponseCache = field(default_factory=ResponseCache)
+    # Derived from settings and db when the context is made (see __post_init__).
+    read: ReadServices = field(init=False)
+    instance_key: InstanceKey = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: the derived parts are set once, here, and never again.
+        object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
+        object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
+
+
+def build_context(
+    settings: Settings,
+    db: Database,
+    *,
+    metrics: Metrics | None = None,
+    health: HealthSource | None = None,
+) -> AppContext:
+    """The production context: lexicons, identity resolution, authentication, did:web queue."""
+    from coves.auth.factory import build_authenticator
+    from coves.identity.factory import build_fetcher, build_resolver
+
+    metrics = metrics if metrics is not None else Metrics()
+    fetcher = build_fetcher(settings)
+    identity = build_resolver(settings, db, fetcher, metrics=metrics)
+    return AppContext(
+        settings=settings,
+        db=db,
+        metrics=metrics,
+        health=health,
+        lexicons=LexiconRegistry.load(),
+        identity=identity,
+        authenticator=build_authenticator(settings, identity, fetcher),
+        didweb=HostedByQueue(),
+    )
