@@ -18,6 +18,7 @@ from coves.context import AppContext, build_context
 from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres
 from coves.db.migrate import migrate
+from coves.db.observe import QueryObserver
 from coves.logs import get_logger
 from coves.metrics import Metrics
 from nurseries.supervisor import ChildSpec, RestartPolicy, Supervisor, open_supervisor
@@ -42,6 +43,8 @@ def capability_children(ctx: AppContext) -> list[ChildSpec]:
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
     from nurseries.jetstream import jetstream_child
+    from nurseries.opsfacts import ops_facts_child
+    from nurseries.pdshealth import pds_health_child
 
     settings = ctx.settings
     if ctx.identity is None or ctx.didweb is None:
@@ -56,6 +59,18 @@ def capability_children(ctx: AppContext) -> list[ChildSpec]:
             metrics=ctx.metrics,
         ),
         handles_child(ctx.db, ctx.identity),
+        ops_facts_child(
+            ctx.db,
+            ctx.metrics,
+            data_dir=settings.data_dir,
+            backup_dir=settings.effective_backup_dir,
+        ),
+        pds_health_child(
+            settings.pds_url,
+            interval=settings.pds_health_interval_seconds,
+            timeout=settings.pds_health_timeout_seconds,
+            metrics=ctx.metrics,
+        ),
         # The consumer last: its hooks feed the verifier and the identity caches.
         jetstream_child(settings, lambda: production_indexer(ctx), metrics=ctx.metrics),
     ]
@@ -113,6 +128,7 @@ async def run_server(
             pool_size=settings.db_pool_size,
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
+        db.instrument(QueryObserver(metrics, slow_ms=settings.db_slow_query_ms))
         runtime.db = await supervisor.start(
             ChildSpec(
                 "database",

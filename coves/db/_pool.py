@@ -9,16 +9,22 @@ it finishes or hits the statement timeout, then the cancel is delivered.
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import CodeType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import trio
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
+
+if TYPE_CHECKING:
+    from coves.db.observe import QueryObserver
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -88,6 +94,11 @@ class Database:
         )
         self._opened = False
         self._connect_timeout = max(1, int(connect_timeout_s))
+        self._observer: QueryObserver | None = None
+
+    def instrument(self, observer: QueryObserver) -> None:
+        """Time every statement by the call site that issued it (see coves.db.observe)."""
+        self._observer = observer
 
     async def probe(self) -> None:
         """One direct connection attempt, failing fast.
@@ -130,14 +141,21 @@ class Database:
 
     # -- whole units of work in one thread hop ---------------------------------
     async def run(
-        self, fn: Callable[[psycopg.Connection[Row]], T], *, transaction: bool = True
+        self,
+        fn: Callable[[psycopg.Connection[Row]], T],
+        *,
+        transaction: bool = True,
+        _shape: CodeType | None = None,
+        _statement: str | None = None,
     ) -> T:
         """Run ``fn(conn)`` in a worker thread, inside a transaction by default.
 
         The cheapest way to do several statements: one thread hop, one
         connection checkout. The ingestion batches and the migration runner
-        use it.
+        use it. With an observer installed, the call is timed under the name
+        of ``fn`` (or of the query function that called ``fetch`` & co.).
         """
+        observer = self._observer
 
         def work() -> T:
             with self._pool.connection() as conn:
@@ -146,8 +164,20 @@ class Database:
                         return fn(conn)
                 return fn(conn)
 
+        call = work
+        if observer is not None:
+            shape = _shape if _shape is not None else getattr(fn, "__code__", None)
+
+            def timed() -> T:
+                started = time.perf_counter()
+                try:
+                    return work()
+                finally:
+                    observer.observe(shape, time.perf_counter() - started, _statement)
+
+            call = timed
         try:
-            return await trio.to_thread.run_sync(work, limiter=self._limiter)
+            return await trio.to_thread.run_sync(call, limiter=self._limiter)
         except DatabaseError:
             raise
         except BaseException as exc:
@@ -156,20 +186,27 @@ class Database:
                 raise
             raise translated from exc
 
+    def _caller(self, depth: int) -> CodeType | None:
+        """The code of the query function that called us (only when timing)."""
+        return sys._getframe(depth + 1).f_code if self._observer is not None else None
+
     async def fetch(self, query: str, params: Params = None) -> list[Row]:
         def work(conn: psycopg.Connection[Row]) -> list[Row]:
             return conn.execute(query, params, prepare=True).fetchall()
 
-        return await self.run(work, transaction=False)
+        return await self.run(work, transaction=False, _shape=self._caller(1), _statement=query)
 
     async def fetchrow(self, query: str, params: Params = None) -> Row | None:
+        return await self._fetchrow(query, params, self._caller(1))
+
+    async def _fetchrow(self, query: str, params: Params, shape: CodeType | None) -> Row | None:
         def work(conn: psycopg.Connection[Row]) -> Row | None:
             return conn.execute(query, params, prepare=True).fetchone()
 
-        return await self.run(work, transaction=False)
+        return await self.run(work, transaction=False, _shape=shape, _statement=query)
 
     async def fetchval(self, query: str, params: Params = None) -> Any:
-        row = await self.fetchrow(query, params)
+        row = await self._fetchrow(query, params, self._caller(1))
         if row is None:
             return None
         return next(iter(row.values()))
@@ -178,7 +215,7 @@ class Database:
         def work(conn: psycopg.Connection[Row]) -> int:
             return conn.execute(query, params).rowcount
 
-        return await self.run(work, transaction=False)
+        return await self.run(work, transaction=False, _shape=self._caller(1), _statement=query)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

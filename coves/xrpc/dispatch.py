@@ -33,6 +33,7 @@ from coves.db import DatabaseUnavailable, QueryTimeout
 from coves.errors import XRPCError
 from coves.logs import get_logger
 from coves.respcache import CachedResponse, ResponseCache
+from coves.xrpc.accesslog import AccessLog, build_access_log
 from coves.xrpc.ratelimit import Decision, RateLimiter, client_address, rate_limit_headers
 from coves.xrpc.routing import Endpoint, RawResponse, XRPCRequest
 
@@ -151,6 +152,19 @@ class XrpcASGI:
             "anonymous read responses by response-cache outcome",
             ["result"],
         )
+        self._auth_successes = self.metrics.counter(
+            "coves_auth_successes_total", "successful authentications by method", ["method"]
+        )
+        self._auth_counters: dict[str, Any] = {}
+        # Registered now so the family is exported (for dashboards) before the first failure.
+        self.metrics.counter(
+            "coves_auth_failures_total", "authentication failures by reason", ["reason"]
+        )
+        self.access = build_access_log(
+            settings.access_log_enabled,
+            settings.access_log_sample_rate,
+            settings.trusted_proxies,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -162,7 +176,42 @@ class XrpcASGI:
                 if nsid and "/" not in nsid and not operational:
                     await self.dispatch(nsid, method, scope, receive, send)
                     return
+            if self.access is not None:
+                await self._logged_fallback(self.access, scope, receive, send)
+                return
         await self.fallback(scope, receive, send)
+
+    async def _logged_fallback(
+        self, access: AccessLog, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The Quart routes (_health, /metrics, did.json, 404s) get access-log lines too."""
+        started = time.perf_counter()
+        sent = [500, 0]  # status, body bytes
+
+        async def capture(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                sent[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                sent[1] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.fallback(scope, receive, capture)
+        finally:
+            if access.wanted(sent[0]):
+                headers = _header_lookup(scope["headers"])
+                incoming = headers("x-request-id")
+                peer = scope.get("client")
+                access.write(
+                    method=scope["method"],
+                    status=sent[0],
+                    duration_s=time.perf_counter() - started,
+                    size=sent[1],
+                    peer=peer[0] if peer else None,
+                    header=headers,
+                    path=scope["path"],
+                    request_id=incoming if incoming and REQUEST_ID_RE.match(incoming) else None,
+                )
 
     # -- one request -------------------------------------------------------
 
@@ -227,8 +276,22 @@ class XrpcASGI:
                     self.metrics.latency.labels(label, code),
                 )
                 self._observers[(label, status)] = observers
+            elapsed = time.perf_counter() - started
             observers[0].inc()
-            observers[1].observe(time.perf_counter() - started)
+            observers[1].observe(elapsed)
+            access = self.access
+            if access is not None and access.wanted(status):
+                peer = scope.get("client")
+                access.write(
+                    method=method,
+                    status=status,
+                    duration_s=elapsed,
+                    size=len(reply.body) if reply is not None else 0,
+                    peer=peer[0] if peer else None,
+                    header=headers.get,
+                    nsid=nsid,
+                    request_id=rid,
+                )
             structlog.contextvars.reset_contextvars(**bound)
 
     async def _send(self, send: Send, reply: _Reply) -> None:
@@ -311,6 +374,7 @@ class XrpcASGI:
             if viewer is None and endpoint.auth == AuthPolicy.REQUIRED:
                 raise self._auth_error(AuthFailure("missing", "authentication required"))
             if viewer is not None:
+                self._auth_ok(viewer.method)
                 structlog.contextvars.bind_contextvars(viewer=viewer.did)
                 if viewer.dpop_nonce is not None:
                     out["DPoP-Nonce"] = viewer.dpop_nonce
@@ -424,6 +488,12 @@ class XrpcASGI:
         except orjson.JSONDecodeError:
             raise XRPCError(400, "InvalidRequest", "request body is not valid JSON") from None
 
+    def _auth_ok(self, method: str) -> None:
+        counter = self._auth_counters.get(method)
+        if counter is None:
+            counter = self._auth_counters[method] = self._auth_successes.labels(method)
+        counter.inc()
+
     def _auth_error(self, failure: AuthFailure) -> XRPCError:
         self.metrics.counter(
             "coves_auth_failures_total", "authentication failures by reason", ["reason"]
@@ -435,3 +505,16 @@ class XrpcASGI:
             failure.message,
             headers={"WWW-Authenticate": failure.www_authenticate, **failure.headers},
         )
+
+
+def _header_lookup(raw: list[tuple[bytes, bytes]]) -> Callable[[str], str | None]:
+    """A lowercase-name lookup over ASGI headers, built only for requests that are logged."""
+
+    def get(name: str) -> str | None:
+        wanted = name.encode("latin-1")
+        for key, value in raw:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return None
+
+    return get
