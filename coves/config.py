@@ -842,6 +842,7 @@ def test_settings(**overrides: Any) -> Settings:
     """
     base = Settings(
         jetstream_enabled=False,
+        pds_health_interval_seconds=0.0,
         allow_private_network_fetch=True,
         response_cache_seconds=0.0,
         viewer_cache_seconds=0.0,

@@ -141,12 +141,7 @@ class Database:
 
     # -- whole units of work in one thread hop ---------------------------------
     async def run(
-        self,
-        fn: Callable[[psycopg.Connection[Row]], T],
-        *,
-        transaction: bool = True,
-        _shape: CodeType | None = None,
-        _statement: str | None = None,
+        self, fn: Callable[[psycopg.Connection[Row]], T], *, transaction: bool = True
     ) -> T:
         """Run ``fn(conn)`` in a worker thread, inside a transaction by default.
 
@@ -166,14 +161,17 @@ class Database:
 
         call = work
         if observer is not None:
-            shape = _shape if _shape is not None else getattr(fn, "__code__", None)
+            if isinstance(fn, _Statement):
+                shape, statement = fn.shape, fn.query
+            else:
+                shape, statement = getattr(fn, "__code__", None), None
 
             def timed() -> T:
                 started = time.perf_counter()
                 try:
                     return work()
                 finally:
-                    observer.observe(shape, time.perf_counter() - started, _statement)
+                    observer.observe(shape, time.perf_counter() - started, statement)
 
             call = timed
         try:
@@ -186,36 +184,24 @@ class Database:
                 raise
             raise translated from exc
 
-    def _caller(self, depth: int) -> CodeType | None:
-        """The code of the query function that called us (only when timing)."""
-        return sys._getframe(depth + 1).f_code if self._observer is not None else None
+    def _caller(self) -> CodeType | None:
+        """The code of the query function that called fetch & co. (only when timing)."""
+        return sys._getframe(2).f_code if self._observer is not None else None
 
     async def fetch(self, query: str, params: Params = None) -> list[Row]:
-        def work(conn: psycopg.Connection[Row]) -> list[Row]:
-            return conn.execute(query, params, prepare=True).fetchall()
-
-        return await self.run(work, transaction=False, _shape=self._caller(1), _statement=query)
+        return await self.run(_Statement(query, params, "all", self._caller()), transaction=False)
 
     async def fetchrow(self, query: str, params: Params = None) -> Row | None:
-        return await self._fetchrow(query, params, self._caller(1))
-
-    async def _fetchrow(self, query: str, params: Params, shape: CodeType | None) -> Row | None:
-        def work(conn: psycopg.Connection[Row]) -> Row | None:
-            return conn.execute(query, params, prepare=True).fetchone()
-
-        return await self.run(work, transaction=False, _shape=shape, _statement=query)
+        return await self.run(_Statement(query, params, "one", self._caller()), transaction=False)
 
     async def fetchval(self, query: str, params: Params = None) -> Any:
-        row = await self._fetchrow(query, params, self._caller(1))
+        row = await self.run(_Statement(query, params, "one", self._caller()), transaction=False)
         if row is None:
             return None
         return next(iter(row.values()))
 
     async def execute(self, query: str, params: Params = None) -> int:
-        def work(conn: psycopg.Connection[Row]) -> int:
-            return conn.execute(query, params).rowcount
-
-        return await self.run(work, transaction=False, _shape=self._caller(1), _statement=query)
+        return await self.run(_Statement(query, params, "count", self._caller()), transaction=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -258,6 +244,24 @@ class Database:
             idle=idle,
             waiting=self._limiter.statistics().tasks_waiting,
         )
+
+
+class _Statement:
+    """One statement as a ``run`` function, carrying what the query timing needs."""
+
+    __slots__ = ("mode", "params", "query", "shape")
+
+    def __init__(self, query: str, params: Params, mode: str, shape: CodeType | None) -> None:
+        self.query = query
+        self.params = params
+        self.mode = mode
+        self.shape = shape
+
+    def __call__(self, conn: psycopg.Connection[Row]) -> Any:
+        if self.mode == "count":
+            return conn.execute(self.query, self.params).rowcount
+        cursor = conn.execute(self.query, self.params, prepare=True)
+        return cursor.fetchall() if self.mode == "all" else cursor.fetchone()
 
 
 class Transaction:

@@ -86,6 +86,7 @@ class Progress:
         # A terminal is redrawn often; a log file gets a line every few seconds.
         self._interval = interval if interval is not None else (0.2 if self._tty else 5.0)
         self._last = -self._interval
+        self._shown = ""
 
     def update(
         self, events: int, elapsed: float, *, fraction: float | None = None, final: bool = False
@@ -95,6 +96,9 @@ class Progress:
             return
         self._last = now
         text = render_progress(events, elapsed, 1.0 if final else fraction, self.WIDTH)
+        if text == self._shown and not self._tty:
+            return  # a log file gets no repeated lines
+        self._shown = text
         if self._tty:
             self._out.write("\r" + text + ("\n" if final else ""))
         else:

@@ -11,7 +11,6 @@ import trio
 
 from coves import clock
 from coves.config import Settings
-from coves.db import DatabaseError
 from coves.db.queries import ops as q
 from coves.logs import get_logger
 from coves.ops.backup import (
@@ -57,10 +56,12 @@ async def backup(settings: Settings, dest_dir: Path) -> BackupResult:
     async with operator_database(settings, pool_size=1) as (db, attached):
         started = clock.utcnow()
         dump: Path | None = None
+        version = await q.schema_version(db)
+        if version is None:
+            raise BackupError("the database has no Coves schema yet; nothing to back up")
+        # A database not yet migrated to this Coves has no backups table: still dump it.
+        recorded = await q.has_table(db, "backups")
         try:
-            version = await q.schema_version(db)
-            if version is None:
-                raise BackupError("the database has no Coves schema yet; nothing to back up")
             major = await q.server_version_num(db) // 10_000
             plan = BackupPlan(
                 conninfo=attached.conninfo,
@@ -84,9 +85,9 @@ async def backup(settings: Settings, dest_dir: Path) -> BackupResult:
             )
         except OPERATOR_ERRORS as exc:
             log.error("backup failed", error=str(exc), file=str(dump) if dump else None)
-            with trio.move_on_after(10):
-                # The database may be what failed; the exit status says so anyway.
-                with contextlib.suppress(DatabaseError):
+            if recorded:
+                # Best effort: the database may be what failed; the exit status says so anyway.
+                with trio.move_on_after(10), contextlib.suppress(Exception):
                     await q.record_backup(
                         db,
                         started_at=started,
@@ -98,6 +99,9 @@ async def backup(settings: Settings, dest_dir: Path) -> BackupResult:
                         error=str(exc)[:1000],
                     )
             raise
+        if not recorded:
+            log.warning("backup not recorded: the schema predates it; run coves migrate")
+            return BackupResult(made, manifest, pruned)
         await q.record_backup(
             db,
             started_at=started,

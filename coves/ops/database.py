@@ -71,5 +71,6 @@ async def operator_database(
             statement_timeout_ms=settings.db_statement_timeout_ms,
             application_name="coves-cli",
         )
+        await db.probe()  # fail at once when unreachable, not after the pool's 30 s wait
         async with db:
             yield db, attached

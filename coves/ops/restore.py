@@ -12,6 +12,8 @@ made by an older release onto a newer one is the supported direction.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,10 +135,14 @@ async def _load(
     return result
 
 
-def _database(settings: Settings, conninfo: str) -> Database:
-    return Database(
+@asynccontextmanager
+async def _database(settings: Settings, conninfo: str) -> AsyncIterator[Database]:
+    db = Database(
         conninfo,
         pool_size=1,
         statement_timeout_ms=settings.db_statement_timeout_ms,
         application_name="coves-cli",
     )
+    await db.probe()  # an unreachable server fails now, not after the pool's wait
+    async with db:
+        yield db

@@ -113,6 +113,10 @@ async def server_version_num(db: Database) -> int:
 # -- backups -------------------------------------------------------------------------
 
 
+async def has_table(db: Database, name: str) -> bool:
+    return bool(await db.fetchval("SELECT to_regclass(%s) IS NOT NULL", (f"public.{name}",)))
+
+
 async def record_backup(
     db: Database,
     *,
