@@ -22,7 +22,9 @@ EXTRA_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coves", description="Coves AppView")
-    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="optional .env file")
+    parser.add_argument(
+        "--env-file", type=Path, default=None, help="a .env file (default: ./.env if present)"
+    )
     parser.add_argument("--version", action="version", version=f"coves {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -42,8 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     _load_extra_commands()
     args = _parser().parse_args(argv)
+    if args.env_file is not None and not args.env_file.is_file():
+        print(f"coves: --env-file {args.env_file}: no such file", file=sys.stderr)
+        return 2
     try:
-        settings = load_settings(dotenv=args.env_file)
+        settings = load_settings(dotenv=args.env_file or Path(".env"))
     except ConfigError as exc:
         print(f"coves: {exc}", file=sys.stderr)
         return 2
@@ -79,13 +84,17 @@ def _check_config(settings: Settings) -> int:
 
 def _serve(settings: Settings, *, migrate_on_start: bool) -> int:
     from coves.interpreter import apply_switch_interval
-    from nurseries.main import run_server
+    from nurseries.main import RefusedToStart, run_server
     from nurseries.supervisor import ChildFailedTooOften
 
     apply_switch_interval(settings.switch_interval_seconds)
     try:
         trio.run(lambda: run_server(settings, migrate_on_start=migrate_on_start))
     except BaseException as exc:
+        refused = _find(exc, RefusedToStart)
+        if refused is not None:
+            log.critical("coves refuses to start", reason=str(refused))
+            return 2
         failed = _find(exc, ChildFailedTooOften)
         if failed is not None:
             log.critical("coves stopped: a child failed too often", error=str(failed))
@@ -109,14 +118,10 @@ def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None
 
 
 async def _migrate(settings: Settings) -> int:
-    from coves.db import Database
     from coves.db.migrate import migrate
-    from coves.ops.database import operator_conninfo
+    from coves.db.tooling import tool_database
 
-    async with (
-        operator_conninfo(settings) as attached,
-        Database(attached.conninfo, pool_size=1) as db,
-    ):
+    async with tool_database(settings) as db:
         done = await migrate(db)
     print(f"applied {len(done)} migration(s)")
     return 0
@@ -136,6 +141,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "coves.ops.status",
     "coves.ops.dead_letters",
     "coves.ops.backup_cli",
+    "coves.rotate_cli",
 )
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from coves.secrets import Secret
+from coves.secrets import Secret, SecretBox
 
 Env = Literal["development", "production"]
 
@@ -155,6 +156,29 @@ def _fraction(raw: str) -> float:
     return value
 
 
+def _keys32(raw: str) -> tuple[Secret, ...]:
+    keys = []
+    for position, item in enumerate(_csv(raw), start=1):
+        try:
+            keys.append(_key32(item))
+        except ValueError as exc:
+            raise ValueError(f"key {position} {exc}") from None
+    return tuple(keys)
+
+
+def _database_url(raw: str) -> Secret:
+    """A PostgreSQL URL or libpq ``key=value`` string; other databases' URLs are refused."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if "://" in value:
+        if urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL (Coves runs on PostgreSQL only)")
+    elif "=" not in value:
+        raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+    return Secret(value)
+
+
 def _log_level(raw: str) -> str:
     return _choice("debug", "info", "warning", "error")(raw)
 
@@ -201,7 +225,7 @@ VARS: tuple[Var, ...] = (
     Var(
         "DATABASE_URL",
         "database_url",
-        _secret,
+        _database_url,
         None,
         "external PostgreSQL connection URL; when unset Coves runs its own embedded PostgreSQL",
         "postgresql://coves:pw@db:5432/coves",
@@ -307,6 +331,16 @@ VARS: tuple[Var, ...] = (
         "base64 of 32 random bytes; encrypts secrets stored in the database "
         "(required in production)",
         "<base64 of 32 bytes>",
+        secret=True,
+    ),
+    Var(
+        "ENCRYPTION_OLD_KEYS",
+        "encryption_old_keys",
+        _keys32,
+        (),
+        "comma-separated earlier ENCRYPTION_KEY values: they still open what they sealed "
+        "until `coves rotate-key` has re-sealed it with ENCRYPTION_KEY",
+        "<old base64 key>",
         secret=True,
     ),
     Var(
@@ -659,6 +693,7 @@ class Settings:
     pds_url: str = "http://localhost:3001"
     cursor_secret: Secret = field(default_factory=lambda: Secret(DEV_CURSOR_SECRET))
     encryption_key: Secret = field(default_factory=lambda: Secret(DEV_ENCRYPTION_KEY))
+    encryption_old_keys: tuple[Secret, ...] = ()
     auth_skip_verify: bool = False
     skip_did_web_verification: bool = False
     allow_private_network_fetch: bool = False
@@ -719,12 +754,16 @@ class Settings:
             return self.log_format
         return "json" if self.is_production else "console"
 
+    def secret_box(self) -> SecretBox:
+        """The box that seals with ENCRYPTION_KEY and opens with it or ENCRYPTION_OLD_KEYS."""
+        return SecretBox(self.encryption_key, old_keys=self.encryption_old_keys)
+
     def redacted(self) -> dict[str, str]:
         """Every variable with its effective value, secrets masked."""
         out: dict[str, str] = {}
         for var in VARS:
             value = getattr(self, var.attr)
-            if value is None:
+            if value is None or (var.secret and value == ()):
                 out[var.name] = "(unset)"
             elif var.secret:
                 out[var.name] = "(set, redacted)"
@@ -802,15 +841,7 @@ def _finish(values: dict[str, Any]) -> Settings:
     if production:
         for name in shortcuts:
             problems.append(f"{name}=true is a development shortcut and is refused in production")
-        for name, attr, dev_default in (
-            ("CURSOR_SECRET", "cursor_secret", DEV_CURSOR_SECRET),
-            ("ENCRYPTION_KEY", "encryption_key", DEV_ENCRYPTION_KEY),
-        ):
-            secret = values[attr]
-            if secret is None:
-                problems.append(f"{name} must be set in production; example: {name}=<random>")
-            elif secret.reveal() == dev_default:
-                problems.append(f"{name} is the development default and is refused in production")
+        problems.extend(_production_secret_problems(values))
         if values["database_url"] is None:
             warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
         if did == "did:web:localhost":
@@ -818,6 +849,8 @@ def _finish(values: dict[str, Any]) -> Settings:
                 "INSTANCE_DID is the development default; "
                 "example: INSTANCE_DID=did:web:coves.social"
             )
+        else:
+            problems.extend(_production_identity_problems(values))
     else:
         for name in shortcuts:
             warnings.append(f"{name}=true: development shortcut active")
@@ -831,6 +864,90 @@ def _finish(values: dict[str, Any]) -> Settings:
         raise ConfigError(problems)
     values["warnings"] = tuple(warnings)
     return Settings(**values)
+
+
+# Spellings of "fill me in" that deploy examples and tutorials use.
+_PLACEHOLDER = re.compile(
+    r"change[\W_]*me|replace[\W_]*me|placeholder|<[^>]*>|your[\W_]*(secret|key|password)",
+    re.IGNORECASE,
+)
+MIN_SECRET_BYTES = 32
+# Names that can never be a public identity: loopback and RFC 2606/6761 reserved names.
+_NON_PUBLIC_SUFFIXES = (".localhost", ".example", ".invalid", ".test", ".local", ".internal")
+_NON_PUBLIC_NAMES = frozenset({"localhost", "example.com", "example.net", "example.org"})
+
+
+def _production_secret_problems(values: dict[str, Any]) -> list[str]:
+    """Secrets must be present, not a development default (compared as bytes), not a
+    placeholder, and long enough to be one."""
+    problems: list[str] = []
+    cursor: Secret | None = values["cursor_secret"]
+    if cursor is None:
+        problems.append("CURSOR_SECRET must be set in production; example: CURSOR_SECRET=<random>")
+    elif cursor.reveal() == DEV_CURSOR_SECRET:
+        problems.append("CURSOR_SECRET is the development default and is refused in production")
+    elif _PLACEHOLDER.search(cursor.reveal()):
+        problems.append("CURSOR_SECRET is a placeholder; generate one: openssl rand -base64 32")
+    elif len(cursor.reveal().encode()) < MIN_SECRET_BYTES or len(set(cursor.reveal())) < 8:
+        problems.append(
+            f"CURSOR_SECRET is too weak: use at least {MIN_SECRET_BYTES} random bytes, "
+            "e.g. openssl rand -base64 32"
+        )
+    dev_key = base64.b64decode(DEV_ENCRYPTION_KEY)
+    key: Secret | None = values["encryption_key"]
+    if key is None:
+        problems.append(
+            "ENCRYPTION_KEY must be set in production; example: ENCRYPTION_KEY=<base64 of 32 bytes>"
+        )
+    elif base64.b64decode(key.reveal()) == dev_key:
+        problems.append("ENCRYPTION_KEY is the development default and is refused in production")
+    elif len(set(base64.b64decode(key.reveal()))) < 8:
+        problems.append("ENCRYPTION_KEY is not random; generate one: openssl rand -base64 32")
+    if any(base64.b64decode(old.reveal()) == dev_key for old in values["encryption_old_keys"]):
+        problems.append(
+            "ENCRYPTION_OLD_KEYS contains the development key, which is refused in production; "
+            "re-seal development data with `coves rotate-key` outside production first"
+        )
+    database_url: Secret | None = values["database_url"]
+    if database_url is not None and _PLACEHOLDER.search(database_url.reveal()):
+        problems.append("DATABASE_URL still contains a placeholder (e.g. CHANGE_ME)")
+    return problems
+
+
+def _non_public_host(host: str) -> bool:
+    host = host.strip("[]").lower().rstrip(".")
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return host in _NON_PUBLIC_NAMES or host.endswith(_NON_PUBLIC_SUFFIXES) or "." not in host
+    return not addr.is_global
+
+
+def _production_identity_problems(values: dict[str, Any]) -> list[str]:
+    """A production instance is named by a public domain: its DID document and service
+    endpoint are fetched by other servers, which cannot reach localhost or a placeholder."""
+    problems: list[str] = []
+    did: str = values["instance_did"]
+    if did.startswith("did:web:"):
+        host = did.removeprefix("did:web:").replace("%3A", ":").replace("%3a", ":")
+        if _non_public_host(host.split(":", 1)[0]):
+            problems.append(
+                f"INSTANCE_DID {did} is not a public domain; "
+                "example: INSTANCE_DID=did:web:coves.social"
+            )
+    domain: str = values["instance_domain"]
+    if domain and _non_public_host(domain.split(":", 1)[0]):
+        problems.append(
+            f"INSTANCE_DOMAIN {domain} is not a public domain; "
+            "example: INSTANCE_DOMAIN=coves.social"
+        )
+    public = urlsplit(values["appview_public_url"]).hostname or ""
+    if _non_public_host(public):
+        problems.append(
+            f"APPVIEW_PUBLIC_URL host {public} is not a public domain; "
+            "example: APPVIEW_PUBLIC_URL=https://coves.social"
+        )
+    return problems
 
 
 def test_settings(**overrides: Any) -> Settings:

@@ -29,6 +29,7 @@ from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
+from coves.pds.services import PdsServices
 from coves.respcache import ResponseCache
 
 
@@ -55,14 +56,31 @@ class AppContext:
     health: HealthSource | None = None
     # Anonymous and per-viewer read responses; the indexer drops a repo's entries.
     response_cache: ResponseCache = field(default_factory=ResponseCache)
+    # PDS calls and write-then-index; tests may pass their own (a fault transport).
+    pds_services: PdsServices | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
+    pds: PdsServices = field(init=False)
 
     def __post_init__(self) -> None:
         # Frozen: the derived parts are set once, here, and never again.
         object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
         object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
+        object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
+
+
+def default_pds_services(ctx: AppContext) -> PdsServices:
+    """One connection pool; writes indexed by the same indexer the stream uses."""
+    from coves.ingest.build import production_indexer
+    from coves.pds.client import PdsConnections
+    from coves.pds.writes import RepoWriter
+
+    return PdsServices(
+        connections=PdsConnections(metrics=ctx.metrics),
+        writer=RepoWriter(production_indexer(ctx)),
+        instance_url=ctx.settings.pds_url,
+    )
 
 
 def build_context(

@@ -16,7 +16,7 @@ from coves.atproto.keys import PrivateKey
 from coves.config import Settings
 from coves.db import Database
 from coves.db.queries import instance as instance_sql
-from coves.secrets import SecretBox
+from coves.db.sealed import INSTANCE_SECRETS
 
 SIGNING_KEY_NAME = "instance_signing_key"
 
@@ -46,16 +46,17 @@ class InstanceKey:
             return self._key
 
     async def _load(self) -> PrivateKey:
-        box = SecretBox(self._settings.encryption_key)
+        box = self._settings.secret_box()
+        context = INSTANCE_SECRETS.context({"name": SIGNING_KEY_NAME})
         sealed = await instance_sql.get_secret(self._db, SIGNING_KEY_NAME)
         if sealed is None:
             fresh = PrivateKey.generate("k256")
-            sealed = box.seal(fresh.to_hex().encode(), context=SIGNING_KEY_NAME)
+            sealed = box.seal(fresh.to_hex().encode(), context=context)
             # Two processes racing: the first insert wins and both read it back.
             await instance_sql.insert_secret(self._db, SIGNING_KEY_NAME, sealed)
             sealed = await instance_sql.get_secret(self._db, SIGNING_KEY_NAME)
             assert sealed is not None
-        return PrivateKey.from_hex(box.open(sealed, context=SIGNING_KEY_NAME).decode())
+        return PrivateKey.from_hex(box.open(sealed, context=context).decode())
 
 
 async def instance_did_document(settings: Settings, signing: InstanceKey) -> dict[str, Any] | None:

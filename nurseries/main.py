@@ -136,8 +136,7 @@ async def run_server(
                 DATABASE_POLICY,
             )
         )
-        if migrate_on_start:
-            await migrate(db)
+        await check_database(db, settings, migrate_on_start=migrate_on_start)
         ctx = build_context(settings, db, metrics=metrics, health=supervisor)
         runtime.ctx = ctx
         install_pool_metrics(metrics, db, supervisor)
@@ -165,6 +164,25 @@ async def run_server(
         task_status.started(runtime)
         await _wait_for_signal()
         log.info("shutdown requested; draining")
+
+
+class RefusedToStart(Exception):
+    """Coves cannot serve as configured; the message says why, in one line."""
+
+
+async def check_database(db: Database, settings: Settings, *, migrate_on_start: bool) -> None:
+    """The schema is current and the encryption keys open what the database holds."""
+    from coves.db.migrate import MigrationError, require_current_schema
+    from coves.rotation import SealedDataError, check_sealed_data
+
+    try:
+        if migrate_on_start:
+            await migrate(db)
+        else:
+            await require_current_schema(db)
+        await check_sealed_data(db, settings.secret_box())
+    except (MigrationError, SealedDataError) as exc:
+        raise RefusedToStart(str(exc)) from None
 
 
 async def _wait_for_signal() -> None:

@@ -19,6 +19,7 @@ from coves.db import Database
 from coves.logs import configure_logging
 from coves.metrics import Metrics
 from tests.support.database import TestPostgres, start_test_postgres
+from tests.support.pds import TestPds, start_test_pds
 
 configure_logging("debug", "console")
 
@@ -35,6 +36,42 @@ def pg() -> Iterator[TestPostgres]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pds() -> Iterator[TestPds]:
+    """Bluesky's reference PDS + a PLC directory (started on first use, once)."""
+    root = Path(tempfile.mkdtemp(prefix="coves-test-pds-"))
+    server = start_test_pds(root)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_PDS_LOG_OFFSETS = pytest.StashKey[dict[Path, int]]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach what the PDS and PLC logged during a failed test to its report."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    server = getattr(item, "funcargs", {}).get("pds")
+    if not isinstance(server, TestPds):
+        return
+    logs = (server.pds_log, server.plc_log)
+    if call.when == "setup":
+        item.stash[_PDS_LOG_OFFSETS] = {p: p.stat().st_size if p.exists() else 0 for p in logs}
+    if report.failed:
+        offsets = item.stash.get(_PDS_LOG_OFFSETS, {})
+        for path in logs:
+            if path.exists():
+                with path.open("rb") as f:
+                    f.seek(offsets.get(path, 0))
+                    text = f.read()[-20_000:].decode(errors="replace")
+                report.sections.append((f"{path.name} during this test", text))
 
 
 @pytest.fixture

@@ -54,6 +54,40 @@ def load_migrations(package: str = "coves.db.migrations") -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+def _applied(conn: psycopg.Connection[Row], migrations: list[Migration]) -> dict[int, Any]:
+    """The applied migrations by version, after refusing unknown or edited ones."""
+    applied: dict[int, Any] = {
+        row["version"]: row
+        for row in conn.execute("SELECT version, name, checksum FROM schema_migrations")
+    }
+    known = {m.version for m in migrations}
+    unknown = sorted(v for v in applied if v not in known)
+    if unknown:
+        raise MigrationError(
+            f"database has migrations this code does not know: {unknown}; "
+            "is this an older Coves than the one that migrated it?"
+        )
+    for migration in migrations:
+        row = applied.get(migration.version)
+        if row is not None and row["checksum"] != migration.checksum:
+            raise MigrationError(
+                f"migration {migration.version:04d}_{migration.name} was edited after "
+                "it was applied; add a new migration instead"
+            )
+    return applied
+
+
+def pending_migrations(
+    conn: psycopg.Connection[Row], migrations: list[Migration]
+) -> list[Migration]:
+    """Migrations not yet applied (all of them on an empty database); no lock, no writes."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS ok").fetchone()
+    if exists is None or not exists["ok"]:
+        return list(migrations)
+    applied = _applied(conn, migrations)
+    return [m for m in migrations if m.version not in applied]
+
+
 def apply_migrations(conn: psycopg.Connection[Row], migrations: list[Migration]) -> list[Migration]:
     """Apply pending migrations on ``conn`` (autocommit mode); return those applied."""
     _lock(conn)
@@ -68,26 +102,10 @@ def apply_migrations(conn: psycopg.Connection[Row], migrations: list[Migration])
             )
             """
         )
-        applied: dict[int, Any] = {
-            row["version"]: row
-            for row in conn.execute("SELECT version, name, checksum FROM schema_migrations")
-        }
-        known = {m.version for m in migrations}
-        unknown = sorted(v for v in applied if v not in known)
-        if unknown:
-            raise MigrationError(
-                f"database has migrations this code does not know: {unknown}; "
-                "is this an older Coves than the one that migrated it?"
-            )
+        applied = _applied(conn, migrations)
         done: list[Migration] = []
         for migration in migrations:
-            row = applied.get(migration.version)
-            if row is not None:
-                if row["checksum"] != migration.checksum:
-                    raise MigrationError(
-                        f"migration {migration.version:04d}_{migration.name} was edited after "
-                        "it was applied; add a new migration instead"
-                    )
+            if migration.version in applied:
                 continue
             with conn.transaction():
                 # Index builds on a big database outlive the request timeout.
@@ -121,3 +139,20 @@ async def migrate(db: Database, migrations: list[Migration] | None = None) -> li
     for migration in done:
         log.info("migration applied", version=migration.version, name=migration.name)
     return done
+
+
+async def require_current_schema(db: Database, migrations: list[Migration] | None = None) -> None:
+    """Refuse to go on with a schema older (or newer) than this code.
+
+    ``coves serve --no-migrate`` on an unmigrated database would otherwise
+    report healthy while every read fails.
+    """
+    todo = load_migrations() if migrations is None else migrations
+    pending = await db.run(lambda conn: pending_migrations(conn, todo), transaction=False)
+    if pending:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending[:5])
+        more = f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+        raise MigrationError(
+            f"the database schema is not current: {len(pending)} migration(s) pending "
+            f"({names}{more}); run `coves migrate`, or start without --no-migrate"
+        )

@@ -173,13 +173,21 @@ class Batch:
     accounts: list[AccountEvent] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     ignored: list[Ignored] = field(default_factory=list)
-    cursor: int | None = None  # newest time_us of any event in the batch
+    cursor: int | None = None  # the source's position after this batch (Jetstream: time_us)
     frames: int = 0
+    source: str = q.CURSOR_NAME  # the ingest_cursor row the cursor is saved under
+    # The consumer's session (q.open_session); the batch refuses to commit if the
+    # server restarted since, so a crash that took commits back cannot go unseen.
+    session: str | None = None
 
     @property
     def size(self) -> int:
         """Events that write domain state (what poison isolation bisects)."""
         return len(self.commits) + len(self.identities) + len(self.accounts)
+
+    def like(self, *, dead: list[DeadLetter] | None = None, cursor: int | None = None) -> Batch:
+        """An empty batch for the same source and session."""
+        return Batch(dead=dead or [], cursor=cursor, source=self.source, session=self.session)
 
     def split(self) -> tuple[Batch, Batch]:
         """Two halves in order; the cursor and parse dead letters go with the second,
@@ -190,7 +198,10 @@ class Batch:
             *self.accounts,
         ]
         middle = len(items) // 2
-        halves = (Batch(), Batch(dead=self.dead, cursor=self.cursor))
+        halves = (
+            self.like(),
+            self.like(dead=self.dead, cursor=self.cursor),
+        )
         for half, part in zip(halves, (items[:middle], items[middle:]), strict=True):
             for item in part:
                 if isinstance(item, Commit):
@@ -286,7 +297,7 @@ def _apply_batch(
     commits, identities, accounts = batch.commits, batch.identities, batch.accounts
     dead, cursor = batch.dead, batch.cursor
     out = Decisions()
-    q.lock(conn)
+    q.lock(conn, batch.session)
     # Every read the decisions need before the first write, sent together (one
     # round trip in pipeline mode), then waited for.
     keys = list({c.key for c in commits})
@@ -448,7 +459,7 @@ def _apply_batch(
             ],
         )
     if cursor is not None:
-        q.save_cursor(conn, cursor)
+        q.save_cursor(conn, cursor, batch.source)
     return out
 
 

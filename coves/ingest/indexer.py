@@ -10,6 +10,7 @@ only after the commit, and their failures never undo or fail the batch.
 from __future__ import annotations
 
 import inspect
+import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -30,13 +31,14 @@ from coves.ingest.events import (
     Skip,
 )
 from coves.ingest.parse import FrameParser, RecordValidator
-from coves.ingest.types import BatchResult, Frame
+from coves.ingest.types import BatchResult, Frame, SessionLost
 from coves.logs import get_logger
 from coves.metrics import Metrics
 
 log = get_logger(__name__)
 
 KNOWN_USERS_MAX = 200_000
+_LOST = ""  # a source whose session was lost: no commit until its cursor is read again
 
 IdentityHook = Callable[[list[str]], Awaitable[None] | None]
 VerificationHook = Callable[[str, str], Awaitable[None] | None]
@@ -63,6 +65,8 @@ class Indexer:
         # DIDs with a users row, learned from committed batches: most events name
         # accounts seen before, and probing users for each cost ~3% of a batch.
         self._known_users: set[str] = set()
+        # Source (cursor name) -> its consumer's session token (q.open_session).
+        self._sessions: dict[str, str] = {}
         # Public so the identity workstream can register after construction.
         self.on_identity_change: list[IdentityHook] = list(on_identity_change)
         self.on_community_needs_verification = on_community_needs_verification
@@ -74,12 +78,32 @@ class Indexer:
             "stream events by kind, collection and outcome",
             ["kind", "collection", "outcome"],
         )
+        self._session_losses = metrics.counter(
+            "coves_ingest_database_restarts_total",
+            "batches refused because the database restarted since the cursor was read",
+        )
         self._dead_letters = metrics.counter(
             "coves_ingest_dead_letters_total", "events dead-lettered by reason", ["reason"]
         )
 
     async def load_cursor(self) -> int | None:
-        return await q.load_cursor(self._db)
+        """The Jetstream cursor; starts a new session (see :meth:`open_source`)."""
+        return await self.open_source(q.CURSOR_NAME)
+
+    async def open_source(self, source: str) -> int | None:
+        """Read ``source``'s durable cursor and start a session for its consumer.
+
+        A consumer calls this on every (re)connect and resumes from the value
+        returned. Batches committed after it refuse to commit (``SessionLost``)
+        once the server has restarted, until it is called again: after a crash
+        the consumer must come back here instead of trusting its memory.
+        """
+        token = secrets.token_hex(16)
+        cursor = await q.open_session(self._db, token, source)
+        self._sessions[source] = token
+        # Users learned from batches a crash may have taken back are not known.
+        self._known_users.clear()
+        return cursor
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
         # Parsing a batch is tens of milliseconds of CPU: done in a worker thread
@@ -123,7 +147,27 @@ class Indexer:
         database thread while the server works through the batch; it may run
         more than once if the batch is bisected, or not at all."""
         if batch.commits or batch.identities or batch.accounts or batch.dead or batch.cursor:
-            decisions = await self._apply(batch, meanwhile)
+            session = self._sessions.get(batch.source)
+            if session is None:  # a writer that never read the cursor (coves replay)
+                await self.open_source(batch.source)
+                session = self._sessions[batch.source]
+            if session == _LOST:
+                raise SessionLost("the database restarted; read the cursor again")
+            batch.session = session
+            try:
+                decisions = await self._apply(batch, meanwhile)
+            except Exception as exc:
+                if not q.is_session_lost(exc):
+                    raise
+                self._sessions[batch.source] = _LOST
+                self._known_users.clear()
+                log.warning(
+                    "ingest batch refused: the database restarted since the cursor was read; "
+                    "resuming from the durable cursor",
+                    source=batch.source,
+                )
+                self._session_losses.inc()
+                raise SessionLost(str(exc)) from exc
             if len(self._known_users) + len(decisions.users) > KNOWN_USERS_MAX:
                 self._known_users.clear()
             self._known_users.update(decisions.users)
@@ -155,7 +199,7 @@ class Indexer:
                 transaction=False,  # apply_batch opens it inside its pipeline
             )
         except Exception as exc:
-            if not q.is_poison(exc) or batch.size == 0:
+            if q.is_session_lost(exc) or not q.is_poison(exc) or batch.size == 0:
                 raise
             if batch.size > 1:
                 log.warning("ingest batch refused by the database; bisecting", size=batch.size)
@@ -169,7 +213,7 @@ class Indexer:
             ]
             letters = [_refused(event, exc) for event in events]
             log.warning("ingest event refused by the database", error=str(exc)[:200])
-            rest = Batch(dead=[*batch.dead, *letters], cursor=batch.cursor)
+            rest = batch.like(dead=[*batch.dead, *letters], cursor=batch.cursor)
             decisions = await self._apply(rest, meanwhile)
             decisions.dead.extend(letters)
             return decisions

@@ -14,6 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from coves.db import DatabaseError
+
+
+class SessionLost(DatabaseError):
+    """The database restarted since the consumer read its cursor; nothing was applied.
+
+    Commits are asynchronous, so the restart may have taken back batches the
+    consumer believes applied: it must reconnect and resume from the cursor
+    the database has now (``load_cursor`` again), never from memory.
+    """
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:

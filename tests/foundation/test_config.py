@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from coves import cli
-from coves.config import DEV_CURSOR_SECRET, VARS, ConfigError, load_settings
+from coves.config import DEV_CURSOR_SECRET, DEV_ENCRYPTION_KEY, VARS, ConfigError, load_settings
 
-GOOD_KEY = base64.b64encode(b"k" * 32).decode()
+GOOD_KEY = base64.b64encode(bytes(range(7, 39))).decode()
 PRODUCTION = {
     "COVES_ENV": "production",
-    "CURSOR_SECRET": "a-long-random-cursor-secret-value",
+    "CURSOR_SECRET": "Zk3q9VbX2mWp7RtY4sLn8HcJ6dFg1AeQ",
     "ENCRYPTION_KEY": GOOD_KEY,
-    "INSTANCE_DID": "did:web:coves.example",
+    "INSTANCE_DID": "did:web:coves.social",
     "DATABASE_URL": "postgresql://coves:pw@db.internal:5432/coves",
 }
 
@@ -83,7 +83,7 @@ def test_production_accepts_a_complete_configuration() -> None:
     settings = load_settings(PRODUCTION, dotenv=None)
     assert settings.is_production
     assert settings.effective_log_format == "json"
-    assert settings.instance_domain == "coves.example"
+    assert settings.instance_domain == "coves.social"
 
 
 @pytest.mark.parametrize("shortcut", ["AUTH_SKIP_VERIFY", "SKIP_DID_WEB_VERIFICATION"])
@@ -127,25 +127,27 @@ def test_settings_are_immutable() -> None:
 
 
 def test_check_config_redacts_and_exits_zero(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     for key, value in PRODUCTION.items():
         monkeypatch.setenv(key, value)
-    assert cli.main(["--env-file", "/nonexistent", "check-config"]) == 0
+    (tmp_path / "empty.env").write_text("")
+    assert cli.main(["--env-file", str(tmp_path / "empty.env"), "check-config"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"COVES_ENV\s+production", out)
-    assert "a-long-random-cursor-secret-value" not in out
+    assert PRODUCTION["CURSOR_SECRET"] not in out
     assert GOOD_KEY not in out
     assert "pw@db.internal" not in out
     assert re.search(r"CURSOR_SECRET\s+\(set, redacted\)", out)
 
 
 def test_check_config_exits_non_zero_when_invalid(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setenv("COVES_ENV", "production")
     monkeypatch.setenv("AUTH_SKIP_VERIFY", "1")
-    assert cli.main(["--env-file", "/nonexistent", "check-config"]) == 2
+    (tmp_path / "empty.env").write_text("")
+    assert cli.main(["--env-file", str(tmp_path / "empty.env"), "check-config"]) == 2
     err = capsys.readouterr().err
     assert "AUTH_SKIP_VERIFY" in err and "CURSOR_SECRET" in err
 
@@ -156,3 +158,96 @@ def test_readme_documents_every_variable() -> None:
     names = {var.name for var in VARS}
     assert names - documented == set(), "README is missing variables"
     assert documented - names == set(), "README lists variables that do not exist"
+
+
+def _non_canonical(b64: str) -> str:
+    """Another base64 spelling of the same bytes: set the unused low bits of the last digit."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    body = b64.rstrip("=")
+    last = alphabet.index(body[-1])
+    spelled = body[:-1] + alphabet[last | 0b11] + b64[len(body) :]
+    assert spelled != b64 and base64.b64decode(spelled) == base64.b64decode(b64)
+    return spelled
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            {"ENCRYPTION_KEY": _non_canonical(DEV_ENCRYPTION_KEY)},
+            "ENCRYPTION_KEY is the development",
+        ),
+        ({"ENCRYPTION_KEY": base64.b64encode(b"\0" * 32).decode()}, "ENCRYPTION_KEY is not random"),
+        ({"CURSOR_SECRET": "x"}, "CURSOR_SECRET is too weak"),
+        ({"CURSOR_SECRET": "x" * 40}, "CURSOR_SECRET is too weak"),
+        ({"CURSOR_SECRET": "CHANGE_ME"}, "CURSOR_SECRET is a placeholder"),
+        ({"CURSOR_SECRET": "<random string of 32 bytes or more>"}, "placeholder"),
+        (
+            {"ENCRYPTION_OLD_KEYS": DEV_ENCRYPTION_KEY},
+            "ENCRYPTION_OLD_KEYS contains the development",
+        ),
+        ({"DATABASE_URL": "postgresql://coves:CHANGE_ME@db:5432/coves"}, "placeholder"),
+        (
+            {"INSTANCE_DID": "did:web:localhost%3A8081"},
+            "INSTANCE_DID did:web:localhost%3A8081 is not",
+        ),
+        ({"INSTANCE_DID": "did:web:coves.example"}, "is not a public domain"),
+        ({"INSTANCE_DID": "did:web:127.0.0.1"}, "is not a public domain"),
+        ({"INSTANCE_DOMAIN": "localhost"}, "INSTANCE_DOMAIN localhost is not a public domain"),
+        ({"APPVIEW_PUBLIC_URL": "http://127.0.0.1:8081"}, "APPVIEW_PUBLIC_URL host 127.0.0.1"),
+    ],
+)
+def test_production_refuses_weak_placeholder_and_loopback_settings(
+    override: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load({**PRODUCTION, **override})
+    assert expected in str(info.value)
+
+
+def test_the_shipped_production_example_is_refused_until_filled_in() -> None:
+    from dotenv import dotenv_values
+
+    example = Path(__file__).parents[2] / "deploy" / "env.production.example"
+    values = {k: v for k, v in dotenv_values(example).items() if v is not None}
+    with pytest.raises(ConfigError) as info:
+        load(values)
+    assert "ENCRYPTION_KEY" in str(info.value)  # the placeholder is not even base64
+    with pytest.raises(ConfigError) as info:
+        load({**values, "ENCRYPTION_KEY": GOOD_KEY})
+    message = str(info.value)
+    for name in ("CURSOR_SECRET", "DATABASE_URL", "INSTANCE_DID", "INSTANCE_DOMAIN"):
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://coves:pw@db/coves", "sqlite:///coves.db", "nonsense", "http://db/coves"]
+)
+def test_database_url_must_be_postgresql(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load({"DATABASE_URL": url})
+    assert "DATABASE_URL=(redacted)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://coves:pw@db:5432/coves", "postgres://db/coves", "host=/run dbname=coves"]
+)
+def test_database_url_accepts_postgresql_urls_and_conninfo(url: str) -> None:
+    settings = load_settings({"DATABASE_URL": url}, dotenv=None)
+    assert settings.database_url is not None and settings.database_url.reveal() == url
+
+
+def test_old_keys_join_the_ring() -> None:
+    old = base64.b64encode(bytes(range(100, 132))).decode()
+    settings = load_settings({**PRODUCTION, "ENCRYPTION_OLD_KEYS": f"{old}, "}, dotenv=None)
+    box = settings.secret_box()
+    assert len(box.key_ids) == 2
+    assert settings.redacted()["ENCRYPTION_OLD_KEYS"] == "(set, redacted)"
+    with pytest.raises(ConfigError) as info:
+        load({"ENCRYPTION_OLD_KEYS": f"{old},c2hvcnQ="})
+    assert "key 2 must decode to exactly 32 bytes" in str(info.value)
+
+
+def test_a_missing_env_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--env-file", str(tmp_path / "nope.env"), "check-config"]) == 2
+    assert "nope.env: no such file" in capsys.readouterr().err

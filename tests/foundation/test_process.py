@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,40 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def coves_env(server_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVES_", "DATABASE_"))}
-    env.update(
-        {
-            "COVES_DATA_DIR": str(server_dir / "data"),
-            "JETSTREAM_ENABLED": "false",  # no network in tests
-            "LOG_FORMAT": "json",
-            **extra,
-        }
-    )
-    return env
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"coves exited early with {proc.returncode}")
-        try:
-            response = httpx.get(url, timeout=2.0)
-            if response.status_code == 200:
-                return response
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("coves did not become healthy")
+from tests.support.process import coves_env, free_port, wait_healthy
 
 
 def test_serve_answers_health_and_exits_zero_on_sigterm(server_dir: Path) -> None:

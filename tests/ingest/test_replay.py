@@ -40,6 +40,13 @@ COMMUNITY = did("community")
 ALICE = did("alice")
 
 
+def empty_env(tmp_path: Path) -> str:
+    """An empty --env-file, so a developer's ./.env cannot leak into the test."""
+    path = tmp_path / "empty.env"
+    path.touch()
+    return str(path)
+
+
 def _events(stream: Stream) -> list[dict[str, Any]]:
     post = uri(COMMUNITY, POST, "3kpost0000001")
     return [
@@ -109,7 +116,7 @@ def test_replay_command_end_to_end(
         monkeypatch.setenv("COVES_ENV", "development")
         monkeypatch.setenv("SKIP_DID_WEB_VERIFICATION", "false")
         code = cli.main(
-            ["--env-file", str(tmp_path / "none.env"), "replay", str(path), "--batch-size", "2"]
+            ["--env-file", empty_env(tmp_path), "replay", str(path), "--batch-size", "2"]
         )
         captured = capsys.readouterr()
         assert code == 0, captured.err
@@ -128,7 +135,7 @@ def test_replay_command_end_to_end(
 def test_replay_command_refuses_missing_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = cli.main(["--env-file", str(tmp_path / "none.env"), "replay", str(tmp_path / "nope")])
+    code = cli.main(["--env-file", empty_env(tmp_path), "replay", str(tmp_path / "nope")])
     assert code == 2
     assert "no such file" in capsys.readouterr().err
 
@@ -148,7 +155,7 @@ def test_replay_command_reports_a_corrupt_stream(
             f"postgresql://{info['user']}@/{info['dbname']}?host={info['host']}&port={info['port']}"
         )
         monkeypatch.setenv("DATABASE_URL", url)
-        code = cli.main(["--env-file", str(tmp_path / "none.env"), "replay", str(path)])
+        code = cli.main(["--env-file", empty_env(tmp_path), "replay", str(path)])
         assert code == 1
         assert "cannot read the stream" in capsys.readouterr().err
     finally:

@@ -273,7 +273,8 @@ def test_the_commands(
 ) -> None:
     source = trio.run(_populated, pg, 60)
     target = pg.create_empty_database()
-    env_file = str(scratch / "none.env")
+    (scratch / "empty.env").touch()
+    env_file = str(scratch / "empty.env")
     try:
         monkeypatch.setenv("LOG_LEVEL", "warning")
         monkeypatch.setenv("DATABASE_URL", database_url(pg, source))

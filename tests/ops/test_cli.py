@@ -19,7 +19,9 @@ ALICE = did("cli-alice")
 
 
 def _run(tmp_path: Path, *argv: str) -> int:
-    return cli.main(["--env-file", str(tmp_path / "none.env"), *argv])
+    empty = tmp_path / "empty.env"  # a developer's ./.env must not leak into the test
+    empty.touch()
+    return cli.main(["--env-file", str(empty), *argv])
 
 
 @pytest.fixture

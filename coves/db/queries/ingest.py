@@ -38,21 +38,67 @@ def is_poison(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
 
 
-def lock(conn: Conn) -> None:
-    """Take the writers' lock and make this transaction's commit asynchronous.
+def lock(conn: Conn, session: str | None = None) -> None:
+    """Take the writers' lock, make this transaction's commit asynchronous, and
+    check the consumer's session (see :func:`open_session`).
 
     An asynchronous commit returns before its WAL reaches disk; a crash of
     the database server can lose the last few hundred milliseconds of
-    committed batches, never part of one. Nothing is lost for good: the
-    cursor commits with the effects it covers, so it rolls back with them
-    and the consumer reads those events again (Jetstream keeps 36 hours;
-    a replayed file is idempotent). Waiting for each batch's WAL flush cost
-    about 6 ms a batch, done while the consumer could not index.
+    committed batches, never part of one. The cursor commits with the
+    effects it covers, so it rolls back with them; what must not happen is a
+    consumer carrying on from its in-memory position after such a crash
+    (the pool reconnects silently, so it may never see an error). The
+    session check makes the first batch after a crash fail with
+    :data:`SESSION_LOST`, and the consumer resumes from the cursor that
+    survived. Waiting for each batch's WAL flush instead cost about 6 ms a
+    batch, done while the consumer could not index.
     """
+    if session is None:
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s), set_config('synchronous_commit', 'off', true)",
+            (_INGEST_LOCK_KEY,),
+        )
+        return
     conn.execute(
-        "SELECT pg_advisory_xact_lock(%s), set_config('synchronous_commit', 'off', true)",
-        (_INGEST_LOCK_KEY,),
+        "SELECT pg_advisory_xact_lock(%s), set_config('synchronous_commit', 'off', true),"
+        " ingest_session_alive(%s)",
+        (_INGEST_LOCK_KEY, session),
     )
+
+
+# Raised by ingest_session_alive() (migration 0060) when the session is gone.
+SESSION_LOST = "CV001"
+SESSION_KEEP_DAYS = 7
+
+
+def is_session_lost(exc: BaseException) -> bool:
+    """The batch was refused because the server restarted since the cursor was read."""
+    return isinstance(exc, psycopg.Error) and exc.sqlstate == SESSION_LOST
+
+
+async def open_session(db: Database, token: str, name: str = CURSOR_NAME) -> int | None:
+    """Register ``token`` for the source ``name`` and read its cursor, in one transaction.
+
+    The token is written first: if the server crashes at any moment after
+    this commits, crash recovery empties the (unlogged) table, so the token
+    cannot outlive commits the crash took back, including ones this read saw.
+    Sessions of consumers gone for a week are removed.
+    """
+
+    def work(conn: Conn) -> int | None:
+        conn.execute(
+            "DELETE FROM ingest_sessions WHERE started_at < now() - make_interval(days => %s)",
+            (SESSION_KEEP_DAYS,),
+        )
+        conn.execute("INSERT INTO ingest_sessions (token, source) VALUES (%s, %s)", (token, name))
+        row = conn.execute("SELECT time_us FROM ingest_cursor WHERE name = %s", (name,)).fetchone()
+        return int(row["time_us"]) if row is not None else None
+
+    return await db.run(work)
+
+
+async def close_session(db: Database, token: str) -> None:
+    await db.execute("DELETE FROM ingest_sessions WHERE token = %s", (token,))
 
 
 # -- reads that decide what applies ------------------------------------------------
