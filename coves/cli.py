@@ -141,6 +141,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "coves.ops.status",
     "coves.ops.dead_letters",
     "coves.ops.backup_cli",
+    "coves.ops.cache_cli",
     "coves.rotate_cli",
 )
 

@@ -185,3 +185,70 @@ def test_status_with_the_database_down(
     assert "database:    UNREACHABLE" in capsys.readouterr().out
     assert _run(tmp_path, "dead-letters", "list") == 1
     assert "coves dead-letters:" in capsys.readouterr().err
+
+
+def test_cache_clear(
+    env: tuple[TestPostgres, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pg, name = env
+    with psycopg.connect(pg.conninfo(name), autocommit=True) as conn:
+        for kind, key, did_value in (
+            ("handle", "alice.example.com", "did:plc:alice"),
+            ("did", "did:plc:alice", "did:plc:alice"),
+            ("did", "did:plc:bob", "did:plc:bob"),
+        ):
+            conn.execute(
+                "INSERT INTO identity_cache (kind, key, did, expires_at) "
+                "VALUES (%s, %s, %s, now() + interval '1 day')",
+                (kind, key, did_value),
+            )
+        conn.execute(
+            "INSERT INTO listing_snapshots (id, key, items, taken_at, expires_at) "
+            "VALUES ('s1', 'k', '{}', 0, now() + interval '1 hour')"
+        )
+    assert _run(tmp_path, "cache", "clear", "--identity", "@Alice.Example.com") == 0
+    assert "identity cache: 1 entry dropped" in capsys.readouterr().out
+    assert _run(tmp_path, "cache", "clear", "--identity", "did:plc:alice") == 0
+    assert "1 entry dropped" in capsys.readouterr().out
+    assert _run(tmp_path, "cache", "clear", "--feed-snapshots") == 0
+    out = capsys.readouterr().out
+    assert "identity cache: 1 entry dropped" in out and "feed snapshots: 1 dropped" in out
+    with psycopg.connect(pg.conninfo(name)) as conn:
+        assert conn.execute("SELECT count(*) FROM identity_cache").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM listing_snapshots").fetchone() == (0,)
+
+
+def test_backup_units_verify(tmp_path: Path) -> None:
+    """deploy/coves-backup.{service,timer} as systemd reads them, running a real command."""
+    import shutil
+    import subprocess
+    import sys
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    coves = Path(sys.executable).parent / "coves"
+    for unit in ("coves-backup.service", "coves-backup.timer"):
+        text = (deploy / unit).read_text().replace("/opt/coves/.venv/bin/coves", str(coves))
+        (tmp_path / unit).write_text(text)
+    assert "ExecStart=/opt/coves/.venv/bin/coves backup\n" in (
+        deploy / "coves-backup.service"
+    ).read_text()
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze (Debian's systemd package) verifies the units"
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", "coves-backup.service", "coves-backup.timer"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    calendar = subprocess.run(
+        [analyze, "calendar", "*-*-* 03:17:00"], capture_output=True, text=True, check=False
+    )
+    assert "Next elapse" in calendar.stdout
+    # The command the unit runs exists and takes no argument it does not know.
+    help_text = subprocess.run(
+        [str(coves), "backup", "--help"], capture_output=True, text=True, check=False
+    )
+    assert help_text.returncode == 0 and "--to" in help_text.stdout

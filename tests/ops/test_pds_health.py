@@ -16,6 +16,7 @@ import trio.testing
 from coves.metrics import Metrics
 from nurseries.pdshealth import PdsHealthProbe, pds_health_child
 from tests.ops.test_observability import samples
+from tests.support.pds import TestPds
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -117,3 +118,25 @@ def test_the_child_is_off_at_interval_zero() -> None:
     assert pds_health_child("http://pds", interval=0, timeout=5, metrics=Metrics()) is None
     spec = pds_health_child("http://pds", interval=30, timeout=5, metrics=Metrics())
     assert spec is not None and spec.name == "pds-health" and not spec.critical
+
+
+async def test_against_the_reference_pds(pds: TestPds) -> None:
+    """The real PDS's _health: up with its version; down while it is stopped; up again."""
+    metrics = Metrics()
+    probe = PdsHealthProbe(pds.url, interval=30.0, timeout=5.0, metrics=metrics)
+    with trio.fail_after(120):
+        async with httpx.AsyncClient() as client:
+            assert await probe.check(client), probe.details()
+            version = probe.details()["version"]
+            assert isinstance(version, str) and version
+            try:
+                await trio.to_thread.run_sync(pds.stop_pds)
+                assert not await probe.check(client)
+                assert probe.details()["state"] == "down"
+                assert samples(metrics, "coves_pds_up") == {(): 0.0}
+            finally:
+                await trio.to_thread.run_sync(pds.start_pds)
+            assert await probe.check(client)
+            assert probe.details()["version"] == version
+    checks = samples(metrics, "coves_pds_health_checks_total")
+    assert checks[(("result", "ok"),)] == 2 and checks[(("result", "unreachable"),)] == 1

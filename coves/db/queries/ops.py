@@ -214,3 +214,11 @@ async def row_counts(db: Database) -> dict[str, int]:
 
         counts[table] = await db.run(work, transaction=False)
     return counts
+
+
+async def clear_identity_cache(db: Database) -> int:
+    return await db.execute("DELETE FROM identity_cache")
+
+
+async def clear_listing_snapshots(db: Database) -> int:
+    return await db.execute("DELETE FROM listing_snapshots")
