@@ -229,9 +229,10 @@ def test_backup_units_verify(tmp_path: Path) -> None:
     for unit in ("coves-backup.service", "coves-backup.timer"):
         text = (deploy / unit).read_text().replace("/opt/coves/.venv/bin/coves", str(coves))
         (tmp_path / unit).write_text(text)
-    assert "ExecStart=/opt/coves/.venv/bin/coves backup\n" in (
-        deploy / "coves-backup.service"
-    ).read_text()
+    assert (
+        "ExecStart=/opt/coves/.venv/bin/coves backup\n"
+        in (deploy / "coves-backup.service").read_text()
+    )
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze (Debian's systemd package) verifies the units"
     result = subprocess.run(
