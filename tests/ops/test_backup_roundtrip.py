@@ -123,6 +123,10 @@ async def test_backup_restore_and_resume_without_loss(scratch: Path, ingestion_o
 
     # A recorded the backup after the dump was taken: B's copy predates that row.
     assert len(final_a.pop("backups")) == 1 and final_b.pop("backups") == []
+    # Each running consumer registers a session token of its own (crash detection, not
+    # data): B's is B's; A's, restored with the dump, is just never used again.
+    sessions_a, sessions_b = final_a.pop("ingest_sessions", []), final_b.pop("ingest_sessions", [])
+    assert len(sessions_b) == len(sessions_a) + 1 and set(sessions_a) <= set(sessions_b)
     assert differences(final_a, final_b) == []
     # The second part really was ingested by B after the restore (not in the dump).
     assert len(final_b["votes"]) > len(at_restore["votes"])
