@@ -142,7 +142,9 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "coves.ops.dead_letters",
     "coves.ops.backup_cli",
     "coves.ops.cache_cli",
+    "coves.oauth.cli",
     "coves.rotate_cli",
+    "coves.writes.cli",
 )
 
 

@@ -24,6 +24,7 @@ Env = Literal["development", "production"]
 
 DEV_CURSOR_SECRET = "dev-cursor-secret-change-in-production"  # noqa: S105
 DEV_ENCRYPTION_KEY = base64.b64encode(b"coves-development-only-key-32byt").decode()
+DEV_OAUTH_SEAL_SECRET = base64.b64encode(b"coves-dev-only-oauth-seal-secret").decode()
 DEFAULT_JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 
 
@@ -123,6 +124,14 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _ws_urls(raw: str) -> tuple[str, ...]:
+    parse = _url("ws", "wss")
+    urls = tuple(parse(item) for item in _csv(raw))
+    if len(set(urls)) != len(urls):
+        raise ValueError("lists the same URL twice")
+    return urls
+
+
 def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     nets = []
     for item in _csv(raw):
@@ -154,6 +163,27 @@ def _fraction(raw: str) -> float:
     if value > 1.0:
         raise ValueError("must be between 0 and 1")
     return value
+
+
+def _p256_private_key(raw: str) -> Secret:
+    """A P-256 private key as 64 hex digits or multibase (``z`` + p256-priv multicodec)."""
+    from coves.atproto.keys import KeyError_, parse_p256_private
+
+    try:
+        return Secret(parse_p256_private(raw.strip()).to_hex())
+    except KeyError_ as exc:
+        raise ValueError(f"is not a P-256 private key ({exc})") from None
+
+
+def _redirect_urls(raw: str) -> tuple[str, ...]:
+    """Absolute redirect targets (web URLs or app URIs such as social.coves:/callback)."""
+    items = _csv(raw)
+    for item in items:
+        parts = urlsplit(item)
+        web = parts.scheme in ("http", "https")
+        if not parts.scheme or parts.fragment or (web and not parts.netloc):
+            raise ValueError(f"{item!r} is not an absolute redirect URL without a #fragment")
+    return items
 
 
 def _keys32(raw: str) -> tuple[Secret, ...]:
@@ -408,6 +438,23 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
+        "RATE_LIMIT_SEARCH",
+        "rate_limit_search",
+        _int(1),
+        30,
+        "requests per minute per client on post search (on top of general)",
+        "30",
+    ),
+    Var(
+        "RATE_LIMIT_USER_WRITES",
+        "rate_limit_user_writes",
+        _int(1),
+        60,
+        "writes per minute per signed-in account through Coves (votes, comments, "
+        "subscriptions, blocks, profile)",
+        "60",
+    ),
+    Var(
         "RESPONSE_CACHE_SECONDS",
         "response_cache_seconds",
         _float(0.0),
@@ -480,6 +527,51 @@ VARS: tuple[Var, ...] = (
         (),
         "comma-separated OAuth authorization servers whose access tokens are accepted",
         "https://bsky.social",
+    ),
+    Var(
+        "OAUTH_SEAL_SECRET",
+        "oauth_seal_secret",
+        _key32,
+        None,
+        "base64 of 32 random bytes; seals the session tokens handed to signed-in clients "
+        "(required in production; changing it signs everyone out)",
+        "<base64 of 32 bytes>",
+        secret=True,
+    ),
+    Var(
+        "OAUTH_CLIENT_PRIVATE_KEY",
+        "oauth_client_private_key",
+        _p256_private_key,
+        None,
+        "P-256 private key (hex or multibase) of the confidential OAuth client, published as "
+        "/oauth-client-keys.json (required in production; `coves oauth-keygen` makes one)",
+        "<z... multibase>",
+        secret=True,
+    ),
+    Var(
+        "OAUTH_CLIENT_KEY_ID",
+        "oauth_client_key_id",
+        str.strip,
+        None,
+        "kid of the OAuth client key; defaults to a prefix of its JWK thumbprint",
+        "coves-2026-01",
+    ),
+    Var(
+        "OAUTH_WEB_REDIRECTS",
+        "oauth_web_redirects",
+        _redirect_urls,
+        (),
+        "where the web sign-in may send the browser back to (scheme, host and path must "
+        "match one exactly); the first is the default; empty means APPVIEW_PUBLIC_URL/",
+        "https://coves.social/api/auth/callback",
+    ),
+    Var(
+        "OAUTH_MOBILE_REDIRECTS",
+        "oauth_mobile_redirects",
+        _redirect_urls,
+        ("social.coves:/callback",),
+        "app redirect URIs the mobile sign-in may hand the session token to",
+        "social.coves:/callback",
     ),
     Var(
         "JETSTREAM_URL",
@@ -578,12 +670,40 @@ VARS: tuple[Var, ...] = (
         "60",
     ),
     Var(
+        "FIREHOSE_URL",
+        "firehose_urls",
+        _ws_urls,
+        (),
+        "comma-separated PDS or relay firehoses (com.atproto.sync.subscribeRepos) to index,"
+        " each with its own seq cursor; set JETSTREAM_ENABLED=false to index from them alone",
+        "wss://pds.coves.social",
+    ),
+    Var(
+        "FIREHOSE_VERIFY",
+        "firehose_verify",
+        _bool,
+        False,
+        "check each firehose commit's signature against the repo's #atproto key and prove"
+        " its operations in the signed tree; failures are dead-lettered",
+        "true",
+    ),
+    Var(
+        "FIREHOSE_IDLE_TIMEOUT_SECONDS",
+        "firehose_idle_timeout_seconds",
+        _float(1.0),
+        600.0,
+        "reconnect a firehose that sent no frame for this long (a quiet PDS sends nothing;"
+        " pings still detect a dead connection)",
+        "600",
+    ),
+    Var(
         "BLOB_URL_TEMPLATE",
         "blob_url_template",
         str.strip,
         "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}",
-        "URL template for blobs in views: {pds}, {did}, {cid} are substituted (escaped)",
-        "https://cdn.example/img/{did}/{cid}",
+        "URL template for blobs in views: {pds}, {did}, {cid} and {preset} (thumb, fullsize,"
+        " avatar, banner, video) are substituted (escaped)",
+        "https://coves.social/img/{preset}/plain/{did}/{cid}",
     ),
     Var(
         "FEED_SNAPSHOT_SIZE",
@@ -702,6 +822,8 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
+    rate_limit_search: int = 30
+    rate_limit_user_writes: int = 60
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
@@ -711,6 +833,11 @@ class Settings:
     identity_negative_ttl_seconds: int = 300
     service_auth_max_lifetime_seconds: int = 300
     oauth_issuers: tuple[str, ...] = ()
+    oauth_seal_secret: Secret = field(default_factory=lambda: Secret(DEV_OAUTH_SEAL_SECRET))
+    oauth_client_private_key: Secret | None = None
+    oauth_client_key_id: str | None = None
+    oauth_web_redirects: tuple[str, ...] = ()
+    oauth_mobile_redirects: tuple[str, ...] = ("social.coves:/callback",)
     jetstream_url: str = DEFAULT_JETSTREAM_URL
     jetstream_enabled: bool = True
     jetstream_rewind_seconds: float = 5.0
@@ -723,6 +850,9 @@ class Settings:
     jetstream_max_message_bytes: int = 8 * 1024 * 1024
     jetstream_breaker_threshold: int = 5
     jetstream_breaker_cooldown_seconds: float = 60.0
+    firehose_urls: tuple[str, ...] = ()
+    firehose_verify: bool = False
+    firehose_idle_timeout_seconds: float = 600.0
     blob_url_template: str = "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
     feed_snapshot_size: int = 1000
     access_log_enabled: bool = True
@@ -842,6 +972,7 @@ def _finish(values: dict[str, Any]) -> Settings:
         for name in shortcuts:
             problems.append(f"{name}=true is a development shortcut and is refused in production")
         problems.extend(_production_secret_problems(values))
+        problems.extend(_production_oauth_problems(values))
         if values["database_url"] is None:
             warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
         if did == "did:web:localhost":
@@ -860,6 +991,9 @@ def _finish(values: dict[str, Any]) -> Settings:
         if values["encryption_key"] is None:
             values["encryption_key"] = Secret(DEV_ENCRYPTION_KEY)
             warnings.append("ENCRYPTION_KEY unset: using the development default")
+        if values["oauth_seal_secret"] is None:
+            values["oauth_seal_secret"] = Secret(DEV_OAUTH_SEAL_SECRET)
+            warnings.append("OAUTH_SEAL_SECRET unset: using the development default")
     if problems:
         raise ConfigError(problems)
     values["warnings"] = tuple(warnings)
@@ -911,6 +1045,29 @@ def _production_secret_problems(values: dict[str, Any]) -> list[str]:
     database_url: Secret | None = values["database_url"]
     if database_url is not None and _PLACEHOLDER.search(database_url.reveal()):
         problems.append("DATABASE_URL still contains a placeholder (e.g. CHANGE_ME)")
+    return problems
+
+
+def _production_oauth_problems(values: dict[str, Any]) -> list[str]:
+    """Signing in needs a real seal secret, the confidential client's key and https."""
+    problems: list[str] = []
+    seal: Secret | None = values["oauth_seal_secret"]
+    if seal is None:
+        problems.append(
+            "OAUTH_SEAL_SECRET must be set in production; "
+            "example: OAUTH_SEAL_SECRET=<base64 of 32 bytes>"
+        )
+    elif seal.reveal() == DEV_OAUTH_SEAL_SECRET:
+        problems.append("OAUTH_SEAL_SECRET is the development default and is refused in production")
+    elif len(set(base64.b64decode(seal.reveal()))) < 8:
+        problems.append("OAUTH_SEAL_SECRET is not random; generate one: openssl rand -base64 32")
+    if values["oauth_client_private_key"] is None:
+        problems.append(
+            "OAUTH_CLIENT_PRIVATE_KEY must be set in production (the confidential OAuth "
+            "client's key); make one with `coves oauth-keygen`"
+        )
+    if not values["appview_public_url"].startswith("https://"):
+        problems.append("APPVIEW_PUBLIC_URL must be https in production (OAuth redirects)")
     return problems
 
 

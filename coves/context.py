@@ -23,14 +23,16 @@ from typing import Protocol
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
-from coves.feeds import ReadServices
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
+from coves.oauth.service import OAuthService
 from coves.pds.services import PdsServices
+from coves.read.services import ReadServices
 from coves.respcache import ResponseCache
+from coves.writes.repo import UserRepos, build_user_repos
 
 
 class HealthSource(Protocol):
@@ -58,16 +60,24 @@ class AppContext:
     response_cache: ResponseCache = field(default_factory=ResponseCache)
     # PDS calls and write-then-index; tests may pass their own (a fault transport).
     pds_services: PdsServices | None = None
+    # Sign-in through Coves and users' OAuth sessions (writes into their repos).
+    oauth: OAuthService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
     pds: PdsServices = field(init=False)
+    # Signed-in users' own repositories, written through their OAuth sessions.
+    user_repos: UserRepos | None = field(init=False)
 
     def __post_init__(self) -> None:
         # Frozen: the derived parts are set once, here, and never again.
         object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
         object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
         object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
+        repos = None
+        if self.oauth is not None:
+            repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
+        object.__setattr__(self, "user_repos", repos)
 
 
 def default_pds_services(ctx: AppContext) -> PdsServices:
@@ -93,10 +103,12 @@ def build_context(
     """The production context: lexicons, identity resolution, authentication, did:web queue."""
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
+    from coves.oauth.service import build_oauth_service
 
     metrics = metrics if metrics is not None else Metrics()
     fetcher = build_fetcher(settings)
     identity = build_resolver(settings, db, fetcher, metrics=metrics)
+    oauth = build_oauth_service(settings, db, fetcher, identity)
     return AppContext(
         settings=settings,
         db=db,
@@ -104,6 +116,7 @@ def build_context(
         health=health,
         lexicons=LexiconRegistry.load(),
         identity=identity,
-        authenticator=build_authenticator(settings, identity, fetcher),
+        authenticator=build_authenticator(settings, identity, fetcher, sessions=oauth.verifier),
         didweb=HostedByQueue(),
+        oauth=oauth,
     )

@@ -30,7 +30,7 @@ import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
@@ -49,6 +49,8 @@ from coves.ingest.stream import (
     REPLAY_WINDOW_SECONDS,
     detect_gap,
     resume_cursor,
+    source_name,
+    subscribe_repos_url,
     subscribe_url,
 )
 from coves.ingest.types import BatchResult, Frame, Sink
@@ -90,9 +92,18 @@ class Reason(StrEnum):
     SHUTDOWN = "shutdown"
 
 
+JETSTREAM = "jetstream"
+FIREHOSE = "firehose"
+
+
 @dataclass(frozen=True)
 class ConsumerConfig:
     url: str = DEFAULT_JETSTREAM_URL
+    # jetstream: JSON frames, time_us cursor with a rewind and a clock-based gap
+    # check; firehose: com.atproto.sync.subscribeRepos, binary frames, exact
+    # seq cursor (its sink detects gaps and OutdatedCursor).
+    kind: str = JETSTREAM
+    name: str = JETSTREAM  # the child's and the log's name; the cursor's for firehoses
     collections: tuple[str, ...] = COLLECTIONS
     rewind_seconds: float = 5.0
     batch_size: int = 500
@@ -111,7 +122,20 @@ class ConsumerConfig:
     replay_window: float = REPLAY_WINDOW_SECONDS
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ConsumerConfig:
+    def from_settings(
+        cls, settings: Settings, *, firehose_url: str | None = None
+    ) -> ConsumerConfig:
+        """Jetstream's configuration, or a firehose source's (same mechanics, its own
+        URL, name and idle timeout: a quiet PDS may send nothing for a long time)."""
+        if firehose_url is not None:
+            return replace(
+                cls.from_settings(settings),
+                url=firehose_url,
+                kind=FIREHOSE,
+                name=source_name(firehose_url),
+                rewind_seconds=0.0,
+                idle_timeout=settings.firehose_idle_timeout_seconds,
+            )
         return cls(
             url=settings.jetstream_url,
             rewind_seconds=settings.jetstream_rewind_seconds,
@@ -261,39 +285,37 @@ class _Session:
 
 
 class _Instruments:
-    def __init__(self, metrics: Metrics) -> None:
-        self.frames = metrics.counter("coves_jetstream_frames_total", "frames received")
-        self.batches = metrics.counter("coves_jetstream_batches_total", "batches applied")
+    def __init__(self, metrics: Metrics, prefix: str = "coves_jetstream") -> None:
+        self.frames = metrics.counter(f"{prefix}_frames_total", "frames received")
+        self.batches = metrics.counter(f"{prefix}_batches_total", "batches applied")
         self.batch_events = metrics.histogram(
-            "coves_jetstream_batch_events",
+            f"{prefix}_batch_events",
             "frames per applied batch",
             buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
         )
-        self.apply_seconds = metrics.histogram(
-            "coves_jetstream_apply_seconds", "time to apply one batch"
-        )
+        self.apply_seconds = metrics.histogram(f"{prefix}_apply_seconds", "time to apply one batch")
         self.reconnects = metrics.counter(
-            "coves_jetstream_reconnects_total", "connections ended, by reason", ["reason"]
+            f"{prefix}_reconnects_total", "connections ended, by reason", ["reason"]
         )
         self.gaps = metrics.counter(
-            "coves_jetstream_gaps_total",
+            f"{prefix}_gaps_total",
             "resumes from a cursor older than the replay window (events lost)",
         )
         self.gap_seconds = metrics.counter(
-            "coves_jetstream_gap_seconds_total", "estimated span of events lost to gaps"
+            f"{prefix}_gap_seconds_total", "estimated span of events lost to gaps"
         )
         self.apply_lag = metrics.gauge(
-            "coves_jetstream_apply_lag_seconds",
+            f"{prefix}_apply_lag_seconds",
             "how old the newest event of the last batch was when it was applied",
         )
         self.last_event = metrics.gauge(
-            "coves_jetstream_last_event_timestamp_seconds", "time_us of the newest applied event"
+            f"{prefix}_last_event_timestamp_seconds", "time_us of the newest applied event"
         )
         self.state = metrics.gauge(
-            "coves_jetstream_connection_state", "1 for the current connection state", ["state"]
+            f"{prefix}_connection_state", "1 for the current connection state", ["state"]
         )
         self.breaker = metrics.gauge(
-            "coves_jetstream_breaker_state", "1 for the current breaker state", ["state"]
+            f"{prefix}_breaker_state", "1 for the current breaker state", ["state"]
         )
 
 
@@ -313,7 +335,10 @@ class JetstreamConsumer:
         self.config = config = config or ConsumerConfig()
         self._opener = opener or websocket_opener(config.max_message_bytes, config.connect_timeout)
         metrics = metrics or Metrics()
-        self._m = _Instruments(metrics)
+        self._firehose = config.kind == FIREHOSE
+        self._prefix = "coves_firehose" if self._firehose else "coves_jetstream"
+        self._m = _Instruments(metrics, self._prefix)
+        self._log = log.bind(source=config.name)
         self.backoff = ExponentialBackoff(
             base=config.backoff_base,
             cap=config.backoff_cap,
@@ -347,7 +372,7 @@ class JetstreamConsumer:
         self._waiting: trio.CancelScope | None = None
         self._set_state(ConnectionState.STOPPED)
         self._breaker_changed(BreakerState.CLOSED, BreakerState.CLOSED)
-        metrics.add_callback("coves_jetstream_lag", self._collect_lag)
+        metrics.add_callback(f"{self._prefix}_lag", self._collect_lag)
 
     # -- supervised child ---------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -358,7 +383,7 @@ class JetstreamConsumer:
             while not self._stop.is_set():
                 if self.breaker.state is BreakerState.OPEN:
                     self._set_state(ConnectionState.BREAKER_OPEN)
-                    log.warning(
+                    self._log.warning(
                         "jetstream circuit breaker open; pausing",
                         retry_after_s=round(self.breaker.retry_after(), 3),
                         failures=self.breaker.consecutive_failures,
@@ -375,7 +400,9 @@ class JetstreamConsumer:
                 delay = self.backoff.next_delay()
                 self.delays = [*self.delays[-99:], delay]
                 self._set_state(ConnectionState.BACKOFF)
-                log.info("jetstream reconnecting", reason=str(reason), delay_s=round(delay, 3))
+                self._log.info(
+                    "jetstream reconnecting", reason=str(reason), delay_s=round(delay, 3)
+                )
                 await self._interruptible(partial(trio.sleep, delay))
         finally:
             self._set_state(ConnectionState.STOPPED)
@@ -401,7 +428,8 @@ class JetstreamConsumer:
             "breakerRetryAfterSeconds": round(self.breaker.retry_after(), 3),
             "endpoint": _display_url(self.config.url),
             "cursor": self.cursor,
-            "cursorTime": _iso(self.cursor),
+            "kind": self.config.kind,
+            "cursorTime": None if self._firehose else _iso(self.cursor),
             "lastEventTime": _iso(self.newest_event_us),
             "lagSeconds": None if lag is None else round(lag, 3),
             "applyLagSeconds": (
@@ -428,26 +456,34 @@ class JetstreamConsumer:
             stored = await self.sink.load_cursor()
         except DatabaseError as exc:
             self.breaker.release()
-            log.warning("jetstream cannot read its cursor; database unavailable", error=repr(exc))
+            self._log.warning(
+                "jetstream cannot read its cursor; database unavailable", error=repr(exc)
+            )
             return Reason.DATABASE
         self.cursor = stored
-        base = stored if stored is not None else self._live_floor_us
-        self._check_gap(base)
-        cursor = resume_cursor(base, self.config.rewind_seconds)
-        url = subscribe_url(self.config.url, self.config.collections, cursor)
+        if self._firehose:
+            cursor = stored
+            url = subscribe_repos_url(self.config.url, cursor)
+        else:
+            base = stored if stored is not None else self._live_floor_us
+            self._check_gap(base)
+            cursor = resume_cursor(base, self.config.rewind_seconds)
+            url = subscribe_url(self.config.url, self.config.collections, cursor)
         session = _Session()
-        log.info("jetstream connecting", endpoint=_display_url(self.config.url), cursor=cursor)
+        self._log.info(
+            "jetstream connecting", endpoint=_display_url(self.config.url), cursor=cursor
+        )
         try:
             async with self._opener(url) as ws:
                 self.connected_since = clock.monotonic()
                 self._set_state(ConnectionState.CONNECTED)
                 if stored is None and self._live_floor_us is None:
                     self._live_floor_us = _now_us()
-                log.info("jetstream connected", cursor=cursor)
+                self._log.info("jetstream connected", cursor=cursor)
                 await self._pump(ws, session)
         except trio_websocket.ConnectionRejected as exc:
             session.reason = session.reason or Reason.REJECTED
-            log.warning("jetstream refused the connection", status=exc.status_code)
+            self._log.warning("jetstream refused the connection", status=exc.status_code)
         except (
             trio_websocket.HandshakeError,
             trio_websocket.ConnectionClosed,
@@ -455,7 +491,7 @@ class JetstreamConsumer:
             OSError,
         ) as exc:
             session.reason = session.reason or Reason.CONNECT_FAILED
-            log.warning("jetstream connection failed", error=repr(exc))
+            self._log.warning("jetstream connection failed", error=repr(exc))
         finally:
             connected_for = (
                 None if self.connected_since is None else clock.monotonic() - self.connected_since
@@ -499,13 +535,13 @@ class JetstreamConsumer:
                 if reason is Reason.TOO_BIG:
                     # Resuming replays the same frame: ingestion is stuck
                     # until the limit is raised, so say so loudly.
-                    log.error(
+                    self._log.error(
                         "jetstream frame larger than JETSTREAM_MAX_MESSAGE_BYTES; "
                         "raise it or ingestion cannot pass this event",
                         limit=self.config.max_message_bytes,
                     )
                 else:
-                    log.info("jetstream connection closed", close=repr(exc.reason))
+                    self._log.info("jetstream connection closed", close=repr(exc.reason))
                 return
             session.waiting_since = None
             now = clock.monotonic()
@@ -538,7 +574,7 @@ class JetstreamConsumer:
                 continue
             remaining = since + timeout - clock.monotonic()
             if remaining <= 0:
-                log.warning("jetstream idle; reconnecting", idle_s=timeout)
+                self._log.warning("jetstream idle; reconnecting", idle_s=timeout)
                 session.end(Reason.IDLE_TIMEOUT, scope)
                 return
             await trio.sleep(remaining)
@@ -562,7 +598,7 @@ class JetstreamConsumer:
             if session.stalled or session.stall_ended_at >= sent_at:
                 # We were not reading, so the pong may be queued behind frames.
                 continue
-            log.warning(
+            self._log.warning(
                 "jetstream pong deadline missed; reconnecting", deadline_s=self.config.pong_timeout
             )
             session.end(Reason.PONG_TIMEOUT, scope)
@@ -591,7 +627,7 @@ class JetstreamConsumer:
                 try:
                     await self._apply(batch)
                 except DatabaseError as exc:
-                    log.warning(
+                    self._log.warning(
                         "jetstream pausing: database unavailable; unapplied frames dropped",
                         dropped=len(batch),
                         error=repr(exc),
@@ -641,7 +677,7 @@ class JetstreamConsumer:
         self.gaps += 1
         self._m.gaps.inc()
         self._m.gap_seconds.inc(gap.seconds)
-        log.error(
+        self._log.error(
             "jetstream cursor is older than the replay window; events were lost",
             cursor=stored,
             cursor_time=_iso(stored),
@@ -662,7 +698,7 @@ class JetstreamConsumer:
 
     def _collect_lag(self) -> list[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "coves_jetstream_lag_seconds", "now minus the time_us of the newest applied event"
+            f"{self._prefix}_lag_seconds", "now minus the time_us of the newest applied event"
         )
         lag = self.lag_seconds()
         if lag is not None:
@@ -676,7 +712,7 @@ class JetstreamConsumer:
 
     def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
         if old is not new:
-            log.info("jetstream breaker", old=str(old), new=str(new))
+            self._log.info("jetstream breaker", old=str(old), new=str(new))
         for each in BreakerState:
             self._m.breaker.labels(str(each)).set(1.0 if each is new else 0.0)
 
@@ -760,6 +796,35 @@ def _display_url(url: str) -> str:
 
 
 # -- wiring -------------------------------------------------------------------------------
+def firehose_children(
+    settings: Settings,
+    sink_factory: Callable[[str], Sink],
+    *,
+    metrics: Metrics,
+    opener: Opener | None = None,
+) -> list[ChildSpec]:
+    """One consumer child per ``FIREHOSE_URL`` entry, each with its own seq cursor.
+
+    ``sink_factory(url)`` builds the source's sink (a
+    :class:`~coves.ingest.firehose_sink.FirehoseSink` over the shared indexer).
+    """
+    specs = []
+    for url in settings.firehose_urls:
+        config = ConsumerConfig.from_settings(settings, firehose_url=url)
+        consumer = JetstreamConsumer(sink_factory(url), config, opener=opener, metrics=metrics)
+        specs.append(
+            ChildSpec(
+                config.name,
+                consumer.run,
+                request_stop=consumer.request_stop,
+                grace=settings.shutdown_grace_seconds,
+                critical=False,
+                details=consumer.health,
+            )
+        )
+    return specs
+
+
 def jetstream_child(
     settings: Settings,
     sink_factory: Callable[[], Sink],

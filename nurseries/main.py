@@ -39,16 +39,21 @@ def capability_children(ctx: AppContext) -> list[ChildSpec]:
     runtime itself; a factory returns None when configuration disables it.
     Add one line per capability.
     """
-    from coves.ingest.build import production_indexer
+    from functools import cache
+
+    from coves.ingest.build import production_firehose_sink, production_indexer
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
-    from nurseries.jetstream import jetstream_child
+    from nurseries.jetstream import firehose_children, jetstream_child
     from nurseries.opsfacts import ops_facts_child
     from nurseries.pdshealth import pds_health_child
 
     settings = ctx.settings
     if ctx.identity is None or ctx.didweb is None:
         raise ValueError("the supervised children need a context from build_context")
+    # One indexer for every stream source (Jetstream, each firehose): each source
+    # keeps its own cursor and session in it.
+    indexer = cache(lambda: production_indexer(ctx))
     specs = [
         didweb_child(
             ctx.db,
@@ -72,7 +77,12 @@ def capability_children(ctx: AppContext) -> list[ChildSpec]:
             metrics=ctx.metrics,
         ),
         # The consumer last: its hooks feed the verifier and the identity caches.
-        jetstream_child(settings, lambda: production_indexer(ctx), metrics=ctx.metrics),
+        jetstream_child(settings, indexer, metrics=ctx.metrics),
+        *firehose_children(
+            settings,
+            lambda url: production_firehose_sink(ctx, indexer(), url),
+            metrics=ctx.metrics,
+        ),
     ]
     return [spec for spec in specs if spec is not None]
 

@@ -11,8 +11,10 @@ secp256k1 (ES256K).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
+import coincurve
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -97,11 +99,25 @@ class PublicKey:
             return False
         if not allow_high_s and s > order // 2:
             return False
+        if self.curve == "k256":
+            # libsecp256k1 verifies about 8x faster than OpenSSL's generic curve
+            # code (70 µs against 590 µs here), which decides the firehose's
+            # rate with FIREHOSE_VERIFY=true. It accepts only low-S signatures;
+            # (r, s) is valid exactly when (r, n − s) is.
+            low_s = min(s, order - s)
+            return bool(
+                _secp256k1(self.compressed()).verify(encode_dss_signature(r, low_s), message)
+            )
         try:
             self.key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             return False
         return True
+
+
+@lru_cache(maxsize=4096)
+def _secp256k1(compressed: bytes) -> coincurve.PublicKey:
+    return coincurve.PublicKey(compressed)
 
 
 @dataclass(frozen=True)
@@ -121,7 +137,10 @@ class PrivateKey:
             raise KeyError_("private key must be hex") from None
         if len(raw) != 32:
             raise KeyError_("private key must be 32 bytes")
-        return cls(curve, ec.derive_private_key(int.from_bytes(raw, "big"), _CURVES[curve]))
+        try:
+            return cls(curve, ec.derive_private_key(int.from_bytes(raw, "big"), _CURVES[curve]))
+        except ValueError:
+            raise KeyError_("private key is out of range for the curve") from None
 
     def to_hex(self) -> str:
         return self.key.private_numbers().private_value.to_bytes(32, "big").hex()
@@ -185,3 +204,24 @@ def parse_verification_method(method_type: str, multibase: str) -> PublicKey:
         if raw.startswith(prefix) and len(raw) in (35, 67):
             raw = raw[2:]
     return _point(curve, raw)
+
+
+def parse_p256_private(value: str) -> PrivateKey:
+    """A P-256 private key from 64 hex digits or multibase (``z`` + p256-priv multicodec).
+
+    The multibase form is how atproto tooling prints private keys; hex is
+    accepted because it is what operators get from ``openssl``-style tools.
+    """
+    text = value.strip()
+    if text.startswith("z"):
+        raw = b58decode(text[1:])
+        if not raw.startswith(P256_PRIV) or len(raw) != 34:
+            raise KeyError_("multibase key is not a P-256 private key")
+        return PrivateKey.from_hex(raw[2:].hex(), "p256")
+    return PrivateKey.from_hex(text, "p256")
+
+
+def p256_private_multibase(key: PrivateKey) -> str:
+    if key.curve != "p256":
+        raise KeyError_("not a P-256 key")
+    return "z" + b58encode(P256_PRIV + bytes.fromhex(key.to_hex()))

@@ -1,8 +1,10 @@
 """The app's Authenticator: picks a verifier from the Authorization header.
 
-``Bearer`` carries either a service-auth JWT (``typ: JWT``) or an OAuth
-access token not bound to a key; ``DPoP`` carries a key-bound access token
-plus its proof. Anything else is refused rather than ignored, so a client
+``Bearer`` carries a Coves session token (``cvs1.``, from signing in
+through Coves), a service-auth JWT (``typ: JWT``) or an OAuth access token
+not bound to a key; ``DPoP`` carries a key-bound access token plus its
+proof. Without an Authorization header, the ``coves_session`` cookie of the
+web client is accepted. Anything else is refused rather than ignored, so a client
 with broken credentials learns it instead of silently browsing anonymously.
 """
 
@@ -14,7 +16,9 @@ from coves.atproto.syntax import is_valid_did
 from coves.auth.base import AuthFailure, AuthInput, Viewer
 from coves.auth.jwt import CompactJWT, parse_jwt
 from coves.auth.service_auth import ServiceAuthVerifier
+from coves.auth.session import SessionVerifier, cookie_value
 from coves.logs import get_logger
+from coves.oauth.tokens import is_session_token
 
 log = get_logger(__name__)
 
@@ -33,16 +37,21 @@ class CovesAuthenticator:
         service_auth: ServiceAuthVerifier,
         oauth: OAuthVerifier | None = None,
         *,
+        sessions: SessionVerifier | None = None,
         skip_verify: bool = False,
     ) -> None:
         self._service_auth = service_auth
         self._oauth = oauth
+        self._sessions = sessions
         self._skip_verify = skip_verify
 
     async def authenticate(self, request: AuthInput) -> Viewer | None:
         header = request.headers.get("authorization")
         if header is None:
-            return None
+            cookie = cookie_value(request.headers) if self._sessions is not None else None
+            if cookie is None or self._sessions is None:
+                return None
+            return await self._sessions.verify(cookie, request, from_cookie=True)
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if not token or " " in token:
@@ -50,6 +59,10 @@ class CovesAuthenticator:
         scheme = scheme.lower()
         if scheme not in ("bearer", "dpop"):
             raise AuthFailure("bad_scheme", "use Bearer or DPoP authorization")
+        if scheme == "bearer" and is_session_token(token):
+            if self._sessions is None:
+                raise AuthFailure("unsupported", "session tokens are not accepted here")
+            return await self._sessions.verify(token, request, from_cookie=False)
         jwt = parse_jwt(token)
         if self._skip_verify:
             return self._unverified(jwt)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
 
-AuthMethod = Literal["service_auth", "oauth", "oauth_dpop", "unverified"]
+AuthMethod = Literal["service_auth", "oauth", "oauth_dpop", "session", "unverified"]
 
 
 class AuthPolicy(StrEnum):
@@ -32,6 +32,9 @@ class Viewer:
     # sent back on the successful response so it never has to be refused
     # with use_dpop_nonce once its nonce ages out.
     dpop_nonce: str | None = None
+    # Set when the caller signed in through Coves (a sealed session token):
+    # the session whose DPoP-bound tokens write into the caller's repo.
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class AuthFailure(Exception):
     message: str
     www_authenticate: str = 'Bearer realm="coves"'
     headers: dict[str, str] = field(default_factory=dict)
+    # A cross-site request with a session cookie is refused as 403, not 401.
+    status: int = 401
+    error: str = "AuthenticationRequired"
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

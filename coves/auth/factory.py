@@ -10,6 +10,7 @@ from coves.auth.authenticator import CovesAuthenticator
 from coves.auth.nonces import DpopNonces
 from coves.auth.oauth import JwksCache, OAuthTokenVerifier
 from coves.auth.service_auth import DocumentSource, ServiceAuthVerifier
+from coves.auth.session import SessionVerifier
 from coves.config import Settings
 from coves.logs import get_logger
 from coves.net import SafeFetcher
@@ -39,7 +40,11 @@ def build_oauth(settings: Settings, fetcher: SafeFetcher) -> OAuthTokenVerifier 
 
 
 def build_authenticator(
-    settings: Settings, documents: DocumentSource, fetcher: SafeFetcher | None = None
+    settings: Settings,
+    documents: DocumentSource,
+    fetcher: SafeFetcher | None = None,
+    *,
+    sessions: SessionVerifier | None = None,
 ) -> CovesAuthenticator:
     if settings.auth_skip_verify:
         # config.py refuses this in production; say so loudly anyway.
@@ -51,4 +56,6 @@ def build_authenticator(
         max_lifetime=float(settings.service_auth_max_lifetime_seconds),
     )
     oauth = build_oauth(settings, fetcher) if fetcher is not None else None
-    return CovesAuthenticator(service_auth, oauth, skip_verify=settings.auth_skip_verify)
+    return CovesAuthenticator(
+        service_auth, oauth, sessions=sessions, skip_verify=settings.auth_skip_verify
+    )

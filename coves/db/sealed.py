@@ -56,7 +56,22 @@ INSTANCE_SECRETS = SealedColumn(
     context=lambda row: str(row["name"]),
 )
 
-SEALED_COLUMNS: tuple[SealedColumn, ...] = (INSTANCE_SECRETS,)
+# Sign-ins in progress (PKCE verifier, DPoP key) and users' OAuth sessions
+# (tokens, DPoP key): coves.oauth.store.
+OAUTH_REQUESTS = SealedColumn(
+    table="oauth_requests",
+    key=("state",),
+    column="secrets_sealed",
+    context=lambda row: f"oauth_requests.secrets:{row['state']}",
+)
+OAUTH_SESSIONS = SealedColumn(
+    table="oauth_sessions",
+    key=("session_id",),
+    column="secrets_sealed",
+    context=lambda row: f"oauth_sessions.secrets:{row['session_id']}",
+)
+
+SEALED_COLUMNS: tuple[SealedColumn, ...] = (INSTANCE_SECRETS, OAUTH_REQUESTS, OAUTH_SESSIONS)
 
 
 def _select(entry: SealedColumn, after: Sequence[Any] | None, limit: int) -> sql.Composed:

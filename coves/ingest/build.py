@@ -17,6 +17,7 @@ from coves.metrics import Metrics
 
 if TYPE_CHECKING:
     from coves.context import AppContext
+    from coves.ingest.firehose_sink import FirehoseSink
 
 
 def build_indexer(
@@ -66,4 +67,24 @@ def production_indexer(ctx: AppContext) -> Indexer:
             ctx.didweb.on_community_needs_verification if ctx.didweb is not None else None
         ),
         on_commits_applied=[invalidation_hook(ctx.response_cache)],
+    )
+
+
+def production_firehose_sink(ctx: AppContext, indexer: Indexer, url: str) -> FirehoseSink:
+    """One firehose source's sink over the shared indexer: keys and PDS fetches go
+    through the identity layer and the safe fetcher (PDS URLs come from DID documents)."""
+    from coves.identity.factory import build_fetcher
+    from coves.ingest.firehose_sink import FirehoseSink, PdsFetcher, ResolverKeys
+    from coves.ingest.stream import source_name
+
+    settings = ctx.settings
+    identity = ctx.identity
+    return FirehoseSink(
+        indexer,
+        ctx.db,
+        source=source_name(url),
+        metrics=ctx.metrics,
+        verify=settings.firehose_verify,
+        keys=ResolverKeys(identity) if identity is not None else None,
+        fetcher=PdsFetcher(identity, build_fetcher(settings)) if identity is not None else None,
     )

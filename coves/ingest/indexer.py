@@ -13,6 +13,7 @@ import inspect
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import trio
 
@@ -25,6 +26,7 @@ from coves.ingest.events import (
     AccountEvent,
     Commit,
     DeadLetter,
+    Event,
     IdentityEvent,
     Ignored,
     Reason,
@@ -121,22 +123,48 @@ class Indexer:
         """
         batch = Batch(frames=len(frames))
         now = _now_us() if now_us is None else now_us
+        parse = self._parser.parse
         for frame in frames:
-            event = self._parser.parse(frame.data, now_us=now)
-            if isinstance(event, Commit):
-                batch.commits.append(event)
-            elif isinstance(event, IdentityEvent):
-                batch.identities.append(event)
-            elif isinstance(event, AccountEvent):
-                batch.accounts.append(event)
-            elif isinstance(event, Ignored):
-                batch.ignored.append(event)
-            else:
-                batch.dead.append(event)
-            time_us = event.time_us
-            if time_us is not None and (batch.cursor is None or time_us > batch.cursor):
-                batch.cursor = time_us
+            self._classify(batch, parse(frame.data, now_us=now))
+        batch.cursor = batch.newest_us
         return batch
+
+    def prepare_messages(
+        self,
+        messages: Sequence[tuple[dict[str, Any], str]],
+        *,
+        frames: int,
+        source: str,
+        cursor: int | None,
+        dead: Sequence[DeadLetter] = (),
+        now_us: int | None = None,
+    ) -> Batch:
+        """Like :meth:`prepare` for events another decoder already turned into
+        Jetstream's shape (message, its JSON text): the firehose source, whose
+        ``cursor`` is the sequence number of its last frame, not a time."""
+        batch = Batch(frames=frames, source=source, dead=list(dead))
+        now = _now_us() if now_us is None else now_us
+        parse = self._parser.parse_message
+        for message, raw in messages:
+            self._classify(batch, parse(message, raw, now_us=now))
+        batch.cursor = cursor
+        return batch
+
+    @staticmethod
+    def _classify(batch: Batch, event: Event) -> None:
+        if isinstance(event, Commit):
+            batch.commits.append(event)
+        elif isinstance(event, IdentityEvent):
+            batch.identities.append(event)
+        elif isinstance(event, AccountEvent):
+            batch.accounts.append(event)
+        elif isinstance(event, Ignored):
+            batch.ignored.append(event)
+        else:
+            batch.dead.append(event)
+        time_us = event.time_us
+        if time_us is not None and (batch.newest_us is None or time_us > batch.newest_us):
+            batch.newest_us = time_us
 
     async def commit(
         self, batch: Batch, *, meanwhile: Callable[[], None] | None = None
@@ -262,7 +290,7 @@ class Indexer:
             skipped=frames - applied - dead_count,
             dead_lettered=dead_count,
             cursor=batch.cursor,
-            newest_event_us=newest if newest is not None else batch.cursor,
+            newest_event_us=newest if newest is not None else batch.newest_us,
             reasons=dict(reasons),
         )
 

@@ -106,6 +106,11 @@ class FrameParser:
             return DeadLetter(Reason.BAD_JSON, str(exc)[:200], _text(data))
         if not isinstance(message, dict):
             return DeadLetter(Reason.BAD_ENVELOPE, "event must be an object", _text(data))
+        return self.parse_message(message, data, now_us=now_us)
+
+    def parse_message(self, message: dict[str, Any], data: str | bytes, *, now_us: int) -> Event:
+        """Classify an event already decoded into Jetstream's shape; ``data`` is its
+        JSON text (kept by dead letters), e.g. a firehose commit's op rendered as JSON."""
         raw = data if isinstance(data, str) else None
         did = message.get("did")
         time_us = message.get("time_us")

@@ -22,6 +22,7 @@ COLLECTIONS: tuple[str, ...] = (
     "social.coves.community.comment",
     "social.coves.feed.vote",
     "social.coves.actor.profile",
+    "social.coves.actor.block",
     "social.coves.aggregator.service",
     "social.coves.aggregator.authorization",
 )
@@ -95,3 +96,36 @@ def detect_gap(
     if cursor_us >= oldest:
         return None
     return Gap(cursor_us, oldest)
+
+
+SUBSCRIBE_REPOS = "/xrpc/com.atproto.sync.subscribeRepos"
+
+
+def subscribe_repos_url(base: str, cursor: int | None = None) -> str:
+    """The firehose URL of a PDS or relay, resuming after ``cursor`` (a ``seq``).
+
+    ``base`` may be the host (``wss://pds.example``) or the full endpoint.
+    Without a stored cursor a source starts at ``cursor=0``: the oldest event
+    the server keeps (a PDS: everything; a relay: its backfill window), so an
+    instance indexing its own PDS starts complete instead of live-only.
+    """
+    parts = urlsplit(base)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise ValueError("a firehose URL must be an absolute ws:// or wss:// URL")
+    if cursor is not None and cursor < 0:
+        raise ValueError("cursor must not be negative")
+    path = parts.path.rstrip("/")
+    if not path.endswith(SUBSCRIBE_REPOS):
+        path += SUBSCRIBE_REPOS
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "cursor"]
+    kept.append(("cursor", str(cursor if cursor is not None else 0)))
+    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(kept), ""))
+
+
+def source_name(url: str) -> str:
+    """The cursor name of a firehose source: ``firehose:`` + host[:port] (+ path if any)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    path = parts.path.rstrip("/").removesuffix(SUBSCRIBE_REPOS)
+    return f"firehose:{netloc}{path}"

@@ -101,6 +101,10 @@ def create_app(
         cors_headers(settings.cors_origins, request.headers.get("origin"), headers)
         return json_response(document, 200, headers)
 
+    from coves.oauth.routes import register_oauth_routes
+
+    register_oauth_routes(app, ctx, limiter)
+
     @app.errorhandler(404)
     async def not_found(_exc: Exception) -> Response:
         return error_response(XRPCError(404, "NotFound", "no such route"))

@@ -341,22 +341,7 @@ class XrpcASGI:
         client = client_address(
             peer[0] if peer else None, headers.get, self.settings.trusted_proxies
         )
-        decision: Decision | None = None
-        for class_name in ("general", *endpoint.limits):
-            current = self.limiter.check(class_name, client)
-            if not current.allowed:
-                self.metrics.rate_limited.labels(class_name).inc()
-                raise XRPCError(
-                    429,
-                    "RateLimitExceeded",
-                    f"rate limit exceeded ({current.limit_class.limit} per "
-                    f"{int(current.limit_class.window)}s); retry later",
-                    headers=rate_limit_headers(current, refused=True),
-                )
-            if decision is None or current.remaining < decision.remaining:
-                decision = current
-        assert decision is not None
-        out.update(rate_limit_headers(decision, refused=False))
+        decision = self._rate_limit(("general", *endpoint.limits), client, None)
 
         viewer = None
         if endpoint.auth != AuthPolicy.NONE:
@@ -378,6 +363,10 @@ class XrpcASGI:
                 structlog.contextvars.bind_contextvars(viewer=viewer.did)
                 if viewer.dpop_nonce is not None:
                     out["DPoP-Nonce"] = viewer.dpop_nonce
+                if endpoint.viewer_limits:
+                    # Per account, whichever address it comes from.
+                    decision = self._rate_limit(endpoint.viewer_limits, viewer.did, decision)
+        out.update(rate_limit_headers(decision, refused=False))
 
         raw_params: dict[str, list[str]] = {}
         query: bytes = scope.get("query_string", b"")
@@ -400,7 +389,8 @@ class XrpcASGI:
             )
             body = None
             if endpoint.kind == "procedure":
-                body = await self._read_json_body(headers, receive)
+                limit = max(self.max_body, endpoint.max_body_bytes)
+                body = await self._read_json_body(headers, receive, limit)
                 if lexicons is not None:
                     lexicons.validate_input(nsid, body)
             xreq = XRPCRequest(
@@ -455,14 +445,39 @@ class XrpcASGI:
             return _Reply(200, b"", out)
         return _Reply(200, result.body, out)
 
-    async def _read_json_body(self, headers: Mapping[str, str], receive: Receive) -> Any:
+    def _rate_limit(
+        self, classes: tuple[str, ...], key: str, decision: Decision | None
+    ) -> Decision:
+        """Count one hit in each class for ``key``; 429 at the first class that is full.
+
+        Returns the tightest decision so far (the one the headers report).
+        """
+        for class_name in classes:
+            current = self.limiter.check(class_name, key)
+            if not current.allowed:
+                self.metrics.rate_limited.labels(class_name).inc()
+                raise XRPCError(
+                    429,
+                    "RateLimitExceeded",
+                    f"rate limit exceeded ({current.limit_class.limit} per "
+                    f"{int(current.limit_class.window)}s); retry later",
+                    headers=rate_limit_headers(current, refused=True),
+                )
+            if decision is None or current.remaining < decision.remaining:
+                decision = current
+        assert decision is not None
+        return decision
+
+    async def _read_json_body(
+        self, headers: Mapping[str, str], receive: Receive, max_body: int
+    ) -> Any:
         declared = headers.get("content-length")
         if declared is not None:
             try:
                 length: int | None = int(declared)
             except ValueError:
                 length = None
-            if length is not None and length > self.max_body:
+            if length is not None and length > max_body:
                 raise too_large()
         chunks: list[bytes] = []
         total = 0
@@ -472,7 +487,7 @@ class XrpcASGI:
                 raise XRPCError(400, "InvalidRequest", "the client went away")
             chunk = message.get("body", b"")
             total += len(chunk)
-            if total > self.max_body:
+            if total > max_body:
                 raise too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -500,8 +515,8 @@ class XrpcASGI:
         ).labels(failure.reason).inc()
         log.info("authentication failed", auth_reason=failure.reason)
         return XRPCError(
-            401,
-            "AuthenticationRequired",
+            failure.status,
+            failure.error,
             failure.message,
             headers={"WWW-Authenticate": failure.www_authenticate, **failure.headers},
         )

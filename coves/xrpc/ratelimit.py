@@ -176,7 +176,18 @@ def default_limit_classes(settings: Settings) -> list[LimitClass]:
     return [
         LimitClass("general", settings.rate_limit_general, 60.0),
         LimitClass("comments", settings.rate_limit_comments, 60.0),
+        LimitClass("search", settings.rate_limit_search, 60.0),
         # Aggregator classes: registration attempts per client; posts per
         # (aggregator, community) are counted from the database, not here.
         LimitClass("aggregator_register", 10, 600.0),
+        # Sign-in routes, per client address: starting and finishing sign-ins
+        # share one budget; refresh and logout have their own.
+        LimitClass("oauth_login", 10, 60.0),
+        LimitClass("oauth_refresh", 20, 60.0),
+        LimitClass("oauth_logout", 10, 60.0),
+        # Writes through Coves, per account (Endpoint.viewer_limits).
+        LimitClass("user_writes", settings.rate_limit_user_writes, 60.0),
+        LimitClass("user_reports", 10, 60.0),
+        # Account creation on the instance PDS, per client address.
+        LimitClass("signup", 5, 3600.0),
     ]

@@ -75,6 +75,11 @@ class Endpoint:
     # subscriptions, blocks): the indexer drops them when it applies one.
     # Capped by VIEWER_CACHE_SECONDS.
     viewer_cache_seconds: float = 0.0
+    # Limit classes counted per authenticated account (its DID), not per address.
+    viewer_limits: tuple[str, ...] = ()
+    # A procedure whose body may legitimately exceed MAX_REQUEST_BODY_BYTES
+    # (inline base64 images); 0 keeps the setting.
+    max_body_bytes: int = 0
 
     @property
     def http_method(self) -> str:
@@ -94,12 +99,22 @@ class Router:
         *,
         cache_seconds: float = 0.0,
         viewer_cache_seconds: float = 0.0,
+        viewer_limits: tuple[str, ...] = (),
+        max_body_bytes: int = 0,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             if nsid in self.endpoints:
                 raise ValueError(f"{nsid} declared twice")
             self.endpoints[nsid] = Endpoint(
-                nsid, kind, handler, auth, limits, cache_seconds, viewer_cache_seconds
+                nsid,
+                kind,
+                handler,
+                auth,
+                limits,
+                cache_seconds,
+                viewer_cache_seconds,
+                viewer_limits,
+                max_body_bytes,
             )
             return handler
 
@@ -124,9 +139,22 @@ class Router:
         )
 
     def procedure(
-        self, nsid: str, *, auth: AuthPolicy = AuthPolicy.REQUIRED, limits: tuple[str, ...] = ()
+        self,
+        nsid: str,
+        *,
+        auth: AuthPolicy = AuthPolicy.REQUIRED,
+        limits: tuple[str, ...] = (),
+        viewer_limits: tuple[str, ...] = (),
+        max_body_bytes: int = 0,
     ) -> Callable[[Handler], Handler]:
-        return self._add("procedure", nsid, auth, limits)
+        return self._add(
+            "procedure",
+            nsid,
+            auth,
+            limits,
+            viewer_limits=viewer_limits,
+            max_body_bytes=max_body_bytes,
+        )
 
     def alias(self, nsid: str, target: str) -> None:
         """Serve ``nsid`` with the same handler as ``target`` (kept names for old clients)."""
@@ -139,6 +167,8 @@ class Router:
             endpoint.limits,
             endpoint.cache_seconds,
             endpoint.viewer_cache_seconds,
+            endpoint.viewer_limits,
+            endpoint.max_body_bytes,
         )
 
 

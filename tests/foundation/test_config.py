@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from coves import cli
-from coves.config import DEV_CURSOR_SECRET, DEV_ENCRYPTION_KEY, VARS, ConfigError, load_settings
+from coves.config import (
+    DEV_CURSOR_SECRET,
+    DEV_ENCRYPTION_KEY,
+    DEV_OAUTH_SEAL_SECRET,
+    VARS,
+    ConfigError,
+    load_settings,
+)
 
 GOOD_KEY = base64.b64encode(bytes(range(7, 39))).decode()
 PRODUCTION = {
@@ -18,6 +25,8 @@ PRODUCTION = {
     "ENCRYPTION_KEY": GOOD_KEY,
     "INSTANCE_DID": "did:web:coves.social",
     "DATABASE_URL": "postgresql://coves:pw@db.internal:5432/coves",
+    "OAUTH_SEAL_SECRET": base64.b64encode(bytes(range(40, 72))).decode(),
+    "OAUTH_CLIENT_PRIVATE_KEY": "11" * 32,
 }
 
 
@@ -52,6 +61,10 @@ def test_defaults() -> None:
         ("ENCRYPTION_KEY", base64.b64encode(b"short").decode(), "exactly 32 bytes"),
         ("SHUTDOWN_GRACE_SECONDS", "-1", "must be at least"),
         ("SHUTDOWN_GRACE_SECONDS", "soon", "must be a number"),
+        ("OAUTH_CLIENT_PRIVATE_KEY", "zzz", "is not a P-256 private key"),
+        ("OAUTH_CLIENT_PRIVATE_KEY", "00" * 32, "is not a P-256 private key"),
+        ("OAUTH_WEB_REDIRECTS", "https://ok.example/cb,/relative", "is not an absolute redirect"),
+        ("OAUTH_MOBILE_REDIRECTS", "social.coves:/cb#frag", "is not an absolute redirect"),
     ],
 )
 def test_invalid_values_name_the_variable_problem_and_example(
@@ -100,6 +113,17 @@ def test_production_refuses_dev_shortcuts(shortcut: str) -> None:
         ({"CURSOR_SECRET": DEV_CURSOR_SECRET}, "CURSOR_SECRET is the development default"),
         ({"ENCRYPTION_KEY": ""}, "ENCRYPTION_KEY must be set"),
         ({"INSTANCE_DID": "did:web:localhost"}, "INSTANCE_DID is the development default"),
+        ({"OAUTH_SEAL_SECRET": ""}, "OAUTH_SEAL_SECRET must be set"),
+        (
+            {"OAUTH_SEAL_SECRET": DEV_OAUTH_SEAL_SECRET},
+            "OAUTH_SEAL_SECRET is the development default",
+        ),
+        ({"OAUTH_CLIENT_PRIVATE_KEY": ""}, "OAUTH_CLIENT_PRIVATE_KEY must be set"),
+        (
+            {"OAUTH_SEAL_SECRET": base64.b64encode(b"s" * 32).decode()},
+            "OAUTH_SEAL_SECRET is not random",
+        ),
+        ({"APPVIEW_PUBLIC_URL": "http://coves.example"}, "APPVIEW_PUBLIC_URL must be https"),
     ],
 )
 def test_production_refuses_default_or_missing_secrets(
@@ -137,6 +161,7 @@ def test_check_config_redacts_and_exits_zero(
     assert re.search(r"COVES_ENV\s+production", out)
     assert PRODUCTION["CURSOR_SECRET"] not in out
     assert GOOD_KEY not in out
+    assert "11" * 32 not in out
     assert "pw@db.internal" not in out
     assert re.search(r"CURSOR_SECRET\s+\(set, redacted\)", out)
 

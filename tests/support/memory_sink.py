@@ -58,10 +58,8 @@ class MemorySink:
             parsed: list[dict[str, Any]] = []
             dead = 0
             for frame in frames:
-                try:
-                    event = json.loads(frame.data)
-                    int(event["time_us"])
-                except (ValueError, KeyError, TypeError):
+                event = self.parse(frame)
+                if event is None:
                     dead += 1
                     continue
                 parsed.append(event)
@@ -76,8 +74,8 @@ class MemorySink:
             fresh = 0
             newest: int | None = None
             for event in parsed:
-                newest = max(newest or 0, int(event["time_us"]))
-                key = event_key(event)
+                newest = max(newest or 0, self.position(event))
+                key = self.key(event)
                 if key in self._seen:
                     continue
                 self._seen.add(key)
@@ -99,4 +97,39 @@ class MemorySink:
             self.in_apply -= 1
 
     def applied_keys(self) -> list[tuple[Any, ...]]:
-        return [event_key(e) for e in self.applied]
+        return [self.key(e) for e in self.applied]
+
+    # -- what the stream's frames are (Jetstream here; see FirehoseMemorySink) --------
+    def parse(self, frame: Frame) -> dict[str, Any] | None:
+        try:
+            event = json.loads(frame.data)
+            int(event["time_us"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return dict(event)
+
+    def position(self, event: dict[str, Any]) -> int:
+        return int(event["time_us"])
+
+    def key(self, event: dict[str, Any]) -> tuple[Any, ...]:
+        return event_key(event)
+
+
+class FirehoseMemorySink(MemorySink):
+    """The same contract over firehose frames: the cursor is the ``seq``, an event is
+    one frame (decoded by the production decoder), keyed by its repo and rev."""
+
+    def parse(self, frame: Frame) -> dict[str, Any] | None:
+        from coves.ingest.firehose import decode_frame
+
+        data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+        decoded = decode_frame(data)
+        if decoded.seq is None or decoded.kind == "malformed":
+            return None
+        return {"seq": decoded.seq, "did": decoded.did, "rev": decoded.rev, "kind": decoded.kind}
+
+    def position(self, event: dict[str, Any]) -> int:
+        return int(event["seq"])
+
+    def key(self, event: dict[str, Any]) -> tuple[Any, ...]:
+        return (event["did"], event["kind"], event["rev"] or event["seq"])

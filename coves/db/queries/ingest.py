@@ -106,7 +106,15 @@ async def close_session(db: Database, token: str) -> None:
 
 # Tables whose rows are keyed by record URI and carry the rev that wrote them.
 REV_TABLES = frozenset(
-    {"posts", "comments", "votes", "subscriptions", "blocks", "aggregator_authorizations"}
+    {
+        "posts",
+        "comments",
+        "votes",
+        "subscriptions",
+        "blocks",
+        "user_blocks",
+        "aggregator_authorizations",
+    }
 )
 
 
@@ -329,7 +337,7 @@ def upsert_posts(conn: Conn, cols: Sequence[list[Any]]) -> None:
 
 def soft_delete(conn: Conn, table: str, uris: list[str], times: list[datetime]) -> None:
     """Soft delete rows keyed by uri (posts, subscriptions, blocks, authorizations)."""
-    assert table in {"posts", "subscriptions", "blocks", "aggregator_authorizations"}
+    assert table in {"posts", "subscriptions", "blocks", "user_blocks", "aggregator_authorizations"}
     if uris:
         conn.execute(
             f"""
@@ -500,6 +508,22 @@ def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
     )
 
 
+def upsert_user_blocks(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, blocker, rkey, subject, cid, created_at, rev."""
+    conn.execute(
+        """
+        INSERT INTO user_blocks AS b (uri, blocker_did, rkey, subject_did, record_cid, created_at,
+                                      rev)
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::timestamptz[], %b::text[])
+        ON CONFLICT (uri) DO UPDATE SET
+            subject_did = EXCLUDED.subject_did, record_cid = EXCLUDED.record_cid,
+            created_at = EXCLUDED.created_at, deleted_at = NULL, rev = EXCLUDED.rev
+        """,
+        cols,
+    )
+
+
 def upsert_communities(conn: Conn, cols: Sequence[list[Any]], keep: list[str]) -> None:
     """cols: did, name, display_name, description, description_facets, avatar, banner,
     created_by, hosted_by, visibility, allow_external_discovery, moderation_type,
@@ -628,13 +652,16 @@ def upsert_authorizations(conn: Conn, cols: Sequence[list[Any]]) -> None:
 
 
 def update_actor_profiles(conn: Conn, cols: Sequence[list[Any]]) -> None:
-    """cols: did, display_name, description, avatar, banner (all NULL clears: a delete)."""
+    """cols: did, display_name, description, avatar, banner, created_at (all NULL clears:
+    a delete)."""
     conn.execute(
         """
         UPDATE users u SET display_name = p.display_name, description = p.description,
-               avatar = p.avatar::jsonb, banner = p.banner::jsonb, updated_at = now()
-        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
-             AS p(did, display_name, description, avatar, banner)
+               avatar = p.avatar::jsonb, banner = p.banner::jsonb,
+               profile_created_at = p.created_at, updated_at = now()
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::timestamptz[])
+             AS p(did, display_name, description, avatar, banner, created_at)
         WHERE u.did = p.did
         """,
         cols,
@@ -912,3 +939,22 @@ def save_cursor(conn: Conn, time_us: int, name: str = CURSOR_NAME) -> None:
 async def load_cursor(db: Database, name: str = CURSOR_NAME) -> int | None:
     value = await db.fetchval("SELECT time_us FROM ingest_cursor WHERE name = %s", (name,))
     return int(value) if value is not None else None
+
+
+async def live_record_uris(db: Database, did: str) -> list[str]:
+    """URIs of the live records of ``did``'s repository that the index holds.
+
+    For a ``#sync`` (the repo was replaced): whatever is here and no longer in
+    the repository is deleted. A primary-key range per table (the URI prefix).
+    """
+    low, high = f"at://{did}/", f"at://{did}0"  # '0' sorts right after '/'
+    parts = [
+        f"SELECT uri FROM {table} WHERE uri >= %(low)s AND uri < %(high)s AND deleted_at IS NULL"
+        for table in sorted(REV_TABLES)
+    ]
+    parts.append(
+        "SELECT 'at://' || did || '/' || collection || '/' || rkey FROM record_state"
+        " WHERE did = %(did)s AND NOT deleted"
+    )
+    rows = await db.fetch(" UNION ".join(parts), {"low": low, "high": high, "did": did})
+    return [next(iter(row.values())) for row in rows]

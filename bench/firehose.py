@@ -1,0 +1,220 @@
+"""Firehose ingestion next to Jetstream ingestion of the same events, in one run.
+
+A capture of N events (bench/gen_stream.py's mix) is written twice: as
+Jetstream JSON lines and as firehose frames (real signed commits whose CARs
+hold the record and its MST proof, built by the test suite's repository
+builder), optionally with foreign ``app.bsky.*`` commits interleaved that the
+firehose path must skip. Then, on one embedded PostgreSQL, each capture is
+indexed into its own empty database through the production path (Jetstream:
+``Indexer.apply``; firehose: ``FirehoseSink.apply`` over the same indexer
+code) in batches of the live consumer's size, and the decode step alone is
+timed too. Prints events/s for each and the ratio.
+
+    .venv/bin/python bench/firehose.py [--events 200000] [--noise 0.0] [--verify]
+    .venv/bin/python bench/firehose.py record ws://HOST:PORT --frames N --out capture.fh
+
+``record`` saves frames from a live firehose (e.g. the test PDS) in the
+capture format: a varint length before each frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.gen_stream import INSTANCE_DID, generate
+from bench.ingest import create_database
+from coves.atproto.car import read_varint, write_varint
+from coves.db import Database
+from coves.db.embedded import EmbeddedPostgres
+from coves.db.migrate import migrate
+from coves.ingest.build import build_indexer
+from coves.ingest.firehose import decode_frame
+from coves.ingest.firehose_sink import FirehoseSink
+from coves.ingest.types import Frame
+from coves.metrics import Metrics
+from tests.support.fake_repo import FakeRepo, Write, commit_body, encode_frame
+
+
+def synthesize(
+    events: int, noise: float, seed: int = 1
+) -> tuple[list[str], list[bytes], dict[str, FakeRepo]]:
+    """The same records as Jetstream lines and as firehose frames (plus foreign noise)."""
+    import random
+
+    rnd = random.Random(seed)
+    repos: dict[str, FakeRepo] = {}
+    lines: list[str] = []
+    frames: list[bytes] = []
+    seq = 0
+    for event in generate(events, seed):
+        lines.append(orjson.dumps(event).decode())
+        repo = repos.setdefault(event["did"], FakeRepo(event["did"]))
+        commit = event["commit"]
+        writes = [
+            Write(commit["operation"], commit["collection"], commit["rkey"], commit["record"])
+        ]
+        while noise and rnd.random() < noise:
+            seq += 1
+            foreign = repo.commit(
+                [Write("create", "app.bsky.feed.like", f"3l{seq:011d}", {"subject": "x"})]
+            )
+            frames.append(encode_frame("#commit", commit_body(foreign, seq, event["time_us"])))
+        seq += 1
+        built = repo.commit(writes)
+        frames.append(encode_frame("#commit", commit_body(built, seq, event["time_us"])))
+    return lines, frames, repos
+
+
+def write_capture(path: Path, frames: list[bytes]) -> None:
+    with path.open("wb") as out:
+        for frame in frames:
+            out.write(write_varint(len(frame)))
+            out.write(frame)
+
+
+def read_capture(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    frames, offset = [], 0
+    while offset < len(data):
+        size, offset = read_varint(data, offset)
+        frames.append(data[offset : offset + size])
+        offset += size
+    return frames
+
+
+def batches(items: list[Any], size: int) -> Iterator[list[Frame]]:
+    for start in range(0, len(items), size):
+        yield [Frame(item, 0.0) for item in items[start : start + size]]
+
+
+class Keys:
+    def __init__(self, repos: dict[str, FakeRepo]) -> None:
+        self.repos = repos
+
+    async def signing_key(self, did: str, *, refresh: bool = False) -> Any:
+        repo = self.repos.get(did)
+        return None if repo is None else repo.key.public()
+
+
+async def index(db: Database, frames: list[Any], size: int, sink: Any = None) -> tuple[int, float]:
+    indexer = build_indexer(
+        db=db, instance_did=INSTANCE_DID, skip_did_web_verification=False, metrics=Metrics()
+    )
+    target = sink(indexer) if sink is not None else indexer
+    await target.load_cursor()
+    applied = 0
+    started = time.perf_counter()
+    for chunk in batches(frames, size):
+        result = await target.apply(chunk)
+        applied += result.applied
+    return applied, time.perf_counter() - started
+
+
+async def run(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="coves-bench-firehose-"))
+    started = time.perf_counter()
+    lines, frames, repos = synthesize(args.events, args.noise)
+    write_capture(work / "capture.fh", frames)
+    print(
+        f"synthesized {len(lines):,} events ({len(frames):,} firehose frames, "
+        f"{sum(map(len, frames)) // len(frames):,} bytes each on average) in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    frames = read_capture(work / "capture.fh")
+
+    t0 = time.perf_counter()
+    decoded = sum(len(decode_frame(frame).messages) for frame in frames)
+    decode_s = time.perf_counter() - t0
+    print(
+        f"decode:   {len(frames):,} frames in {decode_s:.2f} s = "
+        f"{len(frames) / decode_s:,.0f} frames/s ({decoded:,} events; no database)"
+    )
+
+    server = EmbeddedPostgres(work / "pg", durable=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        results = {}
+        for name in ("jetstream", "firehose"):
+            conninfo = await trio.to_thread.run_sync(create_database, server, name)
+            async with Database(conninfo, pool_size=2, statement_timeout_ms=60_000) as db:
+                await migrate(db)
+                if name == "jetstream":
+                    applied, elapsed = await index(db, lines, args.batch_size)
+                else:
+
+                    def sink(indexer: Any, db: Database = db) -> FirehoseSink:
+                        return FirehoseSink(
+                            indexer,
+                            db,
+                            source="firehose:bench",
+                            metrics=Metrics(),
+                            verify=args.verify,
+                            keys=Keys(repos),
+                        )
+
+                    applied, elapsed = await index(db, frames, args.batch_size, sink)
+            results[name] = len(lines) / elapsed
+            print(
+                f"{name:9s} {len(lines):,} events in {elapsed:.2f} s = {results[name]:,.0f} "
+                f"events/s (applied {applied:,})"
+            )
+        print(f"ratio:    firehose / jetstream = {results['firehose'] / results['jetstream']:.2f}")
+        print(
+            f"nproc:    {os.cpu_count()}  batch size: {args.batch_size}  noise: {args.noise}  "
+            f"verify: {args.verify}"
+        )
+        nursery.cancel_scope.cancel()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+async def record(args: argparse.Namespace) -> None:
+    from coves.ingest.stream import subscribe_repos_url
+    from nurseries.jetstream import websocket_opener
+
+    frames: list[bytes] = []
+    async with websocket_opener()(subscribe_repos_url(args.url, args.cursor)) as ws:
+        with trio.move_on_after(args.seconds):
+            while len(frames) < args.frames:
+                message = await ws.get_message()
+                frames.append(message if isinstance(message, bytes) else message.encode())
+    write_capture(args.out, frames)
+    print(f"recorded {len(frames):,} frames to {args.out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    rec = sub.add_parser("record", help="save frames from a live firehose")
+    rec.add_argument("url")
+    rec.add_argument("--out", type=Path, required=True)
+    rec.add_argument("--frames", type=int, default=10_000)
+    rec.add_argument("--cursor", type=int, default=0)
+    rec.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="chance of foreign app.bsky commits before each event (skipped)",
+    )
+    parser.add_argument("--verify", action="store_true", help="FIREHOSE_VERIFY=true")
+    args = parser.parse_args()
+    trio.run(record if args.command == "record" else run, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""End to end: fake firehose (real frames, real signed repos) → consumer → FirehoseSink →
+the real Indexer → PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+
+from coves.atproto.keys import PrivateKey
+from coves.db import Database
+from coves.ingest.firehose_sink import FirehoseSink
+from coves.ingest.indexer import Indexer
+from coves.lexicon import LexiconRegistry
+from coves.metrics import Metrics
+from nurseries.jetstream import FIREHOSE, ConsumerConfig, JetstreamConsumer
+from tests.ingest.helpers import value
+from tests.support.consumer import wait_for
+from tests.support.events import (
+    COMMENT,
+    POST,
+    PROFILE,
+    VOTE,
+    comment_record,
+    community_record,
+    did,
+    post_record,
+    uri,
+    vote_record,
+)
+from tests.support.fake_firehose import FakeFetcher, FakeFirehose, FakeKeys
+from tests.support.fake_repo import Write, commit_body, encode_frame
+
+INSTANCE_DID = "did:web:coves.test"
+COMMUNITY = did("community")
+ALICE, BOB = did("alice"), did("bob")
+POST_URI = uri(COMMUNITY, POST, "3kpost0000001")
+SOURCE = "firehose:pds.test"
+
+
+@asynccontextmanager
+async def running(
+    db: Database,
+    lexicons: LexiconRegistry,
+    fake: FakeFirehose,
+    *,
+    verify: bool = False,
+    fetcher: Any = None,
+    metrics: Metrics | None = None,
+) -> AsyncIterator[tuple[JetstreamConsumer, FirehoseSink]]:
+    metrics = metrics or Metrics()
+    indexer = Indexer(db, instance_did=INSTANCE_DID, metrics=metrics, validator=lexicons)
+    sink = FirehoseSink(
+        indexer,
+        db,
+        source=SOURCE,
+        metrics=metrics,
+        verify=verify,
+        keys=FakeKeys(fake),
+        fetcher=fetcher if fetcher is not None else fake.fetcher(),
+    )
+    consumer = JetstreamConsumer(
+        sink,
+        ConsumerConfig(
+            url="ws://pds.test",
+            kind=FIREHOSE,
+            name=SOURCE,
+            batch_size=5,
+            batch_ms=20,
+            rewind_seconds=0.0,
+            backoff_base=0.01,
+            backoff_cap=0.05,
+        ),
+        opener=fake.opener(),
+        metrics=metrics,
+        rng=random.Random(3),
+    )
+    async with fake.running(), trio.open_nursery() as nursery:
+        await nursery.start(consumer.run)
+        yield consumer, sink
+        nursery.cancel_scope.cancel()
+
+
+def _community(fake: FakeFirehose) -> int:
+    return fake.create(COMMUNITY, PROFILE, "self", community_record("gaming", INSTANCE_DID, ALICE))
+
+
+async def test_commits_reach_the_index_and_the_cursor_is_the_seq(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    fake = FakeFirehose()
+    with trio.fail_after(30):
+        _community(fake)
+        fake.create(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE))
+        fake.create(ALICE, "app.bsky.feed.like", "3klike", {"subject": "x"})  # not ours
+        async with running(db, lexicons, fake) as (consumer, sink):
+            await fake.wait_for_connections(1)
+            fake.create(BOB, VOTE, "3kvote0000001", vote_record(POST_URI, "up"))
+            fake.create(ALICE, VOTE, "3kvote0000002", vote_record(POST_URI, "down"))
+            last = fake.create(BOB, COMMENT, "3kcomm0000001", comment_record(POST_URI, POST_URI))
+            await wait_for(lambda: consumer.cursor == last)
+            await fake.drop(abnormal=True)
+            # published while disconnected: must come through the seq cursor
+            fake.delete(ALICE, VOTE, "3kvote0000002")
+            await fake.wait_for_connections(2)
+            last = fake.identity_event(ALICE, "alice.test")
+            await wait_for(lambda: consumer.cursor == last)
+
+    # cursor=0 first (a fresh database takes everything kept), then the stored seq.
+    assert [r.cursor for r in fake.requests] == [0, 6]
+    assert await value(db, "SELECT time_us FROM ingest_cursor WHERE name = %s", SOURCE) == last
+    row = await db.fetchrow(
+        "SELECT upvote_count, downvote_count, comment_count FROM posts WHERE uri = %s",
+        (POST_URI,),
+    )
+    assert row == {"upvote_count": 1, "downvote_count": 0, "comment_count": 1}
+    assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) == "alice.test"
+    assert consumer.events["dead_lettered"] == 0
+    assert sink.stats.gaps == 0 and sink.stats.frames["commit"] == 7
+    assert consumer.health()["kind"] == "firehose"
+
+
+async def test_restart_resumes_from_the_stored_seq_and_doubles_nothing(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    fake = FakeFirehose()
+    with trio.fail_after(30):
+        _community(fake)
+        fake.create(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE))
+        async with running(db, lexicons, fake) as (consumer, _):
+            last = fake.create(BOB, VOTE, "3kvote0000001", vote_record(POST_URI))
+            await wait_for(lambda: consumer.cursor == last)
+        fake.create(ALICE, VOTE, "3kvote0000002", vote_record(POST_URI))
+        async with running(db, lexicons, fake) as (consumer, _):
+            last = fake.create(ALICE, COMMENT, "3kcomm0000001", comment_record(POST_URI, POST_URI))
+            await wait_for(lambda: consumer.cursor == last)
+    assert fake.requests[-1].cursor == 3
+    row = await db.fetchrow(
+        "SELECT upvote_count, comment_count FROM posts WHERE uri = %s", (POST_URI,)
+    )
+    assert row == {"upvote_count": 2, "comment_count": 1}
+
+
+async def test_outdated_cursor_and_seq_gaps_are_counted(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    fake, metrics = FakeFirehose(keep=2), Metrics()
+    await db.execute("INSERT INTO ingest_cursor (name, time_us) VALUES (%s, 1)", (SOURCE,))
+    with trio.fail_after(30):
+        for i in range(5):
+            fake.create(BOB, VOTE, f"3kvote000000{i}", vote_record(POST_URI))
+        async with running(db, lexicons, fake, metrics=metrics) as (consumer, sink):
+            await wait_for(lambda: consumer.cursor == 5)
+            fake.skip(10)
+            last = fake.create(BOB, VOTE, "3kvote0000009", vote_record(POST_URI))
+            await wait_for(lambda: consumer.cursor == last)
+    assert last == 16
+    assert sink.stats.outdated_cursor == 1
+    assert sink.stats.gaps == 2  # the server's jump from 1 to 4, then 5 to 16
+    assert sink.stats.gap_events == 2 + 10
+    rendered = metrics.render().decode()
+    assert "coves_firehose_outdated_cursor_total 1.0" in rendered
+    assert "coves_firehose_seq_gap_events_total 12.0" in rendered
+
+
+async def test_a_future_cursor_is_an_error_frame_reported_and_retried(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    fake = FakeFirehose()
+    fake.create(BOB, VOTE, "3kvote0000001", vote_record(POST_URI))
+    await db.execute("INSERT INTO ingest_cursor (name, time_us) VALUES (%s, 50)", (SOURCE,))
+    with trio.fail_after(30):
+        async with running(db, lexicons, fake) as (consumer, sink):
+            await wait_for(lambda: sink.stats.errors >= 2)
+    assert consumer.cursor == 50  # never moved back silently
+    assert consumer.reconnects["closed"] >= 2
+
+
+async def test_verified_commits_apply_and_forged_ones_are_dead_lettered(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    fake = FakeFirehose()
+    with trio.fail_after(30):
+        _community(fake)
+        fake.create(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE))
+        # Mallory signs a commit for Bob's repo with her own key.
+        forged = fake.repo(BOB).commit(
+            [Write("create", VOTE, "3kvote0000001", vote_record(POST_URI))],
+            sign_with=PrivateKey.generate(),
+        )
+        fake.write(BOB, commit=forged)
+        # A relay swaps the record for another that the signed tree does not hold.
+        honest = fake.repo(ALICE).commit(
+            [Write("create", VOTE, "3kvote0000002", vote_record(POST_URI, "up"))]
+        )
+        body = commit_body(honest, fake.next_seq, fake.tick())
+        body["ops"] = [{**body["ops"][0], "path": f"{VOTE}/3kvote0000003"}]
+        fake.publish_frame(encode_frame("#commit", body))
+        last = fake.create(ALICE, VOTE, "3kvote0000004", vote_record(POST_URI, "down"))
+        async with running(db, lexicons, fake, verify=True) as (consumer, _):
+            await wait_for(lambda: consumer.cursor == last)
+    reasons = await db.fetch("SELECT reason, rkey FROM dead_letters ORDER BY id")
+    assert reasons == [
+        {"reason": "bad_signature", "rkey": "3kvote0000001"},
+        {"reason": "bad_proof", "rkey": "3kvote0000003"},
+    ]
+    row = await db.fetchrow(
+        "SELECT upvote_count, downvote_count FROM posts WHERE uri = %s", (POST_URI,)
+    )
+    assert row == {"upvote_count": 0, "downvote_count": 1}
+
+
+async def test_without_verification_a_forged_commit_is_indexed(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    """The check is what refuses forgeries (FIREHOSE_VERIFY=false trusts the source)."""
+    fake = FakeFirehose()
+    with trio.fail_after(30):
+        _community(fake)
+        fake.create(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE))
+        forged = fake.repo(BOB).commit(
+            [Write("create", VOTE, "3kvote0000001", vote_record(POST_URI))],
+            sign_with=PrivateKey.generate(),
+        )
+        last, _ = fake.write(BOB, commit=forged)
+        async with running(db, lexicons, fake) as (consumer, _):
+            await wait_for(lambda: consumer.cursor == last)
+    assert await value(db, "SELECT upvote_count FROM posts WHERE uri = %s", POST_URI) == 1
+
+
+@pytest.mark.parametrize("verify", [False, True])
+async def test_too_big_commits_fetch_their_records_from_the_pds(
+    db: Database, lexicons: LexiconRegistry, verify: bool
+) -> None:
+    fake = FakeFirehose()
+    with trio.fail_after(30):
+        _community(fake)
+        last, _ = fake.write(
+            COMMUNITY,
+            Write("create", POST, "3kpost0000001", post_record(COMMUNITY, ALICE)),
+            too_big=True,
+        )
+        fetcher = fake.fetcher()
+        async with running(db, lexicons, fake, verify=verify, fetcher=fetcher) as (consumer, _):
+            await wait_for(lambda: consumer.cursor == last)
+    assert fetcher.calls == 1
+    assert await value(db, "SELECT title FROM posts WHERE uri = %s", POST_URI) == "A post"
+
+
+async def test_a_failed_fetch_is_dead_lettered_and_ingestion_goes_on(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    fake = FakeFirehose()
+    with trio.fail_after(30):
+        fake.write(
+            COMMUNITY,
+            Write("create", POST, "3kpost0000001", post_record(COMMUNITY, ALICE)),
+            too_big=True,
+        )
+        last = _community(fake)
+        fetcher = FakeFetcher(fake, fail=True)
+        async with running(db, lexicons, fake, fetcher=fetcher) as (consumer, _):
+            await wait_for(lambda: consumer.cursor == last)
+    assert await value(db, "SELECT reason FROM dead_letters") == "fetch_failed"
+    assert await value(db, "SELECT count(*) FROM communities") == 1
+
+
+async def test_sync_reindexes_the_repository_and_deletes_what_vanished(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    fake = FakeFirehose()
+    with trio.fail_after(30):
+        _community(fake)
+        fake.create(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE))
+        fake.create(BOB, VOTE, "3kvote0000001", vote_record(POST_URI))
+        fake.create(BOB, VOTE, "3kvote0000002", vote_record(uri(COMMUNITY, POST, "3kpost0000002")))
+        async with running(db, lexicons, fake) as (consumer, _):
+            await wait_for(lambda: consumer.cursor == 4)
+            # Bob's repository is replaced behind the stream's back (an import):
+            # one vote gone, one changed, one new; only #sync tells us.
+            repo = fake.repo(BOB)
+            repo.commit(
+                [
+                    Write("delete", VOTE, "3kvote0000001"),
+                    Write("create", VOTE, "3kvote0000003", vote_record(POST_URI, "down")),
+                ]
+            )
+            last = fake.sync_event(BOB)
+            await wait_for(lambda: consumer.cursor == last)
+    votes = await db.fetch(
+        "SELECT rkey FROM votes WHERE voter_did = %s AND deleted_at IS NULL ORDER BY rkey", (BOB,)
+    )
+    assert [v["rkey"] for v in votes] == ["3kvote0000002", "3kvote0000003"]
+    row = await db.fetchrow(
+        "SELECT upvote_count, downvote_count FROM posts WHERE uri = %s", (POST_URI,)
+    )
+    assert row == {"upvote_count": 0, "downvote_count": 1}
+
+
+async def test_account_events_and_malformed_frames(db: Database, lexicons: LexiconRegistry) -> None:
+    fake = FakeFirehose()
+    with trio.fail_after(30):
+        fake.create(BOB, VOTE, "3kvote0000001", vote_record(POST_URI))
+        fake.publish_frame(b"\x00garbage")
+        last = fake.account_event(BOB, active=False, status="deactivated")
+        async with running(db, lexicons, fake) as (consumer, _):
+            await wait_for(lambda: consumer.cursor == last)
+    assert await value(db, "SELECT active FROM users WHERE did = %s", BOB) is False
+    assert await value(db, "SELECT reason FROM dead_letters") == "bad_envelope"
