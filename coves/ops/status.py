@@ -111,16 +111,7 @@ async def database_facts(settings: Settings) -> dict[str, Any]:
             facts["latestMigration"] = latest
             if version is None:
                 return facts
-            now_us = int(clock.wall_now() * 1_000_000)
-            facts["cursors"] = [
-                {
-                    "name": row["name"],
-                    "timeUs": row["time_us"],
-                    "time": _iso_us(row["time_us"]),
-                    "lagSeconds": round(max(0, now_us - row["time_us"]) / 1e6, 1),
-                }
-                for row in await q.cursors(db)
-            ]
+            facts["cursors"] = [_cursor(row) for row in await q.cursors(db)]
             counts = await q.dead_letter_counts(db)
             facts["deadLetters"] = {
                 "total": sum(c.count for c in counts),
@@ -139,6 +130,22 @@ async def database_facts(settings: Settings) -> dict[str, Any]:
         # Unreachable, or the embedded server could not be started from here.
         facts["error"] = str(group.exceptions[0])
     return facts
+
+
+def _cursor(row: dict[str, Any]) -> dict[str, Any]:
+    """A stream position: Jetstream's is a time (so it tells the lag); a firehose's
+    (``firehose:<host>``) is the source's sequence number, so only when it last moved."""
+    moved = _age(row["updated_at"])
+    if str(row["name"]).startswith("firehose:"):
+        return {"name": row["name"], "seq": row["time_us"], "updatedSecondsAgo": moved}
+    now_us = int(clock.wall_now() * 1_000_000)
+    return {
+        "name": row["name"],
+        "timeUs": row["time_us"],
+        "time": _iso_us(row["time_us"]),
+        "lagSeconds": round(max(0, now_us - row["time_us"]) / 1e6, 1),
+        "updatedSecondsAgo": moved,
+    }
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -226,10 +233,14 @@ def _database_lines(facts: dict[str, Any]) -> list[str]:
     )
     lines = [f"database:    reachable via {facts.get('via')}; {migration}"]
     for cursor in facts.get("cursors", []):
-        lines.append(
-            f"  cursor {cursor['name']}: {cursor['time']} "
-            f"(stream position {_duration(cursor['lagSeconds'])} behind now)"
-        )
+        moved = f"moved {_duration(cursor['updatedSecondsAgo'])} ago"
+        if "seq" in cursor:
+            lines.append(f"  cursor {cursor['name']}: seq {cursor['seq']} ({moved})")
+        else:
+            lines.append(
+                f"  cursor {cursor['name']}: {cursor['time']} "
+                f"({_duration(cursor['lagSeconds'])} behind now, {moved})"
+            )
     if "cursors" in facts and not facts["cursors"]:
         lines.append("  cursor: none yet (nothing ingested)")
     letters = facts.get("deadLetters")

@@ -7,8 +7,8 @@ Then:
 
 - every metric named in a rule or a dashboard query is one this Coves exports,
   and every dashboard query parses and runs on Prometheus;
-- the consumer cannot reach its Jetstream (nothing listens on its port):
-  CovesConsumerDisconnected fires;
+- the consumers cannot reach their Jetstream and firehose (nothing listens on
+  their port): CovesConsumerDisconnected fires;
 - the database goes down while requests keep coming: they get 503s and
   CovesHigh5xxRate fires;
 
@@ -100,6 +100,7 @@ async def test_prometheus_scrapes_coves_and_the_alerts_fire(prometheus: str, scr
         jetstream_enabled=True,
         jetstream_url=f"ws://127.0.0.1:{nowhere}/subscribe",
         jetstream_connect_timeout_seconds=1.0,
+        firehose_urls=(f"ws://127.0.0.1:{nowhere}",),  # a firehose source, equally unreachable
         pds_url=f"http://127.0.0.1:{nowhere}",
         pds_health_interval_seconds=1.0,
         pds_health_timeout_seconds=1.0,
@@ -205,6 +206,7 @@ async def _exports_what_rules_and_dashboards_name(
     # What Prometheus stored is what Coves served.
     scraped = await _api(prom, "/api/v1/label/__name__/values")
     assert "coves_jetstream_connection_state" in scraped and "coves_pds_up" in scraped
+    assert "coves_firehose_connection_state" in scraped
     assert "coves_db_query_duration_seconds_bucket" in scraped  # the server's own queries
 
 

@@ -143,7 +143,8 @@ def test_status_with_the_server_down_reads_the_database(
     _letters(pg, name)
     with psycopg.connect(pg.conninfo(name), autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO ingest_cursor (name, time_us) VALUES ('jetstream', 1780000000000000)"
+            "INSERT INTO ingest_cursor (name, time_us) VALUES ('jetstream', 1780000000000000), "
+            "('firehose:pds.example', 4242)"
         )
         conn.execute(
             "INSERT INTO backups (started_at, finished_at, ok, file, size_bytes) "
@@ -158,6 +159,7 @@ def test_status_with_the_server_down_reads_the_database(
     assert "NOT ANSWERING" in out
     assert "reachable via external" in out and "(up to date)" in out
     assert "cursor jetstream: 2026-05-28" in out
+    assert "cursor firehose:pds.example: seq 4242 (moved" in out
     assert "dead letters: 3" in out
     assert "last good" in out and "2.0 h ago" in out and "/b/coves-x.dump" in out
     assert "last FAILED" in out and "disk full" in out
