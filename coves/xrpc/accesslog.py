@@ -19,7 +19,9 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from coves.logs import get_logger
+import structlog
+
+from coves.logs import redact_text, write_line
 from coves.xrpc.ratelimit import Network, client_address
 
 LOGGER_NAME = "coves.access"
@@ -37,7 +39,6 @@ class AccessLog:
         self._rate = sample_rate
         self._trusted = tuple(trusted_proxies)
         self._rng = rng
-        self._log = get_logger(LOGGER_NAME)
         self._std = logging.getLogger(LOGGER_NAME)
 
     def wanted(self, status: int) -> bool:
@@ -60,19 +61,24 @@ class AccessLog:
         request_id: str | None = None,
     ) -> None:
         fields: dict[str, Any] = {
-            "method": method,
+            "method": method[:16],
             "status": status,
             "duration_ms": round(duration_s * 1000, 2),
             "bytes": size,
             "client": client_address(peer, header, self._trusted),
         }
+        # The line skips the structlog chain (see write_line): what the client chose
+        # (the target, its request id) is redacted here, the rest is ours.
         if nsid is not None:
-            fields["nsid"] = nsid[:_MAX_TARGET]
+            fields["nsid"] = redact_text(nsid[:_MAX_TARGET])
         if path is not None:
-            fields["path"] = path[:_MAX_TARGET]
+            fields["path"] = redact_text(path[:_MAX_TARGET])
         if request_id is not None:
-            fields["request_id"] = request_id
-        self._log.info("request", **fields)
+            fields["request_id"] = redact_text(request_id)
+        viewer = structlog.contextvars.get_contextvars().get("viewer")
+        if viewer is not None:
+            fields["viewer"] = viewer
+        write_line(LOGGER_NAME, "request", fields)
 
 
 def build_access_log(
