@@ -788,6 +788,31 @@ VARS: tuple[Var, ...] = (
         "tools, else the newest installed",
         "/usr/lib/postgresql/17/bin",
     ),
+    Var(
+        "POSTS_PER_HOUR",
+        "posts_per_hour",
+        _int(1, 100_000),
+        20,
+        "posts one account may create per rolling hour, all communities together "
+        "(aggregators have their own per-community limit)",
+        "20",
+    ),
+    Var(
+        "AGGREGATOR_POSTS_PER_HOUR",
+        "aggregator_posts_per_hour",
+        _int(1, 100_000),
+        10,
+        "posts one aggregator may create per rolling hour in one community",
+        "10",
+    ),
+    Var(
+        "UNFURL_TIMEOUT_SECONDS",
+        "unfurl_timeout_seconds",
+        _float(0.1),
+        4.0,
+        "longest a post waits for a link card (page, oEmbed or thumbnail fetch)",
+        "4",
+    ),
 )
 
 
@@ -864,6 +889,9 @@ class Settings:
     backup_retention_days: int = 30
     backup_post_command: Secret | None = None
     pg_bin_dir: Path | None = None
+    posts_per_hour: int = 20
+    aggregator_posts_per_hour: int = 10
+    unfurl_timeout_seconds: float = 4.0
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property

@@ -20,6 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from coves.aggregators.api_keys import ApiKeys
+from coves.aggregators.authorizations import AggregatorAuthorizations
+from coves.aggregators.registration import AggregatorRegistrar
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
@@ -30,6 +33,7 @@ from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.oauth.service import OAuthService
 from coves.pds.services import PdsServices
+from coves.posting.service import PostService
 from coves.read.services import ReadServices
 from coves.respcache import ResponseCache
 from coves.writes.repo import UserRepos, build_user_repos
@@ -62,6 +66,12 @@ class AppContext:
     pds_services: PdsServices | None = None
     # Sign-in through Coves and users' OAuth sessions (writes into their repos).
     oauth: OAuthService | None = None
+    # Aggregators: domain-proof registration and API keys (coves.aggregators).
+    aggregators: AggregatorRegistrar | None = None
+    api_keys: ApiKeys | None = None
+    authorizations: AggregatorAuthorizations | None = None
+    # Writing posts (coves.posting); needs the community repositories' credentials.
+    posts: PostService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
@@ -104,11 +114,13 @@ def build_context(
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
     from coves.oauth.service import build_oauth_service
+    from coves.posting.build import outbound_fetcher
 
     metrics = metrics if metrics is not None else Metrics()
     fetcher = build_fetcher(settings)
     identity = build_resolver(settings, db, fetcher, metrics=metrics)
     oauth = build_oauth_service(settings, db, fetcher, identity)
+    api_keys = ApiKeys(db)
     return AppContext(
         settings=settings,
         db=db,
@@ -116,7 +128,11 @@ def build_context(
         health=health,
         lexicons=LexiconRegistry.load(),
         identity=identity,
-        authenticator=build_authenticator(settings, identity, fetcher, sessions=oauth.verifier),
+        authenticator=build_authenticator(
+            settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys
+        ),
         didweb=HostedByQueue(),
         oauth=oauth,
+        aggregators=AggregatorRegistrar(db, outbound_fetcher(settings), identity),
+        api_keys=api_keys,
     )

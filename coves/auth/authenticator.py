@@ -23,6 +23,11 @@ from coves.oauth.tokens import is_session_token
 log = get_logger(__name__)
 
 OAUTH_TYPES = {"at+jwt", "application/at+jwt"}
+API_KEY_PREFIX = "ckapi_"
+
+
+class ApiKeyVerifier(Protocol):
+    async def authenticate(self, token: str, request: AuthInput) -> Viewer: ...
 
 
 class OAuthVerifier(Protocol):
@@ -39,11 +44,13 @@ class CovesAuthenticator:
         *,
         sessions: SessionVerifier | None = None,
         skip_verify: bool = False,
+        api_keys: ApiKeyVerifier | None = None,
     ) -> None:
         self._service_auth = service_auth
         self._oauth = oauth
         self._sessions = sessions
         self._skip_verify = skip_verify
+        self._api_keys = api_keys
 
     async def authenticate(self, request: AuthInput) -> Viewer | None:
         header = request.headers.get("authorization")
@@ -59,6 +66,10 @@ class CovesAuthenticator:
         scheme = scheme.lower()
         if scheme not in ("bearer", "dpop"):
             raise AuthFailure("bad_scheme", "use Bearer or DPoP authorization")
+        if token.startswith(API_KEY_PREFIX):  # aggregator API keys (ckapi_...)
+            if scheme != "bearer" or self._api_keys is None:
+                raise AuthFailure("unsupported", "API keys are not accepted here")
+            return await self._api_keys.authenticate(token, request)
         if scheme == "bearer" and is_session_token(token):
             if self._sessions is None:
                 raise AuthFailure("unsupported", "session tokens are not accepted here")

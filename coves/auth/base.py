@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
 
-AuthMethod = Literal["service_auth", "oauth", "oauth_dpop", "session", "unverified"]
+AuthMethod = Literal["service_auth", "oauth", "oauth_dpop", "session", "unverified", "api_key"]
 
 
 class AuthPolicy(StrEnum):

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 
-from coves.auth.authenticator import CovesAuthenticator
+from coves.auth.authenticator import ApiKeyVerifier, CovesAuthenticator
 from coves.auth.nonces import DpopNonces
 from coves.auth.oauth import JwksCache, OAuthTokenVerifier
 from coves.auth.service_auth import DocumentSource, ServiceAuthVerifier
@@ -45,6 +45,7 @@ def build_authenticator(
     fetcher: SafeFetcher | None = None,
     *,
     sessions: SessionVerifier | None = None,
+    api_keys: ApiKeyVerifier | None = None,
 ) -> CovesAuthenticator:
     if settings.auth_skip_verify:
         # config.py refuses this in production; say so loudly anyway.
@@ -57,5 +58,9 @@ def build_authenticator(
     )
     oauth = build_oauth(settings, fetcher) if fetcher is not None else None
     return CovesAuthenticator(
-        service_auth, oauth, sessions=sessions, skip_verify=settings.auth_skip_verify
+        service_auth,
+        oauth,
+        sessions=sessions,
+        skip_verify=settings.auth_skip_verify,
+        api_keys=api_keys,
     )

@@ -48,6 +48,7 @@ from coves.ingest.records import (
     SubjectRow,
     UserBlockRow,
 )
+from coves.posting.rules import WITHHELD_REASON, ContentRules, violation
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Decisions:
         self.accounts_changed.extend(other.accounts_changed)
         self.needs_verification.extend(other.needs_verification)
         self.applied_commits.extend(other.applied_commits)
+        self.withheld.extend(other.withheld)
         self.users.update(other.users)
         return self
 
@@ -72,6 +74,8 @@ class Decisions:
     accounts_changed: list[str] = field(default_factory=list)
     needs_verification: list[tuple[str, str]] = field(default_factory=list)
     applied_commits: list[Commit] = field(default_factory=list)
+    # Live post versions applied but kept out of views, with why (content rules).
+    withheld: list[tuple[Commit, str]] = field(default_factory=list)
     users: set[str] = field(default_factory=set)  # DIDs that have a users row now
 
 
@@ -235,6 +239,9 @@ class Touched:
     # recount unless the community is recounted anyway)
     new_posts: dict[str, list[str]] = field(default_factory=dict)
     comment_deltas: dict[str, list[int]] = field(default_factory=dict)
+    # community -> its contentRules, for communities with live posts in the batch
+    rules: dict[str, ContentRules] = field(default_factory=dict)
+    withheld: set[str] = field(default_factory=set)  # post URIs kept out of views
 
     def add(self, subject: str, up: int, down: int, children: int) -> None:
         """Add to the counters of a post or comment (told apart by its URI)."""
@@ -333,6 +340,10 @@ def _apply_batch(
         # the live phase needs: pairs no applied vote changes are left as they are).
         q.live_votes(conn, sorted(uris[ev.VOTE]), [p[0] for p in pairs], [p[1] for p in pairs]),
         q.awaited(conn, sorted(uris[ev.POST] | uris[ev.COMMENT])),
+        # contentRules of the communities live posts of the batch go to.
+        q.content_rules(
+            conn, sorted({c.did for c in commits if c.collection == ev.POST and c.op != "delete"})
+        ),
     )
     states, other_revs = fetches[0]()
     threads = fetches[1]()
@@ -340,6 +351,7 @@ def _apply_batch(
     subscription_refs = fetches[3]()
     votes_before = fetches[4]()
     awaited = fetches[5]()
+    stored_rules = fetches[6]()
     row_revs.update(other_revs)
     for vote_uri, _voter, _subject, vote_rev, _effective, _direction in votes_before:
         row_revs[vote_uri] = vote_rev
@@ -353,6 +365,12 @@ def _apply_batch(
 
     touched = Touched()
     touched.subscribed.update(community for _user, community in subscription_refs.values())
+    touched.rules = {did: ContentRules.parse(rules) for did, rules in stored_rules.items()}
+    for commit in winners:  # a profile changed in this batch rules the batch's posts
+        if commit.collection == ev.PROFILE:
+            record = commit.row.record if commit.op != "delete" else None
+            rules = ContentRules.from_profile(orjson.loads(record)) if record else None
+            touched.rules[commit.did] = rules or ContentRules()
     # Every DID a live version referenced gets a users row, including versions a
     # newer event in the batch superseded: one-at-a-time application creates them too.
     superseded = [c for c, why in out.skipped_by if why == Skip.SUPERSEDED]
@@ -402,7 +420,7 @@ def _apply_batch(
 
     _comment_deltas(winners, threads, touched)
     for post_commits, comment_commits in content_phases:
-        _posts(conn, post_commits, stored_posts, awaited, touched)
+        _posts(conn, post_commits, stored_posts, awaited, touched, out=out)
         _comments(conn, comment_commits, threads, awaited, touched)
 
     q.ensure_users(conn, [did for did in touched.users if did not in known_users])
@@ -515,7 +533,7 @@ def _community_post_deltas(
         was_live = old is not None and old[2]
         if was_live:
             touched.communities.add(commit.did)
-        elif commit.op != "delete":
+        elif commit.op != "delete" and commit.uri not in touched.withheld:
             touched.new_posts.setdefault(commit.did, []).append(commit.uri)
 
 
@@ -621,6 +639,8 @@ def _posts(
     stored: dict[str, tuple[str, str, bool]],
     awaited: set[str],
     touched: Touched,
+    *,
+    out: Decisions,
 ) -> None:
     if not commits:
         return
@@ -631,9 +651,18 @@ def _posts(
     live = [c for c in commits if c.op != "delete"]
     deleted = [c for c in commits if c.op == "delete"]
     touched.posts.update(c.uri for c in live)
-    q.soft_delete(conn, "posts", [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
+    q.delete_posts(conn, [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
     if not live:
         return
+    withheld: list[Commit] = []
+    for commit in live:
+        rules = touched.rules.get(commit.did)
+        if rules is not None and rules.restrictive:
+            embed = commit.row.embed
+            if violation(rules, orjson.loads(embed) if embed else None) is not None:
+                withheld.append(commit)
+                touched.withheld.add(commit.uri)
+                out.withheld.append((commit, WITHHELD_REASON))
     cols: list[list[Any]] = [[] for _ in range(18)]
     for commit in live:
         row: PostRow = commit.row
@@ -660,6 +689,9 @@ def _posts(
         for col, value in zip(cols, values, strict=True):
             col.append(value)
     q.upsert_posts(conn, cols)
+    q.withhold_posts(
+        conn, [c.uri for c in withheld], [_at(c.time_us) for c in withheld], WITHHELD_REASON
+    )
 
 
 def _comments(

@@ -254,11 +254,17 @@ class Indexer:
         outcomes: Counter[tuple[str, str]] = Counter(
             (commit.collection, "applied") for commit in decisions.applied_commits
         )
+        for commit, why in decisions.withheld:
+            # Applied, but kept out of views: counted apart so operators see it.
+            outcomes[(commit.collection, "applied")] -= 1
+            outcomes[(commit.collection, "withheld")] += 1
+            reasons[f"withheld_{why}"] += 1
         for commit, why in decisions.skipped_by:
             outcomes[(commit.collection, why)] += 1
             reasons[why] += 1
         for (collection, outcome), count in outcomes.items():
-            events.labels("commit", collection, outcome).inc(count)
+            if count:
+                events.labels("commit", collection, outcome).inc(count)
         all_dead = batch.dead + decisions.dead
         for letter in all_dead:
             events.labels(

@@ -5,7 +5,9 @@ Bounded in every dimension an attacker controls: which address is contacted
 connect time so DNS rebinding between check and connect does not help), how
 long it takes (short connect/read timeouts plus an overall deadline), and
 how much is read (the body is streamed and reading stops at the cap).
-Redirects are never followed: a redirect could point anywhere.
+Redirects are not followed unless the caller asks for a bounded number, and
+then every hop is checked again as if it were the first URL (scheme,
+credentials, public addresses), all within the one overall deadline.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
@@ -34,15 +36,17 @@ from coves.net.errors import (
 )
 
 DEFAULT_MAX_BYTES = 256 * 1024
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "coves-appview (+https://github.com/coves-social)"
 
 
 @dataclass(frozen=True)
 class FetchResponse:
-    url: str
+    url: str  # the URL that answered (the last hop when redirects were followed)
     status: int
     headers: Mapping[str, str]
     content: bytes
+    truncated: bool = False  # the body was cut at the size cap (``truncate=True``)
 
     def json(self) -> Any:
         try:
@@ -173,10 +177,30 @@ class SafeFetcher:
         accept: str = "application/json",
         max_bytes: int | None = None,
         headers: Mapping[str, str] | None = None,
+        follow_redirects: int = 0,
+        truncate: bool = False,
+        timeout: float | None = None,
     ) -> FetchResponse:
-        """Fetch ``url``; raise a :class:`FetchError` subclass on any failure or non-2xx."""
+        """Fetch ``url``; raise a :class:`FetchError` subclass on any failure or non-2xx.
+
+        ``follow_redirects``: at most this many redirects are followed, each
+        target checked like the first URL. ``truncate``: a body larger than
+        the cap is cut there (``FetchResponse.truncated``) instead of refused,
+        for callers that only need its beginning (an HTML head). ``timeout``:
+        an overall deadline shorter than the fetcher's own.
+        """
         request_headers = {"Accept": accept, "Accept-Encoding": "identity", **(headers or {})}
-        return await self._guarded("GET", url, request_headers, None, max_bytes, any_status=False)
+        return await self._guarded(
+            "GET",
+            url,
+            request_headers,
+            None,
+            max_bytes,
+            any_status=False,
+            follow_redirects=follow_redirects,
+            truncate=truncate,
+            timeout=timeout,
+        )
 
     async def send(
         self,
@@ -208,8 +232,42 @@ class SafeFetcher:
         max_bytes: int | None,
         *,
         any_status: bool,
+        follow_redirects: int = 0,
+        truncate: bool = False,
+        timeout: float | None = None,
     ) -> FetchResponse:
         limit = self.max_bytes if max_bytes is None else max_bytes
+        total = self._total_timeout if timeout is None else min(timeout, self._total_timeout)
+        try:
+            with trio.fail_after(total):
+                hops = 0
+                while True:
+                    await self._check(url)
+                    response = await self._request(
+                        method,
+                        url,
+                        request_headers,
+                        content,
+                        limit,
+                        any_status=any_status,
+                        truncate=truncate,
+                    )
+                    if any_status or response.status not in REDIRECT_STATUSES:
+                        return response
+                    location = response.headers.get("location")
+                    if hops >= follow_redirects or not location:
+                        raise BadStatus(response.status, url)
+                    hops += 1
+                    url = urljoin(url, location)  # checked again, like the first URL
+        except trio.TooSlowError:
+            raise FetchTimeout(f"{url} took longer than {total}s") from None
+        except httpx.TimeoutException:
+            raise FetchTimeout(f"{url} timed out") from None
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"{url}: {type(exc).__name__}") from None
+
+    async def _check(self, url: str) -> None:
+        """Refuse anything but an absolute http(s) URL to public addresses."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise NotAllowed(f"only absolute http(s) URLs may be fetched: {url!r}")
@@ -220,23 +278,12 @@ class SafeFetcher:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise NotAllowed(f"bad port in {url!r}") from None
-        try:
-            with trio.fail_after(self._total_timeout):
-                await checked_addresses(
-                    host,
-                    port,
-                    self._resolve,
-                    allow_private=self._allow_private or host.lower() in self._trusted,
-                )
-                return await self._request(
-                    method, url, request_headers, content, limit, any_status=any_status
-                )
-        except trio.TooSlowError:
-            raise FetchTimeout(f"{url} took longer than {self._total_timeout}s") from None
-        except httpx.TimeoutException:
-            raise FetchTimeout(f"{url} timed out") from None
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"{url}: {type(exc).__name__}") from None
+        await checked_addresses(
+            host,
+            port,
+            self._resolve,
+            allow_private=self._allow_private or host.lower() in self._trusted,
+        )
 
     async def _request(
         self,
@@ -247,25 +294,37 @@ class SafeFetcher:
         limit: int,
         *,
         any_status: bool,
+        truncate: bool = False,
     ) -> FetchResponse:
         async with self._client.stream(method, url, headers=headers, content=content) as response:
-            if not any_status and not 200 <= response.status_code < 300:
-                raise BadStatus(response.status_code, url)
+            status = response.status_code
+            if not any_status and status in REDIRECT_STATUSES:
+                return FetchResponse(url, status, dict(response.headers), b"")
+            if not any_status and not 200 <= status < 300:
+                raise BadStatus(status, url)
             declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
+            if (
+                not truncate
+                and declared is not None
+                and declared.isdigit()
+                and int(declared) > limit
+            ):
                 raise TooLarge(f"{url} declares {declared} bytes (limit {limit})")
             chunks: list[bytes] = []
             size = 0
+            cut = False
             body_iter = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
             async with aclosing(body_iter) as body_chunks:
                 async for chunk in body_chunks:
+                    if size + len(chunk) > limit:
+                        if not truncate:
+                            raise TooLarge(f"{url} sent more than {limit} bytes")
+                        chunks.append(chunk[: limit - size])
+                        cut = True
+                        break
                     size += len(chunk)
-                    if size > limit:
-                        raise TooLarge(f"{url} sent more than {limit} bytes")
                     chunks.append(chunk)
-            return FetchResponse(
-                url, response.status_code, dict(response.headers), b"".join(chunks)
-            )
+            return FetchResponse(url, status, dict(response.headers), b"".join(chunks), cut)
 
     async def get_json(self, url: str, *, max_bytes: int | None = None) -> Any:
         return (await self.get(url, max_bytes=max_bytes)).json()

@@ -35,7 +35,7 @@ from coves.logs import get_logger
 from coves.respcache import CachedResponse, ResponseCache
 from coves.xrpc.accesslog import AccessLog, build_access_log
 from coves.xrpc.ratelimit import Decision, RateLimiter, client_address, rate_limit_headers
-from coves.xrpc.routing import Endpoint, RawResponse, XRPCRequest
+from coves.xrpc.routing import Endpoint, RawBody, RawResponse, XRPCRequest
 
 log = get_logger("coves.xrpc")
 
@@ -388,9 +388,11 @@ class XrpcASGI:
                 else {k: v[0] if len(v) == 1 else v for k, v in raw_params.items()}
             )
             body = None
-            if endpoint.kind == "procedure":
-                limit = max(self.max_body, endpoint.max_body_bytes)
-                body = await self._read_json_body(headers, receive, limit)
+            if endpoint.raw_body:
+                data = await self._read_body(headers, receive, self._body_limit(endpoint))
+                body = RawBody(headers.get("content-type", "").split(";", 1)[0].strip(), data)
+            elif endpoint.kind == "procedure":
+                body = await self._read_json_body(headers, receive, self._body_limit(endpoint))
                 if lexicons is not None:
                     lexicons.validate_input(nsid, body)
             xreq = XRPCRequest(
@@ -468,16 +470,19 @@ class XrpcASGI:
         assert decision is not None
         return decision
 
-    async def _read_json_body(
-        self, headers: Mapping[str, str], receive: Receive, max_body: int
-    ) -> Any:
+    def _body_limit(self, endpoint: Endpoint) -> int:
+        # An endpoint carrying images may accept more than MAX_REQUEST_BODY_BYTES;
+        # the setting is never lowered by it.
+        return max(self.max_body, endpoint.max_body or 0)
+
+    async def _read_body(self, headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
         declared = headers.get("content-length")
         if declared is not None:
             try:
                 length: int | None = int(declared)
             except ValueError:
                 length = None
-            if length is not None and length > max_body:
+            if length is not None and length > limit:
                 raise too_large()
         chunks: list[bytes] = []
         total = 0
@@ -487,12 +492,17 @@ class XrpcASGI:
                 raise XRPCError(400, "InvalidRequest", "the client went away")
             chunk = message.get("body", b"")
             total += len(chunk)
-            if total > max_body:
+            if total > limit:
                 raise too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        data = b"".join(chunks)
+        return b"".join(chunks)
+
+    async def _read_json_body(
+        self, headers: Mapping[str, str], receive: Receive, limit: int
+    ) -> Any:
+        data = await self._read_body(headers, receive, limit)
         if not data:
             return None
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()

@@ -180,6 +180,8 @@ def default_limit_classes(settings: Settings) -> list[LimitClass]:
         # Aggregator classes: registration attempts per client; posts per
         # (aggregator, community) are counted from the database, not here.
         LimitClass("aggregator_register", 10, 600.0),
+        # Image uploads per client: each may store up to 10 MB in a community's repo.
+        LimitClass("uploads", 30, 60.0),
         # Sign-in routes, per client address: starting and finishing sign-ins
         # share one budget; refresh and logout have their own.
         LimitClass("oauth_login", 10, 60.0),

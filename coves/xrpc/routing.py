@@ -7,6 +7,7 @@ collects every router, so adding an endpoint touches one module only.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +39,15 @@ class XRPCRequest:
 
             raise XRPCError(401, "AuthenticationRequired", "authentication required")
         return self.viewer
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """The input of a procedure declared with ``raw_body=True`` (e.g. an image upload):
+    its bytes as sent and the media type the client claimed (not to be trusted)."""
+
+    content_type: str
+    data: bytes
 
 
 @dataclass
@@ -77,9 +87,11 @@ class Endpoint:
     viewer_cache_seconds: float = 0.0
     # Limit classes counted per authenticated account (its DID), not per address.
     viewer_limits: tuple[str, ...] = ()
-    # A procedure whose body may legitimately exceed MAX_REQUEST_BODY_BYTES
-    # (inline base64 images); 0 keeps the setting.
-    max_body_bytes: int = 0
+    # A larger request body than MAX_REQUEST_BODY_BYTES (procedures carrying images).
+    max_body: int | None = None
+    # Procedures whose input is not JSON (an image upload) get the bytes as a
+    # RawBody, up to max_body; larger bodies are 413.
+    raw_body: bool = False
 
     @property
     def http_method(self) -> str:
@@ -100,7 +112,8 @@ class Router:
         cache_seconds: float = 0.0,
         viewer_cache_seconds: float = 0.0,
         viewer_limits: tuple[str, ...] = (),
-        max_body_bytes: int = 0,
+        raw_body: bool = False,
+        max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             if nsid in self.endpoints:
@@ -114,7 +127,8 @@ class Router:
                 cache_seconds,
                 viewer_cache_seconds,
                 viewer_limits,
-                max_body_bytes,
+                max_body=max_body,
+                raw_body=raw_body,
             )
             return handler
 
@@ -145,7 +159,8 @@ class Router:
         auth: AuthPolicy = AuthPolicy.REQUIRED,
         limits: tuple[str, ...] = (),
         viewer_limits: tuple[str, ...] = (),
-        max_body_bytes: int = 0,
+        raw_body: bool = False,
+        max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         return self._add(
             "procedure",
@@ -153,23 +168,13 @@ class Router:
             auth,
             limits,
             viewer_limits=viewer_limits,
-            max_body_bytes=max_body_bytes,
+            raw_body=raw_body,
+            max_body=max_body,
         )
 
     def alias(self, nsid: str, target: str) -> None:
         """Serve ``nsid`` with the same handler as ``target`` (kept names for old clients)."""
-        endpoint = self.endpoints[target]
-        self.endpoints[nsid] = Endpoint(
-            nsid,
-            endpoint.kind,
-            endpoint.handler,
-            endpoint.auth,
-            endpoint.limits,
-            endpoint.cache_seconds,
-            endpoint.viewer_cache_seconds,
-            endpoint.viewer_limits,
-            endpoint.max_body_bytes,
-        )
+        self.endpoints[nsid] = dataclasses.replace(self.endpoints[target], nsid=nsid)
 
 
 def collect_endpoints() -> dict[str, Endpoint]:

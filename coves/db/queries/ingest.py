@@ -257,6 +257,20 @@ def stored_posts(
     }
 
 
+def content_rules(conn: Conn, dids: list[str]) -> Callable[[], dict[str, Any]]:
+    """``contentRules`` of the stored profiles of communities that have any."""
+    if not dids:
+        return dict
+    cur = conn.execute(
+        """
+        SELECT did, record->'contentRules' AS rules FROM communities
+        WHERE did = ANY(%b::text[]) AND record ? 'contentRules'
+        """,
+        (dids,),
+    )
+    return lambda: {r["did"]: r["rules"] for r in cur.fetchall()}
+
+
 def community_hosts(conn: Conn, dids: list[str]) -> dict[str, tuple[str, str]]:
     """(hosted_by, verification) of stored communities."""
     if not dids:
@@ -329,10 +343,37 @@ def upsert_posts(conn: Conn, cols: Sequence[list[Any]]) -> None:
             labels = EXCLUDED.labels, langs = EXCLUDED.langs, record = EXCLUDED.record,
             created_at = EXCLUDED.created_at,
             ranked_at = least(EXCLUDED.created_at, p.indexed_at),
-            edited_at = EXCLUDED.edited_at, deleted_at = NULL
+            edited_at = EXCLUDED.edited_at, deleted_at = NULL, withheld = NULL
         """,
         cols,
     )
+
+
+def withhold_posts(conn: Conn, uris: list[str], times: list[datetime], reason: str) -> None:
+    """Keep posts out of every view (deleted_at) and say why (withheld): their rows,
+    revs included, stay, so an older version cannot come back."""
+    if uris:
+        conn.execute(
+            """
+            UPDATE posts p SET deleted_at = d.at, withheld = %b
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
+            WHERE p.uri = d.uri
+            """,
+            (reason, uris, times),
+        )
+
+
+def delete_posts(conn: Conn, uris: list[str], times: list[datetime]) -> None:
+    """Soft delete posts; a withheld post deleted by its author becomes a plain delete."""
+    if uris:
+        conn.execute(
+            """
+            UPDATE posts p SET deleted_at = d.at, withheld = NULL
+            FROM unnest(%b::text[], %b::timestamptz[]) AS d(uri, at)
+            WHERE p.uri = d.uri AND (p.deleted_at IS NULL OR p.withheld IS NOT NULL)
+            """,
+            (uris, times),
+        )
 
 
 def soft_delete(conn: Conn, table: str, uris: list[str], times: list[datetime]) -> None:

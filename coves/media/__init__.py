@@ -1,0 +1,1 @@
+"""Media that posts carry: image sniffing and limits."""

@@ -1,0 +1,239 @@
+"""The world posting tests run in: the reference PDS and PLC, Coves' real
+context (identity resolution, service-auth verification, API keys, the PDS
+client and write-then-index), and a loopback HTTP server for the web pages,
+images, oEmbed endpoints and well-known files that posting fetches."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from coves.aggregators.api_keys import ApiKeys
+from coves.aggregators.authorizations import AggregatorAuthorizations
+from coves.aggregators.registration import AggregatorRegistrar
+from coves.auth.factory import build_authenticator
+from coves.config import Settings
+from coves.context import AppContext
+from coves.db import Database
+from coves.identity.factory import build_fetcher, build_resolver
+from coves.ingest.build import production_indexer
+from coves.lexicon.registry import LexiconRegistry
+from coves.metrics import Metrics
+from coves.net import SafeFetcher
+from coves.pds import BearerAuth, PdsAuth, PdsConnections, PdsLimits, RepoWriter
+from coves.pds.services import PdsServices
+from coves.posting.build import build_post_service
+from coves.posting.pds_repo import PdsCommunityRepo
+from coves.unfurl.providers import OEmbedProvider
+from coves.xrpc.app import create_app
+from tests.posting.conftest import Client
+from tests.support.http_server import TestHTTPServer, http_server
+from tests.support.pds import PdsAccount, TestPds
+
+INSTANCE_DID = "did:web:coves.test"
+DOMAIN = "coves.test"
+PROFILE = "social.coves.community.profile"
+POST = "social.coves.community.post"
+
+
+class StaticCredentials:
+    """Community sessions straight from createAccount (the hosting service keeps
+    them sealed and refreshed in production; posting only needs their auth)."""
+
+    def __init__(self, pds_url: str) -> None:
+        self.pds_url = pds_url
+        self.tokens: dict[str, str] = {}
+
+    async def auth_for(self, community: str) -> tuple[str, PdsAuth]:
+        from coves.errors import XRPCError
+
+        token = self.tokens.get(community)
+        if token is None:
+            raise XRPCError(400, "CommunityNotHostedHere", "not hosted on this instance")
+        return self.pds_url, BearerAuth(token)
+
+
+@dataclass
+class World:
+    pds: TestPds
+    srv: TestHTTPServer
+    db: Database
+    ctx: AppContext
+    client: Client
+    credentials: StaticCredentials
+    transport: httpx.AsyncBaseTransport
+    communities: dict[str, PdsAccount] = field(default_factory=dict)
+
+    async def user(self) -> PdsAccount:
+        return await self.pds.create_account()
+
+    async def community(
+        self,
+        creator: PdsAccount,
+        *,
+        visibility: str = "public",
+        rules: dict[str, Any] | None = None,
+    ) -> PdsAccount:
+        """A community account on the PDS, its profile written and indexed, its
+        credentials known to Coves."""
+        account = await self.pds.create_account(self.pds.unique_name("c"))
+        record: dict[str, Any] = {
+            "$type": PROFILE,
+            "name": account.handle.split(".")[0],
+            "createdBy": creator.did,
+            "hostedBy": INSTANCE_DID,
+            "visibility": visibility,
+            "createdAt": "2025-01-01T00:00:00.000Z",
+        }
+        if rules is not None:
+            record["contentRules"] = rules
+        pds = self.ctx.pds
+        await pds.writer.put(
+            pds.instance,
+            BearerAuth(account.access_jwt),
+            repo=account.did,
+            collection=PROFILE,
+            rkey="self",
+            record=record,
+            operation="create",
+        )
+        await self.db.execute(
+            "UPDATE users SET handle = %s, pds_url = %s WHERE did = %s",
+            (account.handle, self.pds.url, account.did),
+        )
+        self.credentials.tokens[account.did] = account.access_jwt
+        self.communities[account.did] = account
+        return account
+
+    async def token(self, account: PdsAccount, nsid: str) -> str:
+        """A service-auth JWT the account's PDS signs for Coves and one method."""
+        response = await self.pds.xrpc(
+            "GET",
+            "com.atproto.server.getServiceAuth",
+            token=account.access_jwt,
+            params={"aud": INSTANCE_DID, "lxm": nsid},
+        )
+        response.raise_for_status()
+        return str(response.json()["token"])
+
+    async def call(self, nsid: str, body: Any, *, as_: PdsAccount) -> tuple[int, Any]:
+        return await self.client.post(nsid, body, token=await self.token(as_, nsid))
+
+    async def get(
+        self, nsid: str, params: dict[str, Any], *, as_: PdsAccount | None = None
+    ) -> tuple[int, Any]:
+        token = await self.token(as_, nsid) if as_ is not None else None
+        return await self.client.get(nsid, params, token=token)
+
+    async def upload(
+        self, community: str, data: bytes, *, as_: PdsAccount, content_type: str = "image/png"
+    ) -> tuple[int, Any]:
+        nsid = "social.coves.community.post.uploadImage"
+        return await self.client.raw(
+            nsid,
+            data,
+            params={"community": community},
+            token=await self.token(as_, nsid),
+            content_type=content_type,
+        )
+
+    async def record(self, uri: str) -> dict[str, Any]:
+        """The record as the PDS serves it (com.atproto.repo.getRecord)."""
+        _, _, rest = uri.partition("at://")
+        repo, collection, rkey = rest.split("/")
+        response = await self.pds.xrpc(
+            "GET",
+            "com.atproto.repo.getRecord",
+            params={"repo": repo, "collection": collection, "rkey": rkey},
+        )
+        return {"status": response.status_code, **response.json()}
+
+
+@asynccontextmanager
+async def posting_world(
+    settings: Settings,
+    db: Database,
+    pds: TestPds,
+    lexicons: LexiconRegistry,
+    *,
+    oembed: list[OEmbedProvider] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **overrides: Any,
+) -> AsyncIterator[World]:
+    settings = settings.replace(
+        instance_did=INSTANCE_DID,
+        instance_domain=DOMAIN,
+        pds_url=pds.url,
+        plc_url=pds.plc_url,
+        allow_private_network_fetch=True,
+        rate_limit_general=100_000,
+        **overrides,
+    )
+    metrics = Metrics()
+    async with http_server() as srv:
+        fetcher = build_fetcher(settings)
+        identity = build_resolver(settings, db, fetcher, metrics=metrics)
+        api_keys = ApiKeys(db)
+        the_transport = transport or httpx.AsyncHTTPTransport()
+        probe = AppContext(settings=settings, db=db, lexicons=lexicons, metrics=metrics)
+        connections = PdsConnections(
+            metrics=metrics, transport=the_transport, limits=PdsLimits(backoff=0.05, deadline=10.0)
+        )
+        pds_services = PdsServices(
+            connections=connections,
+            writer=RepoWriter(production_indexer(probe)),
+            instance_url=pds.url,
+        )
+        credentials = StaticCredentials(pds.url)
+        repo = PdsCommunityRepo(pds_services, credentials)
+        outbound = SafeFetcher(resolve=srv.resolve, allow_private=True)
+        base = AppContext(
+            settings=settings,
+            db=db,
+            metrics=metrics,
+            authenticator=build_authenticator(settings, identity, fetcher, api_keys=api_keys),
+            lexicons=lexicons,
+            identity=identity,
+            pds_services=pds_services,
+            api_keys=api_keys,
+            aggregators=AggregatorRegistrar(
+                db,
+                outbound,
+                identity,
+                well_known_url=f"http://{{domain}}:{srv.port}/.well-known/atproto-did",
+            ),
+        )
+        ctx = dataclasses.replace(
+            base,
+            posts=build_post_service(
+                settings=settings,
+                db=db,
+                read=base.read,
+                lexicons=lexicons,
+                repo=repo,
+                fetcher=outbound,
+                identity=identity,
+                metrics=metrics,
+                **({"oembed": oembed} if oembed is not None else {}),
+            ),
+            authorizations=AggregatorAuthorizations(db, base.read, repo),
+        )
+        try:
+            yield World(
+                pds=pds,
+                srv=srv,
+                db=db,
+                ctx=ctx,
+                client=Client(create_app(ctx), lexicons),
+                credentials=credentials,
+                transport=the_transport,
+            )
+        finally:
+            await connections.aclose()
+            await outbound.aclose()
+            await fetcher.aclose()
