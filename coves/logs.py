@@ -168,5 +168,9 @@ def write_line(logger: str, event: str, fields: Mapping[str, Any], level: str = 
     try:
         handler.stream.write(line + handler.terminator)
         handler.flush()
+    except Exception:
+        # As logging's own emit: a log line never breaks the caller (a closed or
+        # full stream is reported on stderr by the logging module, not raised).
+        handler.handleError(logging.makeLogRecord({"msg": line, "name": logger}))
     finally:
         handler.release()

@@ -222,5 +222,6 @@ class Seeded:
     posts: list[str] = field(default_factory=list)  # URIs
     comments: int = 0
     votes: int = 0
+    post_votes: int = 0  # of the votes, those on posts
     images: int = 0
     links: int = 0

@@ -173,6 +173,7 @@ async def seed(pds: TestPds, instance_did: str, password: str) -> Seeded:
                 {"subject": root, "direction": direction, "createdAt": _when(post.hours_ago / 2)},
             )
             out.votes += 1
+            out.post_votes += 1
     return out
 
 

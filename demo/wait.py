@@ -21,18 +21,21 @@ async def feed(client: httpx.AsyncClient) -> list[dict[str, Any]]:
 
 
 async def wait_indexed(base: str, seeded: Seeded, timeout: float = 180.0) -> None:
-    """Every post in the discover feed with all its comments counted."""
-    last: tuple[int, int] = (0, 0)
+    """Every post in the discover feed with all its comments and votes counted."""
+    want = (len(seeded.posts), seeded.comments, seeded.post_votes)
+    last: tuple[int, int, int] = (0, 0, 0)
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         with trio.move_on_after(timeout):
             while True:
                 posts = await feed(client)
-                comments = sum(p.get("stats", {}).get("commentCount", 0) for p in posts)
-                last = (len(posts), comments)
-                if last == (len(seeded.posts), seeded.comments):
+                stats = [p.get("stats", {}) for p in posts]
+                comments = sum(s.get("commentCount", 0) for s in stats)
+                votes = sum(s.get("upvotes", 0) + s.get("downvotes", 0) for s in stats)
+                last = (len(posts), comments, votes)
+                if last == want:
                     return
                 await trio.sleep(0.5)
     raise SystemExit(
-        f"Coves indexed {last[0]}/{len(seeded.posts)} posts and {last[1]}/{seeded.comments} "
-        f"comments in {timeout:.0f} s; see .demo/coves.log"
+        f"Coves indexed {last[0]}/{want[0]} posts, {last[1]}/{want[1]} comments and "
+        f"{last[2]}/{want[2]} votes on posts in {timeout:.0f} s; see .demo/coves.log"
     )
