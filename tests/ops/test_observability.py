@@ -224,3 +224,16 @@ def test_slow_query_log_off_at_zero(log_output: io.StringIO) -> None:
     assert samples(metrics, "coves_db_query_duration_seconds_count") == {
         (("query", "ops.flush_commits"),): 1
     }
+
+
+def test_a_closed_log_stream_never_breaks_a_request(capsys: Any) -> None:
+    from coves.logs import configure_logging, write_line
+
+    broken = io.StringIO()
+    configure_logging("info", "json", stream=broken)
+    broken.close()
+    try:
+        write_line("coves.access", "request", {"status": 200})  # reported, not raised
+    finally:
+        configure_logging("debug", "console")
+    assert "Logging error" in capsys.readouterr().err
