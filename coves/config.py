@@ -142,6 +142,13 @@ def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
     return tuple(nets)
 
 
+def _dids(raw: str) -> tuple[str, ...]:
+    values = _csv(raw)
+    for value in values:
+        _did(value)
+    return values
+
+
 def _secret(raw: str) -> Secret:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -165,6 +172,19 @@ def _fraction(raw: str) -> float:
     return value
 
 
+def _gc_thresholds(raw: str) -> tuple[int, ...]:
+    parts = _csv(raw)
+    if not 1 <= len(parts) <= 3:
+        raise ValueError("must be one to three whole numbers (gen0,gen1,gen2)")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError("must be whole numbers") from None
+    if any(v < 0 for v in values):
+        raise ValueError("must not be negative")
+    return values
+
+
 def _p256_private_key(raw: str) -> Secret:
     """A P-256 private key as 64 hex digits or multibase (``z`` + p256-priv multicodec)."""
     from coves.atproto.keys import KeyError_, parse_p256_private
@@ -186,14 +206,23 @@ def _redirect_urls(raw: str) -> tuple[str, ...]:
     return items
 
 
-def _keys32(raw: str) -> tuple[Secret, ...]:
-    keys = []
-    for position, item in enumerate(_csv(raw), start=1):
-        try:
-            keys.append(_key32(item))
-        except ValueError as exc:
-            raise ValueError(f"key {position} {exc}") from None
-    return tuple(keys)
+def _key_list(parse_one: Callable[[str], Secret]) -> Callable[[str], tuple[Secret, ...]]:
+    """A comma-separated list of keys, each parsed by ``parse_one``; errors name the key."""
+
+    def parse(raw: str) -> tuple[Secret, ...]:
+        keys = []
+        for position, item in enumerate(_csv(raw), start=1):
+            try:
+                keys.append(parse_one(item))
+            except ValueError as exc:
+                raise ValueError(f"key {position} {exc}") from None
+        return tuple(keys)
+
+    return parse
+
+
+_keys32 = _key_list(_key32)
+_p256_private_keys = _key_list(_p256_private_key)
 
 
 def _database_url(raw: str) -> Secret:
@@ -262,12 +291,39 @@ VARS: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
+        "COVES_WORKERS",
+        "workers",
+        _int(0, 1024),
+        None,
+        "API worker processes `coves serve` runs on the one port, beside one ingesting "
+        "process; 0 runs everything in a single process; unset: one per core",
+        "4",
+    ),
+    Var(
+        "COVES_ROLE",
+        "role",
+        _choice("all", "api", "ingest"),
+        "all",
+        "what `coves serve` runs: all, api (the XRPC workers only) or ingest (the consumer "
+        "and upkeep only); split roles need DATABASE_URL",
+        "api",
+    ),
+    Var(
         "DB_POOL_SIZE",
         "db_pool_size",
         _int(1, 200),
         10,
         "PostgreSQL connections in the pool (also the size of the thread limiter)",
         "20",
+    ),
+    Var(
+        "INGEST_DB_POOL_SIZE",
+        "ingest_db_pool_size",
+        _int(1, 200),
+        4,
+        "PostgreSQL connections the ingesting process keeps for the indexer and upkeep, "
+        "apart from the read pool",
+        "4",
     ),
     Var(
         "DB_STATEMENT_TIMEOUT_MS",
@@ -343,6 +399,49 @@ VARS: tuple[Var, ...] = (
         "http://localhost:3001",
         "the instance PDS that hosts community accounts",
         "https://coves.me",
+    ),
+    Var(
+        "PDS_ADMIN_PASSWORD",
+        "pds_admin_password",
+        _secret,
+        None,
+        "admin password of the instance PDS; lets Coves mint the invite codes a PDS that "
+        "requires invites wants for new community accounts",
+        "<the PDS's PDS_ADMIN_PASSWORD>",
+        secret=True,
+    ),
+    Var(
+        "COMMUNITY_CREATORS",
+        "community_creators",
+        _dids,
+        (),
+        "comma-separated DIDs allowed to create communities; empty lets every signed-in user",
+        "did:plc:abc123,did:plc:def456",
+    ),
+    Var(
+        "COMMUNITY_CREATES_PER_DAY",
+        "community_creates_per_day",
+        _int(1),
+        5,
+        "communities one user may create per 24 hours",
+        "5",
+    ),
+    Var(
+        "COMMUNITY_REFRESH_ENABLED",
+        "community_refresh_enabled",
+        _bool,
+        True,
+        "run the community token refresher child (sessions are still refreshed before writes)",
+        "true",
+    ),
+    Var(
+        "COMMUNITY_REFRESH_AHEAD_SECONDS",
+        "community_refresh_ahead_seconds",
+        _float(60.0),
+        1800.0,
+        "refresh a community's PDS session this long before its access token expires "
+        "(spread with jitter over the second half of that window)",
+        "1800",
     ),
     Var(
         "CURSOR_SECRET",
@@ -438,12 +537,13 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
-        "RATE_LIMIT_SEARCH",
-        "rate_limit_search",
-        _int(1),
-        30,
-        "requests per minute per client on post search (on top of general)",
-        "30",
+        "RATE_LIMIT_SYNC_SECONDS",
+        "rate_limit_sync_seconds",
+        _float(0.0),
+        1.0,
+        "how often worker processes add up their rate-limit counts in PostgreSQL; 0 counts "
+        "per process (each allows the full limit)",
+        "1",
     ),
     Var(
         "RATE_LIMIT_USER_WRITES",
@@ -453,6 +553,14 @@ VARS: tuple[Var, ...] = (
         "writes per minute per signed-in account through Coves (votes, comments, "
         "subscriptions, blocks, profile)",
         "60",
+    ),
+    Var(
+        "RATE_LIMIT_SEARCH",
+        "rate_limit_search",
+        _int(1),
+        30,
+        "requests per minute per client on post search (on top of general)",
+        "30",
     ),
     Var(
         "RESPONSE_CACHE_SECONDS",
@@ -481,12 +589,63 @@ VARS: tuple[Var, ...] = (
         "0.0005",
     ),
     Var(
+        "GC_THRESHOLDS",
+        "gc_thresholds",
+        _gc_thresholds,
+        (50_000, 20, 100),
+        "Python's garbage-collector thresholds (gen0,gen1,gen2) set when serving; "
+        "Python's own are 700,10,10",
+        "50000,20,100",
+    ),
+    Var(
+        "GC_FREEZE",
+        "gc_freeze",
+        _bool,
+        True,
+        "move everything allocated during start-up out of the collector's reach (gc.freeze)",
+        "true",
+    ),
+    Var(
         "SHUTDOWN_GRACE_SECONDS",
         "shutdown_grace_seconds",
         _float(0.0),
         10.0,
         "how long in-flight requests may run after SIGTERM",
         "10",
+    ),
+    Var(
+        "ADMISSION_MAX_CONCURRENCY",
+        "admission_max_concurrency",
+        _int(0, 100_000),
+        32,
+        "most XRPC requests one process handles at once; more wait in a queue; "
+        "0 turns admission control off",
+        "32",
+    ),
+    Var(
+        "ADMISSION_MAX_QUEUE",
+        "admission_max_queue",
+        _int(0, 1_000_000),
+        512,
+        "most XRPC requests waiting for a slot per process; beyond it they get 503 at once",
+        "512",
+    ),
+    Var(
+        "ADMISSION_QUEUE_TIMEOUT_MS",
+        "admission_queue_timeout_ms",
+        _int(1, 600_000),
+        500,
+        "longest a request waits for a slot before 503; also refused at once when the "
+        "queue ahead would take longer",
+        "500",
+    ),
+    Var(
+        "ADMISSION_RETRY_AFTER_SECONDS",
+        "admission_retry_after_seconds",
+        _int(1, 3600),
+        1,
+        "Retry-After sent with a 503 from admission control",
+        "1",
     ),
     Var(
         "PLC_DIRECTORY_URL",
@@ -549,12 +708,15 @@ VARS: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
-        "OAUTH_CLIENT_KEY_ID",
-        "oauth_client_key_id",
-        str.strip,
-        None,
-        "kid of the OAuth client key; defaults to a prefix of its JWK thumbprint",
-        "coves-2026-01",
+        "OAUTH_CLIENT_OLD_KEYS",
+        "oauth_client_old_keys",
+        _p256_private_keys,
+        (),
+        "comma-separated earlier OAuth client keys, still published and used for the sessions "
+        "started with them (authorization servers bind sessions to the key); drop one once "
+        "its sessions have ended",
+        "<z... multibase>",
+        secret=True,
     ),
     Var(
         "OAUTH_WEB_REDIRECTS",
@@ -813,6 +975,22 @@ VARS: tuple[Var, ...] = (
         "longest a post waits for a link card (page, oEmbed or thumbnail fetch)",
         "4",
     ),
+    Var(
+        "FEED_SNAPSHOT_TTL_SECONDS",
+        "feed_snapshot_ttl_seconds",
+        _float(1.0),
+        3600.0,
+        "how long a hot/top paging session's cursor stays valid",
+        "3600",
+    ),
+    Var(
+        "FEED_SNAPSHOT_MAX_ROWS",
+        "feed_snapshot_max_rows",
+        _int(100),
+        20_000,
+        "most stored listing snapshots; beyond it the oldest go first (their cursors expire)",
+        "20000",
+    ),
 )
 
 
@@ -825,6 +1003,9 @@ class Settings:
     port: int = 8081
     data_dir: Path = Path(".coves")
     database_url: Secret | None = None
+    workers: int | None = None
+    role: str = "all"
+    ingest_db_pool_size: int = 4
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 10_000
     db_migrate_on_start: bool = True
@@ -836,6 +1017,11 @@ class Settings:
     appview_service_id: str = "coves_appview"
     appview_public_url: str = "https://localhost"
     pds_url: str = "http://localhost:3001"
+    pds_admin_password: Secret | None = None
+    community_creators: tuple[str, ...] = ()
+    community_creates_per_day: int = 5
+    community_refresh_enabled: bool = True
+    community_refresh_ahead_seconds: float = 1800.0
     cursor_secret: Secret = field(default_factory=lambda: Secret(DEV_CURSOR_SECRET))
     encryption_key: Secret = field(default_factory=lambda: Secret(DEV_ENCRYPTION_KEY))
     encryption_old_keys: tuple[Secret, ...] = ()
@@ -847,12 +1033,19 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
-    rate_limit_search: int = 30
+    rate_limit_sync_seconds: float = 1.0
     rate_limit_user_writes: int = 60
+    rate_limit_search: int = 30
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
+    gc_thresholds: tuple[int, ...] = (50_000, 20, 100)
+    gc_freeze: bool = True
     shutdown_grace_seconds: float = 10.0
+    admission_max_concurrency: int = 32
+    admission_max_queue: int = 512
+    admission_queue_timeout_ms: int = 500
+    admission_retry_after_seconds: int = 1
     plc_url: str = "https://plc.directory"
     identity_cache_ttl_seconds: int = 86_400
     identity_negative_ttl_seconds: int = 300
@@ -860,7 +1053,7 @@ class Settings:
     oauth_issuers: tuple[str, ...] = ()
     oauth_seal_secret: Secret = field(default_factory=lambda: Secret(DEV_OAUTH_SEAL_SECRET))
     oauth_client_private_key: Secret | None = None
-    oauth_client_key_id: str | None = None
+    oauth_client_old_keys: tuple[Secret, ...] = ()
     oauth_web_redirects: tuple[str, ...] = ()
     oauth_mobile_redirects: tuple[str, ...] = ("social.coves:/callback",)
     jetstream_url: str = DEFAULT_JETSTREAM_URL
@@ -892,6 +1085,8 @@ class Settings:
     posts_per_hour: int = 20
     aggregator_posts_per_hour: int = 10
     unfurl_timeout_seconds: float = 4.0
+    feed_snapshot_ttl_seconds: float = 3600.0
+    feed_snapshot_max_rows: int = 20_000
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -987,6 +1182,13 @@ def _finish(values: dict[str, Any]) -> Settings:
     if values["appview_public_url"] is None:
         values["appview_public_url"] = f"https://{values['instance_domain']}"
 
+    if values["role"] != "all" and values["database_url"] is None:
+        problems.append(
+            f"COVES_ROLE={values['role']} runs part of a deployment whose processes share "
+            "one PostgreSQL: set DATABASE_URL (the embedded one is for COVES_ROLE=all); "
+            "example: DATABASE_URL=postgresql://coves:pw@db:5432/coves"
+        )
+
     shortcuts = [
         name
         for name, attr in (
@@ -1003,6 +1205,10 @@ def _finish(values: dict[str, Any]) -> Settings:
         problems.extend(_production_oauth_problems(values))
         if values["database_url"] is None:
             warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
+        if not values["pds_url"].startswith("https://"):
+            warnings.append(
+                "PDS_URL is not https: community credentials cross the network in clear"
+            )
         if did == "did:web:localhost":
             problems.append(
                 "INSTANCE_DID is the development default; "
@@ -1141,13 +1347,17 @@ def test_settings(**overrides: Any) -> Settings:
     The response micro-caches are off: most tests read right after writing and
     check the handler's answer, not a copy up to a second old. The tests of
     the caches turn them on (``response_cache_seconds``, ``viewer_cache_seconds``).
+    Admission control is off too: a test firing many concurrent requests on a
+    slow machine must not see 503s; its own tests turn it on.
     """
     base = Settings(
         jetstream_enabled=False,
         pds_health_interval_seconds=0.0,
+        community_refresh_enabled=False,
         allow_private_network_fetch=True,
         response_cache_seconds=0.0,
         viewer_cache_seconds=0.0,
+        admission_max_concurrency=0,
     )
     return base.replace(**overrides)
 

@@ -20,15 +20,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import httpx
+
 from coves.aggregators.api_keys import ApiKeys
 from coves.aggregators.authorizations import AggregatorAuthorizations
 from coves.aggregators.registration import AggregatorRegistrar
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
+from coves.hosting import CommunityHosting, build_hosting
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
+from coves.invalidation import Invalidation
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.oauth.service import OAuthService
@@ -62,7 +66,9 @@ class AppContext:
     health: HealthSource | None = None
     # Anonymous and per-viewer read responses; the indexer drops a repo's entries.
     response_cache: ResponseCache = field(default_factory=ResponseCache)
-    # PDS calls and write-then-index; tests may pass their own (a fault transport).
+    # How PDS calls reach the network; tests pass their own (fault injection, hooks).
+    pds_transport: httpx.AsyncBaseTransport | None = None
+    # Or a whole PdsServices (its writer's indexer then belongs to whoever built it).
     pds_services: PdsServices | None = None
     # Sign-in through Coves and users' OAuth sessions (writes into their repos).
     oauth: OAuthService | None = None
@@ -75,7 +81,10 @@ class AppContext:
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
+    # Drops cached views here and, through PostgreSQL, in every other process.
+    invalidation: Invalidation = field(init=False)
     pds: PdsServices = field(init=False)
+    hosting: CommunityHosting = field(init=False)  # communities hosted on PDS_URL
     # Signed-in users' own repositories, written through their OAuth sessions.
     user_repos: UserRepos | None = field(init=False)
 
@@ -83,7 +92,20 @@ class AppContext:
         # Frozen: the derived parts are set once, here, and never again.
         object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
         object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
+        object.__setattr__(
+            self,
+            "invalidation",
+            Invalidation.on_database(self.db, self.response_cache, self.identity),
+        )
+        # After the invalidation: writes are indexed with its hooks.
         object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
+        object.__setattr__(
+            self,
+            "hosting",
+            build_hosting(
+                self.settings, self.db, self.pds, metrics=self.metrics, validator=self.lexicons
+            ),
+        )
         repos = None
         if self.oauth is not None:
             repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
@@ -97,7 +119,7 @@ def default_pds_services(ctx: AppContext) -> PdsServices:
     from coves.pds.writes import RepoWriter
 
     return PdsServices(
-        connections=PdsConnections(metrics=ctx.metrics),
+        connections=PdsConnections(metrics=ctx.metrics, transport=ctx.pds_transport),
         writer=RepoWriter(production_indexer(ctx)),
         instance_url=ctx.settings.pds_url,
     )
@@ -129,7 +151,7 @@ def build_context(
         lexicons=LexiconRegistry.load(),
         identity=identity,
         authenticator=build_authenticator(
-            settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys
+            settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys, db=db
         ),
         didweb=HostedByQueue(),
         oauth=oauth,
