@@ -106,6 +106,7 @@ async def test_prometheus_scrapes_coves_and_the_alerts_fire(prometheus: str, scr
         pds_health_timeout_seconds=1.0,
         rate_limit_general=1_000_000,
         access_log_enabled=False,
+        community_refresh_enabled=True,  # the token refresher's metrics are exported too
     )
     prom_port = _free_port()
     process: subprocess.Popen[bytes] | None = None
@@ -180,7 +181,7 @@ async def _scraped(prom: httpx.AsyncClient, process: subprocess.Popen[bytes]) ->
     await _until(target_up, "the coves target being scraped")
     loaded = await _api(prom, "/api/v1/rules")
     alerts = {rule["name"] for group in loaded["groups"] for rule in group["rules"]}
-    assert len(alerts) == 16 and "CovesHigh5xxRate" in alerts
+    assert len(alerts) == 19 and "CovesHigh5xxRate" in alerts
 
 
 async def _exports_what_rules_and_dashboards_name(

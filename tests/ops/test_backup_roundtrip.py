@@ -53,10 +53,10 @@ def ingestion_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the consumer among the capability children: the identity backfill and the
     did:web verifier write at moments of their own, which would make two instances'
     tables differ for reasons that have nothing to do with backups."""
-    real: Callable[[AppContext], list[ChildSpec]] = nurseries.main.capability_children
+    real: Callable[..., list[ChildSpec]] = nurseries.main.capability_children
 
-    def children(ctx: AppContext) -> list[ChildSpec]:
-        return [spec for spec in real(ctx) if spec.name == "jetstream"]
+    def children(ctx: AppContext, **kwargs: Any) -> list[ChildSpec]:
+        return [spec for spec in real(ctx, **kwargs) if spec.name == "jetstream"]
 
     monkeypatch.setattr(nurseries.main, "capability_children", children)
 

@@ -63,7 +63,8 @@ def test_commands_in_the_runbook_exist() -> None:
     cli._load_extra_commands()
     parser = cli._parser()
     subcommands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-    named = set(re.findall(r"`coves ([a-z][a-z-]+)", DOC))
+    # "`coves refuses to start: ...`" quotes a message, not a command.
+    named = set(re.findall(r"`coves ([a-z][a-z-]+)", DOC)) - {"refuses"}
     assert named <= subcommands, named - subcommands
 
 
