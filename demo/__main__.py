@@ -63,7 +63,9 @@ def coves_env(root: Path, pds: TestPds, port: int) -> dict[str, str]:
             "COVES_ENV": "development",
             "COVES_HOST": "127.0.0.1",
             "COVES_PORT": str(port),
-            "COVES_DATA_DIR": str(root / "coves"),
+            # Not "coves": Coves runs from this directory, and a folder of that name here
+            # would shadow the package for the processes it starts.
+            "COVES_DATA_DIR": str(root / "data"),
             "INSTANCE_DID": INSTANCE_DID,
             "INSTANCE_DOMAIN": INSTANCE_DOMAIN,
             "APPVIEW_PUBLIC_URL": f"http://127.0.0.1:{port}",

@@ -3,8 +3,9 @@
 Communities with handles and pictures, people with profiles, posts with
 pictures and link cards whose image URLs really serve images, comment
 threads with replies, vote counts; then a person signs in through Coves (the
-PDS's own sign-in page, as a browser would) and comments through Coves, and
-the comment shows up in the thread.
+PDS's own sign-in page, as a browser would), comments through Coves (the
+comment shows up in the thread) and creates a community through Coves (its
+account provisioned on the PDS, the community served at once).
 """
 
 from __future__ import annotations
@@ -164,3 +165,16 @@ async def _sign_in_and_comment(
         c.get("comment", c).get("record", {}).get("content") for c in thread.get("comments", [])
     ]
     expect("Hello from the demo check!" in texts, f"the new comment is in the thread: {texts}")
+
+    # A community created through Coves: its account is provisioned on the PDS.
+    created = await client.post(
+        "/xrpc/social.coves.community.create",
+        json={"name": "newcomers", "displayName": "Newcomers", "description": "Say hello."},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    expect(created.status_code == 200, f"community.create: {created.status_code} {created.text}")
+    body = created.json()
+    expect(body["handle"] == "c-newcomers.coves.test", f"the new community's handle: {body}")
+    view = await _get(client, "social.coves.community.get", community=body["did"])
+    shown = view.get("community", view)
+    expect(shown.get("displayName") == "Newcomers", f"the new community is served: {view}")

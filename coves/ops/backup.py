@@ -37,6 +37,10 @@ from coves.ops.pgtools import PgToolError, Tool, find_tool, run_tool
 log = get_logger(__name__)
 
 MANIFEST_FORMAT = "coves-backup/1"
+# Tables that describe running processes, not data: each consumer's crash-detection
+# session and each process's heartbeat. A restored database starts without them (its
+# processes register afresh), so their rows are left out of dumps (the tables stay).
+PROCESS_STATE_TABLES = ("ingest_sessions", "process_heartbeats")
 NAME = re.compile(r"^coves-(\d{8}T\d{6}Z)(?:-(\d+))?\.dump$")
 POST_COMMAND_TIMEOUT_SECONDS = 3600.0
 DUMP_TIMEOUT_SECONDS = 6 * 3600.0
@@ -166,7 +170,12 @@ def dump_database(
     try:
         run_tool(
             tool,
-            ["--format=custom", "--no-password", f"--file={partial}"],
+            [
+                "--format=custom",
+                "--no-password",
+                f"--file={partial}",
+                *(f"--exclude-table-data={table}" for table in PROCESS_STATE_TABLES),
+            ],
             plan.conninfo,
             timeout=DUMP_TIMEOUT_SECONDS,
         )

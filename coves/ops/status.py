@@ -163,7 +163,7 @@ def _age(value: datetime | None) -> float | None:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
+    if not isinstance(seconds, int | float):
         return "-"
     if seconds < 120:
         return f"{seconds:.1f} s"
@@ -187,11 +187,23 @@ def render(report: Report) -> str:
         )
         db_view = report.health.get("database", {})
         lines.append(f"  database reachable from the server: {db_view.get('reachable')}")
-        children = report.health.get("children", {})
-        if children:
-            lines.append("  children:")
-            for name, child in children.items():
-                lines.extend(_child_lines(name, child))
+        processes = report.health.get("processes")
+        if processes:  # several processes: each one's children from its heartbeat
+            for process in processes:
+                state = "healthy" if process.get("healthy") else "UNHEALTHY"
+                lines.append(
+                    f"  process {process.get('name')} ({process.get('role')}, pid "
+                    f"{process.get('pid')}, {process.get('host')}): {state}, seen "
+                    f"{_duration(process.get('lastSeenSecondsAgo'))} ago"
+                )
+                for name, child in (process.get("children") or {}).items():
+                    lines.extend(_child_lines(name, child))
+        else:
+            children = report.health.get("children", {})
+            if children:
+                lines.append("  children:")
+                for name, child in children.items():
+                    lines.extend(_child_lines(name, child))
     else:
         lines.append(f"server:      {report.server_url}  NOT ANSWERING ({report.server_error})")
     lines.extend(_database_lines(report.database))

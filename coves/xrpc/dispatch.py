@@ -56,6 +56,7 @@ ALLOWED_HEADERS = (
     "Authorization, Content-Type, DPoP, atproto-proxy, atproto-accept-labelers, X-Request-ID"
 )
 JSON = "application/json"
+CLIENT_CLOSED = 499  # the access log's status for a request abandoned before any answer
 _JSON_BYTES = JSON.encode()
 # The methods the /xrpc/<nsid> route answers; anything else is Quart's 405.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -287,19 +288,29 @@ class XrpcASGI:
     async def _logged_fallback(
         self, access: AccessLog, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """The Quart routes (_health, /metrics, did.json, 404s) get access-log lines too."""
+        """The Quart routes (_health, /metrics, did.json, 404s) get access-log lines too.
+
+        A request the client gave up on before any answer started (the server
+        cancels it) is logged with status 499, as nginx does, not as a 500.
+        """
         started = time.perf_counter()
         sent = [500, 0]  # status, body bytes
+        answered = False
 
         async def capture(message: MutableMapping[str, Any]) -> None:
+            nonlocal answered
             if message["type"] == "http.response.start":
-                sent[0] = message["status"]
+                sent[0], answered = message["status"], True
             elif message["type"] == "http.response.body":
                 sent[1] += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.fallback(scope, receive, capture)
+        except trio.Cancelled:
+            if not answered:
+                sent[0] = CLIENT_CLOSED
+            raise
         finally:
             if access.wanted(sent[0]):
                 headers = _header_lookup(scope["headers"])

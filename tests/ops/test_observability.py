@@ -237,3 +237,35 @@ def test_a_closed_log_stream_never_breaks_a_request(capsys: Any) -> None:
     finally:
         configure_logging("debug", "console")
     assert "Logging error" in capsys.readouterr().err
+
+
+async def test_a_request_abandoned_before_any_answer_is_logged_as_499(
+    log_output: io.StringIO,
+) -> None:
+    from coves.xrpc.dispatch import XrpcASGI
+    from coves.xrpc.ratelimit import RateLimiter, default_limit_classes
+
+    ctx = offline_context()
+
+    async def slow_route(scope: Any, receive: Any, send: Any) -> None:
+        await trio.sleep_forever()  # a Quart route still working when the client leaves
+
+    app = XrpcASGI(ctx, {}, slow_route, RateLimiter(default_limit_classes(ctx.settings)))
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/xrpc/_health",
+        "headers": [(b"x-request-id", b"gone-1")],
+        "client": ("203.0.113.9", 5000),
+    }
+
+    async def nothing() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def ignore(message: Any) -> None:
+        return None
+
+    with trio.move_on_after(0.2):  # the server cancels the request when its client goes
+        await app(scope, nothing, ignore)
+    (line,) = records(log_output, "coves.access")
+    assert (line["status"], line["path"], line["request_id"]) == (499, "/xrpc/_health", "gone-1")
