@@ -134,6 +134,10 @@ Then write through Coves with it, for example a comment:
     -H 'Authorization: Bearer <token>' -H 'Content-Type: application/json' \\
     -d '{{"reply": {{"root": {{"uri": "<post uri>", "cid": "<post cid>"}},
           "parent": {{"uri": "<post uri>", "cid": "<post cid>"}}}}, "content": "Hello!"}}'
+or create a community (its account is made on the PDS, handle c-<name>.{INSTANCE_DOMAIN}):
+  curl -X POST {base}/xrpc/social.coves.community.create \\
+    -H 'Authorization: Bearer <token>' -H 'Content-Type: application/json' \\
+    -d '{{"name": "mine", "displayName": "My community"}}'
 or write records to your own repository on the PDS; Coves indexes them within a second.
 
 Logs: {pds.root.parent}/coves.log, {pds.pds_log}. Ctrl-C stops everything.
