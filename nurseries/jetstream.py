@@ -1,5 +1,10 @@
 """The Jetstream consumer child: one websocket, frames to the Sink in batches.
 
+The same child reads a PDS's or relay's firehose (``kind="firehose"``, one per
+``FIREHOSE_URL`` entry): binary frames, a ``seq`` cursor resumed exactly, and a
+sink (``coves.ingest.firehose_sink``) that decodes them; everything below about
+liveness, backoff, the breaker and batching applies to both.
+
 Failure handling is the point of this module (atproto-facts §E2): public
 Jetstream instances close with 1006 every few seconds while catching up,
 go silent while the socket stays open, and refuse dials with 503 during

@@ -97,7 +97,7 @@ def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -
         jetstream_child(settings, indexer, metrics=ctx.metrics),
         *firehose_children(
             settings,
-            lambda url: production_firehose_sink(ctx, indexer(), url),
+            lambda url: production_firehose_sink(ctx, indexer(), url, db=ingest_db),
             metrics=ctx.metrics,
         ),
     ]
@@ -184,7 +184,7 @@ async def run_server(
         db.instrument(QueryObserver(metrics, slow_ms=settings.db_slow_query_ms))
         runtime.db = await supervisor.start(database_spec("database", db))
         ingest_db: Database | None = None
-        if ingests and serves_api and settings.jetstream_enabled:
+        if ingests and serves_api and (settings.jetstream_enabled or settings.firehose_urls):
             # The indexer's own connections: reads queued on the read pool's
             # limiter must never stand between ingestion and the database.
             ingest_db = Database(

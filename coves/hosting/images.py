@@ -24,18 +24,20 @@ class Image:
     mime: str
 
 
-_limits: dict[str, ImageLimits] = {}
+COMMUNITY_PROFILE = "social.coves.community.profile"
+_limits: dict[tuple[str, str], ImageLimits] = {}
 
 
-def profile_limits(field: str) -> ImageLimits:
-    """The profile record's limits for ``field`` (``avatar`` or ``banner``)."""
-    if field not in _limits:
+def profile_limits(field: str, nsid: str = COMMUNITY_PROFILE) -> ImageLimits:
+    """The limits of profile record ``nsid`` (community or actor) for ``field``
+    (``avatar`` or ``banner``): one source for the sizes and types, its lexicon."""
+    if (nsid, field) not in _limits:
         from coves.lexicon import LexiconRegistry
 
-        profile = LexiconRegistry.load().document("social.coves.community.profile")
+        profile = LexiconRegistry.load().document(nsid)
         record = {"id": profile["id"], "defs": {"main": profile["defs"]["main"]["record"]}}
-        _limits[field] = blob_limits(record, "main", field)
-    return _limits[field]
+        _limits[nsid, field] = blob_limits(record, "main", field)
+    return _limits[nsid, field]
 
 
 def decode_image(field: str, encoded: str, declared: str | None, limits: ImageLimits) -> Image:

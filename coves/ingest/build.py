@@ -86,9 +86,12 @@ def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexe
     )
 
 
-def production_firehose_sink(ctx: AppContext, indexer: Indexer, url: str) -> FirehoseSink:
+def production_firehose_sink(
+    ctx: AppContext, indexer: Indexer, url: str, *, db: Database | None = None
+) -> FirehoseSink:
     """One firehose source's sink over the shared indexer: keys and PDS fetches go
-    through the identity layer and the safe fetcher (PDS URLs come from DID documents)."""
+    through the identity layer and the safe fetcher (PDS URLs come from DID documents).
+    ``db``: the indexer's pool (ingestion's own, like the indexer's)."""
     from coves.identity.factory import build_fetcher
     from coves.ingest.firehose_sink import FirehoseSink, PdsFetcher, ResolverKeys
     from coves.ingest.stream import source_name
@@ -97,7 +100,7 @@ def production_firehose_sink(ctx: AppContext, indexer: Indexer, url: str) -> Fir
     identity = ctx.identity
     return FirehoseSink(
         indexer,
-        ctx.db,
+        db or ctx.db,
         source=source_name(url),
         metrics=ctx.metrics,
         verify=settings.firehose_verify,

@@ -299,7 +299,9 @@ class FirehoseSink:
             self._m_fetches.labels("record", "ok").inc()
             item.messages.append(commit_message(item.did, item.time_us, item.rev, op, record))
 
-    async def _proven_record(self, did: str, car: Car, op: Op) -> object:
+    async def _signed_tree(self, did: str, car: Car) -> bytes:
+        """The MST root of a fetched CAR's commit, once the commit is ``did``'s (and,
+        with ``verify``, signed by its key)."""
         if not car.roots:
             raise CarError("the CAR has no root commit")
         commit = read_commit(car, car.roots[0])
@@ -309,7 +311,10 @@ class FirehoseSink:
             key = await self._key(did)
             if key is None or not commit.verify(key):
                 raise CarError("bad commit signature")
-        found = mst.lookup(car, commit.data, op.path)
+        return commit.data
+
+    async def _proven_record(self, did: str, car: Car, op: Op) -> object:
+        found = mst.lookup(car, await self._signed_tree(did, car), op.path)
         if found is None:
             raise CarError("the record is not in the repository any more")
         record = car.decode(found, atjson=True)
@@ -319,23 +324,25 @@ class FirehoseSink:
         return record
 
     async def _resync(self, item: Decoded) -> None:
-        """``#sync``: the repository was replaced; index it again from the PDS."""
+        """``#sync``: the repository was replaced; index it again from the PDS.
+
+        Only repositories we hold records of are fetched: a relay sends ``#sync``
+        for accounts all over the network (every new account starts with one),
+        and a repository we index nothing of has nothing to repair here. Its
+        ``social.coves.*`` records written from then on arrive as commits.
+        """
         assert item.did is not None and item.rev is not None and item.time_us is not None
         did, rev, when = item.did, item.rev, item.time_us
+        indexed = await q.live_record_uris(self._db, did)
+        if not indexed:
+            self._m_fetches.labels("repo", "skipped").inc()
+            return
         try:
             if self._fetcher is None:
                 raise FetchFailed("no fetcher configured")
             car = read_car(await self._fetcher.get_repo(did))
-            if not car.roots:
-                raise CarError("the CAR has no root commit")
-            commit = read_commit(car, car.roots[0])
-            if commit.did != did:
-                raise CarError("the repository CAR is for another DID")
-            if self.verify:
-                key = await self._key(did)
-                if key is None or not commit.verify(key):
-                    raise CarError("bad commit signature")
-            records = await trio.to_thread.run_sync(_our_records, car, commit.data)
+            root = await self._signed_tree(did, car)
+            records = await trio.to_thread.run_sync(_our_records, car, root)
         except (FetchFailed, CarError) as exc:
             self._m_fetches.labels("repo", "failed").inc()
             log.error("firehose #sync: cannot fetch the repository", did=did, error=str(exc))
@@ -351,7 +358,7 @@ class FirehoseSink:
             present.add(f"at://{did}/{collection}/{rkey}")
             op = Op("update", collection, rkey, cid)
             item.messages.append(commit_message(did, when, rev, op, record))
-        for uri in await q.live_record_uris(self._db, did):
+        for uri in indexed:
             if uri not in present:
                 collection, _, rkey = uri.removeprefix(f"at://{did}/").partition("/")
                 op = Op("delete", collection, rkey, None)

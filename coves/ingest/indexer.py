@@ -175,13 +175,17 @@ class Indexer:
         database thread while the server works through the batch; it may run
         more than once if the batch is bisected, or not at all."""
         if batch.commits or batch.identities or batch.accounts or batch.dead or batch.cursor:
-            session = self._sessions.get(batch.source)
-            if session is None:  # a writer that never read the cursor (coves replay)
-                await self.open_source(batch.source)
-                session = self._sessions[batch.source]
-            if session == _LOST:
-                raise SessionLost("the database restarted; read the cursor again")
-            batch.session = session
+            # Only a batch that moves a stream position must prove the database did not
+            # restart since that position was read; a local write (write-then-index, no
+            # cursor) is idempotent and the stream delivers it again if a crash loses it.
+            if batch.cursor is not None:
+                session = self._sessions.get(batch.source)
+                if session is None:  # a writer that never read the cursor (coves replay)
+                    await self.open_source(batch.source)
+                    session = self._sessions[batch.source]
+                if session == _LOST:
+                    raise SessionLost("the database restarted; read the cursor again")
+                batch.session = session
             try:
                 decisions = await self._apply(batch, meanwhile)
             except Exception as exc:

@@ -13,27 +13,31 @@ from __future__ import annotations
 from typing import Any
 
 from coves.errors import XRPCError
-from coves.hosting.images import AVATAR_MAX_BYTES, BANNER_MAX_BYTES, Image, decode_image
+from coves.hosting.images import Image, decode_image, profile_limits
 from coves.lexicon.registry import LexiconRegistry
 from coves.pds import PdsConflict, PdsNotFound
 from coves.writes.records import now_datetime, ref_answer, validated
 from coves.writes.repo import UserRepo
 
 PROFILE = "social.coves.actor.profile"
-# The largest body updateProfile can legitimately carry: both images in base64.
-MAX_BODY = (AVATAR_MAX_BYTES + BANNER_MAX_BYTES) * 4 // 3 + 64 * 1024
+# The largest body updateProfile can legitimately carry: both images (at the
+# profile lexicon's maxSize: 1 MB and 2 MB) in base64, and the text fields.
+MAX_BODY = (1_000_000 + 2_000_000) * 4 // 3 + 64 * 1024
 
 
 async def update_profile(
     lexicons: LexiconRegistry | None, repo: UserRepo, body: dict[str, Any]
 ) -> dict[str, Any]:
     images: dict[str, Image] = {}
-    for name, maximum in (("avatar", AVATAR_MAX_BYTES), ("banner", BANNER_MAX_BYTES)):
+    for name in ("avatar", "banner"):
         encoded = body.get(f"{name}Blob")
         if isinstance(encoded, str):
             declared = body.get(f"{name}MimeType")
             images[name] = decode_image(
-                f"{name}Blob", encoded, declared if isinstance(declared, str) else None, maximum
+                f"{name}Blob",
+                encoded,
+                declared if isinstance(declared, str) else None,
+                profile_limits(name, PROFILE),
             )
     try:
         current = await repo.get(PROFILE, "self")

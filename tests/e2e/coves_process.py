@@ -6,6 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 import trio
 
 from tests.support.process import COVES, coves_env, free_port, wait_healthy
@@ -66,3 +67,39 @@ class CovesProcess:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+class _Headers:
+    def __init__(self, headers: httpx.Headers) -> None:
+        self._headers = headers
+
+    def getlist(self, name: str) -> list[str]:
+        return self._headers.get_list(name)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._headers.get(name, default)
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name]
+
+
+class _Response:
+    def __init__(self, response: httpx.Response) -> None:
+        self.status_code = response.status_code
+        self.headers = _Headers(response.headers)
+        self._content = response.content
+
+    async def get_data(self) -> bytes:
+        return self._content
+
+
+class HttpCoves:
+    """The scripted browser's view of Coves (tests/support/oauth_browser.py expects a
+    Quart test client) over real HTTP to a running ``coves serve``."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> _Response:
+        async with httpx.AsyncClient(base_url=self.base, timeout=20.0) as client:
+            return _Response(await client.get(path, headers=headers, follow_redirects=False))

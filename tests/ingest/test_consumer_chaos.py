@@ -9,14 +9,13 @@ exactly once and in publication order.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import trio
 import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.consumer import publish_votes, running_consumer, wait_for
+from tests.support.consumer import CHAOS_CONFIG, play_schedule, publish_votes, running_consumer
 from tests.support.fake_jetstream import FakeJetstream
 from tests.support.memory_sink import MemorySink, event_key
 
@@ -33,47 +32,19 @@ operations = st.one_of(
 
 async def _play(schedule: list[tuple[str, int]], seed: int) -> None:
     fake, sink = FakeJetstream(), MemorySink()
-    published: list[dict[str, Any]] = []
     with trio.fail_after(50_000):
         async with running_consumer(
-            fake,
-            sink,
-            rng=random.Random(seed),
-            batch_size=7,
-            batch_ms=50,
-            queue_frames=10,
-            idle_timeout=30.0,
-            ping_interval=10.0,
-            pong_timeout=5.0,
-            breaker_threshold=3,
-            breaker_cooldown=45.0,
+            fake, sink, rng=random.Random(seed), **CHAOS_CONFIG
         ) as consumer:
             await fake.wait_for_connections(1)
-            for n, (op, arg) in enumerate(schedule):
-                if op == "publish":
-                    published += publish_votes(fake, arg, f"s{n}-")
-                elif op == "drop":
-                    await fake.drop(abnormal=bool(arg))
-                elif op == "silence":
-                    fake.go_silent()
-                elif op == "ignore_pings":
-                    fake.stop_answering_pings()
-                elif op == "db_down":
-                    sink.down = True
-                    await trio.sleep(arg)
-                    sink.down = False
-                elif op == "refuse":
-                    fake.refuse(503)
-                    await trio.sleep(arg)
-                    fake.refuse(None)
-                else:
-                    await trio.sleep(arg)
-            # everything published must arrive within a few backoff/breaker cycles
-            with trio.move_on_after(1_000):
-                await wait_for(lambda: len(sink.applied) >= len(published), poll=1.0)
-            await trio.sleep(20.0)  # let any late duplicate show itself
+            published = await play_schedule(
+                fake,
+                sink,
+                schedule,
+                lambda n, prefix: [event_key(e) for e in publish_votes(fake, n, prefix)],
+            )
             assert consumer.gaps == 0
-    assert sink.applied_keys() == [event_key(e) for e in published]
+    assert sink.applied_keys() == published
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -83,3 +83,23 @@ async def test_the_session_table_is_unlogged(db: Database) -> None:
         db, "SELECT relpersistence FROM pg_class WHERE relname = 'ingest_sessions'"
     )
     assert persistence == "u"
+
+
+async def test_a_local_write_without_a_cursor_needs_no_session(
+    db: Database, indexer: Indexer, stream: Stream
+) -> None:
+    """Write-then-index batches move no stream position: a restart cannot make them
+    skip anything, so they neither open sessions nor fail after one was lost."""
+    from tests.support.events import frames
+
+    await indexer.load_cursor()
+    await _crash_recovery(db)
+    post = stream.commit(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE))
+    batch = indexer.prepare(frames(post))
+    batch.cursor = None
+    assert (await indexer.commit(batch)).applied == 1
+    assert await value(db, "SELECT count(*) FROM ingest_sessions") == 0
+    # the consumer's own batches still refuse until it reads its cursor again
+    vote = stream.commit(ALICE, VOTE, "3kvote0000001", vote_record(POST_URI))
+    with pytest.raises(SessionLost):
+        await apply(indexer, vote)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from nurseries.jetstream import FIREHOSE, ConsumerConfig, JetstreamConsumer
 from tests.ingest.test_consumer_chaos import operations
-from tests.support.consumer import wait_for
+from tests.support.consumer import CHAOS_CONFIG, play_schedule
 from tests.support.events import VOTE, did
 from tests.support.fake_firehose import FakeFirehose
 from tests.support.fake_repo import Write
@@ -37,7 +37,6 @@ def _publish(fake: FakeFirehose, n: int, prefix: str) -> list[tuple[Any, ...]]:
 
 async def _play(schedule: list[tuple[str, int]], seed: int) -> None:
     fake, sink = FakeFirehose(), FirehoseMemorySink()
-    published: list[tuple[Any, ...]] = []
     consumer = JetstreamConsumer(
         sink,
         ConsumerConfig(
@@ -45,14 +44,7 @@ async def _play(schedule: list[tuple[str, int]], seed: int) -> None:
             kind=FIREHOSE,
             name="firehose:pds.test",
             rewind_seconds=0.0,
-            batch_size=7,
-            batch_ms=50,
-            queue_frames=10,
-            idle_timeout=30.0,
-            ping_interval=10.0,
-            pong_timeout=5.0,
-            breaker_threshold=3,
-            breaker_cooldown=45.0,
+            **CHAOS_CONFIG,
         ),
         opener=fake.opener(),
         rng=random.Random(seed),
@@ -61,28 +53,9 @@ async def _play(schedule: list[tuple[str, int]], seed: int) -> None:
         async with fake.running(), trio.open_nursery() as nursery:
             await nursery.start(consumer.run)
             await fake.wait_for_connections(1)
-            for n, (op, arg) in enumerate(schedule):
-                if op == "publish":
-                    published += _publish(fake, arg, f"s{n}k")
-                elif op == "drop":
-                    await fake.drop(abnormal=bool(arg))
-                elif op == "silence":
-                    fake.go_silent()
-                elif op == "ignore_pings":
-                    fake.stop_answering_pings()
-                elif op == "db_down":
-                    sink.down = True
-                    await trio.sleep(arg)
-                    sink.down = False
-                elif op == "refuse":
-                    fake.refuse(503)
-                    await trio.sleep(arg)
-                    fake.refuse(None)
-                else:
-                    await trio.sleep(arg)
-            with trio.move_on_after(1_000):
-                await wait_for(lambda: len(sink.applied) >= len(published), poll=1.0)
-            await trio.sleep(20.0)  # let any late duplicate show itself
+            published = await play_schedule(
+                fake, sink, schedule, lambda n, prefix: _publish(fake, n, prefix)
+            )
             nursery.cancel_scope.cancel()
     assert sink.applied_keys() == published
     # every reconnect asked for exactly what the sink had committed
