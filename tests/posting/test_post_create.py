@@ -174,3 +174,28 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+async def test_user_signed_in_through_coves_posts_with_the_sealed_session(world: World) -> None:
+    """The clients' way: sign in through Coves (OAuth with the PDS), then call
+    post.create with the sealed session token as the Bearer token."""
+    with trio.fail_after(90):
+        alice = await world.user()
+        community = await world.community(alice)
+        token = await world.sign_in(alice)
+        status, body = await world.client.post(
+            CREATE, {"community": community.did, "title": "via my session"}, token=token
+        )
+        assert status == 200, body
+        assert (await world.record(body["uri"]))["value"]["author"] == alice.did
+        # The same session edits and deletes it.
+        status, body2 = await world.client.post(
+            "social.coves.community.post.update",
+            {"uri": body["uri"], "title": "edited via my session"},
+            token=token,
+        )
+        assert status == 200, body2
+        status, gone = await world.client.post(
+            "social.coves.community.post.delete", {"uri": body["uri"]}, token=token
+        )
+        assert (status, gone) == (200, {})

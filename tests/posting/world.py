@@ -25,13 +25,17 @@ from coves.ingest.build import production_indexer
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.net import SafeFetcher
+from coves.oauth.service import build_oauth_service
 from coves.pds import BearerAuth, PdsAuth, PdsConnections, PdsLimits, RepoWriter
 from coves.pds.services import PdsServices
 from coves.posting.build import build_post_service
 from coves.posting.pds_repo import PdsCommunityRepo
 from coves.unfurl.providers import OEmbedProvider
 from coves.xrpc.app import create_app
+from tests.oauth.conftest import FRONTEND_CALLBACK, PUBLIC
+from tests.oauth.live import Handles
 from tests.posting.conftest import Client
+from tests.support.oauth_browser import Browser
 from tests.support.http_server import TestHTTPServer, http_server
 from tests.support.pds import PdsAccount, TestPds
 
@@ -67,10 +71,23 @@ class World:
     client: Client
     credentials: StaticCredentials
     transport: httpx.AsyncBaseTransport
+    app: Any
+    handles: Handles
     communities: dict[str, PdsAccount] = field(default_factory=dict)
 
     async def user(self) -> PdsAccount:
-        return await self.pds.create_account()
+        account = await self.pds.create_account()
+        self.handles.records[account.handle] = account.did
+        return account
+
+    async def sign_in(self, account: PdsAccount) -> str:
+        """The sealed session token the mobile app gets from signing in through Coves
+        (the real OAuth flow with the PDS's own authorization server)."""
+        path = f"/oauth/mobile/login?handle={account.handle}&redirect_uri=social.coves:/callback"
+        landing = await Browser(self.app.test_client()).sign_in(
+            path, account.handle, account.password
+        )
+        return landing.query["token"]
 
     async def community(
         self,
@@ -172,12 +189,18 @@ async def posting_world(
         plc_url=pds.plc_url,
         allow_private_network_fetch=True,
         rate_limit_general=100_000,
+        appview_public_url=PUBLIC,
+        oauth_web_redirects=(FRONTEND_CALLBACK, PUBLIC + "/"),
         **overrides,
     )
     metrics = Metrics()
     async with http_server() as srv:
         fetcher = build_fetcher(settings)
-        identity = build_resolver(settings, db, fetcher, metrics=metrics)
+        handles = Handles()
+        identity = build_resolver(
+            settings, db, fetcher, metrics=metrics, txt_lookup=handles.txt_lookup
+        )
+        oauth = build_oauth_service(settings, db, fetcher, identity)
         api_keys = ApiKeys(db)
         the_transport = transport or httpx.AsyncHTTPTransport()
         probe = AppContext(settings=settings, db=db, lexicons=lexicons, metrics=metrics)
@@ -196,7 +219,10 @@ async def posting_world(
             settings=settings,
             db=db,
             metrics=metrics,
-            authenticator=build_authenticator(settings, identity, fetcher, api_keys=api_keys),
+            authenticator=build_authenticator(
+                settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys
+            ),
+            oauth=oauth,
             lexicons=lexicons,
             identity=identity,
             pds_services=pds_services,
@@ -223,15 +249,18 @@ async def posting_world(
             ),
             authorizations=AggregatorAuthorizations(db, base.read, repo),
         )
+        app = create_app(ctx)
         try:
             yield World(
                 pds=pds,
                 srv=srv,
                 db=db,
                 ctx=ctx,
-                client=Client(create_app(ctx), lexicons),
+                client=Client(app, lexicons),
                 credentials=credentials,
                 transport=the_transport,
+                app=app,
+                handles=handles,
             )
         finally:
             await connections.aclose()
