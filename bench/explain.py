@@ -1,9 +1,13 @@
 """EXPLAIN (ANALYZE, BUFFERS) every read-path query shape on the bench database.
 
 Runs each feed shape (community, discover, timeline, author x hot / top /
-controversial / new, first page and keyset page), post hydration, viewer
-state, community list/search, and fails (exit 1) when any plan sequentially
-scans a big table. Build the database first with ``bench/gen_readdb.py``.
+controversial / new, first page and keyset page; author feeds of one community
+and with media only), post hydration, the viewer's relations, community
+list/search, post search (relevance/new/top, one community, a rare and a
+common word), an actor's comments, profile stats, blocked users and
+communities, a comment by record key, and fails (exit 1) when any plan
+sequentially scans a big table. Build the database first with
+``bench/gen_readdb.py``.
 
     .venv/bin/python -m bench.explain --data-dir /tmp/coves-readdb
 """
@@ -21,13 +25,26 @@ import psycopg
 
 from bench.gen_readdb import DEFAULT_DIR, start
 from coves.db.embedded import stop_blocking
+from coves.db.queries import actors as actor_sql
+from coves.db.queries import comments as comment_sql
 from coves.db.queries import communities as community_sql
 from coves.db.queries import feeds as feed_sql
 from coves.db.queries import posts as post_sql
+from coves.db.queries import relations as relation_sql
+from coves.db.queries import search as search_sql
 from coves.db.queries.feeds import FeedScope
 from coves.search import trigrams
 
-BIG = {"posts", "votes", "comments", "users", "subscriptions", "blocks"}
+BIG = {
+    "posts",
+    "votes",
+    "comments",
+    "users",
+    "subscriptions",
+    "blocks",
+    "user_blocks",
+    "post_search",
+}
 VIEWER = "did:plc:bu0"
 LIMIT = 1000  # FEED_SNAPSHOT_SIZE: what a ranked first page computes
 
@@ -51,32 +68,24 @@ def shapes(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, Any]]:
     quiet = conn.execute(
         "SELECT did FROM community_stats WHERE post_count > 0 ORDER BY post_count LIMIT 1"
     ).fetchone()[0]  # type: ignore[index]
-    author = conn.execute("SELECT author_did FROM posts LIMIT 1").fetchone()[0]  # type: ignore[index]
+    author = conn.execute(
+        "SELECT author_did FROM posts GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()[0]  # type: ignore[index]
     subscribed = tuple(
         r[0]
         for r in conn.execute(
             "SELECT DISTINCT community_did FROM subscriptions WHERE user_did = %s", (VIEWER,)
         )
     )
-    yield (
-        "timeline: subscribed communities",
-        """
-        SELECT DISTINCT s.community_did AS did FROM subscriptions s
-        JOIN communities c ON c.did = s.community_did
-        LEFT JOIN users cu ON cu.did = s.community_did
-        WHERE s.user_did = %(viewer)s AND s.deleted_at IS NULL
-          AND c.deleted_at IS NULL AND c.verification = 'verified' AND cu.active IS NOT FALSE
-          AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_did = %(viewer)s
-                          AND b.community_did = s.community_did AND b.deleted_at IS NULL)
-        """,
-        {"viewer": VIEWER},
-    )
+    yield "timeline: subscribed communities", feed_sql.TIMELINE_COMMUNITIES_SQL, {"viewer": VIEWER}
     scopes = {
         "community(busiest)": FeedScope("community", busiest),
         "community(quiet)": FeedScope("community", quiet),
         "discover": FeedScope("discover"),
         f"timeline({len(subscribed)} subs)": FeedScope("timeline", subscribed),
         "author": FeedScope("author", author),
+        "author in one community": FeedScope("author", author, community=busiest),
+        "author media only": FeedScope("author", author, media=True),
     }
     day_ago = datetime.now(UTC) - timedelta(days=1)
     for label, scope in scopes.items():
@@ -103,7 +112,91 @@ def shapes(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, Any]]:
         )
     ]
     yield "hydrate 50 posts", post_sql._HYDRATE, (page,)
-    yield "viewer state (votes+blocks)", post_sql._VIEWER_STATE, {"viewer": VIEWER, "uris": page}
+    hydrated = conn.execute(post_sql._HYDRATE, (page,)).fetchall()
+    yield (
+        "relations of a page (blocks, membership, votes)",
+        relation_sql.RELATIONS_SQL,
+        {
+            "viewer": VIEWER,
+            "communities": sorted({row[3] for row in hydrated}),
+            "actors": sorted({row[4] for row in hydrated}),
+            "subjects": page,
+        },
+    )
+    day_ago_search = datetime.now(UTC) - timedelta(days=1)
+    for word in ("rust", "text"):  # a topic, and a word in every post
+        for sort in ("relevance", "new", "top"):
+            yield (
+                f"searchPosts '{word}' {sort}",
+                search_sql.search_query(sort, community=False, since=False),
+                {"q": word, "limit": LIMIT, "community": None, "since": None},
+            )
+        yield (
+            f"searchPosts '{word}' top(day) in busiest",
+            search_sql.search_query("top", community=True, since=True),
+            {"q": word, "limit": LIMIT, "community": busiest, "since": day_ago_search},
+        )
+    commenter = conn.execute(
+        "SELECT commenter_did FROM comments GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()[0]  # type: ignore[index]
+    first = {"actor": commenter, "limit": 51, "at": None, "uri": None, "community": None}
+    yield "actor.getComments p1", actor_sql.comments_sql(after=False, community=False), first
+    rows = conn.execute(
+        actor_sql.comments_sql(after=False, community=False).replace("%(limit)s", "200"), first
+    ).fetchall()
+    if rows:
+        keyset = {**first, "at": rows[-1][1], "uri": rows[-1][0]}
+        yield (
+            "actor.getComments p(after 200)",
+            actor_sql.comments_sql(after=True, community=False),
+            keyset,
+        )
+        yield (
+            "actor.getComments in busiest",
+            actor_sql.comments_sql(after=False, community=True),
+            {**first, "community": busiest},
+        )
+        yield (
+            "comments of a page by URI",
+            comment_sql.LIVE_BY_URIS_SQL,
+            {"uris": [row[0] for row in rows[:50]]},
+        )
+    thread = conn.execute(
+        "SELECT root_uri, rkey FROM comments ORDER BY root_uri LIMIT 1"
+    ).fetchone()
+    assert thread is not None
+    yield (
+        "getComments parentRkey lookup",
+        comment_sql.BY_RKEY_SQL,
+        {
+            "post": thread[0],
+            "rkey": thread[1],
+        },
+    )
+    yield "profile stats (busiest author)", actor_sql.STATS_SQL, {"did": author}
+    blocker = conn.execute("SELECT blocker_did FROM user_blocks LIMIT 1").fetchone()
+    if blocker is not None:
+        yield (
+            "actor.getBlockedUsers",
+            actor_sql.BLOCKED_USERS_SQL,
+            {
+                "viewer": blocker[0],
+                "limit": 50,
+                "offset": 0,
+            },
+        )
+    user = conn.execute("SELECT user_did FROM blocks LIMIT 1").fetchone()
+    if user is not None:
+        yield (
+            "community.getBlockedCommunities",
+            community_sql.BLOCKED_SQL,
+            {
+                "viewer": user[0],
+                "limit": 51,
+                "at": None,
+                "uri": None,
+            },
+        )
     for sort, (_, order, _) in community_sql._SORTS.items():
         yield (
             f"community.list {sort}",
@@ -112,11 +205,23 @@ def shapes(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, Any]]:
             f" ORDER BY {order} LIMIT 51",
             None,
         )
-    yield (
-        "community.search 'gaming1'",
-        "SELECT c.did FROM communities c WHERE c.search_trigrams && %s::text[]",
-        (trigrams("gaming1"),),
-    )
+    for q in ("gaming1", "rust"):
+        grams = trigrams(q)
+        yield (
+            f"community.search '{q}'",
+            community_sql.SEARCH_SQL.replace("{listing}", "c.visibility = %(visibility)s"),
+            {
+                "q": grams,
+                "qn": len(grams),
+                "term": q,
+                "words": q,
+                "limit": 51,
+                "offset": 0,
+                "viewer": None,
+                "visibility": "public",
+                "min": 0.1,
+            },
+        )
 
 
 def main() -> None:

@@ -34,7 +34,17 @@ from coves.search import trigrams
 
 DEFAULT_DIR = Path("/tmp/coves-readdb")
 META_FILE = "bench-meta.json"
-BIG_TABLES = ("posts", "votes", "comments", "subscriptions", "communities", "users", "blocks")
+BIG_TABLES = (
+    "posts",
+    "votes",
+    "comments",
+    "subscriptions",
+    "communities",
+    "users",
+    "blocks",
+    "user_blocks",
+    "post_search",
+)
 VIEWER_SUBSCRIPTIONS = 50
 THREAD_COMMENTS = 2000
 LOAD_SETTINGS = {
@@ -146,7 +156,9 @@ def generate(conn: psycopg.Connection[Any], n: dict[str, int]) -> None:
         SELECT bench_post_uri(g), 'p' || g, 'bafyreibenchpost',
                'did:plc:bc' || bench_post_community(g),
                'did:plc:bu' || ((hashint4(g + 7) & 2147483647) % %(users)s),
-               'Post number ' || g, 'Some text for post ' || g,
+               'Post number ' || g,
+               'Some text for post ' || g || ' about '
+               || regexp_replace(bench_community_name(g % 97), '[0-9]+$', ''),
                jsonb_build_object('$type', 'social.coves.community.post',
                                   'community', 'did:plc:bc' || bench_post_community(g),
                                   'title', 'Post number ' || g),
@@ -223,6 +235,26 @@ def generate(conn: psycopg.Connection[Any], n: dict[str, int]) -> None:
         FROM generate_series(10, %(users)s - 1, 10) u
         """,
         p,
+    )
+    step(
+        conn,
+        "user blocks (every 10th user blocks one user)",
+        """
+        INSERT INTO user_blocks (uri, blocker_did, rkey, subject_did, record_cid, created_at)
+        SELECT 'at://did:plc:bu' || u || '/social.coves.actor.block/ub0', 'did:plc:bu' || u,
+               'ub0', 'did:plc:bu' || ((hashint4(u + 1) & 2147483647) % %(users)s),
+               'bafyreibenchublock', now()
+        FROM generate_series(10, %(users)s - 1, 10) u
+        """,
+        p,
+    )
+    step(
+        conn,
+        "post search documents",
+        """
+        INSERT INTO post_search (uri, document)
+        SELECT uri, coves_post_document(title, content) FROM posts WHERE deleted_at IS NULL
+        """,
     )
     step(
         conn,
@@ -331,7 +363,10 @@ def main() -> None:
             indexes = secondary_indexes(conn)
             for name, _ in indexes:
                 conn.execute(f'DROP INDEX "{name}"')
+            # post_search is filled in one statement after the posts, not row by row.
+            conn.execute("ALTER TABLE posts DISABLE TRIGGER posts_search_row")
             generate(conn, n)
+            conn.execute("ALTER TABLE posts ENABLE TRIGGER posts_search_row")
             t = time.perf_counter()
             for _, definition in indexes:
                 conn.execute(definition)

@@ -5,7 +5,8 @@ generator pinned to core 1, servers to core 0): the bare Hypercorn-trio
 hello app, then getTimeline (viewer subscribed to 50 communities),
 getCommunity hot (cycling the 10 busiest communities), getDiscover hot and,
 when the endpoint exists on this branch, getComments on a 2 000-comment
-thread. Rate limits are lifted for the run (``RATE_LIMIT_GENERAL``).
+thread, searchPosts for a topic word and post.get of 25 URIs. Rate limits are
+lifted for the run (``RATE_LIMIT_GENERAL``).
 
     .venv/bin/python -m bench.gen_readdb --scale 1            # once, ~5-10 min
     .venv/bin/python -m bench.read_api --connections 100 --duration 15
@@ -34,6 +35,7 @@ def start_read_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         **os.environ,
         "RATE_LIMIT_GENERAL": "1000000000",
         "RATE_LIMIT_COMMENTS": "1000000000",
+        "RATE_LIMIT_SEARCH": "1000000000",
         "LOG_LEVEL": "warning",
         "JETSTREAM_ENABLED": "false",
     }
@@ -99,6 +101,14 @@ def main() -> None:
             cases.append(("getComments (2000-comment thread)", [comments], None))
         else:
             print("getComments: not on this branch (501), skipped")
+        search = f"{x}/social.coves.feed.searchPosts?q=rust"
+        if httpx.get(search, timeout=30).status_code != 501:
+            cases.append(("searchPosts 'rust' (relevance)", [search], None))
+        else:
+            print("searchPosts: not on this branch (501), skipped")
+        discover = httpx.get(f"{x}/social.coves.feed.getDiscover?limit=25", timeout=30).json()
+        uris = "&".join(f"uris={item['post']['uri']}" for item in discover["feed"])
+        cases.append(("post.get (25 uris)", [f"{x}/social.coves.community.post.get?{uris}"], auth))
         for label, urls, headers in cases:
             check = httpx.get(urls[0], headers=headers or {}, timeout=30)
             feed = check.json().get("feed")

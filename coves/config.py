@@ -431,6 +431,14 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
+        "RATE_LIMIT_SEARCH",
+        "rate_limit_search",
+        _int(1),
+        30,
+        "requests per minute per client on post search (on top of general)",
+        "30",
+    ),
+    Var(
         "RATE_LIMIT_USER_WRITES",
         "rate_limit_user_writes",
         _int(1),
@@ -686,8 +694,9 @@ VARS: tuple[Var, ...] = (
         "blob_url_template",
         str.strip,
         "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}",
-        "URL template for blobs in views: {pds}, {did}, {cid} are substituted (escaped)",
-        "https://cdn.example/img/{did}/{cid}",
+        "URL template for blobs in views: {pds}, {did}, {cid} and {preset} (thumb, fullsize,"
+        " avatar, banner, video) are substituted (escaped)",
+        "https://coves.social/img/{preset}/plain/{did}/{cid}",
     ),
     Var(
         "FEED_SNAPSHOT_SIZE",
@@ -756,6 +765,7 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
+    rate_limit_search: int = 30
     rate_limit_user_writes: int = 60
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0

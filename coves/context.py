@@ -26,7 +26,6 @@ from coves.aggregators.registration import AggregatorRegistrar
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
-from coves.feeds import ReadServices
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
@@ -35,7 +34,9 @@ from coves.metrics import Metrics
 from coves.oauth.service import OAuthService
 from coves.pds.services import PdsServices
 from coves.posting.service import PostService
+from coves.read.services import ReadServices
 from coves.respcache import ResponseCache
+from coves.writes.repo import UserRepos, build_user_repos
 
 
 class HealthSource(Protocol):
@@ -75,12 +76,18 @@ class AppContext:
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
     pds: PdsServices = field(init=False)
+    # Signed-in users' own repositories, written through their OAuth sessions.
+    user_repos: UserRepos | None = field(init=False)
 
     def __post_init__(self) -> None:
         # Frozen: the derived parts are set once, here, and never again.
         object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
         object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
         object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
+        repos = None
+        if self.oauth is not None:
+            repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
+        object.__setattr__(self, "user_repos", repos)
 
 
 def default_pds_services(ctx: AppContext) -> PdsServices:

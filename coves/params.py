@@ -52,6 +52,23 @@ def int_param(params: Mapping[str, Any], name: str, *, default: int, low: int, h
     return value
 
 
+def limit_param(params: Mapping[str, Any], *, default: int, high: int) -> int:
+    """A page size: above ``high`` is clamped to it (as the original AppView does, and
+    as clients such as the web sidebar's ``limit=500`` rely on); below 1 is a 400."""
+    raw = one_str(params, "limit")
+    if raw is None:
+        return default
+    if isinstance(params.get("limit"), bool):
+        raise invalid_request("limit must be an integer")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_request("limit must be an integer") from None
+    if value < 1:
+        raise invalid_request("limit must be at least 1")
+    return min(value, high)
+
+
 def bool_param(params: Mapping[str, Any], name: str, *, default: bool = False) -> bool:
     value = params.get(name)
     if isinstance(value, bool):

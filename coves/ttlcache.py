@@ -105,6 +105,13 @@ class TTLCache(Generic[K, V]):
     def clear(self) -> None:
         self._data.clear()
 
+    def discard(self, predicate: Callable[[K], bool]) -> int:
+        """Drop the entries whose key matches (a write made them stale); how many."""
+        stale = [key for key in self._data if predicate(key)]
+        for key in stale:
+            del self._data[key]
+        return len(stale)
+
     def __len__(self) -> int:
         return len(self._data)
 

@@ -19,14 +19,15 @@ from typing import Any
 from coves import clock
 from coves.atproto.syntax import format_datetime, is_valid_rkey
 from coves.auth.base import Viewer
-from coves.communities import is_visible, resolve
 from coves.db import Database, Row
 from coves.db.queries import aggregators as q
 from coves.db.queries import posting as post_sql
 from coves.errors import XRPCError
-from coves.feeds import ReadServices
 from coves.logs import get_logger
 from coves.posting.repo import CommunityRepo
+from coves.read import facts, rules
+from coves.read.communities import resolve
+from coves.read.services import ReadServices
 
 log = get_logger(__name__)
 
@@ -51,7 +52,7 @@ class AggregatorAuthorizations:
         if viewer.method == "api_key":
             raise XRPCError(403, "NotAuthorized", "sign in to change a community's aggregators")
         community = await resolve(self._db, self._read, ident)
-        if community is None or not is_visible(community):
+        if community is None or rules.community_exists(facts.community(community)) is not None:
             raise XRPCError(404, "CommunityNotFound", "no such community")
         if community["created_by"] != viewer.did:
             raise XRPCError(

@@ -12,8 +12,8 @@ from coves.cursors import invalid_cursor
 from coves.db import Database, Row
 from coves.db.queries import aggregators as q
 from coves.errors import XRPCError, invalid_request
-from coves.feeds import ReadServices
 from coves.params import bool_param, int_param, many_str, one_str
+from coves.read.services import ReadServices
 
 SERVICE = "social.coves.aggregator.service"
 DEFS = "social.coves.aggregator.defs"

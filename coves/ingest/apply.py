@@ -46,6 +46,7 @@ from coves.ingest.records import (
     CommunityRow,
     PostRow,
     SubjectRow,
+    UserBlockRow,
 )
 from coves.posting.rules import WITHHELD_REASON, ContentRules, violation
 
@@ -328,6 +329,7 @@ def _apply_batch(
             [k[2] for k in keys],
             {
                 "blocks": sorted(uris[ev.BLOCK]),
+                "user_blocks": sorted(uris[ev.ACTOR_BLOCK]),
                 "aggregator_authorizations": sorted(uris[ev.AUTHORIZATION]),
             },
         ),
@@ -414,6 +416,7 @@ def _apply_batch(
         _aggregators(conn, by_collection[ev.AGGREGATOR], touched)
         _authorizations(conn, by_collection[ev.AUTHORIZATION], touched)
         _actor_profiles(conn, by_collection[ev.ACTOR_PROFILE], touched)
+        _user_blocks(conn, by_collection[ev.ACTOR_BLOCK], touched)
 
     _comment_deltas(winners, threads, touched)
     for post_commits, comment_commits in content_phases:
@@ -484,7 +487,7 @@ def _apply_batch(
 
 # Collections whose rows are keyed by record URI and carry the rev that wrote them.
 ROW_COLLECTIONS = frozenset(
-    {ev.POST, ev.COMMENT, ev.VOTE, ev.SUBSCRIPTION, ev.BLOCK, ev.AUTHORIZATION}
+    {ev.POST, ev.COMMENT, ev.VOTE, ev.SUBSCRIPTION, ev.BLOCK, ev.AUTHORIZATION, ev.ACTOR_BLOCK}
 )
 
 
@@ -555,6 +558,8 @@ def _referenced_dids(commit: Commit) -> tuple[str, ...]:
         return (commit.did, row.community)
     if isinstance(row, AuthorizationRow):
         return (commit.did, row.aggregator)
+    if isinstance(row, UserBlockRow):
+        return (commit.did, row.subject)
     return (commit.did,)
 
 
@@ -914,7 +919,34 @@ def _actor_profiles(conn: q.Conn, commits: list[Commit], touched: Touched) -> No
             row.description if row else None,
             row.avatar if row else None,
             row.banner if row else None,
+            row.created_at if row else None,
         )
+
+
+def _user_blocks(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
+    if not commits:
+        return
+    live = [c for c in commits if c.op != "delete"]
+    deleted = [c for c in commits if c.op == "delete"]
+    q.soft_delete(conn, "user_blocks", [c.uri for c in deleted], [_at(c.time_us) for c in deleted])
+    if not live:
+        return
+    cols: list[list[Any]] = [[] for _ in range(7)]
+    for commit in live:
+        row: UserBlockRow = commit.row
+        touched.users.add(row.subject)
+        values = (
+            commit.uri,
+            commit.did,
+            commit.rkey,
+            row.subject,
+            commit.cid,
+            row.created_at or _at(commit.time_us),
+            commit.rev,
+        )
+        for col, value in zip(cols, values, strict=True):
+            col.append(value)
+    q.upsert_user_blocks(conn, cols)
 
 
 def _identities(conn: q.Conn, identities: list[IdentityEvent], out: Decisions) -> None:

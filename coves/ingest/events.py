@@ -20,6 +20,7 @@ VOTE: Final = "social.coves.feed.vote"
 AGGREGATOR: Final = "social.coves.aggregator.service"
 AUTHORIZATION: Final = "social.coves.aggregator.authorization"
 ACTOR_PROFILE: Final = "social.coves.actor.profile"
+ACTOR_BLOCK: Final = "social.coves.actor.block"
 
 INDEXED_COLLECTIONS: Final = frozenset(
     {
@@ -32,6 +33,7 @@ INDEXED_COLLECTIONS: Final = frozenset(
         AGGREGATOR,
         AUTHORIZATION,
         ACTOR_PROFILE,
+        ACTOR_BLOCK,
     }
 )
 

@@ -215,6 +215,15 @@ class ActorProfileRow:
     description: str | None
     avatar: str | None
     banner: str | None
+    created_at: datetime | None
+
+
+@dataclass(slots=True)
+class UserBlockRow:
+    """A user's block of another user (``social.coves.actor.block``)."""
+
+    subject: str
+    created_at: datetime | None  # optional in the lexicon; the event time stands in
 
 
 def _require_self(rkey: str) -> None:
@@ -386,7 +395,15 @@ def parse_actor_profile(did: str, rkey: str, record: dict[str, Any]) -> ActorPro
         description=_str(record, "description"),
         avatar=_json(_obj(record, "avatar")),
         banner=_json(_obj(record, "banner")),
+        created_at=_optional_datetime(record, "createdAt"),
     )
+
+
+def parse_actor_block(did: str, rkey: str, record: dict[str, Any]) -> UserBlockRow:
+    subject = _did(record, "subject")
+    if subject == did:
+        raise _invalid("subject: an account cannot block itself")
+    return UserBlockRow(subject, _optional_datetime(record, "createdAt"))
 
 
 PARSERS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
@@ -399,6 +416,7 @@ PARSERS: dict[str, Callable[[str, str, dict[str, Any]], Any]] = {
     ev.AGGREGATOR: parse_aggregator,
     ev.AUTHORIZATION: parse_authorization,
     ev.ACTOR_PROFILE: parse_actor_profile,
+    ev.ACTOR_BLOCK: parse_actor_block,
 }
 
 # Collections whose deletes must also respect the rkey rule (a delete of a

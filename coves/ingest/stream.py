@@ -22,6 +22,7 @@ COLLECTIONS: tuple[str, ...] = (
     "social.coves.community.comment",
     "social.coves.feed.vote",
     "social.coves.actor.profile",
+    "social.coves.actor.block",
     "social.coves.aggregator.service",
     "social.coves.aggregator.authorization",
 )

@@ -5,7 +5,9 @@ lexicon type (integers strictly: no signs-with-spaces or underscores that
 ``int()`` would forgive), then checked with the same compiled validators as
 record fields. Defaults are filled in so handlers never re-derive them;
 parameters the lexicon does not declare are dropped, and an empty value
-(``cursor=``) counts as absent.
+(``cursor=``) counts as absent. A ``limit`` above its maximum is clamped to
+the maximum (clients ask for more than an endpoint serves, e.g. the web
+sidebar's ``limit=500``); below its minimum it is still refused.
 """
 
 from __future__ import annotations
@@ -133,11 +135,16 @@ def _decoder(
         return decode_array
 
     parse, check = _scalar(compiler, prop, nsid, where)
+    ceiling = (
+        prop.get("maximum") if where.endswith(".limit") and prop.get("type") == "integer" else None
+    )
 
     def decode_scalar(values: list[str]) -> Any:
         if len(values) > 1:
             raise _Invalid("must be given once")
         value = parse(values[0])
+        if isinstance(ceiling, int) and value > ceiling:
+            value = ceiling
         if check is not None:
             check(value)
         return value

@@ -56,6 +56,11 @@ class DpopClient:
     def nonce_for(self, url: str) -> str | None:
         return self._nonces.get(_origin(url))
 
+    def remember(self, url: str, nonce: str) -> None:
+        """A ``DPoP-Nonce`` the server at ``url`` sent (any response may carry one)."""
+        if nonce and len(nonce) <= 512:
+            self._nonces.set(_origin(url), nonce, NONCE_TTL)
+
     async def request(
         self,
         method: str,

@@ -169,6 +169,7 @@ class LoginFlow:
             expires_at=now + self.session_ttl(),
         )
         await self._store.create_session(session)
+        await self._store.remember_identity(session.did, session.handle, session.pds_url)
         log.info("signed in", did=session.did, issuer=session.issuer, kind=login.kind)
         return session, login
 

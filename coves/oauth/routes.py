@@ -29,7 +29,7 @@ from coves.oauth.jose import random_token
 from coves.oauth.service import OAuthService
 from coves.oauth.store import REQUEST_TTL, PendingLogin, UserSession
 from coves.oauth.tokens import InvalidSessionToken
-from coves.views.blobs import BlobUrls
+from coves.read.views.blobs import BlobUrls
 from coves.xrpc.ratelimit import RateLimiter, client_address, rate_limit_headers
 
 log = get_logger(__name__)

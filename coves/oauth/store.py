@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 import orjson
 
 from coves import clock
+from coves.atproto.syntax import INVALID_HANDLE
 from coves.db import Database, Row
+from coves.db.queries import identity as identity_q
 from coves.db.queries import oauth as q
 from coves.db.sealed import OAUTH_REQUESTS, OAUTH_SESSIONS
 from coves.oauth.jose import SigningKey
@@ -161,6 +163,14 @@ class OAuthStore:
             access_expires_at=row["access_expires_at"].timestamp(),
             expires_at=row["expires_at"].timestamp(),
         )
+
+    async def remember_identity(self, did: str, handle: str, pds_url: str) -> None:
+        """What the sign-in just verified (handle both ways, PDS from the DID document),
+        so views of this account are complete at once rather than after the handle
+        resolver's next round."""
+        await q.ensure_user(self._db, did)
+        verified = None if handle == INVALID_HANDLE else handle
+        await identity_q.set_user_identity(self._db, did, verified, pds_url, clock.utcnow())
 
     async def session(self, session_id: str) -> UserSession | None:
         row = await q.get_session(self._db, session_id)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from coves.config import Settings
 from coves.db import Database
-from coves.feeds import ReadServices
 from coves.identity.resolver import IdentityResolver
 from coves.lexicon.registry import LexiconRegistry
 from coves.media.images import blob_limits
@@ -15,6 +14,7 @@ from coves.net import SafeFetcher
 from coves.posting.embeds import CardLimits, EmbedPreparer, text_limit
 from coves.posting.repo import CommunityRepo
 from coves.posting.service import PostingLimits, PostService
+from coves.read.services import ReadServices
 from coves.unfurl.providers import DEFAULT_OEMBED, OEmbedProvider
 from coves.unfurl.service import Unfurler
 

@@ -3,10 +3,14 @@ one write into the community's repository, indexed before the call returns.
 
 Order of a create (cheap refusals first, the network last):
 
-1. the community, in any identifier form, exists and is visible;
-2. the poster may post there: not blocking it; a private community only for
-   its subscribers (and its creator); an aggregator (API key, or an account
-   with an ``aggregator.service`` record) only with an enabled authorization;
+1. the community, in any identifier form, exists (the read rules' answer:
+   indexed, verified, not deleted, its account active);
+2. the poster may post there, decided with the read side's rules and
+   relations: no block between poster and community in either direction
+   (a community block by the poster, or a user block either way); a private
+   community only for its members (subscribers and its creator); an
+   aggregator (API key, or an account with an ``aggregator.service`` record)
+   only with an enabled authorization;
 3. the content rules accept the embed kind sent;
 4. a reservation in the submission ledger, under a per-poster lock: the same
    link in the same community within the hour is a 409, the hourly limits
@@ -31,12 +35,10 @@ import trio
 from coves import clock
 from coves.atproto.syntax import format_datetime, parse_record_uri
 from coves.auth.base import Viewer
-from coves.communities import is_visible, resolve
 from coves.db import Database, Row
 from coves.db.queries import aggregators as agg_sql
 from coves.db.queries import posting as sql
 from coves.errors import XRPCError, invalid_request
-from coves.feeds import ReadServices
 from coves.lexicon.errors import LexiconValidationError
 from coves.lexicon.registry import LexiconRegistry
 from coves.logs import get_logger
@@ -45,6 +47,9 @@ from coves.metrics import Metrics
 from coves.posting.embeds import EmbedPreparer, external_link
 from coves.posting.repo import CommunityRepo
 from coves.posting.rules import ContentRules, violation
+from coves.read import facts, relations, rules
+from coves.read.communities import resolve
+from coves.read.services import ReadServices
 from coves.unfurl.providers import normalize_url
 
 log = get_logger(__name__)
@@ -105,7 +110,7 @@ class PostService:
     # -- checks ---------------------------------------------------------------------------
     async def _community(self, ident: str) -> Row:
         row = await resolve(self._db, self._read, ident)
-        if row is None or not is_visible(row):
+        if row is None or rules.community_exists(facts.community(row)) is not None:
             raise not_found()
         return row
 
@@ -114,10 +119,14 @@ class PostService:
 
     async def _may_post(self, viewer: Viewer, community: Row, *, aggregator: bool) -> None:
         did = community["did"]
-        if await sql.poster_blocks(self._db, viewer.did, did):
+        state = await relations.load(self._db, viewer.did, communities=[did], actors=[did])
+        rel = state.relations
+        if did in rel.blocked_communities or did in rel.blocking:
             raise self._refuse(
                 "blocked", not_authorized("you block this community; unblock it to post here")
             )
+        if did in rel.blocked_by:
+            raise self._refuse("blocked", not_authorized("this community blocks you"))
         if aggregator:
             auth = await agg_sql.authorization(self._db, did, viewer.did)
             if auth is None or not auth["enabled"]:
@@ -126,11 +135,7 @@ class PostService:
                     not_authorized("this aggregator is not enabled in this community"),
                 )
             return
-        if (
-            community["visibility"] == "private"
-            and viewer.did != community["created_by"]
-            and not await sql.subscribed(self._db, viewer.did, did)
-        ):
+        if rules.may_read_community(facts.community(community), rel) is rules.Why.PRIVATE:
             raise self._refuse(
                 "private", not_authorized("this community is private: subscribers only")
             )

@@ -325,13 +325,12 @@ class XrpcASGI:
             )
             body = None
             if endpoint.raw_body:
-                limit = endpoint.max_body or self.max_body
+                limit = max(self.max_body, endpoint.max_body_bytes)
                 data = await self._read_body(headers, receive, limit)
                 body = RawBody(headers.get("content-type", "").split(";", 1)[0].strip(), data)
             elif endpoint.kind == "procedure":
-                body = await self._read_json_body(
-                    headers, receive, endpoint.max_body or self.max_body
-                )
+                limit = max(self.max_body, endpoint.max_body_bytes)
+                body = await self._read_json_body(headers, receive, limit)
                 if lexicons is not None:
                     lexicons.validate_input(nsid, body)
             xreq = XRPCRequest(

@@ -176,6 +176,7 @@ def default_limit_classes(settings: Settings) -> list[LimitClass]:
     return [
         LimitClass("general", settings.rate_limit_general, 60.0),
         LimitClass("comments", settings.rate_limit_comments, 60.0),
+        LimitClass("search", settings.rate_limit_search, 60.0),
         # Aggregator classes: registration attempts per client; posts per
         # (aggregator, community) are counted from the database, not here.
         LimitClass("aggregator_register", 10, 600.0),

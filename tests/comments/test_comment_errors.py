@@ -9,7 +9,7 @@ import pytest
 from coves.config import test_settings
 from coves.context import AppContext
 from coves.db import Database
-from coves.threads.params import parse_thread_params
+from coves.read.comments.params import parse_thread_params
 from coves.xrpc.app import create_app
 from tests.comments import factories as f
 from tests.comments.conftest import Client
@@ -34,14 +34,13 @@ POST = "at://did:plc:community1/social.coves.community.post/3kabc"
         {"post": POST, "depth": "1.5"},
         {"post": POST, "depth": "99999999999999999999"},
         {"post": POST, "limit": 0},
-        {"post": POST, "limit": 101},
         {"post": POST, "limit": "x"},
         {"post": POST, "repliesPerParent": -1},
         {"post": POST, "repliesPerParent": 51},
         {"post": POST, "sort": "best"},
         {"post": POST, "sort": "HOT"},
-        {"post": POST, "timeframe": "day"},  # timeframe without top (default hot)
-        {"post": POST, "sort": "new", "timeframe": "day"},
+        {"post": POST, "parentRkey": "bad/key"},
+        {"post": POST, "sort": "new", "timeframe": "forever"},
         {"post": POST, "sort": "top", "timeframe": "decade"},
     ],
 )
@@ -56,6 +55,13 @@ async def test_repeated_param_is_400(bare_client: Client) -> None:
     res = await bare_client.get([("post", POST), ("post", POST)])
     assert res.status == 400
     assert res.body["error"] == "InvalidRequest"
+
+
+def test_limit_is_clamped_and_timeframe_ignored_without_top() -> None:
+    # What the clients send: limits above the maximum, timeframe with the default sort.
+    parsed = parse_thread_params({"post": POST, "limit": "500", "timeframe": "day"})
+    assert (parsed.limit, parsed.sort, parsed.timeframe) == (100, "hot", None)
+    assert parse_thread_params({"post": POST, "parentRkey": "3kabc"}).parent == "3kabc"
 
 
 def test_lexicon_decoded_ints_are_accepted() -> None:

@@ -154,8 +154,10 @@ async def test_author_profile_and_embed_blobs_become_urls(db: Database, client: 
         "avatar": base + "bafkreiavatar",
     }
     assert view["embed"] == {
-        "$type": "social.coves.embed.images",
-        "images": [{"image": base + "bafkreiimage", "alt": "a cat"}],
+        "$type": "social.coves.embed.images#view",
+        "images": [
+            {"thumb": base + "bafkreiimage", "fullsize": base + "bafkreiimage", "alt": "a cat"}
+        ],
     }
     assert view["contentFacets"] == facets
     assert view["langs"] == ["en"]

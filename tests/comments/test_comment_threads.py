@@ -9,7 +9,7 @@ import pytest
 from coves.context import AppContext
 from coves.db import Database
 from coves.db.queries import comments as comment_sql
-from coves.threads import assemble
+from coves.read.comments import thread as assemble
 from coves.ttlcache import TTLCache
 from tests.comments import factories as f
 from tests.comments.conftest import Client

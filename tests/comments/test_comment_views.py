@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from coves.atproto.syntax import format_datetime
-from coves.views.comment import _ts
+from coves.read.views.comment import _ts
 
 
 def test_timestamps_match_the_canonical_format() -> None:

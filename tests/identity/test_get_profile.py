@@ -87,7 +87,13 @@ async def test_profile_by_did_and_by_handle(client: Any) -> None:
     assert by_did["displayName"] == "Alice" and by_did["description"] == "hi there"
     assert CID in by_did["avatar"] and by_did["avatar"].startswith("https://pds.example.com/")
     assert by_did["profile"] == {"handle": "alice.example.com", "createdAt": by_did["createdAt"]}
-    assert by_did["stats"] == {"postCount": 0, "commentCount": 0, "communityCount": 0}
+    assert by_did["stats"] == {
+        "postCount": 0,
+        "commentCount": 0,
+        "communityCount": 0,
+        "membershipCount": 0,
+        "reputation": 0,
+    }
     for actor in ("alice.example.com", "Alice.Example.COM"):
         status, body = await client({"actor": actor})
         assert status == 200 and body == by_did
@@ -126,10 +132,17 @@ async def test_stats_count_live_posts_and_subscriptions(client: Any, db: Databas
 
     factory = Factory(db)
     community = await factory.community("gaming")
-    await factory.post(community, ALICE)
-    await factory.post(community, ALICE)
-    await factory.post(community, ALICE, deleted=True)
+    other = await factory.community("other")
+    await factory.post(community, ALICE, ups=5, downs=1)
+    await factory.post(other, ALICE, ups=2)
+    await factory.post(community, ALICE, deleted=True, ups=100)
     await factory.subscribe(ALICE, community)
     status, body = await client({"actor": ALICE})
     assert status == 200
-    assert body["stats"] == {"postCount": 2, "commentCount": 0, "communityCount": 1}
+    assert body["stats"] == {
+        "postCount": 2,
+        "commentCount": 0,
+        "communityCount": 1,
+        "membershipCount": 2,  # communities posted in
+        "reputation": 6,  # summed score of live posts (and comments)
+    }

@@ -33,6 +33,7 @@ def test_url_asks_for_every_indexed_collection_and_nothing_lossy() -> None:
         "social.coves.community.profile",
         "social.coves.community.subscription",
         "social.coves.community.block",
+        "social.coves.actor.block",
         "social.coves.community.post",
         "social.coves.community.comment",
         "social.coves.feed.vote",

@@ -127,6 +127,12 @@ BLOCK: dict[str, Any] = {
     "createdAt": NOW,
 }
 
+ACTOR_BLOCK: dict[str, Any] = {
+    "$type": "social.coves.actor.block",
+    "subject": "did:plc:blockedaccount0000000000",
+    "createdAt": NOW,
+}
+
 ACTOR_PROFILE: dict[str, Any] = {
     "$type": "social.coves.actor.profile",
     "displayName": "Alice",
@@ -164,6 +170,7 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "social.coves.community.subscription": [SUBSCRIPTION],
     "social.coves.community.block": [BLOCK],
     "social.coves.actor.profile": [ACTOR_PROFILE],
+    "social.coves.actor.block": [ACTOR_BLOCK],
     "social.coves.aggregator.service": [AGGREGATOR_SERVICE],
     "social.coves.aggregator.authorization": [AGGREGATOR_AUTHORIZATION],
 }

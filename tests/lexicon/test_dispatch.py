@@ -44,8 +44,13 @@ async def test_query_params_decoded_before_handler(registry: LexiconRegistry) ->
         assert body["error"] == "InvalidRequest"
         assert body["message"].startswith("limit:")
 
+        # Above the maximum is clamped (what clients rely on); below the minimum is refused.
         too_big = await client.get(f"/xrpc/{FEED}?community=gaming&limit=51")
-        assert too_big.status_code == 400
+        assert too_big.status_code == 200
+        assert seen.pop() == {"community": "gaming", "limit": 50, "sort": "hot"}
+        too_small = await client.get(f"/xrpc/{FEED}?community=gaming&limit=0")
+        assert too_small.status_code == 400
+        assert (await too_small.get_json())["message"].startswith("limit:")
 
         missing = await client.get(f"/xrpc/{FEED}")
         assert missing.status_code == 400

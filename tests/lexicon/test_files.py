@@ -24,6 +24,7 @@ RECORDS = {
     "social.coves.community.comment": "tid",
     "social.coves.feed.vote": "tid",
     "social.coves.actor.profile": "literal:self",
+    "social.coves.actor.block": "tid",
     "social.coves.aggregator.service": "literal:self",
     "social.coves.aggregator.authorization": "any",
 }
@@ -38,6 +39,11 @@ QUERIES = [
     "social.coves.actor.getProfile",
     "social.coves.community.post.get",
     "social.coves.community.comment.getComments",
+    "social.coves.actor.getComments",
+    "social.coves.actor.getBlockedUsers",
+    "social.coves.community.getBlockedCommunities",
+    "social.coves.feed.searchPosts",
+    "com.atproto.identity.resolveHandle",
 ]
 
 
@@ -202,3 +208,24 @@ def test_load_rejects_undeclared_required_and_keyless_record(tmp_path: Path) -> 
     )
     with pytest.raises(LexiconSchemaError, match="cannot be referenced"):
         LexiconRegistry.load(tmp_path / "c")
+
+
+def test_every_route_has_a_lexicon(registry: LexiconRegistry) -> None:
+    from coves.xrpc.routing import collect_endpoints
+
+    missing = [nsid for nsid in collect_endpoints() if not registry.has(nsid)]
+    assert missing == []
+
+
+def test_post_get_post_view_is_the_feed_post_view(registry: LexiconRegistry) -> None:
+    """post.get names its live entries with its own type (what the mobile app switches on);
+    the shape is the feeds' postView, kept identical here."""
+    feed = registry.document("social.coves.feed.defs")["defs"]["postView"]
+    own = registry.document("social.coves.community.post.get")["defs"]["postView"]
+    assert own["required"] == feed["required"]
+    assert set(own["properties"]) == set(feed["properties"])
+    for name, schema in feed["properties"].items():
+        expected = schema
+        if schema.get("type") == "ref" and schema["ref"].startswith("#"):
+            expected = {**schema, "ref": "social.coves.feed.defs" + schema["ref"]}
+        assert own["properties"][name] == expected, name

@@ -97,3 +97,6 @@ async def open_live(pds: TestPds, db: Database, **settings: Any) -> AsyncIterato
         yield live
     finally:
         await live.fetcher.aclose()
+        if live.ctx.user_repos is not None:
+            await live.ctx.user_repos.aclose()
+        await live.ctx.pds.aclose()

@@ -29,7 +29,9 @@ def lexicons() -> LexiconRegistry:
 
 @pytest.fixture
 def read_ctx(settings: Settings, db: Database, lexicons: LexiconRegistry) -> AppContext:
-    settings = settings.replace(rate_limit_general=100_000)
+    settings = settings.replace(
+        rate_limit_general=100_000, rate_limit_comments=100_000, rate_limit_search=100_000
+    )
     return AppContext(
         settings=settings,
         db=db,

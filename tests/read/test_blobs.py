@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from coves.read.views.blobs import BlobUrls, blob_cid
 from coves.search import similarity, trigrams
-from coves.views.blobs import BlobUrls, blob_cid
 
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 BLOB = {"$type": "blob", "ref": {"$link": CID}, "mimeType": "image/png", "size": 10}

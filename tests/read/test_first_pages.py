@@ -10,9 +10,8 @@ import trio.testing
 async def test_first_pages_use_the_previous_snapshot_while_one_recomputes(
     autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from coves import snapshots as snapshot_module
-    from coves.feeds import StaleWhileRefreshing
-    from coves.snapshots import SnapshotStore
+    from coves.read import snapshots as snapshot_module
+    from coves.read.snapshots import SnapshotStore, StaleWhileRefreshing
 
     async def no_insert(*args: object) -> None:
         return None

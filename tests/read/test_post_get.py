@@ -35,12 +35,16 @@ async def test_post_get_entries(client: Client, factory: Factory) -> None:
         assert [p["uri"] for p in posts] == order
         assert posts[0]["notFound"] is True
         assert posts[1]["cid"] == "bafyreipost"
-        assert posts[1]["$type"] == "social.coves.feed.defs#postView"
+        # The type the mobile app discriminates live entries on.
+        assert posts[1]["$type"] == "social.coves.community.post.get#postView"
         assert posts[1]["viewer"] == {"vote": "up", "voteUri": vote}
         assert posts[2]["deleted"] is True and posts[2]["deletedAt"].endswith("Z")
-        assert posts[3]["unavailable"] is True and "deactivated" in posts[3]["reason"]
-        assert posts[4]["blocked"] is True
+        assert posts[3]["unavailable"] is True and "not active" in posts[3]["reason"]
+        assert posts[4]["blocked"] is True and posts[4]["blockedBy"] == "community"
         assert posts[5]["deleted"] is True
+        # Every entry that is not a live post carries the flag the clients switch on.
+        for entry in (posts[0], posts[2], posts[3], posts[5]):
+            assert entry["notFound"] is True, entry
         _, anon = await client.get(GET, {"uris": blocked})
         assert anon["posts"][0]["uri"] == blocked and "author" in anon["posts"][0]
 
@@ -53,15 +57,19 @@ async def test_post_get_errors(client: Client, factory: Factory) -> None:
             {},
             {"uris": "https://example.com"},
             {"uris": f"at://{c}/{POST}"},
-            {"uris": f"at://{c}/social.coves.community.comment/3kaaaaaaaaaaa"},
-            {"uris": "at://handle.test/social.coves.community.post/3kaaaaaaaaaaa"},
             {"uris": [ok] * 26},
         ]
         for params in cases:
             status, body = await client.get(GET, params)
             assert (status, body["error"]) == (400, "InvalidRequest"), params
-        status, body = await client.get(GET, {"uris": [ok, ok]})
-        assert status == 200 and len(body["posts"]) == 1
+        # One entry per requested URI, duplicates included; URIs that cannot name a post
+        # (another collection, an unknown handle) are entries, not errors.
+        other = f"at://{c}/social.coves.community.comment/3kaaaaaaaaaaa"
+        by_handle = "at://handle.test/social.coves.community.post/3kaaaaaaaaaaa"
+        status, body = await client.get(GET, {"uris": [ok, ok, other, by_handle]})
+        assert status == 200
+        assert [p["uri"] for p in body["posts"]] == [ok, ok, other, by_handle]
+        assert all(p["notFound"] is True for p in body["posts"])
 
 
 async def test_private_community_posts_only_for_subscribers(
@@ -76,11 +84,11 @@ async def test_private_community_posts_only_for_subscribers(
         await factory.subscribe(member, secret)
         for viewer in (None, outsider):
             _, body = await client.get(GET, {"uris": uri}, viewer=viewer)
+            # To outsiders a private community's post does not exist.
             assert body["posts"][0] == {
-                "$type": "social.coves.community.post.get#unavailablePost",
+                "$type": "social.coves.community.post.get#notFoundPost",
                 "uri": uri,
-                "unavailable": True,
-                "reason": "community is private",
+                "notFound": True,
             }
         _, body = await client.get(GET, {"uris": uri}, viewer=member)
         assert body["posts"][0]["cid"] == "bafyreipost"

@@ -9,9 +9,9 @@ import pytest
 import trio
 import trio.testing
 
-from coves import postcache
-from coves.postcache import PostHydrator
-from coves.views.blobs import BlobUrls
+from coves.read import posts as postcache
+from coves.read.posts import PostHydrator
+from coves.read.views.blobs import BlobUrls
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -24,7 +24,9 @@ def row(uri: str) -> dict[str, Any]:
         "created_at": T, "indexed_at": T, "edited_at": None, "deleted_at": None,
         "upvote_count": 0, "downvote_count": 0, "score": 0, "comment_count": 0,
         "author_handle": "a.test", "author_display_name": None, "author_avatar": None,
-        "author_pds_url": None, "author_active": True, "community_name": "c",
+        "author_pds_url": None, "author_active": True, "author_status": None,
+        "community_known": True, "community_created_by": "did:plc:creator",
+        "community_account_known": True, "community_status": None, "community_name": "c",
         "community_display_name": None, "community_avatar": None,
         "community_hosted_by": "did:web:localhost", "community_visibility": "public",
         "community_verification": "verified", "community_deleted_at": None,

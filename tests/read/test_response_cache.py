@@ -82,6 +82,9 @@ def test_cached_endpoints_are_the_anonymous_reads() -> None:
         "social.coves.community.search",
         "social.coves.community.post.get",
         "social.coves.community.comment.getComments",
+        "social.coves.actor.getComments",
+        "social.coves.feed.searchPosts",
+        "com.atproto.identity.resolveHandle",
     }
     assert TIMELINE not in cached
     # Nothing that writes, and nothing that requires a viewer, is ever cached.

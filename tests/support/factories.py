@@ -86,6 +86,7 @@ class Factory:
         pds_url: str | None = None,
         categories: tuple[str, ...] = (),
         language: str | None = None,
+        created_by: str = "did:plc:creator",
     ) -> str:
         did = did or f"did:plc:comm{next(_seq):020d}"
         if handle is True:
@@ -109,7 +110,7 @@ class Factory:
                 display_name,
                 description,
                 Jsonb(avatar) if avatar else None,
-                "did:plc:creator",
+                created_by,
                 hosted_by,
                 visibility,
                 verification,
@@ -298,8 +299,85 @@ class Factory:
             (did, collection, rkey, at),
         )
 
-    async def set_active(self, did: str, active: bool) -> None:
-        await self.db.execute("UPDATE users SET active = %s WHERE did = %s", (active, did))
+    async def set_active(self, did: str, active: bool, status: str | None = None) -> None:
+        """As an account event leaves it (``status``: deactivated, takendown, ...)."""
+        await self.db.execute(
+            "UPDATE users SET active = %s, account_status = %s WHERE did = %s",
+            (active, status, did),
+        )
+
+    async def user_block(self, blocker: str, subject: str) -> str:
+        """A ``social.coves.actor.block`` record of ``blocker``'s, as indexed."""
+        key = tid()
+        uri = f"at://{blocker}/social.coves.actor.block/{key}"
+        await self.db.execute(
+            "INSERT INTO user_blocks (uri, blocker_did, rkey, subject_did, record_cid, created_at)"
+            " VALUES (%s, %s, %s, %s, 'bafyreiublock', now())",
+            (uri, blocker, key, subject),
+        )
+        return uri
+
+    async def comment(
+        self,
+        post: str,
+        author: str,
+        *,
+        parent: str | None = None,
+        content: str = "a comment",
+        created_at: datetime = NOW,
+        deleted: bool = False,
+    ) -> str:
+        """A comment on ``post`` (under ``parent`` when given), counters kept."""
+        key = tid()
+        uri = f"at://{author}/{COMMENT}/{key}"
+        parent = parent or post
+        created = created_at.isoformat().replace("+00:00", "Z")
+        record = {
+            "$type": COMMENT,
+            "reply": {
+                "root": {"uri": post, "cid": "bafyreipost"},
+                "parent": {"uri": parent, "cid": "bafyreiparent"},
+            },
+            "content": content,
+            "createdAt": created,
+        }
+
+        def work(conn: Any) -> None:
+            conn.execute(
+                """
+                INSERT INTO comments (uri, rkey, cid, commenter_did, root_uri, root_cid,
+                    parent_uri, parent_cid, content, record, created_at, ranked_at, indexed_at,
+                    deleted_at)
+                VALUES (%s, %s, 'bafyreicomment', %s, %s, 'bafyreipost', %s, 'bafyreiparent',
+                        %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    uri,
+                    key,
+                    author,
+                    post,
+                    parent,
+                    content,
+                    Jsonb(record),
+                    created_at,
+                    created_at,
+                    created_at,
+                    created_at if deleted else None,
+                ),
+            )
+            conn.execute(
+                "UPDATE posts SET comment_count = (SELECT count(*) FROM comments"
+                " WHERE root_uri = %(p)s AND deleted_at IS NULL) WHERE uri = %(p)s",
+                {"p": post},
+            )
+            conn.execute(
+                "UPDATE comments SET reply_count = (SELECT count(*) FROM comments c"
+                " WHERE c.parent_uri = %(p)s AND c.deleted_at IS NULL) WHERE uri = %(p)s",
+                {"p": parent},
+            )
+
+        await self.db.run(work)
+        return uri
 
 
 def _refresh_posts(conn: Any, uris: list[str]) -> None:

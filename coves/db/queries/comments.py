@@ -1,4 +1,4 @@
-"""Comment-thread reads (coves/comments.py assembles them into threads).
+"""Comment reads (coves/read/comments/ assembles them into threads and lists).
 
 Every thread query returns comment rows joined with their author, so one
 round trip per tree level is all a thread costs. Deleted comments keep their
@@ -45,7 +45,7 @@ _COMMENT_COLUMNS = """
 _AUTHOR_COLUMNS = """
     u.handle AS author_handle, u.display_name AS author_display_name,
     u.avatar AS author_avatar, u.pds_url AS author_pds_url,
-    coalesce(u.active, true) AS author_active
+    coalesce(u.active, true) AS author_active, u.account_status AS author_status
 """
 
 
@@ -112,6 +112,37 @@ def _replies_sql(sort: str) -> str:
         LEFT JOIN users u ON u.did = r.commenter_did
         ORDER BY p.ord, {_OUTER_ORDER[sort]}
     """
+
+
+BY_RKEY_SQL = f"""
+    SELECT {_COMMENT_COLUMNS}, {_AUTHOR_COLUMNS}
+    FROM comments c
+    LEFT JOIN users u ON u.did = c.commenter_did
+    WHERE c.root_uri = %(post)s AND c.rkey = %(rkey)s
+    ORDER BY c.uri
+    LIMIT 1
+"""
+
+
+async def by_rkey(db: Database, post_uri: str, rkey: str) -> Row | None:
+    """The comment with record key ``rkey`` under ``post_uri`` (comments_root_rkey),
+    deleted or not; the first by URI should two repos use the same key."""
+    return await db.fetchrow(BY_RKEY_SQL, {"post": post_uri, "rkey": rkey})
+
+
+LIVE_BY_URIS_SQL = f"""
+    SELECT {_COMMENT_COLUMNS}, {_AUTHOR_COLUMNS}
+    FROM comments c
+    LEFT JOIN users u ON u.did = c.commenter_did
+    WHERE c.uri = ANY(%(uris)s::text[]) AND c.deleted_at IS NULL
+"""
+
+
+async def live_by_uris(db: Database, uris: list[str]) -> list[Row]:
+    """Live comments with their authors, any order (an actor's comment page)."""
+    if not uris:
+        return []
+    return await db.fetch(LIVE_BY_URIS_SQL, {"uris": uris})
 
 
 # Public so benchmarks can EXPLAIN exactly what the endpoint runs.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from coves.db import Database, Row
+from coves.db.queries.visibility import COMMUNITY_EXISTS, listing
 
 ListSort = Literal["popular", "active", "new", "alphabetical"]
 
@@ -14,7 +16,7 @@ c.created_by, c.hosted_by, c.visibility, c.allow_external_discovery, c.moderatio
 c.content_warnings, c.rules, c.categories, c.language, cs.subscriber_count, cs.post_count,
 cs.last_post_at, c.record_cid, c.created_at, c.indexed_at, c.updated_at, c.verification,
 c.deleted_at,
-cu.handle, cu.pds_url, coalesce(cu.active, true) AS active
+cu.handle, cu.pds_url, coalesce(cu.active, true) AS active, cu.account_status
 """
 # Every community has a stats row (a trigger creates it with the community).
 _FROM = (
@@ -23,7 +25,7 @@ _FROM = (
 )
 # Matches the partial listing indexes (deleted_at IS NULL AND verified); the
 # popular and active orders walk community_stats' indexes and filter by it.
-VISIBLE = "c.deleted_at IS NULL AND c.verification = 'verified' AND cu.active IS NOT FALSE"
+VISIBLE = COMMUNITY_EXISTS
 
 
 async def by_did(db: Database, did: str) -> Row | None:
@@ -81,26 +83,6 @@ _SORTS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _visibility_filter(visibility: str | None, viewer: str | None, subscribed_only: bool) -> str:
-    """Which communities a listing shows (see docs: public by default, unlisted on
-    request, private only to their subscribers)."""
-    clauses = []
-    subscribed = (
-        "EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_did = %(viewer)s"
-        " AND s.community_did = c.did AND s.deleted_at IS NULL)"
-    )
-    if subscribed_only:
-        clauses.append(subscribed)
-        if visibility is not None:
-            clauses.append("c.visibility = %(visibility)s")
-    elif visibility == "private":
-        clauses.append("c.visibility = 'private'")
-        clauses.append(subscribed if viewer else "false")
-    else:
-        clauses.append("c.visibility = %(visibility)s")
-    return " AND ".join(clauses)
-
-
 async def list_page(
     db: Database,
     *,
@@ -118,7 +100,7 @@ async def list_page(
     Each row carries ``sort_key`` for the next cursor.
     """
     key, order, keyset = _SORTS[sort]
-    where = [VISIBLE, _visibility_filter(visibility, viewer, subscribed_only)]
+    where = [VISIBLE, listing(visibility, viewer, subscribed_only)]
     params: dict[str, Any] = {
         "limit": limit,
         "viewer": viewer,
@@ -140,6 +122,31 @@ async def list_page(
     )
 
 
+SEARCH_SQL = f"""
+SELECT r.*, count(*) OVER () AS total FROM (
+    SELECT {COLUMNS},
+           (CASE WHEN lower(c.name) = %(term)s THEN 4
+                 WHEN %(term)s <> '' AND left(lower(c.name), length(%(term)s)) = %(term)s THEN 3
+                 WHEN %(term)s <> '' AND strpos(lower(c.name), %(term)s) > 0 THEN 2
+                 WHEN numnode(plainto_tsquery('simple', %(words)s)) > 0
+                      AND to_tsvector('simple', c.name || ' ' || coalesce(c.display_name, '')
+                                      || ' ' || coalesce(c.description, ''))
+                          @@ plainto_tsquery('simple', %(words)s) THEN 1
+                 ELSE 0 END) AS tier,
+           m.inter::float8
+             / greatest(cardinality(c.search_trigrams) + %(qn)s - m.inter, 1) AS similarity
+    {_FROM}
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS inter FROM unnest(c.search_trigrams) t WHERE t = ANY(%(q)s::text[])
+    ) m
+    WHERE c.search_trigrams && %(q)s::text[] AND {VISIBLE} AND {{listing}}
+) r
+WHERE r.tier > 0 OR r.similarity >= %(min)s
+ORDER BY r.tier DESC, r.similarity DESC, r.subscriber_count DESC, r.did
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
 async def search_page(
     db: Database,
     *,
@@ -149,45 +156,66 @@ async def search_page(
     offset: int,
     visibility: str | None,
     viewer: str | None,
+    category: str | None = None,
+    language: str | None = None,
     min_similarity: float = 0.1,
 ) -> list[Row]:
-    """Communities whose name/description share trigrams with the query, best first.
+    """Communities matching ``term``, best first: an exact name, then names starting
+    with it, then names containing it, then communities with every word of it
+    anywhere in their name, display name or description, then fuzzy (trigram)
+    matches; within a tier by similarity, then subscribers.
 
-    Relevance = Jaccard similarity of trigram sets, plus 2 for an exact name
-    match or 1 for a name containing the term (name matches rank higher).
-    Each row carries ``total``, the number of matches over all pages.
+    Candidates come from the trigram GIN index (every tier shares trigrams with the
+    query). Each row carries ``total``, the number of matches over all pages.
     """
-    filt = _visibility_filter(visibility, viewer, subscribed_only=False)
+    filters = [listing(visibility, viewer, subscribed_only=False)]
+    if category is not None:
+        filters.append("c.categories @> ARRAY[%(category)s::text]")
+    if language is not None:
+        filters.append("lower(c.language) = lower(%(language)s)")
     return await db.fetch(
-        f"""
-        SELECT r.*, count(*) OVER () AS total FROM (
-            SELECT {COLUMNS},
-                   (CASE WHEN lower(c.name) = %(term)s THEN 2.0
-                         WHEN %(term)s <> '' AND strpos(lower(c.name), %(term)s) > 0 THEN 1.0
-                         ELSE 0.0 END) AS name_bonus,
-                   m.inter::float8
-                     / greatest(cardinality(c.search_trigrams) + %(qn)s - m.inter, 1)
-                     AS similarity
-            {_FROM}
-            CROSS JOIN LATERAL (
-                SELECT count(*) AS inter FROM unnest(c.search_trigrams) t
-                WHERE t = ANY(%(q)s::text[])
-            ) m
-            WHERE c.search_trigrams && %(q)s::text[] AND {VISIBLE} AND {filt}
-        ) r
-        WHERE r.name_bonus > 0 OR r.similarity >= %(min)s
-        ORDER BY r.name_bonus + r.similarity DESC, r.subscriber_count DESC, r.did
-        LIMIT %(limit)s OFFSET %(offset)s
-        """,
+        SEARCH_SQL.replace("{listing}", " AND ".join(filters)),
         {
             "q": trigrams,
             "qn": len(trigrams),
             "term": term,
+            "words": term,
             "limit": limit,
             "offset": offset,
             "viewer": viewer,
             "visibility": visibility or "public",
+            "category": category,
+            "language": language,
             "min": min_similarity,
+        },
+    )
+
+
+def blocked_sql(*, after: bool) -> str:
+    keyset = "AND (b.created_at, b.uri) < (%(at)s, %(uri)s)" if after else ""
+    return f"""
+    SELECT b.uri, b.community_did, b.record_cid, b.created_at FROM blocks b
+    WHERE b.user_did = %(viewer)s AND b.deleted_at IS NULL {keyset}
+    ORDER BY b.created_at DESC, b.uri DESC
+    LIMIT %(limit)s
+    """
+
+
+BLOCKED_SQL = blocked_sql(after=False)
+
+
+async def blocked_page(
+    db: Database, viewer: str, limit: int, after: tuple[datetime, str] | None
+) -> list[Row]:
+    """The viewer's live community blocks, newest first, after the keyset ``after``
+    (blocks_user_newest)."""
+    return await db.fetch(
+        blocked_sql(after=after is not None),
+        {
+            "viewer": viewer,
+            "limit": limit,
+            "at": after[0] if after else None,
+            "uri": after[1] if after else None,
         },
     )
 
@@ -210,14 +238,3 @@ async def viewer_state(
     subscribed = {r["community_did"]: r["uri"] for r in rows if r["kind"] == "s"}
     blocked = {r["community_did"]: r["uri"] for r in rows if r["kind"] == "b"}
     return subscribed, blocked
-
-
-async def actor_did(db: Database, actor: str) -> str | None:
-    """The DID of a known account named by DID or (lowercased) handle."""
-    column = "did" if actor.startswith("did:") else "handle"
-    found = await db.fetchval(f"SELECT did FROM users WHERE {column} = %s", (actor,))
-    return str(found) if found is not None else None
-
-
-async def actor_active(db: Database, did: str) -> bool:
-    return bool(await db.fetchval("SELECT active FROM users WHERE did = %s", (did,)))

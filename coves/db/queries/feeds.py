@@ -14,6 +14,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from coves.db import Database
+from coves.db.queries.visibility import (
+    COMMUNITY_EXISTS,
+    LISTED,
+    LIVE_AUTHOR,
+    NOT_BLOCKED,
+    POST_COMMUNITY,
+)
 
 Sort = Literal["hot", "top", "new", "controversial"]
 ScopeKind = Literal["community", "discover", "timeline", "author"]
@@ -26,7 +33,7 @@ ORDER: dict[str, str] = {
 }
 
 # Deactivated authors are rare: an anti-join on the partial index users_inactive.
-_LIVE_AUTHOR = "NOT EXISTS (SELECT 1 FROM users au WHERE au.did = p.author_did AND NOT au.active)"
+_LIVE_AUTHOR = LIVE_AUTHOR
 # The sort columns of each order: what the per-community indexes cover.
 _KEYS: dict[str, str] = {
     "hot": "p.hot_rank",
@@ -34,13 +41,9 @@ _KEYS: dict[str, str] = {
     "controversial": "p.controversy_rank, p.ranked_at",
     "new": "p.ranked_at",
 }
-_LIVE_COMMUNITY = """
-JOIN communities c ON c.did = p.community_did
-LEFT JOIN users cu ON cu.did = p.community_did
-"""
-_COMMUNITY_OK = (
-    " AND c.deleted_at IS NULL AND c.verification = 'verified' AND cu.active IS NOT FALSE"
-)
+_LIVE_COMMUNITY = POST_COMMUNITY
+_COMMUNITY_OK = f" AND {COMMUNITY_EXISTS}"
+MEDIA_EMBEDS = ("social.coves.embed.images", "social.coves.embed.video")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class FeedScope:
 
     kind: ScopeKind
     value: str | tuple[str, ...] = ""
+    community: str = ""  # author feeds: only this community's posts
+    media: bool = False  # author feeds: only posts embedding images or video
 
 
 def _shape(scope: FeedScope) -> tuple[str, str, dict[str, Any]]:
@@ -57,17 +62,18 @@ def _shape(scope: FeedScope) -> tuple[str, str, dict[str, Any]]:
     if scope.kind == "community":
         return "posts p", " AND p.community_did = %(scope)s", {"scope": scope.value}
     if scope.kind == "discover":
-        return (
-            f"posts p {_LIVE_COMMUNITY}",
-            _COMMUNITY_OK + " AND c.visibility = 'public'",
-            {},
-        )
+        return f"posts p {_LIVE_COMMUNITY}", f"{_COMMUNITY_OK} AND {LISTED}", {}
     if scope.kind == "author":
-        return (
-            f"posts p {_LIVE_COMMUNITY}",
-            _COMMUNITY_OK + " AND c.visibility <> 'private' AND p.author_did = %(scope)s",
-            {"scope": scope.value},
-        )
+        # Private communities' posts are kept: the rules show them to members.
+        where = _COMMUNITY_OK + " AND p.author_did = %(scope)s"
+        params: dict[str, Any] = {"scope": scope.value}
+        if scope.community:
+            where += " AND p.community_did = %(community)s"
+            params["community"] = scope.community
+        if scope.media:
+            where += " AND p.embed->>'$type' = ANY(%(media)s::text[])"
+            params["media"] = list(MEDIA_EMBEDS)
+        return f"posts p {_LIVE_COMMUNITY}", where, params
     raise ValueError(scope.kind)
 
 
@@ -159,20 +165,18 @@ async def new_page(
     return [(row["uri"], row["ranked_at"]) for row in rows]
 
 
+TIMELINE_COMMUNITIES_SQL = f"""
+SELECT DISTINCT s.community_did AS did
+FROM subscriptions s
+JOIN communities c ON c.did = s.community_did
+LEFT JOIN users cu ON cu.did = s.community_did
+WHERE s.user_did = %(viewer)s AND s.deleted_at IS NULL
+  AND {COMMUNITY_EXISTS} AND {NOT_BLOCKED}
+ORDER BY s.community_did
+"""
+
+
 async def timeline_communities(db: Database, viewer: str) -> tuple[str, ...]:
     """Distinct live, visible communities ``viewer`` subscribes to and does not block."""
-    rows = await db.fetch(
-        """
-        SELECT DISTINCT s.community_did AS did
-        FROM subscriptions s
-        JOIN communities c ON c.did = s.community_did
-        LEFT JOIN users cu ON cu.did = s.community_did
-        WHERE s.user_did = %(viewer)s AND s.deleted_at IS NULL
-          AND c.deleted_at IS NULL AND c.verification = 'verified' AND cu.active IS NOT FALSE
-          AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_did = %(viewer)s
-                          AND b.community_did = s.community_did AND b.deleted_at IS NULL)
-        ORDER BY s.community_did
-        """,
-        {"viewer": viewer},
-    )
+    rows = await db.fetch(TIMELINE_COMMUNITIES_SQL, {"viewer": viewer})
     return tuple(row["did"] for row in rows)

@@ -100,7 +100,7 @@ async def set_user_identity(
 
 _PROFILE_COLUMNS = """
     did, handle, display_name, description, avatar, banner, pds_url, active,
-    account_status, created_at, updated_at
+    account_status, created_at, profile_created_at, updated_at
 """
 
 
@@ -110,19 +110,3 @@ async def user_by_did(db: Database, did: str) -> Row | None:
 
 async def user_by_handle(db: Database, handle: str) -> Row | None:
     return await db.fetchrow(f"SELECT {_PROFILE_COLUMNS} FROM users WHERE handle = %s", (handle,))
-
-
-async def user_stats(db: Database, did: str) -> Row | None:
-    """Live post, comment and subscription counts (each an index-only count on a partial index)."""
-    return await db.fetchrow(
-        """
-        SELECT
-            (SELECT count(*) FROM posts WHERE author_did = %(did)s AND deleted_at IS NULL)
-                AS post_count,
-            (SELECT count(*) FROM comments WHERE commenter_did = %(did)s AND deleted_at IS NULL)
-                AS comment_count,
-            (SELECT count(*) FROM subscriptions WHERE user_did = %(did)s AND deleted_at IS NULL)
-                AS community_count
-        """,
-        {"did": did},
-    )

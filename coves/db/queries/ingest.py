@@ -106,7 +106,15 @@ async def close_session(db: Database, token: str) -> None:
 
 # Tables whose rows are keyed by record URI and carry the rev that wrote them.
 REV_TABLES = frozenset(
-    {"posts", "comments", "votes", "subscriptions", "blocks", "aggregator_authorizations"}
+    {
+        "posts",
+        "comments",
+        "votes",
+        "subscriptions",
+        "blocks",
+        "user_blocks",
+        "aggregator_authorizations",
+    }
 )
 
 
@@ -370,7 +378,7 @@ def delete_posts(conn: Conn, uris: list[str], times: list[datetime]) -> None:
 
 def soft_delete(conn: Conn, table: str, uris: list[str], times: list[datetime]) -> None:
     """Soft delete rows keyed by uri (posts, subscriptions, blocks, authorizations)."""
-    assert table in {"posts", "subscriptions", "blocks", "aggregator_authorizations"}
+    assert table in {"posts", "subscriptions", "blocks", "user_blocks", "aggregator_authorizations"}
     if uris:
         conn.execute(
             f"""
@@ -541,6 +549,22 @@ def upsert_subjects(conn: Conn, table: str, cols: Sequence[list[Any]]) -> None:
     )
 
 
+def upsert_user_blocks(conn: Conn, cols: Sequence[list[Any]]) -> None:
+    """cols: uri, blocker, rkey, subject, cid, created_at, rev."""
+    conn.execute(
+        """
+        INSERT INTO user_blocks AS b (uri, blocker_did, rkey, subject_did, record_cid, created_at,
+                                      rev)
+        SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                             %b::timestamptz[], %b::text[])
+        ON CONFLICT (uri) DO UPDATE SET
+            subject_did = EXCLUDED.subject_did, record_cid = EXCLUDED.record_cid,
+            created_at = EXCLUDED.created_at, deleted_at = NULL, rev = EXCLUDED.rev
+        """,
+        cols,
+    )
+
+
 def upsert_communities(conn: Conn, cols: Sequence[list[Any]], keep: list[str]) -> None:
     """cols: did, name, display_name, description, description_facets, avatar, banner,
     created_by, hosted_by, visibility, allow_external_discovery, moderation_type,
@@ -669,13 +693,16 @@ def upsert_authorizations(conn: Conn, cols: Sequence[list[Any]]) -> None:
 
 
 def update_actor_profiles(conn: Conn, cols: Sequence[list[Any]]) -> None:
-    """cols: did, display_name, description, avatar, banner (all NULL clears: a delete)."""
+    """cols: did, display_name, description, avatar, banner, created_at (all NULL clears:
+    a delete)."""
     conn.execute(
         """
         UPDATE users u SET display_name = p.display_name, description = p.description,
-               avatar = p.avatar::jsonb, banner = p.banner::jsonb, updated_at = now()
-        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
-             AS p(did, display_name, description, avatar, banner)
+               avatar = p.avatar::jsonb, banner = p.banner::jsonb,
+               profile_created_at = p.created_at, updated_at = now()
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                    %b::timestamptz[])
+             AS p(did, display_name, description, avatar, banner, created_at)
         WHERE u.did = p.did
         """,
         cols,

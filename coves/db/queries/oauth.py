@@ -161,3 +161,8 @@ async def session_owner(db: Database, session_id: str) -> Row | None:
         "SELECT did, handle, expires_at FROM oauth_sessions WHERE session_id = %s",
         (session_id,),
     )
+
+
+async def ensure_user(db: Database, did: str) -> None:
+    """A users row for an account that just signed in (the indexer may not know it yet)."""
+    await db.execute("INSERT INTO users (did) VALUES (%s) ON CONFLICT (did) DO NOTHING", (did,))

@@ -13,27 +13,6 @@ HOUR = timedelta(hours=1)
 KEEP = timedelta(days=1)
 
 
-async def poster_blocks(db: Database, poster: str, community: str) -> bool:
-    """Whether ``poster`` has a live block of ``community``."""
-    return bool(
-        await db.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM blocks WHERE user_did = %s AND community_did = %s"
-            " AND deleted_at IS NULL)",
-            (poster, community),
-        )
-    )
-
-
-async def subscribed(db: Database, user: str, community: str) -> bool:
-    return bool(
-        await db.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE user_did = %s"
-            " AND community_did = %s AND deleted_at IS NULL)",
-            (user, community),
-        )
-    )
-
-
 async def post(db: Database, uri: str) -> Row | None:
     """A stored post (live or not) with what edits and deletes check."""
     return await db.fetchrow(

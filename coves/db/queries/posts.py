@@ -1,4 +1,4 @@
-"""Post hydration and per-viewer post state (read API)."""
+"""Post hydration for the read API: everything a postView and the read rules need."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ SELECT p.uri, p.cid, p.rkey, p.community_did, p.author_did, p.title, p.content,
        p.deleted_at, p.upvote_count, p.downvote_count, p.score, p.comment_count,
        au.handle AS author_handle, au.display_name AS author_display_name,
        au.avatar AS author_avatar, au.pds_url AS author_pds_url,
-       coalesce(au.active, true) AS author_active,
+       coalesce(au.active, true) AS author_active, au.account_status AS author_status,
+       c.did IS NOT NULL AS community_known, c.created_by AS community_created_by,
        c.name AS community_name, c.display_name AS community_display_name,
        c.avatar AS community_avatar, c.hosted_by AS community_hosted_by,
        c.visibility AS community_visibility, c.verification AS community_verification,
        c.deleted_at AS community_deleted_at,
        cu.handle AS community_handle, cu.pds_url AS community_pds_url,
-       coalesce(cu.active, true) AS community_active
+       cu.did IS NOT NULL AS community_account_known,
+       coalesce(cu.active, true) AS community_active, cu.account_status AS community_status
 FROM posts p
 LEFT JOIN users au ON au.did = p.author_did
 LEFT JOIN communities c ON c.did = p.community_did
@@ -30,34 +32,6 @@ async def hydrate(db: Database, uris: list[str]) -> list[Row]:
     if not uris:
         return []
     return await db.fetch(_HYDRATE, (uris,))
-
-
-_VIEWER_STATE = """
-SELECT
-  (SELECT coalesce(array_agg(b.community_did), '{}')
-     FROM blocks b WHERE b.user_did = %(viewer)s AND b.deleted_at IS NULL) AS blocked,
-  (SELECT coalesce(jsonb_agg(jsonb_build_array(v.subject_uri, v.direction, v.uri)), '[]')
-     FROM unnest(%(uris)s::text[]) AS k(uri)
-     CROSS JOIN LATERAL (
-         -- one probe of votes_one_effective (voter, subject) per URI: matched on
-         -- the voter alone, the planner would read every vote a heavy voter cast
-         SELECT subject_uri, direction, uri FROM votes
-         WHERE voter_did = %(viewer)s AND subject_uri = k.uri AND effective
-           AND deleted_at IS NULL
-         LIMIT 1) v) AS votes
-"""
-
-
-async def viewer_state(
-    db: Database, viewer: str, uris: list[str]
-) -> tuple[set[str], dict[str, tuple[int, str]]]:
-    """The viewer's blocked communities and effective votes on ``uris``: one query."""
-    row = await db.fetchrow(_VIEWER_STATE, {"viewer": viewer, "uris": uris})
-    assert row is not None
-    votes: dict[str, tuple[int, str]] = {
-        subject: (int(direction), uri) for subject, direction, uri in row["votes"]
-    }
-    return set(row["blocked"]), votes
 
 
 async def state_of(db: Database, uris: list[str]) -> list[Row]:

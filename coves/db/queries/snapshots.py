@@ -1,4 +1,4 @@
-"""Listing snapshots (coves/snapshots.py)."""
+"""Listing snapshots (coves/read/snapshots.py)."""
 
 from __future__ import annotations
 

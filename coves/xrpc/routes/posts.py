@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from coves.auth.base import AuthPolicy
-from coves.posts import get_posts
+from coves.read.post_get import get_posts
 from coves.xrpc.routing import Router, XRPCRequest
 
 router = Router()

@@ -1,0 +1,192 @@
+"""Hydrating post URIs into postViews, with a short-TTL cache of built views.
+
+A feed page is a list of URIs (from a snapshot or a keyset page). Turning
+them into views costs one query for the rows not cached plus one query for
+the viewer's votes and blocks. Built views (without viewer state) are kept
+for ``ttl`` seconds, so under load counts may lag by about that long, while
+viewer state is always read fresh. When rows expire, the first request
+refreshes them and concurrent requests are served the expired copy (up to
+``stale_ttl`` old) instead of queueing behind that query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from coves.clock import monotonic
+from coves.db import Database
+from coves.db.queries import posts as post_sql
+from coves.read import facts, relations, rules
+from coves.read.relations import ViewerState
+from coves.read.rules import PostFacts
+from coves.read.views.blobs import BlobUrls
+from coves.read.views.community import community_pds
+from coves.read.views.post import post_view, with_viewer
+
+
+@dataclass(frozen=True)
+class HydratedPost:
+    """A post as anyone would see it (``view``, no viewer state) and what the read
+    rules need to decide whether a given viewer sees it (``facts``)."""
+
+    facts: PostFacts
+    view: dict[str, Any]
+
+    @property
+    def uri(self) -> str:
+        return self.facts.uri
+
+    @property
+    def community_did(self) -> str:
+        return self.facts.community.did
+
+
+class PostHydrator:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobUrls,
+        *,
+        instance_did: str,
+        default_pds: str,
+        ttl: float = 1.0,
+        stale_ttl: float = 10.0,
+        max_entries: int = 20_000,
+    ) -> None:
+        self._db = db
+        self._blobs = blobs
+        self._instance_did = instance_did
+        self._default_pds = default_pds
+        self.ttl = ttl
+        self.stale_ttl = stale_ttl
+        self._max_entries = max_entries
+        self._cache: dict[str, tuple[float, HydratedPost]] = {}
+        # URIs being fetched right now: concurrent requests for the same page
+        # wait for that one query instead of each running their own.
+        self._inflight: dict[str, trio.Event] = {}
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    def forget(self, uris: Iterable[str]) -> None:
+        """Drop these posts' views: a write through Coves changed them."""
+        for uri in uris:
+            self._cache.pop(uri, None)
+
+    async def load(self, uris: list[str], *, fresh: bool = False) -> dict[str, HydratedPost]:
+        """Hydrated posts by URI (missing URIs are absent), one query for cache misses.
+
+        ``fresh`` skips the cache (still refreshing it): for permalinks, where
+        a just-deleted post must not be shown from a cached row.
+        """
+        found: dict[str, HydratedPost] = {}
+        if fresh:
+            await self._fetch(list(uris), found)
+            return found
+        missing = self._from_cache(uris, found)
+        waiting: list[trio.Event] = []
+        fetch: list[str] = []
+        now = monotonic()
+        for uri in missing:
+            event = self._inflight.get(uri)
+            if event is None:
+                fetch.append(uri)
+                continue
+            # Another request is refreshing this row: serve the recently expired
+            # copy rather than queue behind it (only the refresher waits).
+            hit = self._cache.get(uri)
+            if hit is not None and now - hit[0] < self.stale_ttl:
+                found[uri] = hit[1]
+            else:
+                waiting.append(event)
+        if fetch:
+            await self._fetch(fetch, found)
+        if waiting:
+            for event in waiting:
+                await event.wait()
+            # Whatever the other request did not leave in the cache (it failed,
+            # or the rows do not exist) is looked up here once more.
+            retry = self._from_cache([u for u in missing if u not in found], found)
+            if retry:
+                await self._fetch(retry, found)
+        return found
+
+    def _from_cache(self, uris: list[str], found: dict[str, HydratedPost]) -> list[str]:
+        now = monotonic()
+        missing = []
+        for uri in uris:
+            hit = self._cache.get(uri)
+            if hit is not None and now - hit[0] < self.ttl:
+                found[uri] = hit[1]
+            else:
+                missing.append(uri)
+        return missing
+
+    async def _fetch(self, uris: list[str], found: dict[str, HydratedPost]) -> None:
+        done = trio.Event()
+        for uri in uris:
+            self._inflight[uri] = done
+        try:
+            rows = await post_sql.hydrate(self._db, uris)
+            now = monotonic()
+            for row in rows:
+                post = self._build(row)
+                found[post.uri] = post
+                self._cache[post.uri] = (now, post)
+            self._trim()
+        finally:
+            for uri in uris:
+                if self._inflight.get(uri) is done:
+                    del self._inflight[uri]
+            done.set()
+
+    def _build(self, row: dict[str, Any]) -> HydratedPost:
+        pds = community_pds(
+            {"pds_url": row["community_pds_url"], "hosted_by": row["community_hosted_by"]},
+            self._instance_did,
+            self._default_pds,
+        )
+        return HydratedPost(facts.post(row), post_view(row, self._blobs, pds))
+
+    def _trim(self) -> None:
+        if len(self._cache) <= self._max_entries:
+            return
+        for uri in list(self._cache)[: len(self._cache) // 2]:
+            del self._cache[uri]
+
+
+def page_relations(posts: Iterable[HydratedPost]) -> dict[str, list[str]]:
+    """What :func:`coves.read.relations.load` must ask about a page of posts."""
+    shown = list(posts)
+    return {
+        "communities": [p.community_did for p in shown],
+        "actors": [p.facts.author.did for p in shown],
+        "subjects": [p.uri for p in shown],
+    }
+
+
+def present(post: HydratedPost, state: ViewerState) -> dict[str, Any]:
+    """The postView a viewer gets: the shared view plus their vote and membership."""
+    viewer = state.relations.viewer
+    if viewer is None:
+        return post.view
+    return with_viewer(
+        post.view,
+        state.votes.get(post.uri),
+        subscribed=post.community_did in state.relations.member_of,
+    )
+
+
+async def shown_views(
+    hydrator: PostHydrator, db: Database, uris: list[str], viewer: str | None
+) -> list[dict[str, Any]]:
+    """The tail of every post listing: hydrate the skeleton's URIs, load the viewer's
+    relations to them, keep what the rules show, and build the views, in order."""
+    posts = await hydrator.load(uris)
+    page = [posts[uri] for uri in uris if uri in posts]
+    state = await relations.load(db, viewer, **page_relations(page))
+    return [present(p, state) for p in page if rules.may_see_post(p.facts, state.relations) is None]

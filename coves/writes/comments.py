@@ -1,0 +1,138 @@
+"""Comments through Coves: social.coves.community.comment.create / .update / .delete.
+
+The record is built from the input and checked against the comment lexicon
+before the PDS sees it. Threading is checked against the index (the root is
+a live post; the parent is that post or a live comment of the same thread)
+so a comment Coves writes is one the indexer will accept. An update is a
+full replacement of the editable fields; threading and ``createdAt`` come
+from the current record on the PDS, and the write swaps on its CID, so two
+concurrent edits cannot silently overwrite each other (409).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coves.db import Database
+from coves.db.queries import user_writes as q
+from coves.errors import XRPCError
+from coves.feeds import ReadServices
+from coves.lexicon.registry import LexiconRegistry
+from coves.pds import PdsConflict, PdsNotFound
+from coves.writes.fresh import show_at_once
+from coves.writes.records import (
+    now_datetime,
+    record_uri_param,
+    ref_answer,
+    strong_ref,
+    validated,
+)
+from coves.writes.repo import UserRepo
+
+COMMENT = "social.coves.community.comment"
+POST = "social.coves.community.post"
+EDITABLE = ("content", "facets", "embed", "langs", "labels")
+
+
+def _editable(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in EDITABLE if body.get(k) is not None}
+
+
+async def _check_thread(db: Database, root: tuple[str, str], parent: tuple[str, str]) -> None:
+    post = await q.live_post(db, root[0])
+    if post is None:
+        raise XRPCError(404, "NotFound", "the post replied under does not exist")
+    if parent[0] == root[0]:
+        return
+    parent_row = await q.comment(db, parent[0])
+    if parent_row is None or parent_row["deleted_at"] is not None:
+        raise XRPCError(404, "ParentNotFound", "the comment replied to does not exist")
+    if parent_row["root_uri"] != root[0]:
+        raise XRPCError(400, "InvalidRequest", "reply.parent is not in reply.root's thread")
+
+
+async def create_comment(
+    db: Database,
+    read: ReadServices,
+    lexicons: LexiconRegistry | None,
+    repo: UserRepo,
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    reply = body.get("reply")
+    if not isinstance(reply, dict):
+        raise XRPCError(400, "InvalidRequest", "reply {root, parent} is required")
+    root_uri, root_cid = strong_ref(reply.get("root"), "reply.root")
+    parent_uri, parent_cid = strong_ref(reply.get("parent"), "reply.parent")
+    if root_uri.collection != POST:
+        raise XRPCError(400, "InvalidRequest", "reply.root must be a post")
+    if parent_uri.collection not in (POST, COMMENT):
+        raise XRPCError(400, "InvalidRequest", "reply.parent must be a post or a comment")
+    assert root_cid is not None and parent_cid is not None
+    await _check_thread(db, (str(root_uri), root_cid), (str(parent_uri), parent_cid))
+    record = {
+        "$type": COMMENT,
+        "reply": {
+            "root": {"uri": str(root_uri), "cid": root_cid},
+            "parent": {"uri": str(parent_uri), "cid": parent_cid},
+        },
+        **_editable(body),
+        "createdAt": now_datetime(),
+    }
+    validated(lexicons, COMMENT, record)
+    written = await repo.create(COMMENT, record)
+    show_at_once(read, str(root_uri))
+    return ref_answer(written)
+
+
+def _own_comment(repo: UserRepo, value: Any) -> str:
+    uri = record_uri_param(value, "uri")
+    if uri.collection != COMMENT:
+        raise XRPCError(400, "InvalidRequest", "uri must name a comment")
+    if uri.authority != repo.did:
+        raise XRPCError(403, "NotAuthorized", "only the author can change a comment")
+    assert uri.rkey is not None
+    return uri.rkey
+
+
+def _thread_post(record: dict[str, Any]) -> str | None:
+    reply = record.get("reply")
+    root = reply.get("root") if isinstance(reply, dict) else None
+    uri = root.get("uri") if isinstance(root, dict) else None
+    return uri if isinstance(uri, str) else None
+
+
+async def update_comment(
+    read: ReadServices, lexicons: LexiconRegistry | None, repo: UserRepo, body: dict[str, Any]
+) -> dict[str, Any]:
+    rkey = _own_comment(repo, body.get("uri"))
+    try:
+        current = await repo.get(COMMENT, rkey)
+    except PdsNotFound:
+        raise XRPCError(404, "NotFound", "no such comment") from None
+    record = {
+        "$type": COMMENT,
+        "reply": current.value.get("reply"),  # threading is immutable
+        **_editable(body),
+        "createdAt": current.value.get("createdAt") or now_datetime(),
+    }
+    validated(lexicons, COMMENT, record)
+    try:
+        written = await repo.put(COMMENT, rkey, record, swap_record=current.cid)
+    except PdsConflict:
+        raise XRPCError(
+            409, "ConcurrentModification", "the comment changed meanwhile; reload and retry"
+        ) from None
+    if (post := _thread_post(current.value)) is not None:
+        show_at_once(read, post)
+    return ref_answer(written)
+
+
+async def delete_comment(
+    db: Database, read: ReadServices, repo: UserRepo, body: dict[str, Any]
+) -> dict[str, Any]:
+    rkey = _own_comment(repo, body.get("uri"))
+    indexed = await q.comment(db, str(body["uri"]))
+    await repo.delete(COMMENT, rkey)
+    if indexed is not None:
+        show_at_once(read, indexed["root_uri"])
+    return {}

@@ -1,0 +1,68 @@
+"""social.coves.actor.updateProfile: the caller's social.coves.actor.profile record.
+
+Fields not sent keep their current value (the current record is read from
+the PDS, and the write swaps on its CID); an empty ``displayName`` or
+``bio`` clears it. Images arrive base64 in the call, as the mobile client
+sends them; their type is taken from their bytes and their size checked
+against the profile lexicon before they are uploaded to the caller's repo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coves.errors import XRPCError
+from coves.lexicon.registry import LexiconRegistry
+from coves.pds import PdsConflict, PdsNotFound
+from coves.writes.images import decode_image
+from coves.writes.records import now_datetime, ref_answer, validated
+from coves.writes.repo import UserRepo
+
+PROFILE = "social.coves.actor.profile"
+ACCEPT = ("image/png", "image/jpeg", "image/webp")
+AVATAR_MAX = 1_000_000
+BANNER_MAX = 2_000_000
+# The largest body updateProfile can legitimately carry: both images in base64.
+MAX_BODY = (AVATAR_MAX + BANNER_MAX) * 4 // 3 + 64 * 1024
+
+
+async def update_profile(
+    lexicons: LexiconRegistry | None, repo: UserRepo, body: dict[str, Any]
+) -> dict[str, Any]:
+    images: dict[str, tuple[bytes, str]] = {}
+    for name, maximum in (("avatar", AVATAR_MAX), ("banner", BANNER_MAX)):
+        encoded = body.get(f"{name}Blob")
+        if encoded is not None:
+            images[name] = decode_image(
+                encoded,
+                body.get(f"{name}MimeType"),
+                field=f"{name}Blob",
+                max_bytes=maximum,
+                accept=ACCEPT,
+            )
+    try:
+        current = await repo.get(PROFILE, "self")
+        record: dict[str, Any] = dict(current.value)
+        swap: str | None = current.cid
+    except PdsNotFound:
+        record, swap = {"createdAt": now_datetime()}, None
+    record["$type"] = PROFILE
+    for field, source in (("displayName", "displayName"), ("description", "bio")):
+        value = body.get(source)
+        if isinstance(value, str):
+            if value.strip():
+                record[field] = value.strip()
+            else:
+                record.pop(field, None)
+    # Check the text before uploading anything.
+    validated(lexicons, PROFILE, {k: v for k, v in record.items() if k not in images})
+    for name, (data, mime) in images.items():
+        record[name] = await repo.upload_blob(data, mime)
+    validated(lexicons, PROFILE, record)
+    try:
+        written = await repo.put(PROFILE, "self", record, swap_record=swap, creating=swap is None)
+    except PdsConflict:
+        raise XRPCError(
+            409, "ConcurrentModification", "the profile changed meanwhile; retry"
+        ) from None
+    return ref_answer(written)
