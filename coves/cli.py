@@ -139,6 +139,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "coves.oauth.cli",
     "coves.rotate_cli",
     "coves.writes.cli",
+    "coves.hosting.cli",
 )
 
 

@@ -142,6 +142,13 @@ def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
     return tuple(nets)
 
 
+def _dids(raw: str) -> tuple[str, ...]:
+    values = _csv(raw)
+    for value in values:
+        _did(value)
+    return values
+
+
 def _secret(raw: str) -> Secret:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -336,6 +343,49 @@ VARS: tuple[Var, ...] = (
         "http://localhost:3001",
         "the instance PDS that hosts community accounts",
         "https://coves.me",
+    ),
+    Var(
+        "PDS_ADMIN_PASSWORD",
+        "pds_admin_password",
+        _secret,
+        None,
+        "admin password of the instance PDS; lets Coves mint the invite codes a PDS that "
+        "requires invites wants for new community accounts",
+        "<the PDS's PDS_ADMIN_PASSWORD>",
+        secret=True,
+    ),
+    Var(
+        "COMMUNITY_CREATORS",
+        "community_creators",
+        _dids,
+        (),
+        "comma-separated DIDs allowed to create communities; empty lets every signed-in user",
+        "did:plc:abc123,did:plc:def456",
+    ),
+    Var(
+        "COMMUNITY_CREATES_PER_DAY",
+        "community_creates_per_day",
+        _int(1),
+        5,
+        "communities one user may create per 24 hours",
+        "5",
+    ),
+    Var(
+        "COMMUNITY_REFRESH_ENABLED",
+        "community_refresh_enabled",
+        _bool,
+        True,
+        "run the community token refresher child (sessions are still refreshed before writes)",
+        "true",
+    ),
+    Var(
+        "COMMUNITY_REFRESH_AHEAD_SECONDS",
+        "community_refresh_ahead_seconds",
+        _float(60.0),
+        1800.0,
+        "refresh a community's PDS session this long before its access token expires "
+        "(spread with jitter over the second half of that window)",
+        "1800",
     ),
     Var(
         "CURSOR_SECRET",
@@ -754,6 +804,11 @@ class Settings:
     appview_service_id: str = "coves_appview"
     appview_public_url: str = "https://localhost"
     pds_url: str = "http://localhost:3001"
+    pds_admin_password: Secret | None = None
+    community_creators: tuple[str, ...] = ()
+    community_creates_per_day: int = 5
+    community_refresh_enabled: bool = True
+    community_refresh_ahead_seconds: float = 1800.0
     cursor_secret: Secret = field(default_factory=lambda: Secret(DEV_CURSOR_SECRET))
     encryption_key: Secret = field(default_factory=lambda: Secret(DEV_ENCRYPTION_KEY))
     encryption_old_keys: tuple[Secret, ...] = ()
@@ -908,6 +963,10 @@ def _finish(values: dict[str, Any]) -> Settings:
         problems.extend(_production_oauth_problems(values))
         if values["database_url"] is None:
             warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
+        if not values["pds_url"].startswith("https://"):
+            warnings.append(
+                "PDS_URL is not https: community credentials cross the network in clear"
+            )
         if did == "did:web:localhost":
             problems.append(
                 "INSTANCE_DID is the development default; "
@@ -1049,6 +1108,7 @@ def test_settings(**overrides: Any) -> Settings:
     """
     base = Settings(
         jetstream_enabled=False,
+        community_refresh_enabled=False,
         allow_private_network_fetch=True,
         response_cache_seconds=0.0,
         viewer_cache_seconds=0.0,

@@ -26,6 +26,7 @@ from coves.aggregators.registration import AggregatorRegistrar
 from coves.auth.base import Authenticator, NoCredentialsAccepted
 from coves.config import Settings
 from coves.db import Database
+from coves.hosting import CommunityHosting, build_hosting
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
@@ -70,7 +71,8 @@ class AppContext:
     aggregators: AggregatorRegistrar | None = None
     api_keys: ApiKeys | None = None
     authorizations: AggregatorAuthorizations | None = None
-    # Writing posts (coves.posting); needs the community repositories' credentials.
+    # Writing posts (coves.posting) with the hosted communities' credentials; built
+    # from the rest when not given (and lexicons are loaded).
     posts: PostService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
@@ -78,6 +80,7 @@ class AppContext:
     pds: PdsServices = field(init=False)
     # Signed-in users' own repositories, written through their OAuth sessions.
     user_repos: UserRepos | None = field(init=False)
+    hosting: CommunityHosting = field(init=False)  # communities hosted on PDS_URL
 
     def __post_init__(self) -> None:
         # Frozen: the derived parts are set once, here, and never again.
@@ -88,6 +91,40 @@ class AppContext:
         if self.oauth is not None:
             repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
         object.__setattr__(self, "user_repos", repos)
+        object.__setattr__(
+            self,
+            "hosting",
+            build_hosting(
+                self.settings, self.db, self.pds, metrics=self.metrics, validator=self.lexicons
+            ),
+        )
+        if self.lexicons is not None and (self.posts is None or self.authorizations is None):
+            self._default_posting(self.lexicons)
+
+    def _default_posting(self, lexicons: LexiconRegistry) -> None:
+        """Posting and aggregator authorizations write with the hosted communities'
+        sessions (tests may pass their own services instead)."""
+        from coves.aggregators.authorizations import AggregatorAuthorizations
+        from coves.posting.build import build_post_service, outbound_fetcher
+        from coves.posting.pds_repo import HostedCredentials, PdsCommunityRepo
+
+        repo = PdsCommunityRepo(self.pds, HostedCredentials(self.hosting.sessions))
+        if self.posts is None:
+            posts = build_post_service(
+                settings=self.settings,
+                db=self.db,
+                read=self.read,
+                lexicons=lexicons,
+                repo=repo,
+                fetcher=outbound_fetcher(self.settings),
+                identity=self.identity,
+                metrics=self.metrics,
+            )
+            object.__setattr__(self, "posts", posts)
+        if self.authorizations is None:
+            object.__setattr__(
+                self, "authorizations", AggregatorAuthorizations(self.db, self.read, repo)
+            )
 
 
 def default_pds_services(ctx: AppContext) -> PdsServices:

@@ -41,6 +41,7 @@ def capability_children(ctx: AppContext) -> list[ChildSpec]:
     from functools import cache
 
     from coves.ingest.build import production_firehose_sink, production_indexer
+    from nurseries.community_refresher import community_refresher_child
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
     from nurseries.jetstream import firehose_children, jetstream_child
@@ -61,6 +62,12 @@ def capability_children(ctx: AppContext) -> list[ChildSpec]:
             metrics=ctx.metrics,
         ),
         handles_child(ctx.db, ctx.identity),
+        community_refresher_child(
+            ctx.hosting,
+            metrics=ctx.metrics,
+            ahead=settings.community_refresh_ahead_seconds,
+            enabled=settings.community_refresh_enabled,
+        ),
         # The consumer last: its hooks feed the verifier and the identity caches.
         jetstream_child(settings, indexer, metrics=ctx.metrics),
         *firehose_children(

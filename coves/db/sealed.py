@@ -56,6 +56,22 @@ INSTANCE_SECRETS = SealedColumn(
     context=lambda row: str(row["name"]),
 )
 
+
+def _community_account(column: str) -> SealedColumn:
+    """A hosted community's PDS password or session token (``coves.hosting.credentials``)."""
+    purpose = column.removesuffix("_sealed")
+    return SealedColumn(
+        table="community_accounts",
+        key=("name",),
+        column=column,
+        context=lambda row: f"community_accounts:{row['name']}:{purpose}",
+    )
+
+
+COMMUNITY_PASSWORD = _community_account("password_sealed")
+COMMUNITY_ACCESS = _community_account("access_sealed")
+COMMUNITY_REFRESH = _community_account("refresh_sealed")
+
 # Sign-ins in progress (PKCE verifier, DPoP key) and users' OAuth sessions
 # (tokens, DPoP key): coves.oauth.store.
 OAUTH_REQUESTS = SealedColumn(
@@ -71,7 +87,14 @@ OAUTH_SESSIONS = SealedColumn(
     context=lambda row: f"oauth_sessions.secrets:{row['session_id']}",
 )
 
-SEALED_COLUMNS: tuple[SealedColumn, ...] = (INSTANCE_SECRETS, OAUTH_REQUESTS, OAUTH_SESSIONS)
+SEALED_COLUMNS: tuple[SealedColumn, ...] = (
+    INSTANCE_SECRETS,
+    OAUTH_REQUESTS,
+    OAUTH_SESSIONS,
+    COMMUNITY_PASSWORD,
+    COMMUNITY_ACCESS,
+    COMMUNITY_REFRESH,
+)
 
 
 def _select(entry: SealedColumn, after: Sequence[Any] | None, limit: int) -> sql.Composed:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from coves.errors import XRPCError
+from coves.hosting.sessions import CommunitySessions
 from coves.pds.auth import PdsAuth
 from coves.pds.errors import PdsConflict
 from coves.pds.services import PdsServices
@@ -26,6 +27,27 @@ class CommunityCredentials(Protocol):
         """(PDS URL, auth) of a community hosted here; XRPCError 400
         ``CommunityNotHostedHere`` for any other."""
         ...
+
+
+class HostedCredentials:
+    """The hosting service's community sessions: sealed at rest, renewed before a
+    write when near expiry and once more on a 401 (``CommunityAuth``)."""
+
+    def __init__(self, sessions: CommunitySessions) -> None:
+        self._sessions = sessions
+
+    async def auth_for(self, community: str) -> tuple[str, PdsAuth]:
+        try:
+            creds = await self._sessions.load_did(community)
+        except XRPCError as exc:
+            if exc.status != 404:
+                raise
+            raise XRPCError(
+                400,
+                "CommunityNotHostedHere",
+                "this community is hosted by another instance: post through it",
+            ) from None
+        return creds.pds_url, self._sessions.auth(creds)
 
 
 def _conflict() -> XRPCError:

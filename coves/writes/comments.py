@@ -16,9 +16,9 @@ from typing import Any
 from coves.db import Database
 from coves.db.queries import user_writes as q
 from coves.errors import XRPCError
-from coves.feeds import ReadServices
 from coves.lexicon.registry import LexiconRegistry
 from coves.pds import PdsConflict, PdsNotFound
+from coves.read.services import ReadServices
 from coves.writes.fresh import show_at_once
 from coves.writes.records import (
     now_datetime,

@@ -11,8 +11,8 @@ writer.
 
 from __future__ import annotations
 
-from coves.feeds import ReadServices
-from coves.threads.params import ThreadParams
+from coves.read.comments.params import ThreadParams
+from coves.read.services import ReadServices
 
 
 def show_at_once(read: ReadServices, *post_uris: str) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from coves.communities import is_visible, resolve
 from coves.db import Database, Row
 from coves.db.queries import user_writes as q
 from coves.errors import XRPCError
-from coves.feeds import ReadServices
 from coves.lexicon.registry import LexiconRegistry
+from coves.read import facts, rules
+from coves.read.communities import resolve
+from coves.read.services import ReadServices
 from coves.writes.records import block_answer, now_datetime, validated
 from coves.writes.repo import UserRepo
 
@@ -31,7 +32,7 @@ async def _community(db: Database, svc: ReadServices, body: dict[str, Any]) -> R
     if not isinstance(identifier, str) or not identifier.strip():
         raise XRPCError(400, "InvalidRequest", "community is required")
     row = await resolve(db, svc, identifier)
-    if row is None or not is_visible(row):
+    if row is None or rules.community_exists(facts.community(row)) is not None:
         raise XRPCError(404, "NotFound", "no such community")
     return row
 

@@ -199,3 +199,31 @@ async def test_pds_down_is_a_prompt_503() -> None:
         assert caught.value.body()["error"] == "PdsUnavailable"
     finally:
         await conns.aclose()
+
+
+async def test_apply_writes_in_one_commit(pds: TestPds, client: PdsClient) -> None:
+    with trio.fail_after(30):
+        account = await pds.create_account()
+        auth = BearerAuth(account.access_jwt)
+        out = await client.apply_writes(
+            auth,
+            repo=account.did,
+            writes=[
+                {
+                    "$type": "com.atproto.repo.applyWrites#create",
+                    "collection": COLLECTION,
+                    "rkey": "3kaaaaaaaaaa2",
+                    "value": subscription(),
+                },
+                {
+                    "$type": "com.atproto.repo.applyWrites#create",
+                    "collection": COLLECTION,
+                    "rkey": "3kaaaaaaaaaa3",
+                    "value": subscription("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"),
+                },
+            ],
+        )
+        assert len(out["results"]) == 2
+        assert len(out["commit"]["rev"]) == 13
+        got = await client.get_record(repo=account.did, collection=COLLECTION, rkey="3kaaaaaaaaaa3")
+        assert got.value["subject"] == "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"

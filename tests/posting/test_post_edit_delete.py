@@ -11,8 +11,7 @@ import trio
 from coves.config import Settings
 from coves.db import Database
 from coves.lexicon.registry import LexiconRegistry
-from coves.pds import BearerAuth
-from tests.posting.world import POST, World, posting_world
+from tests.posting.world import POST, Community, World, posting_world
 from tests.support.pds import PdsAccount, TestPds
 
 CREATE = "social.coves.community.post.create"
@@ -28,7 +27,7 @@ async def world(
         yield w
 
 
-async def make_post(world: World, author: PdsAccount, community: PdsAccount) -> dict[str, str]:
+async def make_post(world: World, author: PdsAccount, community: Community) -> dict[str, str]:
     status, body = await world.call(
         CREATE,
         {
@@ -86,7 +85,7 @@ async def test_an_edit_that_reached_the_pds_first_is_not_overwritten(world: Worl
         record = (await world.record(v1["uri"]))["value"]
         rkey = v1["uri"].rsplit("/", 1)[-1]
         await world.ctx.pds.instance.put_record(
-            BearerAuth(community.access_jwt),
+            await world.community_auth(community),
             repo=community.did,
             collection=POST,
             rkey=rkey,
