@@ -39,6 +39,13 @@ from coves.read.services import ReadServices
 from coves.respcache import ResponseCache
 from coves.writes.repo import UserRepos, build_user_repos
 
+# What the posting service reads its limits from (test registries may lack them).
+POSTING_LEXICONS = (
+    "social.coves.community.post",
+    "social.coves.embed.images",
+    "social.coves.embed.external",
+)
+
 
 class HealthSource(Protocol):
     """What ``_health`` needs from the supervisor."""
@@ -98,7 +105,11 @@ class AppContext:
                 self.settings, self.db, self.pds, metrics=self.metrics, validator=self.lexicons
             ),
         )
-        if self.lexicons is not None and (self.posts is None or self.authorizations is None):
+        if (
+            self.lexicons is not None
+            and all(self.lexicons.has(nsid) for nsid in POSTING_LEXICONS)
+            and (self.posts is None or self.authorizations is None)
+        ):
             self._default_posting(self.lexicons)
 
     def _default_posting(self, lexicons: LexiconRegistry) -> None:

@@ -183,13 +183,15 @@ class PostService:
         now = clock.utcnow()
         outcome, reservation = await sql.reserve(
             self._db,
-            author=viewer.did,
-            community=did,
-            link=link,
-            aggregator=aggregator,
-            now=now,
-            per_hour=self._limits.per_hour,
-            aggregator_per_hour=self._limits.aggregator_per_hour,
+            sql.Submission(
+                author=viewer.did,
+                community=did,
+                link=link,
+                aggregator=aggregator,
+                now=now,
+                per_hour=self._limits.per_hour,
+                aggregator_per_hour=self._limits.aggregator_per_hour,
+            ),
         )
         if reservation is None:
             raise await self._limit_error(outcome, viewer.did, did, aggregator)

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 import trio
 
-from coves.config import Settings
-from coves.db import Database
-from coves.lexicon.registry import LexiconRegistry
-from tests.posting.world import POST, World, posting_world
-from tests.support.pds import TestPds
+from tests.posting.world import POST, World
 
 CREATE = "social.coves.community.post.create"
-
-
-@pytest.fixture
-async def world(
-    settings: Settings, db: Database, pds: TestPds, lexicons: LexiconRegistry
-) -> AsyncIterator[World]:
-    async with posting_world(settings, db, pds, lexicons) as w:
-        yield w
 
 
 async def test_signed_in_user_posts_text_readable_at_once(world: World) -> None:

@@ -3,28 +3,14 @@ post.delete (author or community creator), against the reference PDS."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 import trio
 
-from coves.config import Settings
-from coves.db import Database
-from coves.lexicon.registry import LexiconRegistry
-from tests.posting.world import POST, Community, World, posting_world
-from tests.support.pds import PdsAccount, TestPds
+from tests.posting.world import POST, Community, World
+from tests.support.pds import PdsAccount
 
 CREATE = "social.coves.community.post.create"
 UPDATE = "social.coves.community.post.update"
 DELETE = "social.coves.community.post.delete"
-
-
-@pytest.fixture
-async def world(
-    settings: Settings, db: Database, pds: TestPds, lexicons: LexiconRegistry
-) -> AsyncIterator[World]:
-    async with posting_world(settings, db, pds, lexicons) as w:
-        yield w
 
 
 async def make_post(world: World, author: PdsAccount, community: Community) -> dict[str, str]:

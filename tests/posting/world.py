@@ -35,7 +35,7 @@ from coves.unfurl.providers import OEmbedProvider
 from coves.xrpc.app import create_app
 from tests.oauth.conftest import FRONTEND_CALLBACK, PUBLIC
 from tests.oauth.live import Handles
-from tests.posting.conftest import Client
+from tests.posting.client import Client
 from tests.support.http_server import TestHTTPServer, http_server
 from tests.support.oauth_browser import Browser
 from tests.support.pds import PdsAccount, TestPds
