@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import structlog
 import trio
 
 from coves.config import ConfigError, Settings, load_settings
@@ -30,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (overrides COVES_HOST)")
     serve.add_argument("--port", type=int, help="listen port (overrides COVES_PORT)")
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations at start")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="API worker processes on the one port, beside one ingesting process; 0 runs "
+        "everything in this process (overrides COVES_WORKERS; default: one per core)",
+    )
+    serve.add_argument(
+        "--role",
+        choices=("all", "api", "ingest"),
+        help="run everything, only the API workers, or only ingestion (overrides COVES_ROLE)",
+    )
+    # Set by the supervisor for the worker processes it starts (nurseries/workers.py).
+    for hidden in ("--listen-fd", "--ready-fd", "--lifeline-fd"):
+        serve.add_argument(hidden, type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--process-name", help=argparse.SUPPRESS)
 
     sub.add_parser("migrate", help="apply pending database migrations and exit")
     sub.add_parser("check-config", help="print the effective configuration (secrets redacted)")
@@ -61,9 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             changes["host"] = args.host
         if args.port is not None:
             changes["port"] = args.port
+        if args.role:
+            changes["role"] = args.role
+        if args.workers is not None:
+            changes["workers"] = args.workers
         settings = settings.replace(**changes) if changes else settings
+        if settings.role != "all" and settings.database_url is None:
+            print(
+                f"coves: --role {settings.role} runs part of a deployment whose processes share "
+                "one PostgreSQL: set DATABASE_URL",
+                file=sys.stderr,
+            )
+            return 2
         return _serve(
-            settings, migrate_on_start=settings.db_migrate_on_start and not args.no_migrate
+            settings,
+            args,
+            migrate_on_start=settings.db_migrate_on_start and not args.no_migrate,
         )
     if args.command == "migrate":
         return trio.run(_migrate, settings)
@@ -80,14 +110,41 @@ def _check_config(settings: Settings) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, migrate_on_start: bool) -> int:
-    from coves.interpreter import apply_switch_interval
-    from nurseries.main import RefusedToStart, run_server
+def _serve(settings: Settings, args: argparse.Namespace, *, migrate_on_start: bool) -> int:
+    from coves.interpreter import apply_gc_thresholds, apply_switch_interval
+    from nurseries.main import RefusedToStart
     from nurseries.supervisor import ChildFailedTooOften
 
     apply_switch_interval(settings.switch_interval_seconds)
+    apply_gc_thresholds(settings.gc_thresholds)
+    role = settings.role
+    workers = settings.workers
+    if workers is None:
+        from nurseries.workers import default_workers
+
+        workers = default_workers()
+    spawned = args.ready_fd is not None  # a worker process started by the supervisor
+    metrics_dir: str | None = None
+    if workers > 0 and role != "ingest" and not spawned:
+        # Before any metric exists: values then live in files that every
+        # process's /metrics adds up (the workers inherit the directory).
+        import tempfile
+
+        from coves.metrics import enable_multiprocess
+
+        metrics_dir = tempfile.mkdtemp(prefix="coves-metrics-")
+        enable_multiprocess(metrics_dir)
     try:
-        trio.run(lambda: run_server(settings, migrate_on_start=migrate_on_start))
+        trio.run(
+            lambda: _run(
+                settings,
+                args,
+                role=role,
+                workers=workers,
+                spawned=spawned,
+                migrate_on_start=migrate_on_start,
+            )
+        )
     except BaseException as exc:
         refused = _find(exc, RefusedToStart)
         if refused is not None:
@@ -101,7 +158,66 @@ def _serve(settings: Settings, *, migrate_on_start: bool) -> int:
             return 0
         log.critical("coves stopped by an unexpected error", exc_info=exc)
         return 1
+    finally:
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+async def _run(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    role: str,
+    workers: int,
+    spawned: bool,
+    migrate_on_start: bool,
+) -> None:
+    from coves.interpreter import GcMetrics, freeze_startup_heap
+    from coves.metrics import Metrics
+
+    metrics = Metrics()
+    GcMetrics().install(metrics)
+    if workers > 0 and role != "ingest" and not spawned:
+        from nurseries.workers import run_deployment
+
+        await run_deployment(
+            settings,
+            workers=workers,
+            role=role,
+            migrate_on_start=migrate_on_start,
+            env_file=args.env_file
+            if args.env_file is not None and args.env_file.is_file()
+            else None,
+            metrics=metrics,
+        )
+        return
+
+    from nurseries.main import run_server
+
+    if args.process_name:
+        structlog.contextvars.bind_contextvars(process=args.process_name)
+
+    def ready() -> None:
+        if settings.gc_freeze:
+            frozen = freeze_startup_heap()
+            log.info("start-up heap frozen", objects=frozen)
+        if args.ready_fd is not None:
+            os.write(args.ready_fd, b"ready\n")
+            os.close(args.ready_fd)
+
+    await run_server(
+        settings,
+        migrate_on_start=migrate_on_start,
+        role=role,
+        listen_fd=args.listen_fd,
+        process_name=args.process_name,
+        metrics=metrics,
+        on_ready=ready,
+        lifeline_fd=args.lifeline_fd,
+    )
 
 
 def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:

@@ -165,6 +165,19 @@ def _key32(raw: str) -> Secret:
     return Secret(raw.strip())
 
 
+def _gc_thresholds(raw: str) -> tuple[int, ...]:
+    parts = _csv(raw)
+    if not 1 <= len(parts) <= 3:
+        raise ValueError("must be one to three whole numbers (gen0,gen1,gen2)")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError("must be whole numbers") from None
+    if any(v < 0 for v in values):
+        raise ValueError("must not be negative")
+    return values
+
+
 def _p256_private_key(raw: str) -> Secret:
     """A P-256 private key as 64 hex digits or multibase (``z`` + p256-priv multicodec)."""
     from coves.atproto.keys import KeyError_, parse_p256_private
@@ -262,12 +275,39 @@ VARS: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
+        "COVES_WORKERS",
+        "workers",
+        _int(0, 1024),
+        None,
+        "API worker processes `coves serve` runs on the one port, beside one ingesting "
+        "process; 0 runs everything in a single process; unset: one per core",
+        "4",
+    ),
+    Var(
+        "COVES_ROLE",
+        "role",
+        _choice("all", "api", "ingest"),
+        "all",
+        "what `coves serve` runs: all, api (the XRPC workers only) or ingest (the consumer "
+        "and upkeep only); split roles need DATABASE_URL",
+        "api",
+    ),
+    Var(
         "DB_POOL_SIZE",
         "db_pool_size",
         _int(1, 200),
         10,
         "PostgreSQL connections in the pool (also the size of the thread limiter)",
         "20",
+    ),
+    Var(
+        "INGEST_DB_POOL_SIZE",
+        "ingest_db_pool_size",
+        _int(1, 200),
+        4,
+        "PostgreSQL connections the ingesting process keeps for the indexer and upkeep, "
+        "apart from the read pool",
+        "4",
     ),
     Var(
         "DB_STATEMENT_TIMEOUT_MS",
@@ -489,6 +529,15 @@ VARS: tuple[Var, ...] = (
         "30",
     ),
     Var(
+        "RATE_LIMIT_SYNC_SECONDS",
+        "rate_limit_sync_seconds",
+        _float(0.0),
+        1.0,
+        "how often worker processes add up their rate-limit counts in PostgreSQL; 0 counts "
+        "per process (each allows the full limit)",
+        "1",
+    ),
+    Var(
         "RATE_LIMIT_USER_WRITES",
         "rate_limit_user_writes",
         _int(1),
@@ -524,12 +573,63 @@ VARS: tuple[Var, ...] = (
         "0.0005",
     ),
     Var(
+        "GC_THRESHOLDS",
+        "gc_thresholds",
+        _gc_thresholds,
+        (50_000, 20, 100),
+        "Python's garbage-collector thresholds (gen0,gen1,gen2) set when serving; "
+        "Python's own are 700,10,10",
+        "50000,20,100",
+    ),
+    Var(
+        "GC_FREEZE",
+        "gc_freeze",
+        _bool,
+        True,
+        "move everything allocated during start-up out of the collector's reach (gc.freeze)",
+        "true",
+    ),
+    Var(
         "SHUTDOWN_GRACE_SECONDS",
         "shutdown_grace_seconds",
         _float(0.0),
         10.0,
         "how long in-flight requests may run after SIGTERM",
         "10",
+    ),
+    Var(
+        "ADMISSION_MAX_CONCURRENCY",
+        "admission_max_concurrency",
+        _int(0, 100_000),
+        32,
+        "most XRPC requests one process handles at once; more wait in a queue; "
+        "0 turns admission control off",
+        "32",
+    ),
+    Var(
+        "ADMISSION_MAX_QUEUE",
+        "admission_max_queue",
+        _int(0, 1_000_000),
+        512,
+        "most XRPC requests waiting for a slot per process; beyond it they get 503 at once",
+        "512",
+    ),
+    Var(
+        "ADMISSION_QUEUE_TIMEOUT_MS",
+        "admission_queue_timeout_ms",
+        _int(1, 600_000),
+        500,
+        "longest a request waits for a slot before 503; also refused at once when the "
+        "queue ahead would take longer",
+        "500",
+    ),
+    Var(
+        "ADMISSION_RETRY_AFTER_SECONDS",
+        "admission_retry_after_seconds",
+        _int(1, 3600),
+        1,
+        "Retry-After sent with a 503 from admission control",
+        "1",
     ),
     Var(
         "PLC_DIRECTORY_URL",
@@ -781,6 +881,22 @@ VARS: tuple[Var, ...] = (
         "longest a post waits for a link card (page, oEmbed or thumbnail fetch)",
         "4",
     ),
+    Var(
+        "FEED_SNAPSHOT_TTL_SECONDS",
+        "feed_snapshot_ttl_seconds",
+        _float(1.0),
+        3600.0,
+        "how long a hot/top paging session's cursor stays valid",
+        "3600",
+    ),
+    Var(
+        "FEED_SNAPSHOT_MAX_ROWS",
+        "feed_snapshot_max_rows",
+        _int(100),
+        20_000,
+        "most stored listing snapshots; beyond it the oldest go first (their cursors expire)",
+        "20000",
+    ),
 )
 
 
@@ -793,6 +909,9 @@ class Settings:
     port: int = 8081
     data_dir: Path = Path(".coves")
     database_url: Secret | None = None
+    workers: int | None = None
+    role: str = "all"
+    ingest_db_pool_size: int = 4
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 10_000
     db_migrate_on_start: bool = True
@@ -821,11 +940,18 @@ class Settings:
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
     rate_limit_search: int = 30
+    rate_limit_sync_seconds: float = 1.0
     rate_limit_user_writes: int = 60
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
+    gc_thresholds: tuple[int, ...] = (50_000, 20, 100)
+    gc_freeze: bool = True
     shutdown_grace_seconds: float = 10.0
+    admission_max_concurrency: int = 32
+    admission_max_queue: int = 512
+    admission_queue_timeout_ms: int = 500
+    admission_retry_after_seconds: int = 1
     plc_url: str = "https://plc.directory"
     identity_cache_ttl_seconds: int = 86_400
     identity_negative_ttl_seconds: int = 300
@@ -856,6 +982,8 @@ class Settings:
     posts_per_hour: int = 20
     aggregator_posts_per_hour: int = 10
     unfurl_timeout_seconds: float = 4.0
+    feed_snapshot_ttl_seconds: float = 3600.0
+    feed_snapshot_max_rows: int = 20_000
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -946,6 +1074,13 @@ def _finish(values: dict[str, Any]) -> Settings:
             values["instance_domain"] = ""
     if values["appview_public_url"] is None:
         values["appview_public_url"] = f"https://{values['instance_domain']}"
+
+    if values["role"] != "all" and values["database_url"] is None:
+        problems.append(
+            f"COVES_ROLE={values['role']} runs part of a deployment whose processes share "
+            "one PostgreSQL: set DATABASE_URL (the embedded one is for COVES_ROLE=all); "
+            "example: DATABASE_URL=postgresql://coves:pw@db:5432/coves"
+        )
 
     shortcuts = [
         name
@@ -1105,6 +1240,8 @@ def test_settings(**overrides: Any) -> Settings:
     The response micro-caches are off: most tests read right after writing and
     check the handler's answer, not a copy up to a second old. The tests of
     the caches turn them on (``response_cache_seconds``, ``viewer_cache_seconds``).
+    Admission control is off too: a test firing many concurrent requests on a
+    slow machine must not see 503s; its own tests turn it on.
     """
     base = Settings(
         jetstream_enabled=False,
@@ -1112,6 +1249,7 @@ def test_settings(**overrides: Any) -> Settings:
         allow_private_network_fetch=True,
         response_cache_seconds=0.0,
         viewer_cache_seconds=0.0,
+        admission_max_concurrency=0,
     )
     return base.replace(**overrides)
 

@@ -30,6 +30,7 @@ from coves.hosting import CommunityHosting, build_hosting
 from coves.identity.hosted_by import HostedByQueue
 from coves.identity.resolver import IdentityResolver
 from coves.instance import InstanceKey
+from coves.invalidation import Invalidation
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.oauth.service import OAuthService
@@ -84,6 +85,8 @@ class AppContext:
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
     instance_key: InstanceKey = field(init=False)
+    # Drops cached views here and, through PostgreSQL, in every other process.
+    invalidation: Invalidation = field(init=False)
     pds: PdsServices = field(init=False)
     # Signed-in users' own repositories, written through their OAuth sessions.
     user_repos: UserRepos | None = field(init=False)
@@ -93,6 +96,12 @@ class AppContext:
         # Frozen: the derived parts are set once, here, and never again.
         object.__setattr__(self, "read", ReadServices.build(self.settings, self.db))
         object.__setattr__(self, "instance_key", InstanceKey(self.settings, self.db))
+        object.__setattr__(
+            self,
+            "invalidation",
+            Invalidation.on_database(self.db, self.response_cache, self.identity),
+        )
+        # After the invalidation: writes are indexed with its hooks.
         object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
         repos = None
         if self.oauth is not None:

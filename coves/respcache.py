@@ -29,9 +29,9 @@ subscription, block, post...), and detaches a computation of such an entry
 that is still running, so a response read from the database before the
 commit is neither stored nor joined by later requests. Without a commit from
 the viewer's repo, the entry lags like an anonymous one: by at most its TTL.
-This relies on the indexer running in the same process as the API, as
-``coves serve`` does; a deployment that split them would have to turn
-``VIEWER_CACHE_SECONDS`` off.
+When the indexer runs in another process (``coves serve --workers N``, or
+roles split across machines), the drop reaches this cache through the
+invalidation channel (``coves.invalidation``).
 """
 
 from __future__ import annotations

@@ -1,14 +1,22 @@
-"""``coves serve``: build the supervised tree and run it until a signal.
+"""``coves serve`` in one process: build the supervised tree and run it until a signal.
 
 Start order (and the reverse, shutdown order): embedded PostgreSQL (when no
-DATABASE_URL), the database pool, then the long-running services, with the
+DATABASE_URL), the database pools, then the long-running services, with the
 XRPC server last so it only accepts requests once everything it depends on
 is up, and stops accepting first.
+
+A process has a role: ``all`` (everything, the single-process mode),
+``api`` (the XRPC server and what it needs) or ``ingest`` (the consumer,
+the identity upkeep and housekeeping). ``coves serve --workers N`` runs one
+``ingest`` and N ``api`` processes under nurseries/workers.py, each of them
+this function; every role keeps a heartbeat, listens for other processes'
+cache invalidations and sweeps what grows.
 """
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -24,6 +32,7 @@ from nurseries.supervisor import ChildSpec, RestartPolicy, Supervisor, open_supe
 
 log = get_logger(__name__)
 
+ROLES = ("all", "api", "ingest")
 
 # An unreachable database at start-up is retried for a few seconds, then the
 # process exits non-zero: a supervisor (systemd) restarting us is more
@@ -31,12 +40,12 @@ log = get_logger(__name__)
 DATABASE_POLICY = RestartPolicy(base_delay=0.5, max_delay=5.0, max_failures=5, failure_window=60.0)
 
 
-def capability_children(ctx: AppContext) -> list[ChildSpec]:
+def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -> list[ChildSpec]:
     """The children capabilities contribute, in start order (the XRPC server comes after).
 
     Each child gets the parts of the context it uses, never the context or the
     runtime itself; a factory returns None when configuration disables it.
-    Add one line per capability.
+    Add one line per capability. ``ingest_db`` is the indexer's own pool.
     """
     from functools import cache
 
@@ -51,7 +60,7 @@ def capability_children(ctx: AppContext) -> list[ChildSpec]:
         raise ValueError("the supervised children need a context from build_context")
     # One indexer for every stream source (Jetstream, each firehose): each source
     # keeps its own cursor and session in it.
-    indexer = cache(lambda: production_indexer(ctx))
+    indexer = cache(lambda: production_indexer(ctx, db=ingest_db))
     specs = [
         didweb_child(
             ctx.db,
@@ -104,13 +113,38 @@ async def _database_child(
             await db.close()
 
 
+def database_spec(name: str, db: Database) -> ChildSpec:
+    return ChildSpec(
+        name,
+        lambda task_status: _database_child(db, task_status=task_status),
+        DATABASE_POLICY,
+    )
+
+
 async def run_server(
     settings: Settings,
     *,
     migrate_on_start: bool = True,
+    role: str = "all",
+    listen_fd: int | None = None,
+    process_name: str | None = None,
+    metrics: Metrics | None = None,
+    on_ready: Callable[[], None] | None = None,
+    lifeline_fd: int | None = None,
     task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    metrics = Metrics()
+    """Run one process of the given role until SIGINT/SIGTERM.
+
+    ``listen_fd`` is a listening socket inherited from the multi-process
+    supervisor (else the server binds ``settings.host:port``); ``on_ready``
+    runs once everything is started (the supervisor's readiness pipe, the
+    garbage collector's freeze).
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    metrics = metrics if metrics is not None else Metrics()
+    serves_api = role in ("all", "api")
+    ingests = role in ("all", "ingest")
 
     def count_restart(name: str) -> None:
         metrics.child_restarts.labels(name).inc()
@@ -127,44 +161,130 @@ async def run_server(
             conninfo = settings.database_url.reveal()
         db = Database(
             conninfo,
-            pool_size=settings.db_pool_size,
+            pool_size=settings.db_pool_size if serves_api else settings.ingest_db_pool_size,
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
-        runtime.db = await supervisor.start(
-            ChildSpec(
-                "database",
-                lambda task_status: _database_child(db, task_status=task_status),
-                DATABASE_POLICY,
+        runtime.db = await supervisor.start(database_spec("database", db))
+        ingest_db: Database | None = None
+        if ingests and serves_api and settings.jetstream_enabled:
+            # The indexer's own connections: reads queued on the read pool's
+            # limiter must never stand between ingestion and the database.
+            ingest_db = Database(
+                conninfo,
+                pool_size=settings.ingest_db_pool_size,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+                application_name="coves-ingest",
             )
-        )
+            await supervisor.start(database_spec("ingest-database", ingest_db))
         await check_database(db, settings, migrate_on_start=migrate_on_start)
         ctx = build_context(settings, db, metrics=metrics, health=supervisor)
         runtime.ctx = ctx
         install_pool_metrics(metrics, db, supervisor)
 
-        for spec in capability_children(ctx):
-            await supervisor.start(spec)
+        from nurseries.invalidation import invalidation_child
+        from nurseries.upkeep import heartbeat_child, housekeeping_child
 
-        from coves.xrpc.app import create_app
-        from nurseries.xrpc_server import XRPCServer
-
-        server = XRPCServer(
-            create_app(ctx),
-            settings.host,
-            settings.port,
-            grace=settings.shutdown_grace_seconds,
+        # Other processes' cache drops, before anything is cached here.
+        await supervisor.start(invalidation_child(conninfo, ctx.invalidation))
+        if ingests:
+            for spec in capability_children(ctx, ingest_db=ingest_db):
+                await supervisor.start(spec)
+        await supervisor.start(
+            housekeeping_child(db, snapshot_max_rows=settings.feed_snapshot_max_rows)
         )
-        runtime.bound = await supervisor.start(
-            ChildSpec(
-                "xrpc",
-                server.run,
-                request_stop=server.request_stop,
-                grace=settings.shutdown_grace_seconds + 1.0,
+        await supervisor.start(
+            heartbeat_child(
+                db,
+                supervisor,
+                name=process_name or role,
+                role=role,
+                metrics=metrics,
+                extra=lambda: _process_facts(ctx, db),
             )
         )
+
+        if serves_api:
+            runtime.bound = await _start_api(supervisor, ctx, role=role, listen_fd=listen_fd)
         task_status.started(runtime)
-        await _wait_for_signal()
+        if on_ready is not None:
+            on_ready()
+        await _wait_for_signal(lifeline_fd)
         log.info("shutdown requested; draining")
+
+
+def _process_facts(ctx: AppContext, db: Database) -> dict[str, object]:
+    """What this process's heartbeat tells the rest of the deployment besides its children."""
+    stats = db.stats()
+    return {
+        "pool": {"size": stats.size, "inUse": stats.in_use, "waiting": stats.waiting},
+        "responseCache": {"entries": len(ctx.response_cache), "bytes": ctx.response_cache.bytes},
+    }
+
+
+async def _start_api(
+    supervisor: Supervisor, ctx: AppContext, *, role: str, listen_fd: int | None
+) -> list[str]:
+    """The XRPC server (last: it accepts only once everything else runs)."""
+    from coves.xrpc.app import create_app
+    from coves.xrpc.ratelimit import RateLimiter, SharedStore, default_limit_classes
+    from nurseries.upkeep import ratelimit_sync_child
+    from nurseries.xrpc_server import XRPCServer
+
+    settings = ctx.settings
+    limiter = None
+    if role == "api" and settings.rate_limit_sync_seconds > 0:
+        # Other API processes serve the same clients: count together.
+        store = SharedStore()
+        limiter = RateLimiter(default_limit_classes(settings), store)
+        await supervisor.start(
+            ratelimit_sync_child(ctx.db, store, settings.rate_limit_sync_seconds)
+        )
+    server = XRPCServer(
+        create_app(ctx, limiter=limiter),
+        settings.host,
+        settings.port,
+        grace=settings.shutdown_grace_seconds,
+        fd=listen_fd,
+    )
+    bound: list[str] = await supervisor.start(
+        ChildSpec(
+            "xrpc",
+            server.run,
+            request_stop=server.request_stop,
+            grace=settings.shutdown_grace_seconds + 1.0,
+        )
+    )
+    return bound
+
+
+async def _wait_for_signal(lifeline_fd: int | None = None) -> None:
+    """Until SIGTERM or SIGINT, or (a worker process) until the supervisor is gone.
+
+    A worker's supervisor holds the write end of the lifeline pipe; it is
+    closed when the supervisor exits, however it exits, and the worker then
+    drains like on SIGTERM. Workers leave SIGINT (a terminal's Ctrl-C, sent
+    to the whole process group) to the supervisor, which stops them in order.
+    """
+    wanted = [signal.SIGTERM] if lifeline_fd is not None else [signal.SIGINT, signal.SIGTERM]
+    if lifeline_fd is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    async with trio.open_nursery() as nursery:
+
+        async def lifeline() -> None:
+            assert lifeline_fd is not None
+            async with trio.lowlevel.FdStream(lifeline_fd) as stream:
+                while await stream.receive_some(64):
+                    pass
+            log.info("supervisor gone; stopping")
+            nursery.cancel_scope.cancel()
+
+        if lifeline_fd is not None:
+            nursery.start_soon(lifeline)
+        with trio.open_signal_receiver(*wanted) as signals:
+            async for signum in signals:
+                log.info("signal received", signal=signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                return
 
 
 class RefusedToStart(Exception):
@@ -186,14 +306,8 @@ async def check_database(db: Database, settings: Settings, *, migrate_on_start: 
         raise RefusedToStart(str(exc)) from None
 
 
-async def _wait_for_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info("signal received", signal=signal.Signals(signum).name)
-            return
-
-
 def install_pool_metrics(metrics: Metrics, db: Database, supervisor: Supervisor) -> None:
+    """Scrape-time pool statistics and child states of this process."""
     from prometheus_client.core import GaugeMetricFamily
 
     def collect() -> list[GaugeMetricFamily]:

@@ -56,6 +56,9 @@ class ChildSpec:
     critical: bool = True
     # Facts the child publishes for _health (connection state, lag, ...).
     details: Callable[[], dict[str, Any]] | None = None
+    # Children started one after the other with the same group are stopped
+    # together (e.g. the API worker processes drain at once, not in turn).
+    group: str | None = None
 
 
 class ChildStatus(StrEnum):
@@ -172,8 +175,20 @@ class Supervisor:
             await self._finished.wait()
             return
         self._shutdown_started = True
+        batches: list[list[_Child]] = []
         for child in reversed(self._children):
-            await self._stop_child(child)
+            group = child.spec.group
+            if batches and group is not None and batches[-1][0].spec.group == group:
+                batches[-1].append(child)
+            else:
+                batches.append([child])
+        for batch in batches:
+            if len(batch) == 1:
+                await self._stop_child(batch[0])
+                continue
+            async with trio.open_nursery() as nursery:
+                for child in batch:
+                    nursery.start_soon(self._stop_child, child)
         self._finished.set()
 
     @property

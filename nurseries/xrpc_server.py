@@ -22,6 +22,8 @@ class XRPCServer:
     host: str
     port: int
     grace: float = 10.0
+    # A listening socket inherited from the supervisor (several workers, one port).
+    fd: int | None = None
     bound: list[str] = field(default_factory=list)
     _stop: trio.Event = field(default_factory=trio.Event)
 
@@ -31,9 +33,12 @@ class XRPCServer:
 
     def config(self) -> Config:
         config = Config()
-        config.bind = [
-            f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        ]
+        if self.fd is not None:
+            config.bind = [f"fd://{self.fd}"]
+        else:
+            config.bind = [
+                f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+            ]
         config.graceful_timeout = self.grace
         config.keep_alive_timeout = 75
         config.keep_alive_max_requests = 100_000

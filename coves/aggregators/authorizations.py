@@ -25,8 +25,7 @@ from coves.db.queries import posting as post_sql
 from coves.errors import XRPCError
 from coves.logs import get_logger
 from coves.posting.repo import CommunityRepo
-from coves.read import facts, rules
-from coves.read.communities import resolve
+from coves.read.communities import exists, resolve
 from coves.read.services import ReadServices
 
 log = get_logger(__name__)
@@ -52,7 +51,7 @@ class AggregatorAuthorizations:
         if viewer.method == "api_key":
             raise XRPCError(403, "NotAuthorized", "sign in to change a community's aggregators")
         community = await resolve(self._db, self._read, ident)
-        if community is None or rules.community_exists(facts.community(community)) is not None:
+        if community is None or not exists(community):
             raise XRPCError(404, "CommunityNotFound", "no such community")
         if community["created_by"] != viewer.did:
             raise XRPCError(

@@ -88,6 +88,9 @@ class Database:
         )
         self._opened = False
         self._connect_timeout = max(1, int(connect_timeout_s))
+        self._application_name = application_name
+        self._side_conn: psycopg.Connection[Row] | None = None
+        self._side_lock = trio.Lock()
 
     async def probe(self) -> None:
         """One direct connection attempt, failing fast.
@@ -117,6 +120,9 @@ class Database:
         self._opened = True
 
     async def close(self) -> None:
+        side, self._side_conn = self._side_conn, None
+        if side is not None:
+            await trio.to_thread.run_sync(side.close)
         if self._opened:
             self._opened = False
             await trio.to_thread.run_sync(self._pool.close)
@@ -204,12 +210,56 @@ class Database:
                     await trio.to_thread.run_sync(self._pool.putconn, conn)
 
     async def ping(self, timeout: float = 2.0) -> bool:
+        """Whether the server answers, asked on a connection of its own.
+
+        Not through the pool: when every pooled connection is busy and requests
+        queue on the limiter, the database is still healthy, and a health check
+        that waited in that queue would report a busy instance as down (and a
+        load balancer would pull it, moving its load onto the others).
+        """
+        rows = await self.side_fetch("SELECT 1 AS ok", timeout=timeout)
+        return rows is not None and bool(rows and rows[0]["ok"] == 1)
+
+    async def side_fetch(
+        self, query: str, params: Params = None, *, timeout: float = 2.0
+    ) -> list[Row] | None:
+        """One small operational read on the side connection; None when it fails.
+
+        For ``_health`` and the like: never queued behind the pool, at most one
+        at a time, and a statement still running after ``timeout`` is
+        abandoned to its thread rather than waited for.
+        """
         with trio.move_on_after(timeout):
+            async with self._side_lock:
+                return await trio.to_thread.run_sync(
+                    self._side_fetch_sync, query, params, abandon_on_cancel=True
+                )
+        return None
+
+    def _side_fetch_sync(self, query: str, params: Params) -> list[Row] | None:
+        # A connection the server dropped (restart, idle timeout) is only noticed
+        # when used: then one fresh connection is tried before reporting failure.
+        for _attempt in range(2):
+            conn = self._side_conn
+            fresh = conn is None or conn.closed
             try:
-                return bool(await self.fetchval("SELECT 1") == 1)
-            except DatabaseError:
-                return False
-        return False
+                if conn is None or conn.closed:
+                    conn = self._side_conn = psycopg.Connection[Row].connect(
+                        self.conninfo,
+                        autocommit=True,
+                        row_factory=dict_row,
+                        connect_timeout=self._connect_timeout,
+                        application_name=f"{self._application_name}-side",
+                        options=f"-c statement_timeout={self.statement_timeout_ms}",
+                    )
+                return conn.execute(query, params).fetchall()
+            except psycopg.Error:
+                self._side_conn = None
+                if conn is not None:
+                    conn.close()
+                if fresh:
+                    return None
+        return None
 
     def stats(self) -> PoolStats:
         raw = self._pool.get_stats()

@@ -269,6 +269,25 @@ class IdentityResolver:
             except DatabaseError as exc:
                 log.warning("identity cache purge failed", error=repr(exc))
 
+    def forget_local(self, did_or_handle: str) -> None:
+        """Forget what this process holds in memory about a DID or handle.
+
+        Another process purged the database cache (``purge``) and said so on
+        the invalidation channel (coves/invalidation.py); the next lookup here
+        reads the database or the network again.
+        """
+        key = did_or_handle if did_or_handle.startswith("did:") else normalize_handle(did_or_handle)
+        cached = self._docs.get(key)
+        if isinstance(cached, DidDocument) and cached.claimed_handle:
+            self._handle_dids.pop(cached.claimed_handle)
+        self._docs.pop(key)
+        self._handle_dids.pop(key)
+
+    def clear_local(self) -> None:
+        """Forget everything held in memory (invalidations may have been missed)."""
+        self._docs.clear()
+        self._handle_dids.clear()
+
     async def on_identity_change(self, dids: Iterable[str]) -> None:
         """The indexer's callback for ``#identity`` events: drop the cached identities."""
         for did in dids:

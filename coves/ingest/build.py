@@ -48,25 +48,32 @@ def build_indexer(
     )
 
 
-def production_indexer(ctx: AppContext) -> Indexer:
+def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexer:
     """The consumer's sink: validating with the context's lexicons, purging cached
     identities on ``#identity``, offering foreign communities to the did:web
-    verifier, and dropping the response cache's entries of every repo written.
-    """
-    from coves.respcache import invalidation_hook
+    verifier, and dropping the cached views of every repo written, in this
+    process and (through the invalidation channel) in every other one.
 
+    ``db`` is the database the indexer writes through; ingestion gets a pool of
+    its own so queued reads never stand between it and a connection.
+    """
     settings = ctx.settings
+    invalidation = ctx.invalidation if db is None else ctx.invalidation.via(db)
+    identity_hooks: list[IdentityHook] = []
+    if ctx.identity is not None:
+        identity_hooks.append(ctx.identity.on_identity_change)  # memory and database cache
+    identity_hooks.append(invalidation.on_identity_change)  # every other process
     return build_indexer(
-        db=ctx.db,
+        db=db or ctx.db,
         instance_did=settings.instance_did,
         skip_did_web_verification=settings.skip_did_web_verification,
         metrics=ctx.metrics,
         validator=ctx.lexicons,
-        on_identity_change=[ctx.identity.on_identity_change] if ctx.identity is not None else [],
+        on_identity_change=identity_hooks,
         on_community_needs_verification=(
             ctx.didweb.on_community_needs_verification if ctx.didweb is not None else None
         ),
-        on_commits_applied=[invalidation_hook(ctx.response_cache)],
+        on_commits_applied=[invalidation.on_commits_applied],
     )
 
 

@@ -48,7 +48,7 @@ from coves.posting.embeds import EmbedPreparer, external_link
 from coves.posting.repo import CommunityRepo
 from coves.posting.rules import ContentRules, violation
 from coves.read import facts, relations, rules
-from coves.read.communities import resolve
+from coves.read.communities import exists, resolve
 from coves.read.services import ReadServices
 from coves.unfurl.providers import normalize_url
 
@@ -110,7 +110,7 @@ class PostService:
     # -- checks ---------------------------------------------------------------------------
     async def _community(self, ident: str) -> Row:
         row = await resolve(self._db, self._read, ident)
-        if row is None or rules.community_exists(facts.community(row)) is not None:
+        if row is None or not exists(row):
             raise not_found()
         return row
 

@@ -106,6 +106,12 @@ async def resolve_cached(db: Database, svc: ReadServices, identifier: str) -> Ro
     return await svc.communities.get_or_load(ident.cache_key, lambda: _lookup(db, svc, ident))
 
 
+def exists(row: Row) -> bool:
+    """Whether the community is there for anyone at all (the rules' answer), for writes
+    that need a live community before they look at who is asking."""
+    return rules.community_exists(facts.community(row)) is None
+
+
 async def may_read(db: Database, viewer: str | None, row: Row) -> Why | None:
     """The rules' answer for one community row and viewer; membership is only
     looked up when the answer depends on it (a private community)."""

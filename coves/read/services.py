@@ -55,7 +55,7 @@ class ReadServices:
     @classmethod
     def build(cls, settings: Settings, db: Database) -> ReadServices:
         blobs = BlobUrls(settings.blob_url_template)
-        snapshots = SnapshotStore(db)
+        snapshots = SnapshotStore(db, ttl_seconds=settings.feed_snapshot_ttl_seconds)
         return cls(
             cursors=CursorCodec(settings.cursor_secret),
             snapshots=snapshots,

@@ -11,7 +11,11 @@ Snapshots are shared: first-page requests for the same listing within
 ``reuse_seconds`` get the same snapshot (one computation, coalesced across
 concurrent requests), which is also what keeps the first page cheap under
 load. They are kept in process and in PostgreSQL (so a cursor survives a
-restart) until ``ttl_seconds``.
+restart and works on any process of the deployment) until ``ttl_seconds``.
+Storing one is a single statement on an unlogged table (no durable commit to
+wait for); housekeeping bounds the table (``FEED_SNAPSHOT_MAX_ROWS``), so a
+cursor can expire earlier than its TTL under a flood of new listings, and
+all of them do if PostgreSQL crashes: the client is told to start again.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class SnapshotStore:
         try:
             items = tuple(await compute())
             snapshot = Snapshot(secrets.token_hex(8), key, items, wall_now())
-            await snapshot_sql.insert(self._db, snapshot.id, key, list(items), self.ttl_seconds)
+            await snapshot_sql.insert(self._db, snapshot.id, key, items, self.ttl_seconds)
             self._remember(snapshot)
             self._current[key] = (monotonic(), snapshot)
             return snapshot

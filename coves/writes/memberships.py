@@ -16,8 +16,7 @@ from coves.db import Database, Row
 from coves.db.queries import user_writes as q
 from coves.errors import XRPCError
 from coves.lexicon.registry import LexiconRegistry
-from coves.read import facts, rules
-from coves.read.communities import resolve
+from coves.read.communities import exists, resolve
 from coves.read.services import ReadServices
 from coves.writes.records import block_answer, now_datetime, validated
 from coves.writes.repo import UserRepo
@@ -32,7 +31,7 @@ async def _community(db: Database, svc: ReadServices, body: dict[str, Any]) -> R
     if not isinstance(identifier, str) or not identifier.strip():
         raise XRPCError(400, "InvalidRequest", "community is required")
     row = await resolve(db, svc, identifier)
-    if row is None or rules.community_exists(facts.community(row)) is not None:
+    if row is None or not exists(row):
         raise XRPCError(404, "NotFound", "no such community")
     return row
 

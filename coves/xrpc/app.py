@@ -20,6 +20,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from coves import __version__
 from coves.context import AppContext
+from coves.db import Row
+from coves.db.queries import processes
 from coves.errors import XRPCError
 from coves.logs import get_logger
 from coves.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -72,7 +74,10 @@ def create_app(
 
     @app.route("/xrpc/_health", methods=["GET", "HEAD"])
     async def health() -> Response:
-        db_ok = await ctx.db.ping()
+        # One read on the database's side connection: the reachability check and
+        # the deployment's other processes (their heartbeats) at once.
+        others = await processes.deployment(ctx.db)
+        db_ok = others is not None
         children = ctx.health.health_report() if ctx.health is not None else {}
         healthy = db_ok and (ctx.health is None or ctx.health.healthy)
         body = {
@@ -80,6 +85,7 @@ def create_app(
             "status": "ok" if healthy else "unhealthy",
             "database": {"reachable": db_ok},
             "children": children,
+            "processes": [_process_view(row) for row in others or ()],
         }
         headers: dict[str, str] = {}
         cors_headers(settings.cors_origins, request.headers.get("origin"), headers)
@@ -125,3 +131,20 @@ def create_app(
         return error_response(XRPCError(500, "InternalServerError", "Internal Server Error"))
 
     return app
+
+
+def _process_view(row: Row) -> dict[str, Any]:
+    """One process of the deployment as _health shows it (from its last heartbeat)."""
+    age = float(row["age_seconds"])
+    details = row["details"] or {}
+    return {
+        "name": row["name"],
+        "role": row["role"],
+        "host": row["host"],
+        "pid": row["pid"],
+        "healthy": bool(row["healthy"]) and age <= processes.STALE_AFTER_SECONDS,
+        "lastSeenSecondsAgo": round(age, 1),
+        "uptimeSeconds": round(float(row["uptime_seconds"]), 1),
+        "children": details.get("children", {}),
+        **{key: value for key, value in details.items() if key != "children"},
+    }

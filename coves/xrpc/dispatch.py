@@ -27,7 +27,9 @@ import orjson
 import structlog
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
 
+from coves.admission import AdmissionControl, Overloaded
 from coves.auth.base import AuthFailure, AuthInput, AuthPolicy
+from coves.config import Settings
 from coves.context import AppContext
 from coves.db import DatabaseUnavailable, QueryTimeout
 from coves.errors import XRPCError
@@ -151,6 +153,23 @@ class XrpcASGI:
             "anonymous read responses by response-cache outcome",
             ["result"],
         )
+        self.admission = admission_control(settings)
+        self._rejected = self.metrics.counter(
+            "coves_admission_rejected_total",
+            "XRPC requests refused with 503 by admission control, by reason",
+            ["reason"],
+        )
+        self._admission_wait = self.metrics.histogram(
+            "coves_admission_wait_seconds",
+            "time admitted XRPC requests waited for a slot",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self._overloaded = XRPCError(
+            503,
+            "NotEnoughResources",
+            "the server is busy; retry later",
+            headers={"Retry-After": str(settings.admission_retry_after_seconds)},
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -192,16 +211,23 @@ class XrpcASGI:
                 if method == "OPTIONS" and origin:
                     reply = self._preflight(out, endpoint)
                 else:
-                    reply = await self._handle(
-                        nsid,
-                        endpoint,
-                        method=method,
-                        scope=scope,
-                        headers=headers,
-                        raw_headers=raw_headers,
-                        out=out,
-                        receive=receive,
-                    )
+                    admission = self.admission
+                    if admission is not None:
+                        await self._admit(admission)
+                    try:
+                        reply = await self._handle(
+                            nsid,
+                            endpoint,
+                            method=method,
+                            scope=scope,
+                            headers=headers,
+                            raw_headers=raw_headers,
+                            out=out,
+                            receive=receive,
+                        )
+                    finally:
+                        if admission is not None:
+                            admission.release()
             except XRPCError as err:
                 reply = _error_reply(err, out)
             except (DatabaseUnavailable, QueryTimeout) as exc:
@@ -230,6 +256,16 @@ class XrpcASGI:
             observers[0].inc()
             observers[1].observe(time.perf_counter() - started)
             structlog.contextvars.reset_contextvars(**bound)
+
+    async def _admit(self, admission: AdmissionControl) -> None:
+        """Take a slot, or refuse with 503 and Retry-After (raised as an XRPCError)."""
+        try:
+            waited = await admission.acquire()
+        except Overloaded as over:
+            self._rejected.labels(over.reason).inc()
+            err = self._overloaded
+            raise XRPCError(err.status, err.error, err.message, headers=err.headers) from None
+        self._admission_wait.observe(waited)
 
     async def _send(self, send: Send, reply: _Reply) -> None:
         body = reply.body
@@ -325,12 +361,10 @@ class XrpcASGI:
             )
             body = None
             if endpoint.raw_body:
-                limit = max(self.max_body, endpoint.max_body_bytes)
-                data = await self._read_body(headers, receive, limit)
+                data = await self._read_body(headers, receive, self._body_limit(endpoint))
                 body = RawBody(headers.get("content-type", "").split(";", 1)[0].strip(), data)
             elif endpoint.kind == "procedure":
-                limit = max(self.max_body, endpoint.max_body_bytes)
-                body = await self._read_json_body(headers, receive, limit)
+                body = await self._read_json_body(headers, receive, self._body_limit(endpoint))
                 if lexicons is not None:
                     lexicons.validate_input(nsid, body)
             xreq = XRPCRequest(
@@ -408,6 +442,11 @@ class XrpcASGI:
         assert decision is not None
         return decision
 
+    def _body_limit(self, endpoint: Endpoint) -> int:
+        # An endpoint carrying images may accept more than MAX_REQUEST_BODY_BYTES;
+        # the setting is never lowered by it.
+        return max(self.max_body, endpoint.max_body or 0)
+
     async def _read_body(self, headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
         declared = headers.get("content-length")
         if declared is not None:
@@ -457,3 +496,14 @@ class XrpcASGI:
             failure.message,
             headers={"WWW-Authenticate": failure.www_authenticate, **failure.headers},
         )
+
+
+def admission_control(settings: Settings) -> AdmissionControl | None:
+    """The per-process admission control the settings ask for (None when turned off)."""
+    if settings.admission_max_concurrency <= 0:
+        return None
+    return AdmissionControl(
+        settings.admission_max_concurrency,
+        max_queue=settings.admission_max_queue,
+        queue_timeout=settings.admission_queue_timeout_ms / 1000.0,
+    )

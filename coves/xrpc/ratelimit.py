@@ -1,8 +1,8 @@
 """Rate limiting: named limit classes over a pluggable counter store.
 
-Fixed windows per (class, client). The store is an interface so a shared
-store (PostgreSQL, Redis) can replace the in-memory one once several
-processes serve the same clients; everything else stays as it is.
+Fixed windows per (class, client). The store is an interface: one process
+alone counts in memory (:class:`MemoryStore`); the processes of a
+deployment share their counts through PostgreSQL (:class:`SharedStore`).
 
 Client identity is the TCP peer address. Forwarding headers are believed
 only when the peer is a configured trusted proxy, and then we take the
@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -83,6 +83,84 @@ class MemoryStore:
         return len(self._windows)
 
 
+Push = Callable[
+    [Sequence[str], Sequence[int], Sequence[int], Sequence[float]],
+    Awaitable[list[tuple[str, int, int]]],
+]
+
+
+@dataclass(slots=True)
+class _Window:
+    window: float
+    unsent: int = 0  # hits counted here since the last sync
+    known: int = 0  # the shared total read back at the last sync
+
+
+class SharedStore:
+    """Counts across the processes of a deployment: locally, reconciled about once a second.
+
+    The choice (docs/scaling.md): a round trip to PostgreSQL per request would
+    cost more than most requests, and dividing the limit by the number of
+    workers would give a client whose one keep-alive connection lands on one
+    worker a fraction of its budget. So each process counts its own hits
+    between syncs and adds them to a shared row per (key, window); the answer
+    to each hit is the total last read back plus what this process counted
+    since. Windows are aligned on the wall clock, so every process agrees on
+    them. A client can exceed its limit by at most what it sends to the other
+    processes within one sync interval; when the database is unreachable each
+    process goes on counting alone and catches up once it answers again.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = wall_now, max_keys: int = 100_000) -> None:
+        self._clock = clock
+        self._max_keys = max_keys
+        self._windows: dict[tuple[str, int], _Window] = {}  # by (key, window start)
+
+    def hit(self, key: str, window: float, now: float) -> tuple[int, float]:
+        wall = self._clock()
+        start = int(wall // window * window)
+        entry = self._windows.get((key, start))
+        if entry is None:
+            if len(self._windows) >= self._max_keys:
+                self._expire(wall)
+            entry = self._windows[(key, start)] = _Window(window)
+        entry.unsent += 1
+        return entry.unsent + entry.known, start + window - wall
+
+    async def sync(self, push: Push) -> int:
+        """Push the hits counted since the last sync; learn the totals. Returns windows synced."""
+        wall = self._clock()
+        self._expire(wall)
+        pending = [(k, e, e.unsent) for k, e in self._windows.items() if e.unsent > 0]
+        if not pending:
+            return 0
+        for _, entry, _ in pending:
+            entry.unsent = 0
+        try:
+            totals = await push(
+                [k[0] for k, _, _ in pending],
+                [k[1] for k, _, _ in pending],
+                [sent for _, _, sent in pending],
+                [k[1] + e.window for k, e, _ in pending],
+            )
+        except BaseException:
+            for _, entry, sent in pending:  # not counted anywhere yet: keep for next time
+                entry.unsent += sent
+            raise
+        for key, start, hits in totals:
+            known = self._windows.get((key, start))
+            if known is not None:
+                known.known = hits
+        return len(pending)
+
+    def _expire(self, wall: float) -> None:
+        for k in [k for k, e in self._windows.items() if k[1] + e.window <= wall]:
+            del self._windows[k]
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -91,7 +169,7 @@ class RateLimiter:
         clock: Callable[[], float] = monotonic,
     ) -> None:
         self.classes = {c.name: c for c in classes}
-        self.store: CounterStore = store or MemoryStore()
+        self.store: CounterStore = store if store is not None else MemoryStore()
         self._clock = clock
 
     def check(self, class_name: str, client: str) -> Decision:

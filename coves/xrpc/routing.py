@@ -87,11 +87,10 @@ class Endpoint:
     viewer_cache_seconds: float = 0.0
     # Limit classes counted per authenticated account (its DID), not per address.
     viewer_limits: tuple[str, ...] = ()
-    # A procedure whose body may legitimately exceed MAX_REQUEST_BODY_BYTES
-    # (inline base64 images); 0 keeps the setting.
-    max_body_bytes: int = 0
+    # A larger request body than MAX_REQUEST_BODY_BYTES (procedures carrying images).
+    max_body: int | None = None
     # Procedures whose input is not JSON (an image upload) get the bytes as a
-    # RawBody, up to the larger of MAX_REQUEST_BODY_BYTES and max_body_bytes.
+    # RawBody, up to max_body; larger bodies are 413.
     raw_body: bool = False
 
     @property
@@ -113,8 +112,8 @@ class Router:
         cache_seconds: float = 0.0,
         viewer_cache_seconds: float = 0.0,
         viewer_limits: tuple[str, ...] = (),
-        max_body_bytes: int = 0,
         raw_body: bool = False,
+        max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             if nsid in self.endpoints:
@@ -128,8 +127,8 @@ class Router:
                 cache_seconds,
                 viewer_cache_seconds,
                 viewer_limits,
-                max_body_bytes,
-                raw_body,
+                max_body=max_body,
+                raw_body=raw_body,
             )
             return handler
 
@@ -160,8 +159,8 @@ class Router:
         auth: AuthPolicy = AuthPolicy.REQUIRED,
         limits: tuple[str, ...] = (),
         viewer_limits: tuple[str, ...] = (),
-        max_body_bytes: int = 0,
         raw_body: bool = False,
+        max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         return self._add(
             "procedure",
@@ -169,8 +168,8 @@ class Router:
             auth,
             limits,
             viewer_limits=viewer_limits,
-            max_body_bytes=max_body_bytes,
             raw_body=raw_body,
+            max_body=max_body,
         )
 
     def alias(self, nsid: str, target: str) -> None:

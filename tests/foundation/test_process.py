@@ -15,11 +15,12 @@ from tests.support.process import coves_env, free_port, wait_healthy
 
 
 def test_serve_answers_health_and_exits_zero_on_sigterm(server_dir: Path) -> None:
+    """The single-process mode (``--workers 0``): every child in this one process."""
     port = free_port()
     log_path = server_dir / "coves.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "coves", "serve", "--port", str(port)],
+            [sys.executable, "-m", "coves", "serve", "--port", str(port), "--workers", "0"],
             env=coves_env(server_dir),
             cwd=server_dir,
             stdout=log_file,

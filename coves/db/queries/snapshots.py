@@ -2,34 +2,58 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from coves.db import Database
 
 
-async def insert(db: Database, snapshot_id: str, key: str, items: list[str], ttl: float) -> None:
-    def work(conn: Any) -> None:
-        conn.execute(
-            """
-            INSERT INTO listing_snapshots (id, key, items, taken_at, expires_at)
-            VALUES (%s, %s, %s, extract(epoch FROM now()), now() + make_interval(secs => %s))
-            """,
-            (snapshot_id, key, items, ttl),
-        )
-        # Housekeeping rides along with writes: a bounded sweep of expired rows.
-        conn.execute(
-            """
-            DELETE FROM listing_snapshots WHERE id IN (
-                SELECT id FROM listing_snapshots WHERE expires_at < now() LIMIT 100
-            )
-            """
-        )
-
-    await db.run(work)
+async def insert(
+    db: Database, snapshot_id: str, key: str, items: Sequence[str], ttl: float
+) -> None:
+    # One statement, autocommit, on an UNLOGGED table: no transaction, no WAL
+    # flush. The URIs travel as one text value (cheap to encode, unlike text[]).
+    await db.execute(
+        """
+        INSERT INTO listing_snapshots (id, key, items, taken_at, expires_at)
+        VALUES (%s, %s, %s, extract(epoch FROM now()), now() + make_interval(secs => %s))
+        """,
+        (snapshot_id, key, "\n".join(items), ttl),
+    )
 
 
 async def get(db: Database, snapshot_id: str) -> dict[str, Any] | None:
-    return await db.fetchrow(
+    row = await db.fetchrow(
         "SELECT key, items, taken_at FROM listing_snapshots WHERE id = %s AND expires_at > now()",
         (snapshot_id,),
     )
+    if row is None:
+        return None
+    text = row["items"]
+    return {**row, "items": text.split("\n") if text else []}
+
+
+async def sweep(db: Database, *, max_rows: int, batch: int = 5000) -> int:
+    """Delete expired snapshots, then the oldest beyond ``max_rows``; return how many."""
+
+    def work(conn: Any) -> int:
+        removed = conn.execute(
+            """
+            DELETE FROM listing_snapshots WHERE id IN (
+                SELECT id FROM listing_snapshots WHERE expires_at < now() LIMIT %s)
+            """,
+            (batch,),
+        ).rowcount
+        removed += conn.execute(
+            """
+            DELETE FROM listing_snapshots WHERE id IN (
+                SELECT id FROM listing_snapshots
+                WHERE expires_at <= (SELECT expires_at FROM listing_snapshots
+                                     ORDER BY expires_at DESC OFFSET %s LIMIT 1)
+                LIMIT %s)
+            """,
+            (max_rows, batch),
+        ).rowcount
+        return int(removed)
+
+    return await db.run(work, transaction=False)

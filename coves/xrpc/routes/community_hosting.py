@@ -12,12 +12,12 @@ router = Router()
 IMAGE_BODY_BYTES = 4 * 1024 * 1024
 
 
-@router.procedure("social.coves.community.create", max_body_bytes=IMAGE_BODY_BYTES)
+@router.procedure("social.coves.community.create", max_body=IMAGE_BODY_BYTES)
 async def community_create(req: XRPCRequest) -> Any:
     return await req.ctx.hosting.create(req.require_viewer().did, req.body or {})
 
 
-@router.procedure("social.coves.community.update", max_body_bytes=IMAGE_BODY_BYTES)
+@router.procedure("social.coves.community.update", max_body=IMAGE_BODY_BYTES)
 async def community_update(req: XRPCRequest) -> Any:
     return await req.ctx.hosting.update(req.require_viewer().did, req.body or {})
 

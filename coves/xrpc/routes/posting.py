@@ -39,7 +39,7 @@ async def post_delete(req: XRPCRequest) -> Any:
     limits=("uploads",),
     viewer_limits=("user_writes",),
     raw_body=True,
-    max_body_bytes=IMAGE_UPLOAD_MAX_BYTES,
+    max_body=IMAGE_UPLOAD_MAX_BYTES,
 )
 async def post_upload_image(req: XRPCRequest) -> Any:
     community = one_str(req.params, "community", required=True)

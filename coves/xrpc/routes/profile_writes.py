@@ -12,7 +12,7 @@ router = Router()
 
 
 @router.procedure(
-    "social.coves.actor.updateProfile", viewer_limits=("user_writes",), max_body_bytes=MAX_BODY
+    "social.coves.actor.updateProfile", viewer_limits=("user_writes",), max_body=MAX_BODY
 )
 async def actor_update_profile(req: XRPCRequest) -> dict[str, Any]:
     async with caller_repo(req.ctx.user_repos, req.viewer) as repo:
