@@ -47,8 +47,9 @@ from coves.metrics import Metrics
 from coves.posting.embeds import EmbedPreparer, external_link
 from coves.posting.repo import CommunityRepo
 from coves.posting.rules import ContentRules, violation
-from coves.read import facts, relations, rules
+from coves.read import facts, relations
 from coves.read.communities import exists, resolve
+from coves.read.rules import Why, may_read_community
 from coves.read.services import ReadServices
 from coves.unfurl.providers import normalize_url
 
@@ -135,7 +136,7 @@ class PostService:
                     not_authorized("this aggregator is not enabled in this community"),
                 )
             return
-        if rules.may_read_community(facts.community(community), rel) is rules.Why.PRIVATE:
+        if may_read_community(facts.community(community), rel) is Why.PRIVATE:
             raise self._refuse(
                 "private", not_authorized("this community is private: subscribers only")
             )
@@ -143,8 +144,8 @@ class PostService:
     async def _rules(self, community: str) -> ContentRules:
         return ContentRules.parse(await sql.content_rules(self._db, community))
 
-    def _check_rules(self, rules: ContentRules, embed: Any) -> None:
-        why = violation(rules, embed)
+    def _check_rules(self, content_rules: ContentRules, embed: Any) -> None:
+        why = violation(content_rules, embed)
         if why is not None:
             raise self._refuse("content_rules", XRPCError(400, "ContentRuleViolation", why))
 
@@ -176,8 +177,8 @@ class PostService:
         if thumbnail_url is not None and not aggregator:
             raise invalid_request("thumbnailUrl may only be sent by aggregators")
         await self._may_post(viewer, community, aggregator=aggregator)
-        rules = await self._rules(did)
-        self._check_rules(rules, body.get("embed"))
+        content_rules = await self._rules(did)
+        self._check_rules(content_rules, body.get("embed"))
         link_uri = external_link(body.get("embed"))
         link = normalize_url(link_uri) if link_uri else None
         now = clock.utcnow()
@@ -197,7 +198,7 @@ class PostService:
             raise await self._limit_error(outcome, viewer.did, did, aggregator)
         try:
             embed = await self._prepare(did, body.get("embed"), thumbnail_url)
-            self._check_rules(rules, embed)
+            self._check_rules(content_rules, embed)
             record: dict[str, Any] = {
                 "$type": POST,
                 "community": did,
@@ -268,15 +269,15 @@ class PostService:
             )
         community = await self._community(row["community_did"])
         did = community["did"]
-        rules = await self._rules(did)
-        self._check_rules(rules, body.get("embed"))
+        content_rules = await self._rules(did)
+        self._check_rules(content_rules, body.get("embed"))
         old: dict[str, Any] = row["record"]
         embed = body.get("embed")
         if embed is not None and embed == old.get("embed"):
             prepared: dict[str, Any] | None = embed  # unchanged: no second card fetch
         else:
             prepared = await self._prepare(did, embed, None)
-        self._check_rules(rules, prepared)
+        self._check_rules(content_rules, prepared)
         record: dict[str, Any] = {
             "$type": POST,
             "community": did,
