@@ -12,7 +12,9 @@ profile and posts, community.list.
 Signed-in users (the first ``signed_in`` share of the users) start from
 their timeline and send a freshly minted service-auth token (ES256, unique
 ``jti``, ``lxm`` = the method) with every request, as a PDS proxying for
-them would; anonymous users start from discover or a community. Each user
+them would; anonymous users start from discover or a community. A refused
+request (503 from admission control) is followed by the wait its
+``Retry-After`` asks for, as a well-behaved client would. Each user
 with a viewer uses its own bench viewer, so timelines and viewer state are
 distinct and the response caches see realistic (low) hit rates.
 
@@ -154,7 +156,8 @@ class Conn:
         del self.buffer[: end + 2]
         return line
 
-    async def request(self, raw: bytes) -> tuple[int, bytes, bool]:
+    async def request(self, raw: bytes) -> tuple[int, bytes, bool, float]:
+        """(status, body, server closes, Retry-After seconds or 0)."""
         await self.stream.send_all(raw)
         while (end := self.buffer.find(b"\r\n\r\n")) < 0:
             await self._fill()
@@ -163,6 +166,7 @@ class Conn:
         status = int(head[0].split(b" ", 2)[1])
         length = -1
         chunked = close = False
+        retry_after = 0.0
         for line in head[1:]:
             name, _, value = line.partition(b":")
             key = name.strip().lower()
@@ -172,6 +176,11 @@ class Conn:
                 chunked = b"chunked" in value.lower()
             elif key == b"connection":
                 close = value.strip().lower() == b"close"
+            elif key == b"retry-after":
+                try:
+                    retry_after = float(value.strip())
+                except ValueError:
+                    retry_after = 1.0
         if length >= 0:
             body = await self._exactly(length)
         elif chunked:
@@ -184,7 +193,7 @@ class Conn:
             body = b"".join(p[:-2] for p in parts)
         else:
             body = b""
-        return status, body, close
+        return status, body, close, retry_after
 
 
 class User:
@@ -238,7 +247,7 @@ class User:
         try:
             if self.conn is None:
                 self.conn = Conn(await trio.open_tcp_stream(self.c.hostname, self.c.port))
-            status, body, close = await self.conn.request(raw)
+            status, body, close, retry_after = await self.conn.request(raw)
         except (OSError, ConnectionError, trio.BrokenResourceError, ValueError):
             self.c.result.errors += 1
             await self._drop()
@@ -247,6 +256,9 @@ class User:
         self.c.result.record(label, status, ms)
         if close:
             await self._drop()
+        if retry_after > 0:
+            # As a well-behaved client: shed (503) or limited (429), wait as told.
+            await trio.sleep(min(retry_after, 5.0))
         return body if status == 200 else None
 
     async def _drop(self) -> None:

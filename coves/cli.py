@@ -95,10 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             args,
             migrate_on_start=settings.db_migrate_on_start and not args.no_migrate,
         )
-    if args.command == "migrate":
-        return trio.run(_migrate, settings)
-    _help, _configure, run = EXTRA_COMMANDS[args.command]
-    return run(settings, args)
+    try:
+        if args.command == "migrate":
+            return trio.run(_migrate, settings)
+        _help, _configure, run = EXTRA_COMMANDS[args.command]
+        return run(settings, args)
+    except BaseException as exc:
+        if _refused(exc):
+            return 2
+        raise
 
 
 def _check_config(settings: Settings) -> int:
@@ -112,7 +117,6 @@ def _check_config(settings: Settings) -> int:
 
 def _serve(settings: Settings, args: argparse.Namespace, *, migrate_on_start: bool) -> int:
     from coves.interpreter import apply_gc_thresholds, apply_switch_interval
-    from nurseries.main import RefusedToStart
     from nurseries.supervisor import ChildFailedTooOften
 
     apply_switch_interval(settings.switch_interval_seconds)
@@ -146,9 +150,7 @@ def _serve(settings: Settings, args: argparse.Namespace, *, migrate_on_start: bo
             )
         )
     except BaseException as exc:
-        refused = _find(exc, RefusedToStart)
-        if refused is not None:
-            log.critical("coves refuses to start", reason=str(refused))
+        if _refused(exc):
             return 2
         failed = _find(exc, ChildFailedTooOften)
         if failed is not None:
@@ -218,6 +220,17 @@ async def _run(
         on_ready=ready,
         lifeline_fd=args.lifeline_fd,
     )
+
+
+def _refused(exc: BaseException) -> bool:
+    """Log a start-up refusal as the one line it is (no traceback)."""
+    from coves.startup import find_refusal
+
+    refused = find_refusal(exc)
+    if refused is None:
+        return False
+    log.critical("coves refuses to start", reason=str(refused))
+    return True
 
 
 def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:

@@ -199,14 +199,23 @@ def _redirect_urls(raw: str) -> tuple[str, ...]:
     return items
 
 
-def _keys32(raw: str) -> tuple[Secret, ...]:
-    keys = []
-    for position, item in enumerate(_csv(raw), start=1):
-        try:
-            keys.append(_key32(item))
-        except ValueError as exc:
-            raise ValueError(f"key {position} {exc}") from None
-    return tuple(keys)
+def _key_list(parse_one: Callable[[str], Secret]) -> Callable[[str], tuple[Secret, ...]]:
+    """A comma-separated list of keys, each parsed by ``parse_one``; errors name the key."""
+
+    def parse(raw: str) -> tuple[Secret, ...]:
+        keys = []
+        for position, item in enumerate(_csv(raw), start=1):
+            try:
+                keys.append(parse_one(item))
+            except ValueError as exc:
+                raise ValueError(f"key {position} {exc}") from None
+        return tuple(keys)
+
+    return parse
+
+
+_keys32 = _key_list(_key32)
+_p256_private_keys = _key_list(_p256_private_key)
 
 
 def _database_url(raw: str) -> Secret:
@@ -521,14 +530,6 @@ VARS: tuple[Var, ...] = (
         "20",
     ),
     Var(
-        "RATE_LIMIT_SEARCH",
-        "rate_limit_search",
-        _int(1),
-        30,
-        "requests per minute per client on post search (on top of general)",
-        "30",
-    ),
-    Var(
         "RATE_LIMIT_SYNC_SECONDS",
         "rate_limit_sync_seconds",
         _float(0.0),
@@ -545,6 +546,14 @@ VARS: tuple[Var, ...] = (
         "writes per minute per signed-in account through Coves (votes, comments, "
         "subscriptions, blocks, profile)",
         "60",
+    ),
+    Var(
+        "RATE_LIMIT_SEARCH",
+        "rate_limit_search",
+        _int(1),
+        30,
+        "requests per minute per client on post search (on top of general)",
+        "30",
     ),
     Var(
         "RESPONSE_CACHE_SECONDS",
@@ -692,12 +701,15 @@ VARS: tuple[Var, ...] = (
         secret=True,
     ),
     Var(
-        "OAUTH_CLIENT_KEY_ID",
-        "oauth_client_key_id",
-        str.strip,
-        None,
-        "kid of the OAuth client key; defaults to a prefix of its JWK thumbprint",
-        "coves-2026-01",
+        "OAUTH_CLIENT_OLD_KEYS",
+        "oauth_client_old_keys",
+        _p256_private_keys,
+        (),
+        "comma-separated earlier OAuth client keys, still published and used for the sessions "
+        "started with them (authorization servers bind sessions to the key); drop one once "
+        "its sessions have ended",
+        "<z... multibase>",
+        secret=True,
     ),
     Var(
         "OAUTH_WEB_REDIRECTS",
@@ -939,9 +951,9 @@ class Settings:
     max_request_body_bytes: int = 1_048_576
     rate_limit_general: int = 100
     rate_limit_comments: int = 20
-    rate_limit_search: int = 30
     rate_limit_sync_seconds: float = 1.0
     rate_limit_user_writes: int = 60
+    rate_limit_search: int = 30
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
@@ -959,7 +971,7 @@ class Settings:
     oauth_issuers: tuple[str, ...] = ()
     oauth_seal_secret: Secret = field(default_factory=lambda: Secret(DEV_OAUTH_SEAL_SECRET))
     oauth_client_private_key: Secret | None = None
-    oauth_client_key_id: str | None = None
+    oauth_client_old_keys: tuple[Secret, ...] = ()
     oauth_web_redirects: tuple[str, ...] = ()
     oauth_mobile_redirects: tuple[str, ...] = ("social.coves:/callback",)
     jetstream_url: str = DEFAULT_JETSTREAM_URL

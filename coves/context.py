@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import httpx
+
 from coves.aggregators.api_keys import ApiKeys
 from coves.aggregators.authorizations import AggregatorAuthorizations
 from coves.aggregators.registration import AggregatorRegistrar
@@ -71,7 +73,9 @@ class AppContext:
     health: HealthSource | None = None
     # Anonymous and per-viewer read responses; the indexer drops a repo's entries.
     response_cache: ResponseCache = field(default_factory=ResponseCache)
-    # PDS calls and write-then-index; tests may pass their own (a fault transport).
+    # How PDS calls reach the network; tests pass their own (fault injection, hooks).
+    pds_transport: httpx.AsyncBaseTransport | None = None
+    # Or a whole PdsServices (its writer's indexer then belongs to whoever built it).
     pds_services: PdsServices | None = None
     # Sign-in through Coves and users' OAuth sessions (writes into their repos).
     oauth: OAuthService | None = None
@@ -88,9 +92,9 @@ class AppContext:
     # Drops cached views here and, through PostgreSQL, in every other process.
     invalidation: Invalidation = field(init=False)
     pds: PdsServices = field(init=False)
+    hosting: CommunityHosting = field(init=False)  # communities hosted on PDS_URL
     # Signed-in users' own repositories, written through their OAuth sessions.
     user_repos: UserRepos | None = field(init=False)
-    hosting: CommunityHosting = field(init=False)  # communities hosted on PDS_URL
 
     def __post_init__(self) -> None:
         # Frozen: the derived parts are set once, here, and never again.
@@ -103,10 +107,6 @@ class AppContext:
         )
         # After the invalidation: writes are indexed with its hooks.
         object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))
-        repos = None
-        if self.oauth is not None:
-            repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
-        object.__setattr__(self, "user_repos", repos)
         object.__setattr__(
             self,
             "hosting",
@@ -114,6 +114,10 @@ class AppContext:
                 self.settings, self.db, self.pds, metrics=self.metrics, validator=self.lexicons
             ),
         )
+        repos = None
+        if self.oauth is not None:
+            repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
+        object.__setattr__(self, "user_repos", repos)
         if (
             self.lexicons is not None
             and all(self.lexicons.has(nsid) for nsid in POSTING_LEXICONS)
@@ -154,7 +158,7 @@ def default_pds_services(ctx: AppContext) -> PdsServices:
     from coves.pds.writes import RepoWriter
 
     return PdsServices(
-        connections=PdsConnections(metrics=ctx.metrics),
+        connections=PdsConnections(metrics=ctx.metrics, transport=ctx.pds_transport),
         writer=RepoWriter(production_indexer(ctx)),
         instance_url=ctx.settings.pds_url,
     )
@@ -186,7 +190,7 @@ def build_context(
         lexicons=LexiconRegistry.load(),
         identity=identity,
         authenticator=build_authenticator(
-            settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys
+            settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys, db=db
         ),
         didweb=HostedByQueue(),
         oauth=oauth,

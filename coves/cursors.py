@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from coves.errors import XRPCError
-from coves.secrets import Secret
+from coves.secrets import Secret, equal_in_constant_time
 
 MAX_CURSOR_LENGTH = 2048
 _MAC_BYTES = 16
@@ -54,7 +54,7 @@ class CursorCodec:
         if not isinstance(cursor, str) or not cursor or len(cursor) > MAX_CURSOR_LENGTH:
             raise invalid_cursor()
         body, _, mac = cursor.partition(".")
-        if not body or not mac or not hmac.compare_digest(mac, self._mac(body)):
+        if not body or not mac or not equal_in_constant_time(mac, self._mac(body)):
             raise invalid_cursor()
         try:
             payload = orjson.loads(_unb64(body))

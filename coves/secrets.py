@@ -62,6 +62,16 @@ class Secret:
         return hash(("Secret", self._value))
 
 
+def equal_in_constant_time(given: object, expected: str) -> bool:
+    """``hmac.compare_digest`` for text a client sent: it refuses non-ASCII ``str``
+    (TypeError, i.e. a 500), so both sides are compared as UTF-8 bytes."""
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 class SealedValueError(ValueError):
     """A sealed value cannot be opened (wrong key, unknown key, wrong context, damaged)."""
 

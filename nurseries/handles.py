@@ -1,10 +1,15 @@
-"""Background identity upkeep: handles for users indexed without one, cache pruning.
+"""Background identity upkeep: verified handles, cache pruning.
 
-The indexer creates a ``users`` row (handle NULL) for every DID it sees;
-this child fills in the verified handle and PDS in small batches, paced by
-a token bucket so a burst of new DIDs becomes a steady trickle of lookups.
-Every attempt stamps ``handle_checked_at``, so failures wait
-``recheck_after`` before the next try and the loop can never spin on them.
+The indexer creates a ``users`` row for every DID it sees and, on an
+``#identity`` event, makes the account due for verification instead of
+believing the handle the event carries (any PDS can claim any handle). This
+child verifies due accounts both ways (DID document claims the handle, the
+handle resolves back to the DID) in small batches, paced by a token bucket so
+a burst of new DIDs becomes a steady trickle of lookups. A verified handle is
+shown; until then the last verified one stays. A failed attempt is retried
+after ``first_retry`` seconds, doubling up to ``recheck_after``, so a new
+community's handle appears within a minute or so rather than an hour, and
+the loop never spins on a broken identity.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class HandleBackfill:
         rate: float = 5.0,
         idle_interval: float = 30.0,
         recheck_after: float = 3600.0,
+        first_retry: float = 30.0,
         prune_interval: float = 3600.0,
     ) -> None:
         self.db = db
@@ -45,6 +51,7 @@ class HandleBackfill:
         self.bucket = TokenBucket(rate, max(1, int(rate)))
         self.idle_interval = idle_interval
         self.recheck_after = recheck_after
+        self.first_retry = first_retry
         self.prune_interval = prune_interval
         self._pruned_at: float | None = None
         self.resolved = 0
@@ -82,36 +89,40 @@ class HandleBackfill:
         return removed
 
     async def run_batch(self) -> int:
-        """Resolve one batch; return how many users it covered."""
-        cutoff = clock.utcnow() - timedelta(seconds=self.recheck_after)
-        dids = await q.users_needing_handle(self.db, cutoff, self.batch)
+        """Verify one batch of due accounts; return how many it covered."""
+        due = await q.users_due_for_handle(self.db, clock.utcnow(), self.batch)
         limiter = trio.CapacityLimiter(self.concurrency)
 
-        async def one(did: str) -> None:
+        async def one(did: str, attempts: int) -> None:
             async with limiter:
                 await self.bucket.acquire()
-                await self.resolve_user(did)
+                await self.resolve_user(did, attempts)
 
         async with trio.open_nursery() as nursery:
-            for did in dids:
-                nursery.start_soon(one, did)
-        return len(dids)
+            for row in due:
+                nursery.start_soon(one, row["did"], row["handle_attempts"])
+        return len(due)
 
-    async def resolve_user(self, did: str) -> None:
-        handle: str | None = None
-        pds: str | None = None
+    def retry_delay(self, attempts: int) -> float:
+        """Backoff after ``attempts`` failed attempts before this one."""
+        return float(min(self.recheck_after, self.first_retry * 2 ** min(attempts, 20)))
+
+    async def resolve_user(self, did: str, attempts: int = 0) -> None:
+        now = clock.utcnow()
+        retry_at = now + timedelta(seconds=self.retry_delay(attempts))
         try:
-            found = await self.resolver.identity(did)
+            found = await self.resolver.identity(did, force_refresh=attempts > 0)
         except IdentityError as exc:
             log.debug("user identity unresolved", did=did, why=exc.reason)
-        else:
-            pds = found.pds_url
-            handle = found.handle if found.handle_verified else None
-        if handle is None:
             self.unresolved += 1
-        else:
+            await q.postpone_handle_check(self.db, did, now, retry_at)
+            return
+        if found.handle_verified:
             self.resolved += 1
-        await q.set_user_identity(self.db, did, handle, pds, clock.utcnow())
+            await q.set_user_identity(self.db, did, found.handle, found.pds_url, now)
+        else:
+            self.unresolved += 1
+            await q.set_user_identity(self.db, did, None, found.pds_url, now, retry_at=retry_at)
 
 
 def handles_child(db: Database, identity: IdentityResolver) -> ChildSpec:

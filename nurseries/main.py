@@ -28,6 +28,7 @@ from coves.db.embedded import EmbeddedPostgres
 from coves.db.migrate import migrate
 from coves.logs import get_logger
 from coves.metrics import Metrics
+from coves.startup import RefusedToStart
 from nurseries.supervisor import ChildSpec, RestartPolicy, Supervisor, open_supervisor
 
 log = get_logger(__name__)
@@ -106,8 +107,9 @@ async def _database_child(
     await db.probe()
     await db.open()
     try:
-        task_status.started(db)
-        await trio.sleep_forever()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(db.watch)  # outage detection: fast 503s, automatic recovery
+            task_status.started(db)
     finally:
         with trio.CancelScope(shield=True):
             await db.close()
@@ -166,7 +168,7 @@ async def run_server(
         )
         runtime.db = await supervisor.start(database_spec("database", db))
         ingest_db: Database | None = None
-        if ingests and serves_api and settings.jetstream_enabled:
+        if ingests and serves_api and (settings.jetstream_enabled or settings.firehose_urls):
             # The indexer's own connections: reads queued on the read pool's
             # limiter must never stand between ingestion and the database.
             ingest_db = Database(
@@ -285,10 +287,6 @@ async def _wait_for_signal(lifeline_fd: int | None = None) -> None:
                 log.info("signal received", signal=signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 return
-
-
-class RefusedToStart(Exception):
-    """Coves cannot serve as configured; the message says why, in one line."""
 
 
 async def check_database(db: Database, settings: Settings, *, migrate_on_start: bool) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import trio
 
 from coves.logs import get_logger
+from coves.startup import find_refusal
 from nurseries.backoff import ExponentialBackoff
 
 log = get_logger(__name__)
@@ -237,6 +238,11 @@ class Supervisor:
                     except BaseException as exc:
                         if _is_cancellation(exc) or child.stopping:
                             raise
+                        refusal = find_refusal(exc)
+                        if refusal is not None:  # retrying cannot help: stop Coves now
+                            state.status = ChildStatus.FAILED
+                            state.last_error = str(refusal)
+                            raise refusal from None
                         error = _unwrap(exc)
                     now = trio.current_time()
                     uptime = state.uptime(now)

@@ -38,7 +38,13 @@ from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres
 from coves.logs import get_logger
 from coves.metrics import MULTIPROCESS_ENV, Metrics, multiprocess_dir
-from nurseries.main import Runtime, _wait_for_signal, check_database, database_spec
+from coves.startup import RefusedToStart
+from nurseries.main import (
+    Runtime,
+    _wait_for_signal,
+    check_database,
+    database_spec,
+)
 from nurseries.supervisor import ChildSpec, RestartPolicy, open_supervisor
 from nurseries.upkeep import heartbeat_child
 
@@ -235,7 +241,12 @@ async def run_deployment(
                     critical=False,  # reads go on without ingestion; its lag shows in _health
                 )
             )
-        sock = listening_socket(settings.host, settings.port)
+        try:
+            sock = listening_socket(settings.host, settings.port)
+        except OSError as exc:
+            raise RefusedToStart(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+            ) from None
         try:
             host, port = sock.getsockname()[:2]
             api = [

@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass, field
 from functools import partial
 
+import h11
+import orjson
 import trio
 from hypercorn.config import Config
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
+from coves.db import fail_fast_on_outage
 from coves.logs import get_logger
+from coves.startup import RefusedToStart
 
 log = get_logger(__name__)
+
+# What Hypercorn's HTTP/1.1 parser refuses before any application code runs.
+_PROTOCOL_ERRORS = {
+    400: ("InvalidRequest", "malformed HTTP request"),
+    404: ("NotFound", "unknown server name"),
+    408: ("RequestTimeout", "the request took too long to arrive"),
+    413: ("PayloadTooLarge", "request is too large"),
+    414: ("InvalidRequest", "request target is too long"),
+    431: ("RequestHeadersTooLarge", "request headers (with the query string) are too large"),
+    501: ("NotImplemented", "unsupported transfer encoding"),
+}
+
+
+def protocol_error_body(status: int) -> bytes:
+    name, message = _PROTOCOL_ERRORS.get(status, ("InvalidRequest", "bad request"))
+    return orjson.dumps({"error": name, "message": message})
+
+
+async def _send_xrpc_error_response(self: H11Protocol, status_code: int) -> None:
+    """Hypercorn's own error responses (431, 400 from h11, 501 for an unknown
+    transfer-encoding) have an empty body; every answer a client sees from
+    Coves is ``{"error", "message"}``. Hypercorn has no hook for these, so its
+    one method that writes them is replaced (tests/faults/test_wire.py checks
+    each status on a real socket, so a Hypercorn upgrade that moves it fails)."""
+    body = protocol_error_body(status_code)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *self.config.response_headers("h11"),
+    ]
+    await self._send_h11_event(h11.Response(status_code=status_code, headers=headers))
+    await self._send_h11_event(h11.Data(data=body))
+    await self._send_h11_event(h11.EndOfMessage())
+
+
+H11Protocol._send_error_response = _send_xrpc_error_response  # type: ignore[method-assign]
 
 
 @dataclass
@@ -51,6 +94,20 @@ class XRPCServer:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         self._stop = trio.Event()
+        # Every connection task inherits this context: database calls made while
+        # serving a request give up with a 503 when the database stops answering.
+        try:
+            with fail_fast_on_outage():
+                await self._serve(task_status)
+        except BaseException as exc:
+            refused = _cannot_listen(exc)
+            if refused is None:
+                raise
+            raise RefusedToStart(
+                f"cannot listen on {self.host}:{self.port}: {refused.strerror}"
+            ) from None
+
+    async def _serve(self, task_status: trio.TaskStatus[list[str]]) -> None:
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(
                 partial(serve, self.app, self.config(), shutdown_trigger=self._stop.wait)
@@ -58,3 +115,18 @@ class XRPCServer:
             self.bound = binds
             log.info("xrpc server listening", binds=binds)
             task_status.started(binds)
+
+
+_LISTEN_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _cannot_listen(exc: BaseException) -> OSError | None:
+    """The bind error inside ``exc`` (Hypercorn raises it from a nursery), if any."""
+    if isinstance(exc, OSError) and exc.errno in _LISTEN_ERRORS:
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _cannot_listen(inner)
+            if found is not None:
+                return found
+    return None

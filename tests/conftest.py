@@ -42,11 +42,13 @@ def pg() -> Iterator[TestPostgres]:
 def pds() -> Iterator[TestPds]:
     """Bluesky's reference PDS + a PLC directory (started on first use, once)."""
     root = Path(tempfile.mkdtemp(prefix="coves-test-pds-"))
-    server = start_test_pds(root)
     try:
-        yield server
+        server = start_test_pds(root)
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

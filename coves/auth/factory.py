@@ -9,9 +9,11 @@ import hmac
 from coves.auth.authenticator import ApiKeyVerifier, CovesAuthenticator
 from coves.auth.nonces import DpopNonces
 from coves.auth.oauth import JwksCache, OAuthTokenVerifier
+from coves.auth.replay import SharedReplayGuard
 from coves.auth.service_auth import DocumentSource, ServiceAuthVerifier
 from coves.auth.session import SessionVerifier
 from coves.config import Settings
+from coves.db import Database
 from coves.logs import get_logger
 from coves.net import SafeFetcher
 
@@ -46,7 +48,10 @@ def build_authenticator(
     *,
     sessions: SessionVerifier | None = None,
     api_keys: ApiKeyVerifier | None = None,
+    db: Database | None = None,
 ) -> CovesAuthenticator:
+    """``db``: where used service-auth token ids are shared between processes and kept
+    across restarts (without it, only this process remembers them)."""
     if settings.auth_skip_verify:
         # config.py refuses this in production; say so loudly anyway.
         log.warning("AUTH_SKIP_VERIFY is on: tokens are NOT verified (development only)")
@@ -55,6 +60,7 @@ def build_authenticator(
         service_did=settings.instance_did,
         service_id=settings.appview_service_id,
         max_lifetime=float(settings.service_auth_max_lifetime_seconds),
+        replay=SharedReplayGuard(db) if db is not None else None,
     )
     oauth = build_oauth(settings, fetcher) if fetcher is not None else None
     return CovesAuthenticator(

@@ -13,6 +13,7 @@ import hmac
 
 from coves import clock
 from coves.auth.jwt import b64url_encode
+from coves.secrets import equal_in_constant_time
 
 
 class DpopNonces:
@@ -37,5 +38,5 @@ class DpopNonces:
             return False
         window = self._window()
         return any(
-            hmac.compare_digest(nonce, self._for(w)) for w in (window - 1, window, window + 1)
+            equal_in_constant_time(nonce, self._for(w)) for w in (window - 1, window, window + 1)
         )

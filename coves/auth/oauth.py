@@ -10,7 +10,6 @@ fetched, so a token cannot make this server fetch an attacker's URL.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +24,7 @@ from coves.auth.nonces import DpopNonces
 from coves.auth.replay import ReplayCache
 from coves.logs import get_logger
 from coves.net import FetchError, SafeFetcher
+from coves.secrets import equal_in_constant_time
 
 log = get_logger(__name__)
 
@@ -155,13 +155,13 @@ class OAuthTokenVerifier:
             failure.www_authenticate = f'{DPOP_WWW}, error="invalid_token"'
             raise
         expected_ath = b64url_encode(hashlib.sha256(token.encode("ascii")).digest())
-        if not hmac.compare_digest(str(proof.payload.get("ath", "")), expected_ath):
+        if not equal_in_constant_time(proof.payload.get("ath"), expected_ath):
             raise _dpop_failure("dpop_ath_mismatch", "DPoP proof is for another access token")
         cnf = claims.get("cnf")
         bound = cnf.get("jkt") if isinstance(cnf, dict) else None
         if not isinstance(bound, str):
             raise AuthFailure("dpop_unbound", "access token is not DPoP-bound", DPOP_WWW)
-        if not hmac.compare_digest(bound, jkt):
+        if not equal_in_constant_time(bound, jkt):
             raise _dpop_failure("dpop_jkt_mismatch", "DPoP proof key does not match the token")
         jti = str(proof.payload["jti"])
         if self._replay.seen_before(f"{jkt} {jti}", DPOP_MAX_AGE * 1.1 + self.clock_skew):

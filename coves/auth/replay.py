@@ -9,9 +9,15 @@ any legitimate request rate.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
 
 from coves import clock
+
+if TYPE_CHECKING:
+    from coves.db import Database
 
 
 class ReplayCache:
@@ -41,3 +47,46 @@ class ReplayCache:
             if expires > now:
                 return
             del self._seen[key]
+
+
+class ReplayGuard(Protocol):
+    async def seen_before(self, key: str, ttl: float) -> bool: ...
+
+
+class MemoryReplayGuard:
+    """One process's memory only: for tools and tests without a database."""
+
+    def __init__(self, cache: ReplayCache | None = None) -> None:
+        self._cache = cache or ReplayCache()
+
+    async def seen_before(self, key: str, ttl: float) -> bool:
+        return self._cache.seen_before(key, ttl)
+
+
+class SharedReplayGuard:
+    """Token ids recorded in PostgreSQL, so a replay is refused after a restart and
+    by every other process on the same database; memory in front answers repeats
+    within this process without a round trip. Tokens live minutes, so the table
+    stays small; expired rows are pruned about once a minute."""
+
+    PRUNE_EVERY = 60.0
+
+    def __init__(self, db: Database, cache: ReplayCache | None = None) -> None:
+        self._db = db
+        self._cache = cache or ReplayCache()
+        self._pruned_at: float | None = None
+
+    async def seen_before(self, key: str, ttl: float) -> bool:
+        from coves.db.queries import replay as replay_sql
+
+        if self._cache.seen_before(key, ttl):
+            return True
+        now = clock.utcnow()
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+        expires = now + timedelta(seconds=max(ttl, 0.0))
+        fresh = await replay_sql.record_first_use(self._db, digest, expires, now)
+        tick = clock.monotonic()
+        if self._pruned_at is None or tick - self._pruned_at >= self.PRUNE_EVERY:
+            self._pruned_at = tick
+            await replay_sql.prune_expired(self._db, now)
+        return not fresh

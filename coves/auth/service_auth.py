@@ -15,7 +15,7 @@ from coves.atproto.keys import PublicKey
 from coves.atproto.syntax import is_valid_did
 from coves.auth.base import AuthFailure, Viewer
 from coves.auth.jwt import CompactJWT, number_claim
-from coves.auth.replay import ReplayCache
+from coves.auth.replay import MemoryReplayGuard, ReplayGuard
 from coves.identity import DidDocument, IdentityError
 from coves.logs import get_logger
 
@@ -38,13 +38,13 @@ class ServiceAuthVerifier:
         service_id: str,
         max_lifetime: float = 300.0,
         clock_skew: float = 30.0,
-        replay: ReplayCache | None = None,
+        replay: ReplayGuard | None = None,
     ) -> None:
         self._documents = documents
         self._audiences = {service_did, f"{service_did}#{service_id}"}
         self.max_lifetime = max_lifetime
         self.clock_skew = clock_skew
-        self._replay = replay or ReplayCache()
+        self._replay: ReplayGuard = replay or MemoryReplayGuard()
 
     async def verify(self, jwt: CompactJWT, nsid: str) -> Viewer:
         issuer = self._check_claims(jwt, nsid)
@@ -59,7 +59,7 @@ class ServiceAuthVerifier:
         assert exp is not None
         jti = str(jwt.payload["jti"])
         ttl = exp - clock.wall_now() + self.clock_skew
-        if self._replay.seen_before(f"{issuer} {jti}", ttl):
+        if await self._replay.seen_before(f"{issuer} {jti}", ttl):
             raise AuthFailure("replayed", "service auth token was already used")
         return Viewer(did=issuer, method="service_auth")
 
@@ -77,7 +77,8 @@ class ServiceAuthVerifier:
         issuer = iss.split("#", 1)[0]  # a #fragment on iss is legacy; the DID is what counts
         if not is_valid_did(issuer):
             raise AuthFailure("malformed", "service auth iss is not a DID")
-        if payload.get("aud") not in self._audiences:
+        aud = payload.get("aud")
+        if not isinstance(aud, str) or aud not in self._audiences:
             raise AuthFailure("bad_audience", "service auth token is for another service")
         if payload.get("lxm") != nsid:
             raise AuthFailure("bad_lxm", "service auth token is not for this method")

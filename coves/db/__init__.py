@@ -14,6 +14,7 @@ from coves.db._pool import (
     QueryTimeout,
     Row,
     Transaction,
+    fail_fast_on_outage,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "QueryTimeout",
     "Row",
     "Transaction",
+    "fail_fast_on_outage",
 ]

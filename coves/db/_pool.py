@@ -5,12 +5,25 @@ Each call hops to a thread with ``trio.to_thread.run_sync`` under a
 ever wait on the pool and the limiter's waiting count is the true queue
 depth. Cancellation is deterministic: a running statement is not abandoned,
 it finishes or hits the statement timeout, then the cancel is delivered.
+
+Outages. :meth:`Database.watch` probes the server on its own connection
+twice a second with a one-second deadline of our own (a frozen server never
+fires its statement timeout). Once a probe fails, the database is declared
+unreachable: new calls fail at once with :class:`DatabaseUnavailable`
+(without waiting on the pool, whose connection attempts would take the
+connect timeout), and calls made under :func:`fail_fast_on_outage` (the HTTP
+server's tasks) that are already waiting are abandoned, so a request gets its
+503 within about a second instead of hanging until the server comes back. The
+next successful probe declares it reachable again; nothing else is needed to
+recover.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,7 +31,11 @@ import psycopg
 import trio
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from coves.logs import get_logger
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -40,9 +57,29 @@ class QueryTimeout(DatabaseError):
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, pg_errors.QueryCanceled):
         return QueryTimeout(str(exc))
-    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+    if isinstance(exc, PoolTimeout | PoolClosed | psycopg.OperationalError):
         return DatabaseUnavailable(str(exc))
     return exc
+
+
+_ABANDON_ON_OUTAGE: ContextVar[bool] = ContextVar("coves_db_abandon_on_outage", default=False)
+
+
+@contextmanager
+def fail_fast_on_outage() -> Iterator[None]:
+    """Calls made inside (by this task and the tasks it starts) are abandoned when the
+    database is declared unreachable: for request handling, where a prompt 503 beats a
+    correct answer a minute late. Not for ingestion, which waits for the database."""
+    token = _ABANDON_ON_OUTAGE.set(True)
+    try:
+        yield
+    finally:
+        _ABANDON_ON_OUTAGE.reset(token)
+
+
+PROBE_INTERVAL = 0.5
+PROBE_TIMEOUT = 1.0
+Probe = Callable[[float], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -91,6 +128,85 @@ class Database:
         self._application_name = application_name
         self._side_conn: psycopg.Connection[Row] | None = None
         self._side_lock = trio.Lock()
+        self._reachable = True
+        self._watching = False
+        self._outage_scopes: set[trio.CancelScope] = set()
+        self._suspect = trio.Event()
+        self._probe_conn: psycopg.Connection[Any] | None = None
+        self._probe_busy = threading.Event()  # a probe thread (maybe abandoned) still runs
+        self._probe_limiter = trio.CapacityLimiter(2)  # never queued behind other threads
+
+    # -- outages -----------------------------------------------------------------
+    @property
+    def reachable(self) -> bool:
+        """The last verdict of :meth:`watch` (True when nothing watches)."""
+        return self._reachable
+
+    async def is_reachable(self) -> bool:
+        """The watcher's verdict at once, or (unwatched: tools, tests) a ping."""
+        return self._reachable if self._watching else await self.ping()
+
+    def _set_reachable(self, reachable: bool, why: str = "") -> None:
+        if reachable == self._reachable:
+            return
+        self._reachable = reachable
+        if reachable:
+            log.warning("database reachable again")
+            return
+        log.error("database unreachable; failing requests fast until it answers", why=why)
+        for scope in list(self._outage_scopes):
+            scope.cancel()
+
+    def _suspect_outage(self) -> None:
+        """A call saw the server fail: probe now rather than at the next tick."""
+        self._suspect.set()
+
+    async def watch(
+        self,
+        *,
+        interval: float = PROBE_INTERVAL,
+        timeout: float = PROBE_TIMEOUT,
+        probe: Probe | None = None,
+    ) -> None:
+        """Probe the server until cancelled, keeping :attr:`reachable` current."""
+        check = probe or self._probe
+        self._watching = True
+        try:
+            while True:
+                ok = await check(timeout)
+                self._set_reachable(ok, "no answer to the health probe")
+                with trio.move_on_after(interval):
+                    await self._suspect.wait()
+                self._suspect = trio.Event()
+        finally:
+            self._watching = False
+            self._reachable = True  # nobody watches: calls go to the pool as before
+
+    async def _probe(self, timeout: float) -> bool:
+        if self._probe_busy.is_set():
+            return False  # the last probe is still stuck on a frozen server
+        with trio.move_on_after(timeout):
+            return await trio.to_thread.run_sync(
+                self._probe_blocking, abandon_on_cancel=True, limiter=self._probe_limiter
+            )
+        return False
+
+    def _probe_blocking(self) -> bool:
+        self._probe_busy.set()
+        try:
+            if self._probe_conn is None or self._probe_conn.closed:
+                self._probe_conn = psycopg.connect(
+                    self.conninfo, connect_timeout=self._connect_timeout, autocommit=True
+                )
+            self._probe_conn.execute("SELECT 1").fetchone()
+            return True
+        except psycopg.Error:
+            conn, self._probe_conn = self._probe_conn, None
+            if conn is not None:
+                conn.close()
+            return False
+        finally:
+            self._probe_busy.clear()
 
     async def probe(self) -> None:
         """One direct connection attempt, failing fast.
@@ -126,6 +242,9 @@ class Database:
         if self._opened:
             self._opened = False
             await trio.to_thread.run_sync(self._pool.close)
+        conn, self._probe_conn = self._probe_conn, None
+        if conn is not None and not self._probe_busy.is_set():
+            await trio.to_thread.run_sync(conn.close)
 
     async def __aenter__(self) -> Database:
         await self.open()
@@ -152,7 +271,11 @@ class Database:
                         return fn(conn)
                 return fn(conn)
 
+        if not self._reachable:
+            raise DatabaseUnavailable("the database is unreachable")
         try:
+            if _ABANDON_ON_OUTAGE.get():
+                return await self._abandonable(work)
             return await trio.to_thread.run_sync(work, limiter=self._limiter)
         except DatabaseError:
             raise
@@ -160,7 +283,20 @@ class Database:
             translated = _translate(exc)
             if translated is exc:
                 raise
+            if isinstance(translated, DatabaseUnavailable):
+                self._suspect_outage()
             raise translated from exc
+
+    async def _abandonable(self, work: Callable[[], T]) -> T:
+        with trio.CancelScope() as scope:
+            self._outage_scopes.add(scope)
+            try:
+                return await trio.to_thread.run_sync(
+                    work, limiter=self._limiter, abandon_on_cancel=True
+                )
+            finally:
+                self._outage_scopes.discard(scope)
+        raise DatabaseUnavailable("the database stopped answering")
 
     async def fetch(self, query: str, params: Params = None) -> list[Row]:
         def work(conn: psycopg.Connection[Row]) -> list[Row]:
@@ -189,6 +325,8 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A transaction spanning several awaits; prefer :meth:`run` when you can."""
+        if not self._reachable:
+            raise DatabaseUnavailable("the database is unreachable")
         async with self._limiter:
             try:
                 conn = await trio.to_thread.run_sync(self._pool.getconn)

@@ -8,6 +8,15 @@ listens only on a private unix socket under the data directory.
 PostgreSQL refuses to run as root, so when Coves runs as root the server
 runs as an unprivileged system user (the one pgserver itself uses).
 
+Ownership. A Coves holds an exclusive ``flock`` on ``<data dir>/coves.lock``
+for as long as it runs its server; the kernel drops it when the process dies,
+however it dies. Holding the lock therefore proves that no live Coves owns the
+directory, so a PostgreSQL still running there is an orphan (its owner was
+killed with SIGKILL) and is shut down and replaced; not getting the lock means
+a running Coves owns the directory, and start-up stops at once saying so. The
+server is also started with a parent-death signal (``setpriv --pdeathsig``),
+so when its owner dies it begins a fast shutdown by itself.
+
 The synchronous steps (``prepare``, ``argv``, ``wait_ready``) are separate
 from the Trio child (:meth:`EmbeddedPostgres.run`) so the test suite can
 start one server per session without an event loop.
@@ -15,8 +24,11 @@ start one server per session without an event loop.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import math
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -28,6 +40,7 @@ import psycopg
 import trio
 
 from coves.logs import get_logger
+from coves.startup import RefusedToStart
 
 log = get_logger(__name__)
 
@@ -37,6 +50,14 @@ _SOCKET_NAME_MAX = 100  # sun_path is 108 bytes; leave room for ".s.PGSQL.5432"
 
 class EmbeddedPostgresError(Exception):
     pass
+
+
+class DataDirInUse(EmbeddedPostgresError, RefusedToStart):
+    """Another running Coves owns this data directory (retrying cannot help)."""
+
+
+LOCK_NAME = "coves.lock"
+ORPHAN_STOP_SECONDS = 30.0
 
 
 def bin_dir() -> Path:
@@ -64,6 +85,7 @@ class EmbeddedPostgres:
         self.run_as: str | None = SYSTEM_USER if os.geteuid() == 0 else None
         self.socket_dir = self._choose_socket_dir()
         self.log_path = self.data_dir / "postgres.log"
+        self._lock_fd: int | None = None
 
     # -- plain, synchronous steps ------------------------------------------------
     def _choose_socket_dir(self) -> Path:
@@ -77,13 +99,14 @@ class EmbeddedPostgres:
         return f"host={self.socket_dir} port=5432 user=postgres dbname={database or self.database}"
 
     def prepare(self) -> None:
-        """Create the data directory and run initdb the first time."""
+        """Own the data directory, replace an orphaned server, run initdb the first time."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.lock()
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.chmod(0o700)
         if self.run_as is not None:
             self._prepare_for_system_user()
-        self._refuse_if_running()
+        self._stop_orphan()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded postgres", pgdata=str(self.pgdata))
             self.pgdata.mkdir(mode=0o700, exist_ok=True)
@@ -128,19 +151,60 @@ class EmbeddedPostgres:
         if self.pgdata.exists():
             _chown(self.pgdata, self.run_as)
 
-    def _refuse_if_running(self) -> None:
-        pidfile = self.pgdata / "postmaster.pid"
-        if not pidfile.exists():
+    def lock(self) -> None:
+        """Take the data directory's ownership lock, or raise DataDirInUse naming the owner."""
+        if self._lock_fd is not None:
             return
+        path = self.data_dir / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            pid = int(pidfile.read_text().splitlines()[0])
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DataDirInUse(
+                f"COVES_DATA_DIR {self.data_dir} is in use by a running Coves (pid {holder}); "
+                "stop it first, or give this one its own COVES_DATA_DIR"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _running_postmaster(self) -> int | None:
+        """The pid of a PostgreSQL serving this data directory, if one runs."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
+            return None
+        return pid if _process_serves(pid, self.pgdata) else None
+
+    def _stop_orphan(self) -> None:
+        """Shut down a server left running by a Coves that died (we hold the lock, so its
+        owner is gone): fast shutdown first, as a clean stop keeps the next start quick."""
+        pid = self._running_postmaster()
+        if pid is None:
             return
-        if _process_is_postgres(pid):
-            raise EmbeddedPostgresError(
-                f"another PostgreSQL (pid {pid}) is already running on {self.pgdata}; "
-                "is another Coves using this COVES_DATA_DIR?"
-            )
+        log.warning("stopping the embedded postgres a dead Coves left running", pid=pid)
+        for signum, wait in (
+            (signal.SIGINT, ORPHAN_STOP_SECONDS),
+            (signal.SIGQUIT, 5.0),
+            (signal.SIGKILL, 5.0),
+        ):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if not _process_serves(pid, self.pgdata):
+                    return
+                time.sleep(0.05)
+        raise EmbeddedPostgresError(f"could not stop the orphaned PostgreSQL (pid {pid})")
 
     def argv(self) -> list[str]:
         settings = {
@@ -159,6 +223,10 @@ class EmbeddedPostgres:
             )
         settings.update(self.extra_settings)
         argv = [str(bin_dir() / "postgres"), "-D", str(self.pgdata)]
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None:
+            # When its owner dies (even by SIGKILL), the server starts a fast shutdown.
+            argv = [setpriv, "--pdeathsig", "INT", "--", *argv]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
         return argv
@@ -214,10 +282,14 @@ class EmbeddedPostgres:
             return "(no log)"
 
     # -- blocking lifecycle for tests and tools ------------------------------------
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start ``postgres`` (after :meth:`prepare`) from the calling thread."""
+        with open(self.log_path, "ab") as log_file:  # the child keeps its own descriptor
+            return subprocess.Popen(self.argv(), **self.popen_kwargs(log_file))
+
     def start_blocking(self) -> subprocess.Popen[bytes]:
         self.prepare()
-        with open(self.log_path, "ab") as log_file:
-            proc = subprocess.Popen(self.argv(), **self.popen_kwargs(log_file))
+        proc = self.spawn()
         try:
             self.wait_ready(lambda: proc.poll() is None)
             self.ensure_database()
@@ -228,13 +300,14 @@ class EmbeddedPostgres:
 
     # -- the supervised Trio child -----------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run PostgreSQL until cancelled; ``started`` with the conninfo once ready."""
+        """Run PostgreSQL until cancelled; ``started`` with the conninfo once ready.
+
+        The server is spawned from this (Trio's) thread, not a worker thread as
+        ``trio.lowlevel.open_process`` would: its parent-death signal fires when
+        the spawning thread ends, and worker threads end when idle.
+        """
         await trio.to_thread.run_sync(self.prepare)
-        log_file = await trio.to_thread.run_sync(lambda: open(self.log_path, "ab"))  # noqa: SIM115
-        try:
-            proc = await trio.lowlevel.open_process(self.argv(), **self.popen_kwargs(log_file))
-        finally:
-            log_file.close()  # the child holds its own descriptor
+        proc = self.spawn()
         try:
             while not await trio.to_thread.run_sync(self.try_connect):
                 if proc.poll() is not None:
@@ -246,28 +319,31 @@ class EmbeddedPostgres:
             await trio.to_thread.run_sync(self.ensure_database)
             log.info("embedded postgres ready", pid=proc.pid, socket=str(self.socket_dir))
             task_status.started(self.conninfo())
-            code = await proc.wait()
+            code = await _exited(proc)
             raise EmbeddedPostgresError(f"postgres exited with code {code}:\n{self.log_tail()}")
         finally:
             with trio.CancelScope(shield=True):
                 await _stop(proc)
+            self.unlock()
 
 
-async def _stop(proc: trio.Process, timeout: float = 30.0) -> None:
-    if proc.returncode is not None:
+async def _exited(proc: subprocess.Popen[bytes], timeout: float = math.inf) -> int | None:
+    """Wait (polling: the process is not Trio's) for ``proc`` to exit; its code, or None."""
+    with trio.move_on_after(timeout):
+        while proc.poll() is None:
+            await trio.sleep(0.1)
+    return proc.returncode
+
+
+async def _stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    if proc.poll() is not None:
         return
     # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients.
-    proc.send_signal(signal.SIGINT)
-    with trio.move_on_after(timeout):
-        await proc.wait()
-        log.info("embedded postgres stopped", code=proc.returncode)
-        return
-    proc.send_signal(signal.SIGQUIT)
-    with trio.move_on_after(5):
-        await proc.wait()
-        return
-    proc.kill()
-    await proc.wait()
+    for signum, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 30.0)):
+        proc.send_signal(signum)
+        if await _exited(proc, wait) is not None:
+            log.info("embedded postgres stopped", code=proc.returncode)
+            return
 
 
 def stop_blocking(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -288,10 +364,14 @@ def _chown(path: Path, user: str) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def _process_is_postgres(pid: int) -> bool:
-    try:
-        import psutil
+def _process_serves(pid: int, pgdata: Path) -> bool:
+    """True when ``pid`` is a live postgres for ``pgdata`` (a reused pid is not)."""
+    import psutil
 
-        return "postgres" in psutil.Process(pid).name()
-    except Exception:
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE or "postgres" not in proc.name():
+            return False
+        return str(pgdata) in proc.cmdline()
+    except (psutil.Error, OSError):
         return False

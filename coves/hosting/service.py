@@ -36,13 +36,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import trio
+
 from coves import clock
 from coves.config import Settings
 from coves.db import Database, Row
 from coves.db.queries import community_accounts as q
 from coves.errors import XRPCError, invalid_request, not_found
 from coves.hosting.credentials import Credentials, jwt_expiry, seal, unseal
-from coves.hosting.images import AVATAR_MAX_BYTES, BANNER_MAX_BYTES, Image, decode_image
+from coves.hosting.images import Image, decode_image, profile_limits
 from coves.hosting.profile import PROFILE, SELF, check_profile, new_profile, updated_profile
 from coves.hosting.sessions import CommunitySessions
 from coves.ingest.parse import RecordValidator
@@ -62,8 +64,8 @@ MAX_NAME_LENGTH = 16
 PROVISION_LEASE_SECONDS = 120.0
 RESUME_IDLE_SECONDS = 30.0
 IMAGE_FIELDS = (
-    ("avatarBlob", "avatarMimeType", "avatar", AVATAR_MAX_BYTES),
-    ("bannerBlob", "bannerMimeType", "banner", BANNER_MAX_BYTES),
+    ("avatarBlob", "avatarMimeType", "avatar"),
+    ("bannerBlob", "bannerMimeType", "banner"),
 )
 
 
@@ -136,7 +138,7 @@ class CommunityHosting:
         if len(given) > MAX_NAME_LENGTH:
             raise invalid_request(f"name: at most {MAX_NAME_LENGTH} characters")
         name = given.lower()
-        images = read_images(body)
+        images = await read_images(body)
         handle = policy.handle(name)
         profile = new_profile(
             body,
@@ -196,6 +198,20 @@ class CommunityHosting:
             except XRPCError as exc:
                 log.warning("resuming a community create failed", community=name, error=exc.error)
         return finished
+
+    # ---- posting's credentials (coves.posting.pds_repo.CommunityCredentials) --------------
+
+    async def auth_for(self, community: str) -> tuple[str, PdsAuth]:
+        """(PDS URL, auth) for writing to a community hosted here; its session renews
+        itself before it expires and once on a 401. 400 ``CommunityNotHostedHere``
+        for a community this instance does not host (or has deleted)."""
+        row = await q.by_did(self.db, community)
+        if row is None or row["state"] != "active":
+            raise XRPCError(
+                400, "CommunityNotHostedHere", "the community is not hosted on this instance"
+            )
+        creds = await self.sessions.load(row["name"])
+        return creds.pds_url, self.sessions.auth(creds)
 
     # ---- the refresher's source (nurseries.community_refresher.RefreshSource) ----------
 
@@ -298,7 +314,7 @@ class CommunityHosting:
 
     async def update(self, caller: str, body: Mapping[str, Any]) -> dict[str, Any]:
         did = body["communityDid"]
-        images = read_images(body)
+        images = await read_images(body)
         target = await self._target(caller, did)
         client, auth, current = target.client, target.auth, target.current
         if current is None:
@@ -379,17 +395,22 @@ class _Target:
     current: RecordValue | None  # the profile record now (None when there is none)
 
 
-def read_images(body: Mapping[str, Any]) -> dict[str, Image]:
-    """The avatar/banner of a create or update input, decoded and sniffed (record field ->
-    image)."""
+async def read_images(body: Mapping[str, Any]) -> dict[str, Image]:
+    """The avatar/banner of a create or update input, decoded and inspected (record
+    field -> image), off the event loop."""
     images: dict[str, Image] = {}
-    for blob_field, mime_field, record_field, max_bytes in IMAGE_FIELDS:
+    for blob_field, mime_field, record_field in IMAGE_FIELDS:
         encoded = body.get(blob_field)
         if encoded is None:
             continue
         declared = body.get(mime_field)
-        images[record_field] = decode_image(
-            blob_field, encoded, declared if isinstance(declared, str) else None, max_bytes
+        limits = profile_limits(record_field)
+        images[record_field] = await trio.to_thread.run_sync(
+            decode_image,
+            blob_field,
+            encoded,
+            declared if isinstance(declared, str) else None,
+            limits,
         )
     return images
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import httpx
 
 from coves.config import Settings
@@ -21,12 +19,12 @@ def build_fetcher(
     transport: httpx.AsyncBaseTransport | None = None,
     resolve: HostResolver = system_resolve,
 ) -> SafeFetcher:
-    plc_host = urlsplit(settings.plc_url).hostname or ""
     return SafeFetcher(
         transport=transport,
         resolve=resolve,
         allow_private=settings.allow_private_network_fetch,
-        trusted_hosts=[plc_host],  # operator-configured, may legitimately be internal
+        # Operator-configured, may legitimately be internal: that host and port only.
+        trusted_origins=[settings.plc_url],
     )
 
 

@@ -59,7 +59,6 @@ class Decisions:
         self.skipped_by.extend(other.skipped_by)
         self.dead.extend(other.dead)
         self.identity_changed.extend(other.identity_changed)
-        self.identity_cleared.extend(other.identity_cleared)
         self.accounts_changed.extend(other.accounts_changed)
         self.needs_verification.extend(other.needs_verification)
         self.applied_commits.extend(other.applied_commits)
@@ -70,7 +69,6 @@ class Decisions:
     skipped_by: list[tuple[Commit, str]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     identity_changed: list[str] = field(default_factory=list)  # events applied
-    identity_cleared: list[str] = field(default_factory=list)  # lost their handle to another
     accounts_changed: list[str] = field(default_factory=list)
     needs_verification: list[tuple[str, str]] = field(default_factory=list)
     applied_commits: list[Commit] = field(default_factory=list)
@@ -950,24 +948,14 @@ def _user_blocks(conn: q.Conn, commits: list[Commit], touched: Touched) -> None:
 
 
 def _identities(conn: q.Conn, identities: list[IdentityEvent], out: Decisions) -> None:
+    """An identity event is a cue to re-verify, never the handle itself (see apply_identities)."""
     if not identities:
         return
     latest: dict[str, IdentityEvent] = {}
     for identity in identities:
         if identity.did not in latest or latest[identity.did].time_us < identity.time_us:
             latest[identity.did] = identity
-    # Two DIDs claiming one handle in the same batch: the newer claim wins it.
-    claims: dict[str, IdentityEvent] = {}
-    for identity in latest.values():
-        if identity.handle is None:
-            continue
-        held = claims.get(identity.handle)
-        if held is None or held.time_us < identity.time_us:
-            claims[identity.handle] = identity
     rows = list(latest.values())
-    handles = [r.handle if r.handle is not None and claims[r.handle] is r else None for r in rows]
-    changed, cleared = q.apply_identities(
-        conn, [r.did for r in rows], handles, [r.time_us for r in rows]
+    out.identity_changed.extend(
+        q.apply_identities(conn, [r.did for r in rows], [r.time_us for r in rows])
     )
-    out.identity_changed.extend(changed)
-    out.identity_cleared.extend(cleared)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from coves.db import Database
+from coves.ingest.events import PROFILE, Commit
 from coves.ingest.indexer import CommitsHook, IdentityHook, Indexer, VerificationHook
 from coves.ingest.parse import RecordValidator
 from coves.metrics import Metrics
@@ -51,8 +52,10 @@ def build_indexer(
 def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexer:
     """The consumer's sink: validating with the context's lexicons, purging cached
     identities on ``#identity``, offering foreign communities to the did:web
-    verifier, and dropping the cached views of every repo written, in this
-    process and (through the invalidation channel) in every other one.
+    verifier, dropping the cached views of every repo written, in this
+    process and (through the invalidation channel) in every other one, and the
+    cached community rows when a community profile changes (a created or
+    deleted community shows in feeds at once, not after the cache's TTL).
 
     ``db`` is the database the indexer writes through; ingestion gets a pool of
     its own so queued reads never stand between it and a connection.
@@ -63,6 +66,12 @@ def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexe
     if ctx.identity is not None:
         identity_hooks.append(ctx.identity.on_identity_change)  # memory and database cache
     identity_hooks.append(invalidation.on_identity_change)  # every other process
+    communities = ctx.read.communities
+
+    def drop_cached_communities(commits: list[Commit]) -> None:
+        if any(commit.collection == PROFILE for commit in commits):
+            communities.clear()
+
     return build_indexer(
         db=db or ctx.db,
         instance_did=settings.instance_did,
@@ -73,7 +82,7 @@ def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexe
         on_community_needs_verification=(
             ctx.didweb.on_community_needs_verification if ctx.didweb is not None else None
         ),
-        on_commits_applied=[invalidation.on_commits_applied],
+        on_commits_applied=[invalidation.on_commits_applied, drop_cached_communities],
     )
 
 

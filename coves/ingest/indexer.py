@@ -304,7 +304,7 @@ class Indexer:
         if decisions.applied_commits:
             for commits_hook in self.on_commits_applied:
                 await _call(commits_hook, "on_commits_applied", list(decisions.applied_commits))
-        changed = decisions.identity_changed + decisions.identity_cleared
+        changed = decisions.identity_changed
         if changed:
             for hook in self.on_identity_change:
                 await _call(hook, "on_identity_change", list(changed))

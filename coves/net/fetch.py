@@ -69,7 +69,9 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
     different (private) answer.
     """
 
-    def __init__(self, resolve: HostResolver, allow_private: bool, trusted: frozenset[str]):
+    def __init__(
+        self, resolve: HostResolver, allow_private: bool, trusted: frozenset[tuple[str, int]]
+    ):
         from httpcore._backends.trio import TrioBackend
 
         self._inner = TrioBackend()
@@ -89,7 +91,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
             host,
             port,
             self._resolve,
-            allow_private=self._allow_private or host.lower() in self._trusted,
+            allow_private=self._allow_private or (host.lower(), port) in self._trusted,
         )
         last: Exception | None = None
         for address in addresses:
@@ -115,7 +117,10 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 def guarded_transport(
-    resolve: HostResolver, *, allow_private: bool, trusted: frozenset[str] = frozenset()
+    resolve: HostResolver,
+    *,
+    allow_private: bool,
+    trusted: frozenset[tuple[str, int]] = frozenset(),
 ) -> httpx.AsyncHTTPTransport:
     transport = httpx.AsyncHTTPTransport(retries=0)
     transport._pool = httpcore.AsyncConnectionPool(
@@ -135,7 +140,9 @@ class SafeFetcher:
     address check still runs against ``resolve`` in that case, so refusal of
     private addresses is testable without a network. ``trusted_hosts`` are
     operator-configured hosts (e.g. the PLC directory) exempt from the
-    private-address rule.
+    private-address rule, by origin: the exemption covers that host on that port
+    alone, so a URL from user input (a did:web naming ``localhost:<port>``) that
+    shares the host name cannot reach anything else on it.
     """
 
     def __init__(
@@ -144,7 +151,7 @@ class SafeFetcher:
         transport: httpx.AsyncBaseTransport | None = None,
         resolve: HostResolver = system_resolve,
         allow_private: bool = False,
-        trusted_hosts: Iterable[str] = (),
+        trusted_origins: Iterable[str] = (),
         connect_timeout: float = 3.0,
         read_timeout: float = 5.0,
         total_timeout: float = 10.0,
@@ -152,7 +159,9 @@ class SafeFetcher:
     ) -> None:
         self._resolve = resolve
         self._allow_private = allow_private
-        self._trusted = frozenset(h.lower() for h in trusted_hosts)
+        self._trusted = frozenset(
+            origin for url in trusted_origins if (origin := _origin(url)) is not None
+        )
         self._total_timeout = total_timeout
         self.max_bytes = max_bytes
         if transport is None:
@@ -282,7 +291,7 @@ class SafeFetcher:
             host,
             port,
             self._resolve,
-            allow_private=self._allow_private or host.lower() in self._trusted,
+            allow_private=self._allow_private or (host.lower(), port) in self._trusted,
         )
 
     async def _request(
@@ -328,6 +337,18 @@ class SafeFetcher:
 
     async def get_json(self, url: str, *, max_bytes: int | None = None) -> Any:
         return (await self.get(url, max_bytes=max_bytes)).json()
+
+
+def _origin(url: str) -> tuple[str, int] | None:
+    """(host, port) of an operator-configured URL, the default port filled in."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return parts.hostname.lower(), port
 
 
 __all__ = ["FetchError", "FetchResponse", "SafeFetcher", "guarded_transport"]

@@ -12,7 +12,7 @@ from coves.oauth.jose import SigningKey
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Print a new P-256 private key for OAUTH_CLIENT_PRIVATE_KEY and its key id. "
+        "Print a new P-256 private key for OAUTH_CLIENT_PRIVATE_KEY, and its key id. "
         "Keep the key secret; its public half is served at /oauth-client-keys.json."
     )
 
@@ -21,7 +21,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     key = PrivateKey.generate("p256")
     kid = SigningKey(key.key).jkt[:16]
     print(f"OAUTH_CLIENT_PRIVATE_KEY={p256_private_multibase(key)}")
-    print(f"OAUTH_CLIENT_KEY_ID={kid}")
+    print(f"# its kid (published at /oauth-client-keys.json): {kid}")
     return 0
 
 

@@ -52,6 +52,9 @@ class OAuthClient:
     public_url: str
     key: SigningKey | None = None  # set for the confidential client
     kid: str | None = None
+    # Earlier keys by kid: still published, and used for the sessions started with
+    # them (an authorization server refuses a refresh signed with another key).
+    old_keys: tuple[tuple[str, SigningKey], ...] = ()
 
     @property
     def confidential(self) -> bool:
@@ -82,20 +85,35 @@ class OAuthClient:
             doc["token_endpoint_auth_method"] = "none"  # noqa: S105
         return doc
 
-    def jwks(self) -> dict[str, Any]:
-        if self.key is None:
-            return {"keys": []}
-        return {"keys": [{**self.key.public_jwk, "kid": self.kid, "alg": "ES256", "use": "sig"}]}
+    def _keys(self) -> list[tuple[str, SigningKey]]:
+        if self.key is None or self.kid is None:
+            return []
+        return [(self.kid, self.key), *self.old_keys]
 
-    def auth_params(self, issuer: str) -> dict[str, str]:
-        """Client authentication for a PAR, token or revocation request to ``issuer``."""
+    def jwks(self) -> dict[str, Any]:
+        return {
+            "keys": [
+                {**key.public_jwk, "kid": kid, "alg": "ES256", "use": "sig"}
+                for kid, key in self._keys()
+            ]
+        }
+
+    def has_key(self, kid: str | None) -> bool:
+        """Whether a session started with ``kid`` can still authenticate."""
+        if self.key is None:
+            return True  # a public client never signs
+        return kid is None or any(k == kid for k, _ in self._keys())
+
+    def auth_params(self, issuer: str, kid: str | None = None) -> dict[str, str]:
+        """Client authentication for a PAR, token or revocation request to ``issuer``,
+        signed with ``kid`` (the key the session started with; default the current one)."""
         params = {"client_id": self.client_id}
-        if self.key is not None:
-            assert self.kid is not None
+        keys = dict(self._keys())
+        if keys:
+            use = kid if kid in keys else self.kid
+            assert use is not None
             params["client_assertion_type"] = CLIENT_ASSERTION_TYPE
-            params["client_assertion"] = client_assertion(
-                self.key, self.kid, self.client_id, issuer
-            )
+            params["client_assertion"] = client_assertion(keys[use], use, self.client_id, issuer)
         return params
 
 
@@ -131,7 +149,12 @@ def build_client(settings: Settings) -> OAuthClient:
             "OAUTH_CLIENT_PRIVATE_KEY unset: using a key generated for this process only; "
             "sessions will not refresh after a restart"
         )
-    kid = settings.oauth_client_key_id or key.jkt[:16]
+    kid = key.jkt[:16]
+    old = tuple(
+        (old_key.jkt[:16], old_key)
+        for old_key in (SigningKey.from_hex(s.reveal()) for s in settings.oauth_client_old_keys)
+        if old_key.jkt != key.jkt
+    )
     return OAuthClient(
-        public_url + METADATA_PATH, public_url + CALLBACK_PATH, SCOPE, public_url, key, kid
+        public_url + METADATA_PATH, public_url + CALLBACK_PATH, SCOPE, public_url, key, kid, old
     )

@@ -82,6 +82,7 @@ class LoginFlow:
         verifier, challenge = pkce_pair()
         dpop_key = SigningKey.generate()
         hint = identity.handle if identity.handle_verified else identity.did
+        client_kid = self.client.kid
         request_uri, _ = await self._grants.par(
             server,
             dpop_key,
@@ -94,6 +95,7 @@ class LoginFlow:
                 "scope": self.client.scope,
                 "login_hint": hint,
             },
+            client_kid,
         )
         await self._store.save_login(
             PendingLogin(
@@ -109,6 +111,7 @@ class LoginFlow:
                 verifier=verifier,
                 dpop_key=dpop_key,
                 expires_at=clock.wall_now() + REQUEST_TTL,
+                client_kid=client_kid,
             )
         )
         log.info("sign-in started", did=identity.did, issuer=issuer, kind=kind)
@@ -148,7 +151,9 @@ class LoginFlow:
             raise LoginFailed(400, "InvalidRequest", "the sign-in callback has no code", login)
         try:
             server = await self._discovery.auth_server(login.issuer)
-            tokens = await self._grants.exchange_code(server, login.dpop_key, code, login.verifier)
+            tokens = await self._grants.exchange_code(
+                server, login.dpop_key, code, login.verifier, login.client_kid
+            )
             await self._check_subject(login, tokens)
         except LoginFailed:
             raise
@@ -167,6 +172,7 @@ class LoginFlow:
             dpop_key=login.dpop_key,
             access_expires_at=tokens.access_expires_at,
             expires_at=now + self.session_ttl(),
+            client_kid=login.client_kid,
         )
         await self._store.create_session(session)
         await self._store.remember_identity(session.did, session.handle, session.pds_url)
@@ -177,7 +183,9 @@ class LoginFlow:
         """``sub`` is the account we asked for, and its PDS names this authorization server."""
         server = await self._discovery.auth_server(login.issuer)
         if tokens.sub != login.did:
-            await self._grants.revoke(server, login.dpop_key, tokens.refresh_token)
+            await self._grants.revoke(
+                server, login.dpop_key, tokens.refresh_token, login.client_kid
+            )
             raise LoginFailed(
                 403,
                 "AccountMismatch",
@@ -187,5 +195,7 @@ class LoginFlow:
         identity = await self._discovery.identity(tokens.sub)
         assert identity.pds_url is not None
         if await self._discovery.issuer_for_pds(identity.pds_url) != login.issuer:
-            await self._grants.revoke(server, login.dpop_key, tokens.refresh_token)
+            await self._grants.revoke(
+                server, login.dpop_key, tokens.refresh_token, login.client_kid
+            )
             raise upstream("this authorization server is not the one the account's PDS names")

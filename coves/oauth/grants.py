@@ -99,21 +99,34 @@ class Grants:
         self._dpop = dpop
 
     async def _post(
-        self, url: str, params: dict[str, str], server: AuthServer, key: SigningKey, what: str
+        self,
+        url: str,
+        params: dict[str, str],
+        server: AuthServer,
+        key: SigningKey,
+        what: str,
+        *,
+        client_kid: str | None,
     ) -> FetchResponse:
+        if not self.client.has_key(client_kid):
+            # The client key this session started with is no longer configured: the
+            # authorization server would refuse anything signed with another.
+            raise GrantRefused(401, "SessionExpired", "the session's client key was retired")
         try:
             return await self._dpop.post_form(
-                url, lambda: {**params, **self.client.auth_params(server.issuer)}, key
+                url, lambda: {**params, **self.client.auth_params(server.issuer, client_kid)}, key
             )
         except FetchError as exc:
             log.info("authorization server unreachable", issuer=server.issuer, why=exc.reason)
             raise unavailable(f"the authorization server is unreachable for the {what}") from None
 
     async def par(
-        self, server: AuthServer, key: SigningKey, params: dict[str, str]
+        self, server: AuthServer, key: SigningKey, params: dict[str, str], client_kid: str | None
     ) -> tuple[str, int]:
         """Push the authorization request; returns (request_uri, expires_in)."""
-        response = await self._post(server.par_endpoint, params, server, key, "sign-in request")
+        response = await self._post(
+            server.par_endpoint, params, server, key, "sign-in request", client_kid=client_kid
+        )
         body = _check_answer(response, "sign-in request")
         request_uri = body.get("request_uri")
         if not isinstance(request_uri, str) or not request_uri:
@@ -122,7 +135,12 @@ class Grants:
         return request_uri, int(expires_in) if isinstance(expires_in, int) else 60
 
     async def exchange_code(
-        self, server: AuthServer, key: SigningKey, code: str, verifier: str
+        self,
+        server: AuthServer,
+        key: SigningKey,
+        code: str,
+        verifier: str,
+        client_kid: str | None,
     ) -> TokenSet:
         params = {
             "grant_type": "authorization_code",
@@ -130,21 +148,34 @@ class Grants:
             "redirect_uri": self.client.redirect_uri,
             "code_verifier": verifier,
         }
-        response = await self._post(server.token_endpoint, params, server, key, "code exchange")
+        response = await self._post(
+            server.token_endpoint, params, server, key, "code exchange", client_kid=client_kid
+        )
         return parse_token_response(_check_answer(response, "code exchange"))
 
-    async def refresh(self, server: AuthServer, key: SigningKey, refresh_token: str) -> TokenSet:
+    async def refresh(
+        self, server: AuthServer, key: SigningKey, refresh_token: str, client_kid: str | None
+    ) -> TokenSet:
         params = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        response = await self._post(server.token_endpoint, params, server, key, "token refresh")
+        response = await self._post(
+            server.token_endpoint, params, server, key, "token refresh", client_kid=client_kid
+        )
         return parse_token_response(_check_answer(response, "token refresh"))
 
-    async def revoke(self, server: AuthServer, key: SigningKey, token: str) -> bool:
+    async def revoke(
+        self, server: AuthServer, key: SigningKey, token: str, client_kid: str | None
+    ) -> bool:
         """Best effort: True when the server confirmed the revocation."""
         if server.revocation_endpoint is None:
             return False
         try:
             response = await self._post(
-                server.revocation_endpoint, {"token": token}, server, key, "revocation"
+                server.revocation_endpoint,
+                {"token": token},
+                server,
+                key,
+                "revocation",
+                client_kid=client_kid,
             )
         except OAuthError:
             return False

@@ -91,7 +91,9 @@ class SessionManager:
     async def _perform(self, session: UserSession) -> UserSession:
         try:
             server = await self._discovery.auth_server(session.issuer)
-            tokens = await self._grants.refresh(server, session.dpop_key, session.refresh_token)
+            tokens = await self._grants.refresh(
+                server, session.dpop_key, session.refresh_token, session.client_kid
+            )
         except GrantRefused:
             log.info("session refresh refused; signing out", did=session.did)
             await self._store.delete_session(session.session_id)
@@ -127,6 +129,8 @@ class SessionManager:
             except Exception:
                 log.info("could not reach the authorization server to revoke", did=session.did)
                 return deleted
-            revoked = await self._grants.revoke(server, session.dpop_key, session.refresh_token)
+            revoked = await self._grants.revoke(
+                server, session.dpop_key, session.refresh_token, session.client_kid
+            )
             log.info("signed out", did=session.did, revoked_upstream=revoked)
         return deleted

@@ -51,6 +51,7 @@ class PendingLogin:
     verifier: str
     dpop_key: SigningKey
     expires_at: float
+    client_kid: str | None = None  # the client key the sign-in is authenticated with
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class UserSession:
     dpop_key: SigningKey
     access_expires_at: float
     expires_at: float
+    client_kid: str | None = None  # refreshes must be signed with this client key
 
     def __repr__(self) -> str:  # never show tokens or keys
         return f"UserSession(session_id={self.session_id!r}, did={self.did!r})"
@@ -90,6 +92,7 @@ class OAuthStore:
             redirect_target=login.redirect_target,
             client_state=login.client_state,
             browser_binding=login.browser_binding,
+            client_kid=login.client_kid,
             secrets=self._box.seal(secrets, context=request_context(login.state)),
             expires_at=_at(login.expires_at),
             now=clock.utcnow(),
@@ -117,6 +120,7 @@ class OAuthStore:
             verifier=secrets["verifier"],
             dpop_key=SigningKey.from_hex(secrets["dpop_key"]),
             expires_at=row["expires_at"].timestamp(),
+            client_kid=row["client_kid"],
         )
 
     # -- sessions -----------------------------------------------------------------
@@ -139,6 +143,7 @@ class OAuthStore:
             pds_url=session.pds_url,
             issuer=session.issuer,
             scope=session.scope,
+            client_kid=session.client_kid,
             secrets=self._seal_session(session),
             access_expires_at=_at(session.access_expires_at),
             expires_at=_at(session.expires_at),
@@ -162,6 +167,7 @@ class OAuthStore:
             dpop_key=SigningKey.from_hex(secrets["dpop_key"]),
             access_expires_at=row["access_expires_at"].timestamp(),
             expires_at=row["expires_at"].timestamp(),
+            client_kid=row["client_kid"],
         )
 
     async def remember_identity(self, did: str, handle: str, pds_url: str) -> None:

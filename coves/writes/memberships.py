@@ -42,6 +42,37 @@ def _visibility(value: Any) -> int:
     return value
 
 
+async def existing_or_create(
+    db: Database,
+    repo: UserRepo,
+    kind: str,
+    subject: str,
+    record: dict[str, Any],
+    *,
+    lexicons: LexiconRegistry | None,
+) -> tuple[str, str | None, bool]:
+    """(uri, cid, existed) of the caller's ``kind`` record about ``subject``: the live one
+    if there is one (a retried call never writes a second), else a new one."""
+    existing = await q.live_relations(db, kind, repo.did, subject)
+    if existing:
+        return existing[0]["uri"], existing[0]["record_cid"], True
+    validated(lexicons, str(record["$type"]), record)
+    written = await repo.create(str(record["$type"]), record)
+    return written.uri, written.cid, False
+
+
+async def delete_all(
+    db: Database, repo: UserRepo, kind: str, subject: str, *, collection: str, missing: str
+) -> dict[str, Any]:
+    """Delete every live ``kind`` record of the caller about ``subject`` (404 ``missing``)."""
+    existing = await q.live_relations(db, kind, repo.did, subject)
+    if not existing:
+        raise XRPCError(404, "NotFound", missing)
+    for row in existing:
+        await repo.delete(collection, row["rkey"])
+    return {"success": True}
+
+
 async def subscribe(
     db: Database,
     svc: ReadServices,
@@ -50,11 +81,8 @@ async def subscribe(
     body: dict[str, Any],
 ) -> dict[str, Any]:
     community = await _community(db, svc, body)
-    existing = await q.live_subscriptions(db, repo.did, community["did"])
-    if existing:
-        first = existing[0]
-        return {"uri": first["uri"], "cid": first["record_cid"], "existing": True}
-    if community["visibility"] == "private":
+    existing = await q.live_relations(db, "subscription", repo.did, community["did"])
+    if not existing and community["visibility"] == "private":
         raise XRPCError(403, "Forbidden", "this community is private")
     record = {
         "$type": SUBSCRIPTION,
@@ -62,21 +90,24 @@ async def subscribe(
         "contentVisibility": _visibility(body.get("contentVisibility")),
         "createdAt": now_datetime(),
     }
-    validated(lexicons, SUBSCRIPTION, record)
-    written = await repo.create(SUBSCRIPTION, record)
-    return {"uri": written.uri, "cid": written.cid, "existing": False}
+    uri, cid, existed = await existing_or_create(
+        db, repo, "subscription", community["did"], record, lexicons=lexicons
+    )
+    return {"uri": uri, "cid": cid, "existing": existed}
 
 
 async def unsubscribe(
     db: Database, svc: ReadServices, repo: UserRepo, body: dict[str, Any]
 ) -> dict[str, Any]:
     community = await _community(db, svc, body)
-    existing = await q.live_subscriptions(db, repo.did, community["did"])
-    if not existing:
-        raise XRPCError(404, "NotFound", "you are not subscribed to this community")
-    for row in existing:
-        await repo.delete(SUBSCRIPTION, row["rkey"])
-    return {"success": True}
+    return await delete_all(
+        db,
+        repo,
+        "subscription",
+        community["did"],
+        collection=SUBSCRIPTION,
+        missing="you are not subscribed to this community",
+    )
 
 
 async def block_community(
@@ -87,22 +118,22 @@ async def block_community(
     body: dict[str, Any],
 ) -> dict[str, Any]:
     community = await _community(db, svc, body)
-    existing = await q.live_community_blocks(db, repo.did, community["did"])
-    if existing:
-        return block_answer(existing[0]["uri"], existing[0]["record_cid"])
     record = {"$type": BLOCK, "subject": community["did"], "createdAt": now_datetime()}
-    validated(lexicons, BLOCK, record)
-    written = await repo.create(BLOCK, record)
-    return block_answer(written.uri, written.cid)
+    uri, cid, _ = await existing_or_create(
+        db, repo, "community_block", community["did"], record, lexicons=lexicons
+    )
+    return block_answer(uri, cid)
 
 
 async def unblock_community(
     db: Database, svc: ReadServices, repo: UserRepo, body: dict[str, Any]
 ) -> dict[str, Any]:
     community = await _community(db, svc, body)
-    existing = await q.live_community_blocks(db, repo.did, community["did"])
-    if not existing:
-        raise XRPCError(404, "NotFound", "you have not blocked this community")
-    for row in existing:
-        await repo.delete(BLOCK, row["rkey"])
-    return {"success": True}
+    return await delete_all(
+        db,
+        repo,
+        "community_block",
+        community["did"],
+        collection=BLOCK,
+        missing="you have not blocked this community",
+    )

@@ -3,8 +3,9 @@
 Fields not sent keep their current value (the current record is read from
 the PDS, and the write swaps on its CID); an empty ``displayName`` or
 ``bio`` clears it. Images arrive base64 in the call, as the mobile client
-sends them; their type is taken from their bytes and their size checked
-against the profile lexicon before they are uploaded to the caller's repo.
+sends them, and are decoded as community images are (``coves.hosting.images``:
+typed from their bytes, size-checked) before they are uploaded to the
+caller's repo.
 """
 
 from __future__ import annotations
@@ -12,33 +13,31 @@ from __future__ import annotations
 from typing import Any
 
 from coves.errors import XRPCError
+from coves.hosting.images import Image, decode_image, profile_limits
 from coves.lexicon.registry import LexiconRegistry
 from coves.pds import PdsConflict, PdsNotFound
-from coves.writes.images import decode_image
 from coves.writes.records import now_datetime, ref_answer, validated
 from coves.writes.repo import UserRepo
 
 PROFILE = "social.coves.actor.profile"
-ACCEPT = ("image/png", "image/jpeg", "image/webp")
-AVATAR_MAX = 1_000_000
-BANNER_MAX = 2_000_000
-# The largest body updateProfile can legitimately carry: both images in base64.
-MAX_BODY = (AVATAR_MAX + BANNER_MAX) * 4 // 3 + 64 * 1024
+# The largest body updateProfile can legitimately carry: both images (at the
+# profile lexicon's maxSize: 1 MB and 2 MB) in base64, and the text fields.
+MAX_BODY = (1_000_000 + 2_000_000) * 4 // 3 + 64 * 1024
 
 
 async def update_profile(
     lexicons: LexiconRegistry | None, repo: UserRepo, body: dict[str, Any]
 ) -> dict[str, Any]:
-    images: dict[str, tuple[bytes, str]] = {}
-    for name, maximum in (("avatar", AVATAR_MAX), ("banner", BANNER_MAX)):
+    images: dict[str, Image] = {}
+    for name in ("avatar", "banner"):
         encoded = body.get(f"{name}Blob")
-        if encoded is not None:
+        if isinstance(encoded, str):
+            declared = body.get(f"{name}MimeType")
             images[name] = decode_image(
+                f"{name}Blob",
                 encoded,
-                body.get(f"{name}MimeType"),
-                field=f"{name}Blob",
-                max_bytes=maximum,
-                accept=ACCEPT,
+                declared if isinstance(declared, str) else None,
+                profile_limits(name, PROFILE),
             )
     try:
         current = await repo.get(PROFILE, "self")
@@ -56,8 +55,8 @@ async def update_profile(
                 record.pop(field, None)
     # Check the text before uploading anything.
     validated(lexicons, PROFILE, {k: v for k, v in record.items() if k not in images})
-    for name, (data, mime) in images.items():
-        record[name] = await repo.upload_blob(data, mime)
+    for name, image in images.items():
+        record[name] = await repo.upload_blob(image.data, image.mime)
     validated(lexicons, PROFILE, record)
     try:
         written = await repo.put(PROFILE, "self", record, swap_record=swap, creating=swap is None)

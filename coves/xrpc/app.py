@@ -20,12 +20,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from coves import __version__
 from coves.context import AppContext
-from coves.db import Row
+from coves.db import DatabaseUnavailable, QueryTimeout, Row
 from coves.db.queries import processes
 from coves.errors import XRPCError
 from coves.logs import get_logger
 from coves.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from coves.xrpc.dispatch import JSON, XrpcASGI, cors_headers
+from coves.xrpc.dispatch import JSON, XrpcASGI, cors_headers, database_unavailable
 from coves.xrpc.dispatch import METHODS as XRPC_METHODS
 from coves.xrpc.dispatch import too_large as payload_too_large
 from coves.xrpc.ratelimit import RateLimiter, default_limit_classes
@@ -58,6 +58,7 @@ def create_app(
     app = QuartTrio("coves")
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_request_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.url_map.merge_slashes = False  # the dispatcher answers "//" paths (XRPC-shaped 308)
     app.extensions["coves"] = ctx
     table = collect_endpoints() if endpoints is None else endpoints
     settings = ctx.settings
@@ -67,16 +68,18 @@ def create_app(
 
     @app.route("/xrpc/<nsid>", methods=sorted(XRPC_METHODS))
     async def xrpc_placeholder(nsid: str) -> Response:
-        # Never reached: XrpcASGI answers these methods on /xrpc/<nsid> before
-        # Quart sees them. The rule is here so that other methods get Quart's
-        # 405 (the path exists), not 404.
-        raise RuntimeError(f"/xrpc/{nsid} reached Quart")
+        # XrpcASGI answers these methods on /xrpc/<nsid> before Quart sees them,
+        # except on _health (GET/HEAD only). The rule is here so that other
+        # methods get Quart's 405 (the path exists), not 404.
+        return error_response(XRPCError(405, "InvalidRequest", "method not allowed"))
 
     @app.route("/xrpc/_health", methods=["GET", "HEAD"])
     async def health() -> Response:
-        # One read on the database's side connection: the reachability check and
-        # the deployment's other processes (their heartbeats) at once.
-        others = await processes.deployment(ctx.db)
+        # The watcher's verdict first: an outage must not make the health check wait.
+        # Then one read on the database's side connection (never behind the pool):
+        # the deployment's other processes and their heartbeats.
+        db_ok = await ctx.db.is_reachable()
+        others = await processes.deployment(ctx.db) if db_ok else None
         db_ok = others is not None
         children = ctx.health.health_report() if ctx.health is not None else {}
         healthy = db_ok and (ctx.health is None or ctx.health.healthy)
@@ -122,6 +125,11 @@ def create_app(
     @app.errorhandler(RequestEntityTooLarge)
     async def too_large(_exc: Exception) -> Response:
         return error_response(payload_too_large())
+
+    @app.errorhandler(DatabaseUnavailable)
+    @app.errorhandler(QueryTimeout)
+    async def database_down(_exc: Exception) -> Response:
+        return error_response(database_unavailable())
 
     @app.errorhandler(Exception)
     async def unhandled(exc: Exception) -> Response:

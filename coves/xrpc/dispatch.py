@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import structlog
+import trio
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
 
 from coves.admission import AdmissionControl, Overloaded
@@ -74,12 +75,85 @@ def cors_headers(allowed: Collection[str], origin: str | None, headers: dict[str
     headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
 
 
+RETRY_AFTER_SECONDS = 2
+
+
+def database_unavailable() -> XRPCError:
+    return XRPCError(
+        503,
+        "NotEnoughResources",
+        "the service is temporarily unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def too_large() -> XRPCError:
     # The rest of the body is still on the wire: close the connection rather
     # than parse it as the next request on a keep-alive connection.
     return XRPCError(
         413, "PayloadTooLarge", "request body is too large", headers={"Connection": "close"}
     )
+
+
+_BAD_TARGET = XRPCError(400, "InvalidRequest", "the request target must be a path")
+
+
+def _origin_form(scope: Scope) -> Scope | None:
+    """An absolute-form request line (``GET http://host/xrpc/... HTTP/1.1``), which
+    servers must accept (RFC 9112 3.2.2), as the origin-form request it stands for."""
+    parts = urlsplit(scope["path"])
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    path = parts.path or "/"
+    raw = urlsplit(scope["raw_path"].decode("latin-1")).path or "/"
+    return {**scope, "path": path, "raw_path": raw.encode("latin-1")}
+
+
+def _merge_slashes(scope: Scope) -> _Reply:
+    """``//xrpc/...``: a 308 to the one-slash path, relative, so the Location can never
+    name another host (``//host/...`` would), with an XRPC body like every answer."""
+    location = re.sub(r"/{2,}", "/", scope["raw_path"].decode("latin-1"))
+    if scope.get("query_string"):
+        location += "?" + scope["query_string"].decode("latin-1")
+    body = {"error": "PermanentRedirect", "message": f"use {location.split('?', 1)[0]}"}
+    return _Reply(308, orjson.dumps(body), {"Location": location})
+
+
+def _shielded(send: Send) -> Send:
+    """``send`` for the Quart routes, shielded from cancellation.
+
+    Hypercorn finishes a response inside ``send``: the last body message closes
+    the socket (``Connection: close``, HTTP/1.0) or re-arms the keep-alive idle
+    timer. Quart-Trio cancels its request nursery as soon as it sees
+    ``http.disconnect``, which Hypercorn queues from within that same ``send``,
+    so the close or the re-arm was cancelled halfway and the socket stayed open
+    for good. The XRPC dispatcher never reads ``receive`` after the body, so it
+    does not need this.
+    """
+
+    async def send_shielded(message: MutableMapping[str, Any]) -> None:
+        with trio.CancelScope(shield=True):
+            await send(message)
+
+    return send_shielded
+
+
+def _refuse_nul(params: Mapping[str, list[str]]) -> None:
+    """NUL is no character of any text we store (PostgreSQL refuses it): a 400, not a 500."""
+    for key, values in params.items():
+        if "\x00" in key or any("\x00" in value for value in values):
+            name = key.replace("\x00", "\\0")
+            raise XRPCError(400, "InvalidRequest", f"parameter {name!r} contains a NUL character")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class _Reply:
@@ -177,11 +251,21 @@ class XrpcASGI:
             method: str = scope["method"]
             if path.startswith("/xrpc/") and method in METHODS:
                 nsid = path[6:]
-                operational = nsid == "_health" and method in ("GET", "HEAD")
-                if nsid and "/" not in nsid and not operational:
+                # _health is Quart's (its other methods get Quart's 405), CORS preflight ours.
+                if nsid and "/" not in nsid and (nsid != "_health" or method == "OPTIONS"):
                     await self.dispatch(nsid, method, scope, receive, send)
                     return
-        await self.fallback(scope, receive, send)
+            elif not path.startswith("/"):
+                origin_form = _origin_form(scope)
+                if origin_form is None:
+                    await self._send(send, _error_reply(_BAD_TARGET, {}))
+                    return
+                await self(origin_form, receive, send)
+                return
+            elif "//" in path:
+                await self._send(send, _merge_slashes(scope))
+                return
+        await self.fallback(scope, receive, _shielded(send))
 
     # -- one request -------------------------------------------------------
 
@@ -232,10 +316,7 @@ class XrpcASGI:
                 reply = _error_reply(err, out)
             except (DatabaseUnavailable, QueryTimeout) as exc:
                 log.error("database unavailable during request", error=repr(exc))
-                reply = _error_reply(
-                    XRPCError(503, "NotEnoughResources", "the service is temporarily unavailable"),
-                    out,
-                )
+                reply = _error_reply(database_unavailable(), out)
             except Exception:
                 log.exception("unhandled error in XRPC handler")
                 reply = _error_reply(
@@ -349,6 +430,8 @@ class XrpcASGI:
                 errors="werkzeug.url_quote",
             ):
                 raw_params.setdefault(key, []).append(value)
+            if b"%00" in query:  # a raw NUL byte cannot reach us: the HTTP parser refuses it
+                _refuse_nul(raw_params)
 
         async def build() -> CachedResponse | _Reply:
             lexicons = (
@@ -481,9 +564,12 @@ class XrpcASGI:
         if content_type and content_type != JSON:
             raise XRPCError(415, "UnsupportedMediaType", f"expected {JSON}, got {content_type}")
         try:
-            return orjson.loads(data)
+            body = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise XRPCError(400, "InvalidRequest", "request body is not valid JSON") from None
+        if b"\\u0000" in data and _has_nul(body):
+            raise XRPCError(400, "InvalidRequest", "request body must not contain NUL characters")
+        return body
 
     def _auth_error(self, failure: AuthFailure) -> XRPCError:
         self.metrics.counter(

@@ -237,9 +237,12 @@ def test_the_shipped_production_example_is_refused_until_filled_in() -> None:
     values = {k: v for k, v in dotenv_values(example).items() if v is not None}
     with pytest.raises(ConfigError) as info:
         load(values)
-    assert "ENCRYPTION_KEY" in str(info.value)  # the placeholder is not even base64
+    # The placeholders are not even base64 / keys.
+    for name in ("ENCRYPTION_KEY", "OAUTH_SEAL_SECRET", "OAUTH_CLIENT_PRIVATE_KEY"):
+        assert name in str(info.value)
+    keys = {name: PRODUCTION[name] for name in ("OAUTH_SEAL_SECRET", "OAUTH_CLIENT_PRIVATE_KEY")}
     with pytest.raises(ConfigError) as info:
-        load({**values, "ENCRYPTION_KEY": GOOD_KEY})
+        load({**values, "ENCRYPTION_KEY": GOOD_KEY, **keys})
     message = str(info.value)
     for name in ("CURSOR_SECRET", "DATABASE_URL", "INSTANCE_DID", "INSTANCE_DOMAIN"):
         assert name in message

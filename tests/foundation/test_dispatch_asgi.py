@@ -39,7 +39,7 @@ def make_app() -> QuartTrio:
         ("GET", "/xrpc/", 404, "NotFound"),
         ("GET", "/xrpc/a/b", 404, "NotFound"),
         ("GET", "/xrpc/test.echo/", 404, "NotFound"),
-        ("POST", "/xrpc/_health", 501, "MethodNotImplemented"),
+        ("POST", "/xrpc/_health", 405, "InvalidRequest"),  # not an XRPC method: no 5xx
         ("PUT", "/xrpc/test.echo", 400, "InvalidRequest"),
     ],
 )

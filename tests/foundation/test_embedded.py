@@ -26,7 +26,7 @@ async def test_data_survives_restart_and_second_server_is_refused(server_dir: Pa
             assert pid is not None
 
             # A second Coves on the same data directory must not start a server.
-            with pytest.raises(EmbeddedPostgresError, match="already running"):
+            with pytest.raises(EmbeddedPostgresError, match="in use by a running Coves"):
                 await EmbeddedPostgres(data_dir).run()
 
             postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])

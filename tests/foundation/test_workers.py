@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -283,3 +284,26 @@ def test_split_roles_need_a_shared_database(server_dir: Path) -> None:
         )
         assert proc.returncode == 2
         assert b"DATABASE_URL" in proc.stderr
+
+
+def test_a_taken_port_refuses_to_start_in_one_line(server_dir: Path, pg: TestPostgres) -> None:
+    name = pg.create_database()
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            proc = subprocess.run(
+                [sys.executable, "-m", "coves", "serve", "--port", str(port), "--workers", "2"],
+                env=coves_env(server_dir, DATABASE_URL=pg.conninfo(name)),
+                cwd=server_dir,
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+    finally:
+        pg.drop_database(name)
+    output = (proc.stdout + proc.stderr).decode()
+    assert proc.returncode == 2, output
+    assert f"cannot listen on 127.0.0.1:{port}" in output
+    assert "Traceback" not in output

@@ -11,11 +11,7 @@ from quart_trio import QuartTrio
 from coves.config import Settings
 from coves.context import AppContext
 from coves.db import Database
-from coves.ingest.build import production_indexer
 from coves.lexicon.registry import LexiconRegistry
-from coves.metrics import Metrics
-from coves.pds import PdsConnections, PdsLimits, RepoWriter
-from coves.pds.services import PdsServices
 from coves.secrets import Secret
 from coves.xrpc.app import create_app
 from tests.support.auth import FakeAuthenticator, auth_header
@@ -79,28 +75,17 @@ def transport() -> HookedTransport:
 async def hosting_ctx(
     hosting_settings: Settings, db: Database, lexicons: LexiconRegistry, transport: HookedTransport
 ) -> AsyncIterator[AppContext]:
-    probe = AppContext(settings=hosting_settings, db=db, lexicons=lexicons)
-    metrics = Metrics()
-    connections = PdsConnections(
-        metrics=metrics, transport=transport, limits=PdsLimits(backoff=0.05)
-    )
-    services = PdsServices(
-        connections=connections,
-        writer=RepoWriter(production_indexer(probe)),
-        instance_url=hosting_settings.pds_url,
-    )
     ctx = AppContext(
         settings=hosting_settings,
         db=db,
-        metrics=metrics,
         authenticator=FakeAuthenticator(),
         lexicons=lexicons,
-        pds_services=services,
+        pds_transport=transport,
     )
     try:
         yield ctx
     finally:
-        await connections.aclose()
+        await ctx.pds.aclose()
 
 
 @pytest.fixture

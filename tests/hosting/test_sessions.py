@@ -226,3 +226,38 @@ async def test_rotate_key_reseals_community_credentials(
             SecretBox(old).open(
                 row["password_sealed"], context=COMMUNITY_PASSWORD.context({"name": name})
             )
+
+
+async def test_posting_gets_a_renewing_auth_for_hosted_communities_only(
+    client: Client, pds: TestPds, db: Database, hosting_ctx: AppContext, transport: HookedTransport
+) -> None:
+    from coves.errors import XRPCError
+
+    with trio.fail_after(60):
+        name, did = await make(client, pds)
+        await db.execute(
+            "UPDATE community_accounts SET access_expires_at = now() - interval '1 minute'"
+            " WHERE name = %s",
+            (name,),
+        )
+        url, auth = await hosting_ctx.hosting.auth_for(did)
+        assert url == pds.url
+        transport.sent.clear()
+        written = await hosting_ctx.pds.writer.create(
+            hosting_ctx.pds.client(url),
+            auth,
+            repo=did,
+            collection="social.coves.community.post",
+            record={
+                "$type": "social.coves.community.post",
+                "community": did,
+                "author": ALICE,
+                "title": "hello",
+                "createdAt": "2026-01-01T00:00:00.000Z",
+            },
+        )
+        assert written.indexed
+        assert transport.sent[:2] == [REFRESH, "com.atproto.repo.createRecord"]
+        with pytest.raises(XRPCError) as caught:
+            await hosting_ctx.hosting.auth_for("did:plc:notherenotherenotherenot")
+        assert (caught.value.status, caught.value.error) == (400, "CommunityNotHostedHere")

@@ -73,11 +73,33 @@ async def test_private_addresses_allowed_in_development_mode() -> None:
         assert await fetcher.get_json("http://127.0.0.1:2582/x") == {"ok": True}
 
 
-async def test_trusted_hosts_bypass_the_private_rule() -> None:
+async def test_the_trusted_origin_bypasses_the_private_rule() -> None:
     transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": 1}))
-    fetcher = fetcher_for(transport, {"plc.internal": ["10.0.0.5"]}, trusted_hosts=["plc.internal"])
+    fetcher = fetcher_for(
+        transport, {"plc.internal": ["10.0.0.5"]}, trusted_origins=["https://plc.internal"]
+    )
     with trio.fail_after(5):
         assert await fetcher.get_json("https://plc.internal/did:plc:x") == {"ok": 1}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://plc.internal/did:plc:x",  # same host, port 80
+        "https://plc.internal:8443/x",
+        "http://localhost:5432/",
+        "http://localhost:2583/.well-known/did.json",
+    ],
+)
+async def test_the_trusted_origin_lends_nothing_to_other_ports(url: str) -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": 1}))
+    fetcher = fetcher_for(
+        transport,
+        {"plc.internal": ["10.0.0.5"], "localhost": ["127.0.0.1"]},
+        trusted_origins=["https://plc.internal", "http://localhost:2582"],
+    )
+    with trio.fail_after(5), pytest.raises(BlockedAddress):
+        await fetcher.get(url)
 
 
 async def test_redirects_are_not_followed() -> None:

@@ -121,7 +121,8 @@ async def test_event_the_database_refuses_is_isolated_and_dead_lettered(
     assert result.applied == 5 and result.dead_lettered == 1
     assert result.reasons == {"apply_failed": 1}
     assert await value(db, "SELECT count(*) FROM posts") == 4
-    assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) == "alice.example.com"
+    identity_time = await value(db, "SELECT identity_time_us FROM users WHERE did = %s", ALICE)
+    assert identity_time == events[-1]["time_us"]  # applied (the handle awaits verification)
     row = await value(db, "SELECT rkey FROM dead_letters WHERE reason = 'apply_failed'")
     assert row == "3kpost0000002"
     assert await indexer.load_cursor() == events[-1]["time_us"]

@@ -18,7 +18,18 @@ async def _known(indexer: Indexer, stream: Stream, *dids: str) -> None:
     await apply(indexer, *(stream.commit(d, ACTOR_PROFILE, "self", {}) for d in dids))
 
 
-async def test_identity_sets_lowercased_handle_and_calls_hooks(
+async def due(db: Database, did: str) -> bool:
+    return bool(
+        await value(
+            db,
+            "SELECT handle_retry_at IS NOT NULL AND handle_retry_at <= now() FROM users"
+            " WHERE did = %s",
+            did,
+        )
+    )
+
+
+async def test_identity_schedules_verification_and_calls_hooks_but_sets_no_handle(
     db: Database, metrics: Metrics, stream: Stream
 ) -> None:
     seen: list[list[str]] = []
@@ -26,12 +37,18 @@ async def test_identity_sets_lowercased_handle_and_calls_hooks(
         db, instance_did=INSTANCE_DID, metrics=metrics, on_identity_change=[seen.append]
     )
     await _known(indexer, stream, ALICE)
+    await db.execute(
+        "UPDATE users SET handle = 'alice.example.com', handle_retry_at = NULL WHERE did = %s",
+        (ALICE,),
+    )
     result = await apply(
         indexer,
-        stream.identity(ALICE, "Alice.Example.COM"),
+        stream.identity(ALICE, "Someone-Else.COM"),
         stream.identity(STRANGER, "s.example.com"),
     )
+    # The last verified handle stays until the new claim is verified both ways.
     assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) == "alice.example.com"
+    assert await due(db, ALICE)
     # Identity events for accounts we never referenced are not indexed.
     assert await value(db, "SELECT count(*) FROM users WHERE did = %s", STRANGER) == 0
     assert seen == [[ALICE]]
@@ -45,39 +62,31 @@ async def test_stale_identity_event_is_ignored(
     old = stream.identity(ALICE, "old.example.com")
     new = stream.identity(ALICE, "new.example.com")
     await apply(indexer, new)
+    await db.execute("UPDATE users SET handle_retry_at = NULL WHERE did = %s", (ALICE,))
     await apply(indexer, old)
-    assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) == "new.example.com"
+    assert not await due(db, ALICE)
+    assert (
+        await value(db, "SELECT identity_time_us FROM users WHERE did = %s", ALICE)
+        == (new["time_us"])
+    )
 
 
-async def test_handle_moves_between_dids(db: Database, metrics: Metrics, stream: Stream) -> None:
+async def test_an_identity_event_cannot_take_another_accounts_handle(
+    db: Database, metrics: Metrics, stream: Stream
+) -> None:
     seen: list[list[str]] = []
     indexer = Indexer(
         db, instance_did=INSTANCE_DID, metrics=metrics, on_identity_change=[seen.append]
     )
     await _known(indexer, stream, ALICE, BOB)
-    await apply(indexer, stream.identity(ALICE, "shared.example.com"))
-    await apply(indexer, stream.identity(BOB, "shared.example.com"))
-    assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) is None
-    assert await value(db, "SELECT handle FROM users WHERE did = %s", BOB) == "shared.example.com"
-    assert seen == [[ALICE], [BOB, ALICE]]  # the DID that lost the handle is reported too
-    # Swapping handles inside one batch works too.
-    await apply(
-        indexer, stream.identity(ALICE, "shared.example.com"), stream.identity(BOB, "b.example.com")
+    await db.execute(
+        "UPDATE users SET handle = 'alice.example.com', handle_retry_at = NULL WHERE did = %s",
+        (ALICE,),
     )
-    rows = await db.fetch("SELECT did, handle FROM users WHERE did IN (%s, %s)", (ALICE, BOB))
-    assert {r["did"]: r["handle"] for r in rows} == {
-        ALICE: "shared.example.com",
-        BOB: "b.example.com",
-    }
-
-
-async def test_invalid_handle_marker_clears_handle(
-    db: Database, indexer: Indexer, stream: Stream
-) -> None:
-    await _known(indexer, stream, ALICE)
-    await apply(indexer, stream.identity(ALICE, "alice.example.com"))
-    await apply(indexer, stream.identity(ALICE, "handle.invalid"))
-    assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) is None
+    await apply(indexer, stream.identity(BOB, "alice.example.com"))
+    assert await value(db, "SELECT handle FROM users WHERE did = %s", ALICE) == "alice.example.com"
+    assert await value(db, "SELECT handle FROM users WHERE did = %s", BOB) is None
+    assert seen == [[BOB]]
 
 
 async def test_account_deactivate_and_reactivate(

@@ -21,6 +21,7 @@ from coves.db import Database
 from coves.identity import IdentityResolver
 from coves.lexicon import LexiconRegistry
 from coves.metrics import Metrics
+from coves.net import SafeFetcher
 from coves.oauth.jose import SigningKey, random_token
 from coves.oauth.service import OAuthService, build_oauth_service
 from coves.oauth.store import UserSession
@@ -85,13 +86,12 @@ def net() -> FakeNetwork:
     return FakeNetwork()
 
 
-@pytest.fixture
-def world(db: Database, net: FakeNetwork) -> OAuthWorld:
-    settings = oauth_settings()
-    fetcher = net.fetcher()
-    identity = IdentityResolver(fetcher=fetcher, plc_url=PLC_URL, txt_lookup=net.txt_lookup)
+def oauth_context(
+    settings: Settings, db: Database, fetcher: SafeFetcher, identity: IdentityResolver
+) -> AppContext:
+    """A context wired as build_context wires it, on the given network."""
     service = build_oauth_service(settings, db, fetcher, identity)
-    ctx = AppContext(
+    return AppContext(
         settings=settings,
         db=db,
         metrics=Metrics(),
@@ -100,6 +100,15 @@ def world(db: Database, net: FakeNetwork) -> OAuthWorld:
         authenticator=build_authenticator(settings, identity, fetcher, sessions=service.verifier),
         oauth=service,
     )
+
+
+@pytest.fixture
+def world(db: Database, net: FakeNetwork) -> OAuthWorld:
+    fetcher = net.fetcher()
+    identity = IdentityResolver(fetcher=fetcher, plc_url=PLC_URL, txt_lookup=net.txt_lookup)
+    ctx = oauth_context(oauth_settings(), db, fetcher, identity)
+    service = ctx.oauth
+    assert service is not None
     endpoints = {
         WHOAMI: Endpoint(WHOAMI, "query", whoami, AuthPolicy.REQUIRED),
         WRITE: Endpoint(WRITE, "procedure", whoami, AuthPolicy.REQUIRED),

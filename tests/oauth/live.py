@@ -9,18 +9,16 @@ from typing import Any
 from urllib.parse import quote
 
 from coves.auth.base import AuthPolicy
-from coves.auth.factory import build_authenticator
 from coves.context import AppContext
 from coves.db import Database
 from coves.identity import IdentityResolver
 from coves.identity.factory import build_fetcher
-from coves.lexicon import LexiconRegistry
-from coves.metrics import Metrics
 from coves.net import SafeFetcher
-from coves.oauth.service import OAuthService, build_oauth_service
+from coves.oauth.service import OAuthService
 from coves.xrpc.app import create_app
+from coves.xrpc.ratelimit import LimitClass, RateLimiter, default_limit_classes
 from coves.xrpc.routing import Endpoint, collect_endpoints
-from tests.oauth.conftest import WHOAMI, oauth_settings, whoami
+from tests.oauth.conftest import WHOAMI, oauth_context, oauth_settings, whoami
 from tests.support.oauth_browser import Browser, Landing
 from tests.support.pds import PdsAccount, TestPds
 
@@ -66,33 +64,31 @@ class Live:
         return await browser.sign_in(path, account.handle, account.password)
 
 
-def build_live(pds: TestPds, db: Database, **settings: Any) -> Live:
+def build_live(
+    pds: TestPds, db: Database, *, limiter: RateLimiter | None = None, **settings: Any
+) -> Live:
     config = oauth_settings(plc_url=pds.plc_url, **settings)
     fetcher = build_fetcher(config)
     handles = Handles()
     identity = IdentityResolver(
         fetcher=fetcher, plc_url=config.plc_url, txt_lookup=handles.txt_lookup
     )
-    service = build_oauth_service(config, db, fetcher, identity)
-    ctx = AppContext(
-        settings=config,
-        db=db,
-        metrics=Metrics(),
-        lexicons=LexiconRegistry.load(),
-        identity=identity,
-        authenticator=build_authenticator(config, identity, fetcher, sessions=service.verifier),
-        oauth=service,
-    )
+    ctx = oauth_context(config, db, fetcher, identity)
+    service = ctx.oauth
+    assert service is not None
     endpoints = {
         **collect_endpoints(),
         WHOAMI: Endpoint(WHOAMI, "query", whoami, AuthPolicy.REQUIRED),
     }
-    return Live(pds, ctx, service, create_app(ctx, endpoints), handles, fetcher)
+    app = create_app(ctx, endpoints, limiter=limiter)
+    return Live(pds, ctx, service, app, handles, fetcher)
 
 
 @asynccontextmanager
-async def open_live(pds: TestPds, db: Database, **settings: Any) -> AsyncIterator[Live]:
-    live = build_live(pds, db, **settings)
+async def open_live(
+    pds: TestPds, db: Database, *, limiter: RateLimiter | None = None, **settings: Any
+) -> AsyncIterator[Live]:
+    live = build_live(pds, db, limiter=limiter, **settings)
     try:
         yield live
     finally:
@@ -100,3 +96,12 @@ async def open_live(pds: TestPds, db: Database, **settings: Any) -> AsyncIterato
         if live.ctx.user_repos is not None:
             await live.ctx.user_repos.aclose()
         await live.ctx.pds.aclose()
+
+
+def roomy_limiter(settings: Any, **limits: int) -> RateLimiter:
+    """The production limit classes with some raised (tests that make many calls)."""
+    classes = [
+        LimitClass(c.name, limits.get(c.name, c.limit), c.window)
+        for c in default_limit_classes(settings)
+    ]
+    return RateLimiter(classes)

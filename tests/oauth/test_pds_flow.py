@@ -102,7 +102,9 @@ async def test_mobile_sign_in_hands_the_token_to_the_app(live: Live) -> None:
     with trio.fail_after(20):
         server = await live.service.discovery.auth_server(session.issuer)
         with pytest.raises(Exception) as info:
-            await live.service.grants.refresh(server, session.dpop_key, session.refresh_token)
+            await live.service.grants.refresh(
+                server, session.dpop_key, session.refresh_token, session.client_kid
+            )
     assert getattr(info.value, "status", None) == 401
 
 

@@ -74,7 +74,9 @@ async def test_a_revoked_grant_answers_sign_in_again_and_writes_nothing(live: Li
     session = await live.service.store.session(user.session_id)
     assert session is not None
     server = await live.service.discovery.auth_server(session.issuer)
-    assert await live.service.grants.revoke(server, session.dpop_key, session.refresh_token)
+    assert await live.service.grants.revoke(
+        server, session.dpop_key, session.refresh_token, session.client_kid
+    )
     await live.ctx.db.execute(
         "UPDATE oauth_sessions SET access_expires_at = %s WHERE session_id = %s",
         (clock.utcnow(), user.session_id),
@@ -147,3 +149,25 @@ async def test_the_streams_echo_of_a_write_changes_nothing(live: Live) -> None:
     )
     again = await live.ctx.db.fetch("SELECT * FROM votes WHERE voter_did = %s", (user.did,))
     assert again == votes
+
+
+async def test_concurrent_writes_of_one_session_refresh_it_once(live: Live) -> None:
+    user = await sign_in(live)
+    posts = [await seed_post(live) for _ in range(6)]
+    await live.ctx.db.execute(
+        "UPDATE oauth_sessions SET access_expires_at = %s WHERE session_id = %s",
+        (clock.utcnow(), user.session_id),
+    )
+    statuses: list[int] = []
+
+    async def vote(post: str, cid: str) -> None:
+        response = await user.call(VOTE, {"subject": {"uri": post, "cid": cid}, "direction": "up"})
+        statuses.append(response.status_code)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for _community, post, cid in posts:
+                nursery.start_soon(vote, post, cid)
+    assert statuses == [200] * len(posts)
+    assert live.service.sessions.refreshes == 1  # one rotation at the PDS, shared by all
+    assert await vote_rows(live, user.did) == len(posts)

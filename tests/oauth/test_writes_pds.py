@@ -247,7 +247,7 @@ async def test_update_profile_with_an_avatar(live: Live) -> None:
             "displayName": "Alice",
             "bio": "hello",
             "avatarBlob": base64.b64encode(PNG).decode(),
-            "avatarMimeType": "image/png",
+            "avatarMimeType": "image/jpeg",  # a claim; the bytes say PNG
         },
     )
     assert response.status_code == 200, await response.get_data()
@@ -277,12 +277,12 @@ async def test_update_profile_checks_images_by_their_bytes(live: Live) -> None:
     user = await sign_in(live)
     for body, status, error in (
         ({"avatarBlob": base64.b64encode(b"GIF89a....").decode()}, 400, "InvalidImage"),
+        ({"avatarBlob": "not base64!!"}, 400, "InvalidImage"),
         (
-            {"avatarBlob": base64.b64encode(PNG).decode(), "avatarMimeType": "image/jpeg"},
+            {"avatarBlob": base64.b64encode(PNG).decode(), "avatarMimeType": "image/gif"},
             400,
-            "InvalidImage",
+            "InvalidRequest",
         ),
-        ({"avatarBlob": "not base64!!"}, 400, "InvalidRequest"),
         (
             {"avatarBlob": base64.b64encode(PNG + b"\0" * (1_000_001 - len(PNG))).decode()},
             413,
@@ -295,3 +295,29 @@ async def test_update_profile_checks_images_by_their_bytes(live: Live) -> None:
         assert response.status_code == status, await response.get_data()
         assert (await response.get_json())["error"] == error
     assert await user.pds_record(f"at://{user.did}/social.coves.actor.profile/self") is None
+
+
+async def test_blocking_an_account(live: Live) -> None:
+    user = await sign_in(live)
+    other = await sign_in(live)
+    block = await user.call("social.coves.actor.blockUser", {"subject": other.account.handle})
+    assert block.status_code == 200, await block.get_data()
+    ref = (await block.get_json())["block"]
+    assert ref["recordUri"].startswith(f"at://{user.did}/social.coves.actor.block/")
+    stored = await user.pds_record(ref["recordUri"])
+    assert stored["cid"] == ref["recordCid"] and stored["value"]["subject"] == other.did
+    listed = await (await user.query("social.coves.actor.getBlockedUsers")).get_json()
+    assert [b["blockedDid"] for b in listed["blocks"]] == [other.did]
+    # By DID, a second time: the same block.
+    again = await user.call("social.coves.actor.blockUser", {"subject": other.did})
+    assert (await again.get_json())["block"] == ref
+    for subject, status in ((user.did, 400), ("nobody.coves.test", 404), ("did:nope", 400)):
+        refused = await user.call("social.coves.actor.blockUser", {"subject": subject})
+        assert refused.status_code == status, subject
+    unblocked = await user.call("social.coves.actor.unblockUser", {"subject": other.did})
+    assert unblocked.status_code == 200 and (await unblocked.get_json()) == {"success": True}
+    assert await user.pds_record(ref["recordUri"]) is None
+    listed = await (await user.query("social.coves.actor.getBlockedUsers")).get_json()
+    assert listed["blocks"] == []
+    missing = await user.call("social.coves.actor.unblockUser", {"subject": other.did})
+    assert missing.status_code == 404

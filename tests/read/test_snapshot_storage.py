@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import psycopg
 import trio
-from coves.snapshots import SnapshotStore
 from psycopg.rows import dict_row
 
 from coves.db import Database
 from coves.db.migrate import apply_migrations, load_migrations
 from coves.db.queries import snapshots as snapshot_sql
+from coves.read.snapshots import SnapshotStore
 from tests.support.database import TestPostgres
 
 URIS = [f"at://did:plc:{i:024d}/social.coves.community.post/3k{i:011d}" for i in range(1000)]

@@ -60,42 +60,67 @@ async def delete_expired(db: Database, now: datetime, limit: int = 1000) -> int:
     )
 
 
-async def users_needing_handle(db: Database, checked_before: datetime, limit: int) -> list[str]:
-    """DIDs indexed without a handle that were not tried since ``checked_before``."""
-    rows = await db.fetch(
+async def users_due_for_handle(db: Database, now: datetime, limit: int) -> list[Row]:
+    """Accounts whose handle is due for (re-)verification: new, changed, or a failed
+    attempt whose backoff has passed. Rows: did, handle_attempts."""
+    return await db.fetch(
         """
-        SELECT did FROM users
-        WHERE handle IS NULL AND (handle_checked_at IS NULL OR handle_checked_at < %s)
-        ORDER BY created_at
+        SELECT did, handle_attempts FROM users
+        WHERE handle_retry_at <= %s
+        ORDER BY handle_retry_at
         LIMIT %s
         """,
-        (checked_before, limit),
+        (now, limit),
     )
-    return [row["did"] for row in rows]
 
 
 async def set_user_identity(
-    db: Database, did: str, handle: str | None, pds_url: str | None, checked_at: datetime
+    db: Database,
+    did: str,
+    handle: str | None,
+    pds_url: str | None,
+    checked_at: datetime,
+    *,
+    retry_at: datetime | None = None,
 ) -> None:
-    """Record a resolution result; a handle now owned by ``did`` is taken from its old holder."""
+    """Record a verification: ``handle`` (verified both ways) or None (not verified;
+    retry at ``retry_at``). A verified handle is taken from the account that held it,
+    which becomes due for re-verification itself."""
 
     def apply(conn: psycopg.Connection[Row]) -> None:
         if handle is not None:
             conn.execute(
-                "UPDATE users SET handle = NULL, updated_at = now()"
-                " WHERE handle = %s AND did <> %s",
-                (handle, did),
+                "UPDATE users SET handle = NULL, handle_retry_at = %s, handle_attempts = 0,"
+                " updated_at = now() WHERE handle = %s AND did <> %s",
+                (checked_at, handle, did),
             )
         conn.execute(
             """
             UPDATE users SET handle = %s, pds_url = COALESCE(%s, pds_url),
-                   handle_checked_at = %s, updated_at = now()
+                   handle_checked_at = %s, handle_retry_at = %s,
+                   handle_attempts = CASE WHEN %s::timestamptz IS NULL THEN 0
+                                          ELSE handle_attempts + 1 END,
+                   updated_at = now()
             WHERE did = %s
             """,
-            (handle, pds_url, checked_at, did),
+            (handle, pds_url, checked_at, retry_at, retry_at, did),
         )
 
     await db.run(apply)
+
+
+async def postpone_handle_check(
+    db: Database, did: str, checked_at: datetime, retry_at: datetime
+) -> None:
+    """The identity did not resolve (network trouble?): keep the last verified handle."""
+    await db.execute(
+        """
+        UPDATE users SET handle_checked_at = %s, handle_retry_at = %s,
+               handle_attempts = handle_attempts + 1
+        WHERE did = %s
+        """,
+        (checked_at, retry_at, did),
+    )
 
 
 _PROFILE_COLUMNS = """

@@ -709,38 +709,26 @@ def update_actor_profiles(conn: Conn, cols: Sequence[list[Any]]) -> None:
     )
 
 
-def apply_identities(
-    conn: Conn, dids: list[str], handles: list[str | None], times: list[int]
-) -> tuple[list[str], list[str]]:
-    """Newer identity events set the handle, taking it from any DID that held it.
+def apply_identities(conn: Conn, dids: list[str], times: list[int]) -> list[str]:
+    """Newer identity events make the account due for handle verification now.
 
-    Returns (DIDs the events updated, other DIDs that lost their handle to them).
+    The handle in the event is not stored: anyone's PDS can claim any handle, so
+    the handle backfill verifies it both ways first (nurseries/handles.py); until
+    then the last verified handle stays. Returns the DIDs the events concerned.
     """
     if not dids:
-        return [], []
-    params = (dids, handles, times)
-    cleared = conn.execute(
-        """
-        UPDATE users u SET handle = NULL, updated_at = now()
-        FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS e(did, handle, time_us)
-        JOIN users claimant ON claimant.did = e.did AND claimant.identity_time_us < e.time_us
-        WHERE e.handle IS NOT NULL AND u.handle = e.handle AND u.did <> e.did
-        RETURNING u.did
-        """,
-        params,
-    ).fetchall()
+        return []
     rows = conn.execute(
         """
-        UPDATE users u SET handle = e.handle, identity_time_us = e.time_us,
-               handle_checked_at = NULL, updated_at = now()
-        FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS e(did, handle, time_us)
+        UPDATE users u SET identity_time_us = e.time_us, handle_retry_at = now(),
+               handle_attempts = 0, updated_at = now()
+        FROM unnest(%b::text[], %b::bigint[]) AS e(did, time_us)
         WHERE u.did = e.did AND u.identity_time_us < e.time_us
         RETURNING u.did
         """,
-        params,
+        (dids, times),
     ).fetchall()
-    changed = [r["did"] for r in rows]
-    return changed, [r["did"] for r in cleared if r["did"] not in set(changed)]
+    return [r["did"] for r in rows]
 
 
 def apply_accounts(

@@ -10,11 +10,11 @@ from coves.db import Database, Row
 
 _REQUEST_COLUMNS = (
     "state, issuer, did, handle, pds_url, kind, redirect_target, client_state, "
-    "browser_binding, secrets_sealed, expires_at"
+    "browser_binding, client_kid, secrets_sealed, expires_at"
 )
 _SESSION_COLUMNS = (
-    "session_id, did, handle, pds_url, issuer, scope, secrets_sealed, access_expires_at, "
-    "created_at, refreshed_at, expires_at"
+    "session_id, did, handle, pds_url, issuer, scope, client_kid, secrets_sealed, "
+    "access_expires_at, created_at, refreshed_at, expires_at"
 )
 
 
@@ -30,6 +30,7 @@ async def insert_request(
     redirect_target: str,
     client_state: str | None,
     browser_binding: bytes | None,
+    client_kid: str | None,
     secrets: bytes,
     expires_at: datetime,
     now: datetime,
@@ -43,7 +44,7 @@ async def insert_request(
         )
         conn.execute(
             f"INSERT INTO oauth_requests ({_REQUEST_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 state,
                 issuer,
@@ -54,6 +55,7 @@ async def insert_request(
                 redirect_target,
                 client_state,
                 browser_binding,
+                client_kid,
                 secrets,
                 expires_at,
             ),
@@ -78,6 +80,7 @@ async def insert_session(
     pds_url: str,
     issuer: str,
     scope: str,
+    client_kid: str | None,
     secrets: bytes,
     access_expires_at: datetime,
     expires_at: datetime,
@@ -85,7 +88,7 @@ async def insert_session(
 ) -> None:
     await db.execute(
         f"INSERT INTO oauth_sessions ({_SESSION_COLUMNS}) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             session_id,
             did,
@@ -93,6 +96,7 @@ async def insert_session(
             pds_url,
             issuer,
             scope,
+            client_kid,
             secrets,
             access_expires_at,
             now,

@@ -42,19 +42,21 @@ async def comment(db: Database, uri: str) -> Row | None:
     )
 
 
-async def live_subscriptions(db: Database, user: str, community: str) -> list[Row]:
-    return await db.fetch(
-        "SELECT uri, rkey, record_cid FROM subscriptions "
-        "WHERE user_did = %s AND community_did = %s AND deleted_at IS NULL "
-        "ORDER BY created_at, uri",
-        (user, community),
-    )
+# The caller's live records of one kind about one subject: (table, owner column,
+# subject column). Constants only: never built from input.
+_RELATIONS = {
+    "subscription": ("subscriptions", "user_did", "community_did"),
+    "community_block": ("blocks", "user_did", "community_did"),
+    "user_block": ("user_blocks", "blocker_did", "subject_did"),
+}
 
 
-async def live_community_blocks(db: Database, user: str, community: str) -> list[Row]:
+async def live_relations(db: Database, kind: str, owner: str, subject: str) -> list[Row]:
+    """The owner's live subscription or block records about ``subject``, oldest first."""
+    table, owner_column, subject_column = _RELATIONS[kind]
     return await db.fetch(
-        "SELECT uri, rkey, record_cid FROM blocks "
-        "WHERE user_did = %s AND community_did = %s AND deleted_at IS NULL "
+        f"SELECT uri, rkey, record_cid FROM {table} "
+        f"WHERE {owner_column} = %s AND {subject_column} = %s AND deleted_at IS NULL "
         "ORDER BY created_at, uri",
-        (user, community),
+        (owner, subject),
     )

@@ -1,0 +1,393 @@
+"""Hostile input on every routed method: no 5xx, always an XRPC error body.
+
+The route table is collected at test time (``collect_endpoints``) and each
+method's parameters and input schema come from its lexicon, so a method added
+later is fuzzed without touching this file. Parameters, headers and bodies go
+through the ASGI app in-process (the real dispatcher, lexicon decoding,
+authenticator and database); raw request lines are in ``test_fuzz_wire.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+import pytest
+import trio
+from quart_trio import QuartTrio
+
+from coves.atproto.keys import PrivateKey
+from coves.auth.base import AuthInput, Viewer
+from coves.auth.factory import build_authenticator
+from coves.config import Settings
+from coves.context import AppContext
+from coves.db import Database
+from coves.identity.factory import build_fetcher, build_resolver
+from coves.lexicon.registry import LexiconRegistry
+from coves.metrics import Metrics
+from coves.xrpc.app import create_app
+from coves.xrpc.routing import Endpoint, collect_endpoints
+from tests.support.auth import PREFIX, FakeAuthenticator
+from tests.support.tokens import compact, service_auth_claims
+
+ENDPOINTS: dict[str, Endpoint] = collect_endpoints()
+VIEWER = "did:plc:fuzzviewer0000000000000000"
+
+# Raw (already percent-encoded) query values that broke parsers, casts or SQL before.
+HOSTILE_RAW = [
+    "",
+    "%00",
+    "a%00b",
+    "a.%C3%A9",
+    "%C3%A9.%C3%A9",
+    "%FF%FE",
+    "%C3",
+    "%ED%A0%80",  # a UTF-16 surrogate encoded as UTF-8
+    "%F0%9F%92%A9",
+    "-1",
+    "0",
+    "1e309",
+    "NaN",
+    "99999999999999999999999999",
+    "-99999999999999999999999999",
+    "true",
+    "null",
+    "%5B%5D",
+    "%7B%7D",
+    "at://",
+    "at://did:plc:x/social.coves.community.post/",
+    "at%3A%2F%2Fdid%3Aplc%3Aabc%2Fa%2Fb%00",
+    "did:",
+    "did:plc:",
+    "did:web:localhost%253A1",
+    "handle.invalid",
+    "..",
+    "a." + "A" * 3000,
+    "x" * 10_000,
+    "%25",
+    "%",
+    "%%",
+    "+",
+    "%20",
+    "%0A%0D",
+    "%5C",
+    "'%3B--",
+]
+
+
+def random_raw(rng: random.Random) -> str:
+    """Random bytes, percent-encoded: arbitrary (often invalid) UTF-8."""
+    data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 24)))
+    return quote(data, safe="")
+
+
+def lexicon_main(lexicons: LexiconRegistry, nsid: str) -> dict[str, Any]:
+    if not lexicons.has(nsid):
+        return {}
+    main: dict[str, Any] = lexicons.document(nsid).get("defs", {}).get("main", {})
+    return main
+
+
+def param_names(lexicons: LexiconRegistry, nsid: str) -> list[str]:
+    props = lexicon_main(lexicons, nsid).get("parameters", {}).get("properties", {})
+    return sorted(set(props) | {"cursor", "limit"})
+
+
+def body_property_names(lexicons: LexiconRegistry, nsid: str) -> list[str]:
+    schema = lexicon_main(lexicons, nsid).get("input", {}).get("schema", {})
+    return sorted(schema.get("properties", {})) if isinstance(schema, dict) else []
+
+
+class FuzzAuthenticator:
+    """The production authenticator, plus ``Bearer test:<did>`` for a signed-in viewer."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._fake = FakeAuthenticator()
+
+    async def authenticate(self, request: AuthInput) -> Viewer | None:
+        header = request.headers.get("authorization", "")
+        if header.startswith(PREFIX):
+            return await self._fake.authenticate(request)
+        viewer: Viewer | None = await self._real.authenticate(request)
+        return viewer
+
+
+@pytest.fixture(scope="module")
+def lexicons() -> LexiconRegistry:
+    return LexiconRegistry.load()
+
+
+@pytest.fixture
+def fuzz_app(settings: Settings, db: Database, lexicons: LexiconRegistry) -> Iterator[QuartTrio]:
+    settings = settings.replace(
+        rate_limit_general=10_000_000,
+        rate_limit_comments=10_000_000,
+        oauth_issuers=("https://issuer.fuzz.test",),
+        plc_url="https://plc.fuzz.test",
+    )
+    offline = httpx.MockTransport(lambda request: httpx.Response(404))
+    fetcher = build_fetcher(settings, transport=offline, resolve=_public_resolve)
+    identity = build_resolver(settings, db, fetcher)
+    ctx = AppContext(
+        settings=settings,
+        db=db,
+        metrics=Metrics(),
+        authenticator=FuzzAuthenticator(build_authenticator(settings, identity, fetcher)),
+        lexicons=lexicons,
+        identity=identity,
+    )
+    yield create_app(ctx)
+
+
+async def _public_resolve(host: str, port: int) -> list[str]:
+    return ["93.184.215.14"]
+
+
+def assert_xrpc_error_or_ok(what: str, status: int, body: bytes) -> None:
+    assert status < 500, f"{what}: {status} {body[:300]!r}"
+    if status >= 400:
+        decoded = orjson.loads(body)
+        assert isinstance(decoded, dict), what
+        assert isinstance(decoded.get("error"), str) and decoded["error"], (what, decoded)
+        assert isinstance(decoded.get("message"), str), (what, decoded)
+
+
+async def call(
+    app: QuartTrio,
+    method: str,
+    path: str,
+    query: bytes = b"",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+) -> tuple[int, bytes]:
+    """One request through the ASGI app as a server would deliver it (raw query bytes)."""
+    sent: list[dict[str, Any]] = []
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if received:
+            await trio.sleep_forever()
+        received = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    raw_headers = [(b"host", b"coves.test")]
+    for name, value in (headers or {}).items():
+        raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    if body:
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("latin-1", "replace"),
+        "query_string": query,
+        "root_path": "",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8081),
+        "extensions": {},
+    }
+    with trio.fail_after(20):
+        await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], payload
+
+
+def test_every_routed_method_is_fuzzed() -> None:
+    # The route table is discovered, not listed here; it must not be empty.
+    assert len(ENDPOINTS) >= 10
+    assert all(e.kind in ("query", "procedure") for e in ENDPOINTS.values())
+
+
+@pytest.mark.parametrize("nsid", sorted(ENDPOINTS))
+async def test_hostile_parameters(
+    nsid: str, fuzz_app: QuartTrio, lexicons: LexiconRegistry
+) -> None:
+    endpoint = ENDPOINTS[nsid]
+    method = endpoint.http_method
+    rng = random.Random(nsid)
+    names = param_names(lexicons, nsid)
+    auth = {"Authorization": f"{PREFIX}{VIEWER}"}
+    for name in names:
+        for raw in [*HOSTILE_RAW, *(random_raw(rng) for _ in range(6))]:
+            for headers in ({}, auth):
+                query = f"{quote(name)}={raw}".encode()
+                status, body = await call(fuzz_app, method, f"/xrpc/{nsid}", query, headers)
+                assert_xrpc_error_or_ok(f"{nsid}?{name}={raw[:60]}", status, body)
+        # repeated, and every parameter hostile at once
+        query = "&".join(f"{quote(n)}=%00" for n in names * 2).encode()
+        status, body = await call(fuzz_app, method, f"/xrpc/{nsid}", query, auth)
+        assert_xrpc_error_or_ok(f"{nsid} all NUL", status, body)
+    for query in (b"&&&", b"=", b"=x", b"%", b"a=%zz", b"\xff=\xfe", b"\x00=\x00", b"a" * 9000):
+        status, body = await call(fuzz_app, method, f"/xrpc/{nsid}", query)
+        assert_xrpc_error_or_ok(f"{nsid}?{query[:40]!r}", status, body)
+
+
+def _tokens(nsid: str) -> list[str]:
+    key = PrivateKey.generate("k256")
+    iss = "did:plc:fuzzissuer00000000000000"
+    header = {"typ": "JWT", "alg": "ES256K"}
+    weird_claims: list[dict[str, Any]] = [
+        {"aud": ["did:web:localhost"]},
+        {"aud": {"did": "did:web:localhost"}},
+        {"aud": 7},
+        {"aud": None},
+        {"lxm": ["x"]},
+        {"lxm": {"a": 1}},
+        {"iss": ["did:plc:x"]},
+        {"iss": {"x": 1}},
+        {"iss": "did:web:localhost%3A1"},
+        {"jti": ["x"]},
+        {"jti": {"x": 1}},
+        {"exp": "soon"},
+        {"exp": 1e309},
+        {"exp": -1e20},
+        {"iat": [1]},
+        {"nbf": {"x": 1}},
+        {"iss": "did:plc:é"},
+    ]
+    tokens = [
+        compact(header, service_auth_claims(iss, "did:web:localhost", nsid, **claims), key)
+        for claims in weird_claims
+    ]
+    for bad_header in (
+        {"typ": ["JWT"], "alg": "ES256K"},
+        {"typ": "JWT", "alg": {"x": 1}},
+        {"typ": "JWT", "alg": "ES256K", "kid": ["#atproto"]},
+        {"typ": "JWT", "alg": "ES256K", "kid": "#"},
+        {"typ": "at+jwt", "alg": "ES256", "kid": {"x": 1}},
+        {"typ": "at+jwt", "alg": "ES256", "kid": "k"},
+    ):
+        tokens.append(compact(bad_header, service_auth_claims(iss, "did:web:localhost", nsid), key))
+    oauth_claims = {
+        "iss": "https://issuer.fuzz.test",
+        "sub": iss,
+        "aud": [["x"], {"y": 1}],
+        "exp": 9e18,
+        "cnf": ["x"],
+    }
+    tokens.append(compact({"typ": "at+jwt", "alg": "ES256K", "kid": "k1"}, oauth_claims, key))
+    return tokens
+
+
+HOSTILE_HEADERS: list[dict[str, str]] = [
+    {"Authorization": "Bearer"},
+    {"Authorization": "Bearer "},
+    {"Authorization": "Bearer a.b.c"},
+    {"Authorization": "Bearer ...."},
+    {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": "Bearer " + "a" * 9000},
+    {"Authorization": "Bearer \xe9\xe9.\xe9.\xe9"},
+    {"Authorization": "DPoP x.y.z", "DPoP": "\xff"},
+    {"Authorization": "DPoP eyJ9.eyJ9.", "DPoP": "a,b"},
+    {"Authorization": f"{PREFIX}not-a-did"},
+    {"Content-Type": "application/json; charset=\x00"},
+    {"Content-Type": "text/plain"},
+    {"Content-Length": "-1"},
+    {"Content-Length": "abc"},
+    {"X-Request-ID": "\xff" * 200},
+    {"X-Forwarded-For": "not-an-ip, \xff, 999.1.1.1"},
+    {"Origin": "\x00"},
+    {"atproto-proxy": "did:web:x#\xff"},
+    {"Accept-Language": "\xff"},
+]
+
+
+@pytest.mark.parametrize("nsid", sorted(ENDPOINTS))
+async def test_hostile_headers_and_tokens(nsid: str, fuzz_app: QuartTrio) -> None:
+    method = ENDPOINTS[nsid].http_method
+    bearer = [{"Authorization": f"Bearer {token}"} for token in _tokens(nsid)]
+    dpop = [{"Authorization": f"DPoP {token}", "DPoP": token} for token in _tokens(nsid)[-3:]]
+    for headers in [*HOSTILE_HEADERS, *bearer, *dpop]:
+        status, body = await call(fuzz_app, method, f"/xrpc/{nsid}", b"", headers, b"{}")
+        assert_xrpc_error_or_ok(f"{nsid} {list(headers)} {headers}", status, body)
+    for other in ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "BREW"):
+        status, body = await call(fuzz_app, other, f"/xrpc/{nsid}")
+        if other != "HEAD" and status != 204:
+            assert_xrpc_error_or_ok(f"{other} {nsid}", status, body)
+        else:
+            assert status < 500
+
+
+def hostile_bodies(names: list[str], rng: random.Random) -> Iterator[bytes]:
+    yield from (
+        b"",
+        b"null",
+        b"[]",
+        b"1",
+        b'"x"',
+        b"{",
+        b"\xff\xfe",
+        b"{}",
+        b'{"a":' * 500 + b"1" + b"}" * 500,
+        b'{"\\u0000": 1}',
+    )
+    values: list[Any] = [
+        None,
+        "",
+        "\x00",
+        "a\x00b",
+        "\U0001f4a9",
+        "x" * 100_000,
+        -1,
+        2**70,
+        1.5,
+        True,
+        [],
+        {},
+        ["\x00"],
+        {"$type": "\x00"},
+        {"uri": "at://\x00", "cid": "\x00"},
+        "at://did:plc:x/a/b",
+        "did:plc:\x00",
+    ]
+    # The standard library's encoder: orjson refuses integers beyond 64 bits.
+    for name in names:
+        for value in values:
+            yield json.dumps({name: value}).encode()
+    for _ in range(20):
+        yield json.dumps({name: rng.choice(values) for name in names}).encode()
+
+
+@pytest.mark.parametrize("nsid", sorted(ENDPOINTS))
+async def test_hostile_bodies(nsid: str, fuzz_app: QuartTrio, lexicons: LexiconRegistry) -> None:
+    """Procedures get every body; queries get them too (with their own method)."""
+    rng = random.Random(nsid)
+    method = ENDPOINTS[nsid].http_method
+    headers = {"Authorization": f"{PREFIX}{VIEWER}", "Content-Type": "application/json"}
+    for body in hostile_bodies(body_property_names(lexicons, nsid), rng):
+        status, payload = await call(fuzz_app, method, f"/xrpc/{nsid}", b"", headers, body)
+        assert_xrpc_error_or_ok(f"{nsid} body {body[:80]!r}", status, payload)
+
+
+async def test_operational_routes_answer_hostile_requests_in_xrpc_shape(
+    fuzz_app: QuartTrio,
+) -> None:
+    for method, path in (
+        ("POST", "/xrpc/_health"),
+        ("DELETE", "/metrics"),
+        ("PUT", "/.well-known/did.json"),
+        ("GET", "/nope"),
+        ("GET", "/xrpc/"),
+        ("GET", "/xrpc/a/b"),
+        ("GET", "/\x00"),
+        ("GET", "/%00"),
+        ("BREW", "/xrpc/_health"),
+    ):
+        status, body = await call(fuzz_app, method, path)
+        assert_xrpc_error_or_ok(f"{method} {path!r}", status, body)
+        assert status >= 400

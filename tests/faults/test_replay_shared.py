@@ -1,0 +1,76 @@
+"""Service-auth replay is refused across restarts and across processes sharing a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import trio
+
+from coves.auth.base import AuthFailure
+from coves.auth.replay import SharedReplayGuard
+from coves.auth.service_auth import ServiceAuthVerifier
+from coves.db import Database
+from coves.db.queries import replay as replay_sql
+from tests.auth.helpers import ALICE, NSID, SERVICE_AUD, SERVICE_DID, World, request
+from tests.support import tokens
+
+
+def process(world: World, db: Database) -> ServiceAuthVerifier:
+    """One Coves process: its own memory, the shared database."""
+    return ServiceAuthVerifier(
+        world.resolver,
+        service_did=SERVICE_DID,
+        service_id="coves_appview",
+        max_lifetime=300,
+        replay=SharedReplayGuard(db),
+    )
+
+
+async def test_a_used_token_is_refused_by_every_process_and_after_a_restart(db: Database) -> None:
+    world = World()
+    token = tokens.service_auth(world.alice_key, ALICE, SERVICE_AUD, NSID)
+    first, second = process(world, db), process(world, db)
+    with trio.fail_after(10):
+        world.service_auth = first
+        assert (await world.authenticator().authenticate(request(f"Bearer {token}"))) is not None
+        for verifier in (first, second, process(world, db)):  # same, other, restarted
+            world.service_auth = verifier
+            with pytest.raises(AuthFailure) as info:
+                await world.authenticator().authenticate(request(f"Bearer {token}"))
+            assert info.value.reason == "replayed"
+        fresh = tokens.service_auth(world.alice_key, ALICE, SERVICE_AUD, NSID)
+        assert (await world.authenticator().authenticate(request(f"Bearer {fresh}"))) is not None
+
+
+async def test_two_processes_racing_on_one_token_accept_it_once(db: Database) -> None:
+    world = World()
+    token = tokens.service_auth(world.alice_key, ALICE, SERVICE_AUD, NSID)
+    verdicts: list[str] = []
+
+    async def attempt(verifier: ServiceAuthVerifier) -> None:
+        from coves.auth.jwt import parse_jwt
+
+        try:
+            await verifier.verify(parse_jwt(token), NSID)
+            verdicts.append("accepted")
+        except AuthFailure as failure:
+            verdicts.append(failure.reason)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(attempt, process(world, db))
+    assert sorted(verdicts) == ["accepted", "replayed", "replayed", "replayed"]
+
+
+async def test_expired_records_are_taken_over_and_pruned(db: Database) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with trio.fail_after(10):
+        assert await replay_sql.record_first_use(db, b"k", now + timedelta(seconds=60), now)
+        assert not await replay_sql.record_first_use(db, b"k", now + timedelta(seconds=90), now)
+        later = now + timedelta(seconds=61)
+        assert await replay_sql.record_first_use(db, b"k", later + timedelta(seconds=60), later)
+        await replay_sql.record_first_use(db, b"old", now + timedelta(seconds=1), now)
+        assert await replay_sql.prune_expired(db, later) == 1
+        assert await db.fetchval("SELECT count(*) FROM auth_replay") == 1
