@@ -118,6 +118,13 @@ class AppContext:
         if self.oauth is not None:
             repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
         object.__setattr__(self, "user_repos", repos)
+        if self.api_keys is None:
+            object.__setattr__(self, "api_keys", ApiKeys(self.db))
+        if self.aggregators is None and self.identity is not None:
+            from coves.posting.build import outbound_fetcher
+
+            registrar = AggregatorRegistrar(self.db, outbound_fetcher(self.settings), self.identity)
+            object.__setattr__(self, "aggregators", registrar)
         if (
             self.lexicons is not None
             and all(self.lexicons.has(nsid) for nsid in POSTING_LEXICONS)

@@ -43,15 +43,15 @@ async def aggregator_list_for_community(req: XRPCRequest) -> Any:
     "social.coves.aggregator.register", auth=AuthPolicy.OPTIONAL, limits=("aggregator_register",)
 )
 async def aggregator_register(req: XRPCRequest) -> Any:
-    registrar = req.ctx.aggregators
-    if registrar is None:
-        raise _unavailable("aggregator registration")
     body = req.body if isinstance(req.body, dict) else {}
     did, domain = body.get("did"), body.get("domain")
     if not isinstance(did, str) or not did.strip():
         raise invalid_request("did is required", "InvalidDID")
     if not isinstance(domain, str) or not domain.strip():
         raise invalid_request("domain is required", "InvalidDID")
+    registrar = req.ctx.aggregators
+    if registrar is None:
+        raise _unavailable("aggregator registration")
     caller = req.viewer.did if req.viewer is not None else None
     return await registrar.register(did, domain, caller=caller)
 
