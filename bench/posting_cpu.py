@@ -21,8 +21,6 @@ import hashlib
 import io
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -30,31 +28,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.lexicon_validate import per_call
 from coves.lexicon import LexiconRegistry
 from coves.media.images import ImageLimits, inspect_image
 from coves.posting.rules import ContentRules, violation
 from coves.unfurl.opengraph import decode_html, parse_page
 
 LIMITS = ImageLimits(frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"}), 50_000_000)
-
-
-def per_call(fn: Callable[[], object], seconds: float) -> float:
-    n = 1
-    while True:
-        start = time.process_time()
-        for _ in range(n):
-            fn()
-        elapsed = time.process_time() - start
-        if elapsed > seconds / 10:
-            break
-        n *= 2
-    best = elapsed / n
-    for _ in range(3):
-        start = time.process_time()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.process_time() - start) / n)
-    return best
 
 
 def photo(fmt: str, size: tuple[int, int]) -> bytes:

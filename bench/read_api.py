@@ -29,14 +29,17 @@ from bench.loadgen import LoadResult, run_load, summary
 from bench.servers import CLIENT_CPU, ROOT, _pin, _stop, _wait, free_port, hello_server
 
 
-def start_read_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_read_server(
+    data_dir: Path, log_level: str = "warning"
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
         "RATE_LIMIT_GENERAL": "1000000000",
         "RATE_LIMIT_COMMENTS": "1000000000",
         "RATE_LIMIT_SEARCH": "1000000000",
-        "LOG_LEVEL": "warning",
+        # info turns the access log on (a line per request, as in production by default).
+        "LOG_LEVEL": log_level,
         "JETSTREAM_ENABLED": "false",
     }
     log = open(data_dir / "read-server.log", "wb")  # noqa: SIM115
@@ -63,6 +66,11 @@ def main() -> None:
         default="auto",
         help="load generator: wrk when installed (auto), else bench/loadgen.py",
     )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        help="the server's LOG_LEVEL; info writes the access log (ACCESS_LOG_SAMPLE_RATE applies)",
+    )
     args = parser.parse_args()
     use_wrk = args.client == "wrk" or (args.client == "auto" and wrk.available())
     drive = wrk.run_wrk if use_wrk else run_load
@@ -77,7 +85,7 @@ def main() -> None:
         f"  client: {'wrk' if use_wrk else 'bench/loadgen.py'}"
     )
     meta = json.loads((args.data_dir / META_FILE).read_text())
-    proc, base = start_read_server(args.data_dir)
+    proc, base = start_read_server(args.data_dir, args.log_level)
     results: list[LoadResult] = []
     try:
         with hello_server() as url:

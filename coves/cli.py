@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 import trio
 
+from coves import __version__
 from coves.config import ConfigError, Settings, load_settings
 from coves.logs import configure_logging, get_logger
 
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--env-file", type=Path, default=None, help="a .env file (default: ./.env if present)"
     )
+    parser.add_argument("--version", action="version", version=f"coves {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the supervised server")
@@ -265,6 +267,10 @@ def _load_extra_commands() -> None:
 _COMMAND_MODULES: tuple[str, ...] = (
     "coves.identity.cli",
     "coves.ingest.replay",
+    "coves.ops.status",
+    "coves.ops.dead_letters",
+    "coves.ops.backup_cli",
+    "coves.ops.cache_cli",
     "coves.oauth.cli",
     "coves.rotate_cli",
     "coves.writes.cli",

@@ -165,6 +165,13 @@ def _key32(raw: str) -> Secret:
     return Secret(raw.strip())
 
 
+def _fraction(raw: str) -> float:
+    value = _float(0.0)(raw)
+    if value > 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
 def _gc_thresholds(raw: str) -> tuple[int, ...]:
     parts = _csv(raw)
     if not 1 <= len(parts) <= 3:
@@ -869,6 +876,81 @@ VARS: tuple[Var, ...] = (
         "1000",
     ),
     Var(
+        "ACCESS_LOG_ENABLED",
+        "access_log_enabled",
+        _bool,
+        True,
+        "write one structured access-log line per request (logger coves.access)",
+        "true",
+    ),
+    Var(
+        "ACCESS_LOG_SAMPLE_RATE",
+        "access_log_sample_rate",
+        _fraction,
+        1.0,
+        "share of requests below 500 that get an access-log line (5xx are always logged)",
+        "0.1",
+    ),
+    Var(
+        "DB_SLOW_QUERY_MS",
+        "db_slow_query_ms",
+        _int(0, 3_600_000),
+        500,
+        "log a warning for any query slower than this (milliseconds); 0 turns the log off",
+        "250",
+    ),
+    Var(
+        "PDS_HEALTH_INTERVAL_SECONDS",
+        "pds_health_interval_seconds",
+        _float(0.0),
+        30.0,
+        "how often the PDS probe calls the instance PDS's _health; 0 turns the probe off",
+        "30",
+    ),
+    Var(
+        "PDS_HEALTH_TIMEOUT_SECONDS",
+        "pds_health_timeout_seconds",
+        _float(0.1),
+        5.0,
+        "longest one PDS health check may take before it counts as failed",
+        "5",
+    ),
+    Var(
+        "BACKUP_DIR",
+        "backup_dir",
+        _path,
+        None,
+        "where coves backup writes dumps; defaults to <COVES_DATA_DIR>/backups",
+        "/var/backups/coves",
+    ),
+    Var(
+        "BACKUP_RETENTION_DAYS",
+        "backup_retention_days",
+        _int(1, 36_500),
+        30,
+        "coves backup deletes its own dumps older than this many days",
+        "30",
+    ),
+    Var(
+        "BACKUP_POST_COMMAND",
+        "backup_post_command",
+        _secret,
+        None,
+        "shell command run after each backup to copy it off the machine "
+        "($COVES_BACKUP_FILE, $COVES_BACKUP_MANIFEST); its failure fails the backup",
+        'rclone copy "$COVES_BACKUP_FILE" remote:coves/',
+        secret=True,
+    ),
+    Var(
+        "PG_BIN_DIR",
+        "pg_bin_dir",
+        _path,
+        None,
+        "directory of pg_dump/pg_restore for backups; default: the bundled PostgreSQL 16 "
+        "tools, else the newest installed",
+        "/usr/lib/postgresql/17/bin",
+    ),
+    Var(
         "POSTS_PER_HOUR",
         "posts_per_hour",
         _int(1, 100_000),
@@ -991,6 +1073,15 @@ class Settings:
     firehose_idle_timeout_seconds: float = 600.0
     blob_url_template: str = "{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}"
     feed_snapshot_size: int = 1000
+    access_log_enabled: bool = True
+    access_log_sample_rate: float = 1.0
+    db_slow_query_ms: int = 500
+    pds_health_interval_seconds: float = 30.0
+    pds_health_timeout_seconds: float = 5.0
+    backup_dir: Path | None = None
+    backup_retention_days: int = 30
+    backup_post_command: Secret | None = None
+    pg_bin_dir: Path | None = None
     posts_per_hour: int = 20
     aggregator_posts_per_hour: int = 10
     unfurl_timeout_seconds: float = 4.0
@@ -1005,6 +1096,10 @@ class Settings:
     @property
     def service_did_with_fragment(self) -> str:
         return f"{self.instance_did}#{self.appview_service_id}"
+
+    @property
+    def effective_backup_dir(self) -> Path:
+        return self.backup_dir if self.backup_dir is not None else self.data_dir / "backups"
 
     @property
     def effective_log_format(self) -> str:
@@ -1257,6 +1352,7 @@ def test_settings(**overrides: Any) -> Settings:
     """
     base = Settings(
         jetstream_enabled=False,
+        pds_health_interval_seconds=0.0,
         community_refresh_enabled=False,
         allow_private_network_fetch=True,
         response_cache_seconds=0.0,

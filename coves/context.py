@@ -43,6 +43,13 @@ from coves.read.services import ReadServices
 from coves.respcache import ResponseCache
 from coves.writes.repo import UserRepos, build_user_repos
 
+# What the posting service reads its limits from (test registries may lack them).
+POSTING_LEXICONS = (
+    "social.coves.community.post",
+    "social.coves.embed.images",
+    "social.coves.embed.external",
+)
+
 
 class HealthSource(Protocol):
     """What ``_health`` needs from the supervisor."""
@@ -77,7 +84,8 @@ class AppContext:
     aggregators: AggregatorRegistrar | None = None
     api_keys: ApiKeys | None = None
     authorizations: AggregatorAuthorizations | None = None
-    # Writing posts (coves.posting); needs the community repositories' credentials.
+    # Writing posts (coves.posting) with the hosted communities' credentials; built
+    # from the rest when not given (and lexicons are loaded).
     posts: PostService | None = None
     # Derived from settings and db when the context is made (see __post_init__).
     read: ReadServices = field(init=False)
@@ -111,6 +119,44 @@ class AppContext:
         if self.oauth is not None:
             repos = build_user_repos(self.settings, self.metrics, self.oauth, self.pds.writer)
         object.__setattr__(self, "user_repos", repos)
+        if self.api_keys is None:
+            object.__setattr__(self, "api_keys", ApiKeys(self.db))
+        if self.aggregators is None and self.identity is not None:
+            from coves.posting.build import outbound_fetcher
+
+            registrar = AggregatorRegistrar(self.db, outbound_fetcher(self.settings), self.identity)
+            object.__setattr__(self, "aggregators", registrar)
+        if (
+            self.lexicons is not None
+            and all(self.lexicons.has(nsid) for nsid in POSTING_LEXICONS)
+            and (self.posts is None or self.authorizations is None)
+        ):
+            self._default_posting(self.lexicons)
+
+    def _default_posting(self, lexicons: LexiconRegistry) -> None:
+        """Posting and aggregator authorizations write with the hosted communities'
+        sessions (tests may pass their own services instead)."""
+        from coves.aggregators.authorizations import AggregatorAuthorizations
+        from coves.posting.build import build_post_service, outbound_fetcher
+        from coves.posting.pds_repo import HostedCredentials, PdsCommunityRepo
+
+        repo = PdsCommunityRepo(self.pds, HostedCredentials(self.hosting.sessions))
+        if self.posts is None:
+            posts = build_post_service(
+                settings=self.settings,
+                db=self.db,
+                read=self.read,
+                lexicons=lexicons,
+                repo=repo,
+                fetcher=outbound_fetcher(self.settings),
+                identity=self.identity,
+                metrics=self.metrics,
+            )
+            object.__setattr__(self, "posts", posts)
+        if self.authorizations is None:
+            object.__setattr__(
+                self, "authorizations", AggregatorAuthorizations(self.db, self.read, repo)
+            )
 
 
 def default_pds_services(ctx: AppContext) -> PdsServices:

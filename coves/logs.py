@@ -11,8 +11,10 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 REDACTED = "[REDACTED]"
@@ -35,7 +37,18 @@ _ASSIGNMENT = re.compile(
 )
 
 
+# Anything any pattern above could match contains one of these: text without them (most
+# log values: paths, NSIDs, DIDs, counts) is returned after one search instead of six.
+_MAYBE_SENSITIVE = re.compile(
+    r"eyJ|@|bearer|dpop|basic|password|passwd|secret|token|api[_-]?key|private[_-]?key|"
+    r"[0-9a-f]{64}",
+    re.IGNORECASE,
+)
+
+
 def redact_text(text: str) -> str:
+    if _MAYBE_SENSITIVE.search(text) is None:
+        return text
     text = _ASSIGNMENT.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
@@ -109,6 +122,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    _Direct.handler, _Direct.json = handler, fmt == "json"
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -121,3 +135,42 @@ def configure_logging(
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger
+
+
+class _Direct:
+    """Where :func:`write_line` writes: the handler configure_logging installed."""
+
+    handler: logging.StreamHandler[Any] | None = None
+    json: bool = False
+
+
+def write_line(logger: str, event: str, fields: Mapping[str, Any], level: str = "info") -> None:
+    """One line, rendered here, through the configured handler: for high-volume logs.
+
+    The structlog chain (LogRecord, processors, a redaction pass over every
+    field) costs over a hundred microseconds a line; the access log writes one
+    per request, so it renders its own line, in the same format and to the
+    same stream. Its caller must hand over fields that are already safe: it
+    passes client-controlled text through :func:`redact_text` itself.
+    """
+    handler = _Direct.handler
+    if handler is None:
+        get_logger(logger).log(getattr(logging, level.upper()), event, **fields)
+        return
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    if _Direct.json:
+        body = {**fields, "event": event, "level": level, "logger": logger, "timestamp": stamp}
+        line = orjson.dumps(body, default=str).decode()
+    else:
+        pairs = " ".join(f"{key}={value}" for key, value in sorted(fields.items()))
+        line = f"{stamp} [{level:<9}] {event:<30} [{logger}] {pairs}"
+    handler.acquire()
+    try:
+        handler.stream.write(line + handler.terminator)
+        handler.flush()
+    except Exception:
+        # As logging's own emit: a log line never breaks the caller (a closed or
+        # full stream is reported on stderr by the logging module, not raised).
+        handler.handleError(logging.makeLogRecord({"msg": line, "name": logger}))
+    finally:
+        handler.release()

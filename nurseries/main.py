@@ -27,6 +27,7 @@ from coves.context import AppContext, build_context
 from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres
 from coves.db.migrate import migrate
+from coves.db.observe import QueryObserver
 from coves.logs import get_logger
 from coves.metrics import Metrics
 from coves.startup import RefusedToStart
@@ -56,6 +57,8 @@ def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -
     from nurseries.didweb import didweb_child
     from nurseries.handles import handles_child
     from nurseries.jetstream import firehose_children, jetstream_child
+    from nurseries.opsfacts import ops_facts_child
+    from nurseries.pdshealth import pds_health_child
 
     settings = ctx.settings
     if ctx.identity is None or ctx.didweb is None:
@@ -73,6 +76,18 @@ def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -
             metrics=ctx.metrics,
         ),
         handles_child(ctx.db, ctx.identity),
+        ops_facts_child(
+            ctx.db,
+            ctx.metrics,
+            data_dir=settings.data_dir,
+            backup_dir=settings.effective_backup_dir,
+        ),
+        pds_health_child(
+            settings.pds_url,
+            interval=settings.pds_health_interval_seconds,
+            timeout=settings.pds_health_timeout_seconds,
+            metrics=ctx.metrics,
+        ),
         community_refresher_child(
             ctx.hosting,
             metrics=ctx.metrics,
@@ -168,6 +183,7 @@ async def run_server(
             pool_size=settings.db_pool_size if serves_api else settings.ingest_db_pool_size,
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
+        db.instrument(QueryObserver(metrics, slow_ms=settings.db_slow_query_ms))
         runtime.db = await supervisor.start(database_spec("database", db))
         ingest_db: Database | None = None
         if ingests and serves_api and (settings.jetstream_enabled or settings.firehose_urls):

@@ -89,6 +89,21 @@ async def db(pg: TestPostgres) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A scratch directory an embedded PostgreSQL run as another user can traverse.
+
+    Not ``tmp_path``: pytest resets its temp root to mode 0700 whenever a
+    pytest run starts, which locks the unprivileged server user out.
+    """
+    root = Path(tempfile.mkdtemp(prefix="coves-scratch-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
 def settings() -> Settings:
     return test_settings()
 

@@ -115,7 +115,7 @@ async def get_authorizations(
         raise XRPCError(404, "AggregatorNotFound", "no such aggregator is indexed")
     view = service_view(services[0], svc, detailed=False)
     rows = await q.authorizations_page(
-        db, aggregator, enabled_only=enabled_only, limit=limit + 1, after=after
+        db, aggregator=aggregator, enabled_only=enabled_only, limit=limit + 1, after=after
     )
     out: list[dict[str, Any]] = []
     for row in rows[:limit]:
@@ -149,7 +149,9 @@ async def list_for_community(
     limit = int_param(params, "limit", default=50, low=1, high=100)
     kind = f"aggregator.listForCommunity:{did}:{int(enabled_only)}"
     after = _page_cursor(svc, kind, params)
-    rows = await q.community_page(db, did, enabled_only=enabled_only, limit=limit + 1, after=after)
+    rows = await q.authorizations_page(
+        db, community=did, enabled_only=enabled_only, limit=limit + 1, after=after
+    )
     out: list[dict[str, Any]] = []
     for row in rows[:limit]:
         item: dict[str, Any] = {

@@ -20,12 +20,15 @@ recover.
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import CodeType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import trio
@@ -36,6 +39,9 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from coves.logs import get_logger
 
 log = get_logger(__name__)
+
+if TYPE_CHECKING:
+    from coves.db.observe import QueryObserver
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -126,6 +132,7 @@ class Database:
         self._opened = False
         self._connect_timeout = max(1, int(connect_timeout_s))
         self._application_name = application_name
+        self._observer: QueryObserver | None = None
         self._side_conn: psycopg.Connection[Row] | None = None
         self._side_lock = trio.Lock()
         self._reachable = True
@@ -135,6 +142,10 @@ class Database:
         self._probe_conn: psycopg.Connection[Any] | None = None
         self._probe_busy = threading.Event()  # a probe thread (maybe abandoned) still runs
         self._probe_limiter = trio.CapacityLimiter(2)  # never queued behind other threads
+
+    def instrument(self, observer: QueryObserver) -> None:
+        """Time every statement by the call site that issued it (see coves.db.observe)."""
+        self._observer = observer
 
     # -- outages -----------------------------------------------------------------
     @property
@@ -261,7 +272,8 @@ class Database:
 
         The cheapest way to do several statements: one thread hop, one
         connection checkout. The ingestion batches and the migration runner
-        use it.
+        use it. With an observer installed, the call is timed under the name
+        of ``fn`` (or of the query function that called ``fetch`` & co.).
         """
 
         def work() -> T:
@@ -271,6 +283,9 @@ class Database:
                         return fn(conn)
                 return fn(conn)
 
+        observer = self._observer
+        if observer is not None:
+            work = _timed(work, observer, fn)
         if not self._reachable:
             raise DatabaseUnavailable("the database is unreachable")
         try:
@@ -298,29 +313,24 @@ class Database:
                 self._outage_scopes.discard(scope)
         raise DatabaseUnavailable("the database stopped answering")
 
-    async def fetch(self, query: str, params: Params = None) -> list[Row]:
-        def work(conn: psycopg.Connection[Row]) -> list[Row]:
-            return conn.execute(query, params, prepare=True).fetchall()
+    def _caller(self) -> CodeType | None:
+        """The code of the query function that called fetch & co. (only when timing)."""
+        return sys._getframe(2).f_code if self._observer is not None else None
 
-        return await self.run(work, transaction=False)
+    async def fetch(self, query: str, params: Params = None) -> list[Row]:
+        return await self.run(_Statement(query, params, "all", self._caller()), transaction=False)
 
     async def fetchrow(self, query: str, params: Params = None) -> Row | None:
-        def work(conn: psycopg.Connection[Row]) -> Row | None:
-            return conn.execute(query, params, prepare=True).fetchone()
-
-        return await self.run(work, transaction=False)
+        return await self.run(_Statement(query, params, "one", self._caller()), transaction=False)
 
     async def fetchval(self, query: str, params: Params = None) -> Any:
-        row = await self.fetchrow(query, params)
+        row = await self.run(_Statement(query, params, "one", self._caller()), transaction=False)
         if row is None:
             return None
         return next(iter(row.values()))
 
     async def execute(self, query: str, params: Params = None) -> int:
-        def work(conn: psycopg.Connection[Row]) -> int:
-            return conn.execute(query, params).rowcount
-
-        return await self.run(work, transaction=False)
+        return await self.run(_Statement(query, params, "count", self._caller()), transaction=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -409,6 +419,43 @@ class Database:
             idle=idle,
             waiting=self._limiter.statistics().tasks_waiting,
         )
+
+
+class _Statement:
+    """One statement as a ``run`` function, carrying what the query timing needs."""
+
+    __slots__ = ("mode", "params", "query", "shape")
+
+    def __init__(self, query: str, params: Params, mode: str, shape: CodeType | None) -> None:
+        self.query = query
+        self.params = params
+        self.mode = mode
+        self.shape = shape
+
+    def __call__(self, conn: psycopg.Connection[Row]) -> Any:
+        if self.mode == "count":
+            return conn.execute(self.query, self.params).rowcount
+        cursor = conn.execute(self.query, self.params, prepare=True)
+        return cursor.fetchall() if self.mode == "all" else cursor.fetchone()
+
+
+def _timed(
+    work: Callable[[], T], observer: QueryObserver, fn: Callable[..., Any]
+) -> Callable[[], T]:
+    """``work`` reporting its duration to ``observer`` under the name of its query."""
+    if isinstance(fn, _Statement):
+        shape, statement = fn.shape, fn.query
+    else:
+        shape, statement = getattr(fn, "__code__", None), None
+
+    def timed() -> T:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            observer.observe(shape, time.perf_counter() - started, statement)
+
+    return timed
 
 
 class Transaction:

@@ -61,7 +61,13 @@ ORPHAN_STOP_SECONDS = 30.0
 
 
 def bin_dir() -> Path:
-    import pgserver
+    import warnings
+
+    with warnings.catch_warnings():
+        # pgserver warns on import when XDG_RUNTIME_DIR is unset (services, cron);
+        # we only read where its binaries are.
+        warnings.simplefilter("ignore")
+        import pgserver
 
     return Path(pgserver.__file__).parent / "pginstall" / "bin"
 
@@ -174,6 +180,11 @@ class EmbeddedPostgres:
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
             os.close(fd)
+
+    def running_pid(self) -> int | None:
+        """The pid of a live postmaster serving this cluster (a running Coves's), if any;
+        operator commands connect to it instead of starting their own."""
+        return self._running_postmaster()
 
     def _running_postmaster(self) -> int | None:
         """The pid of a PostgreSQL serving this data directory, if one runs."""

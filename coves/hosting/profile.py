@@ -16,7 +16,15 @@ PROFILE = "social.coves.community.profile"
 SELF = "self"
 
 # Input fields copied into the record as they are (already validated by the method lexicon).
-_PLAIN = ("displayName", "description", "visibility", "rules", "categories", "language")
+_PLAIN = (
+    "displayName",
+    "description",
+    "visibility",
+    "rules",
+    "categories",
+    "language",
+    "contentRules",
+)
 _UPDATABLE = (*_PLAIN, "moderationType", "contentWarnings")
 
 

@@ -5,15 +5,22 @@ zstd-compressed (``.zst`` suffix or the zstd magic number). Frames go through
 the very same :class:`~coves.ingest.indexer.Indexer` and batch size as the
 live consumer, so a replay reproduces exactly what live ingestion would have
 indexed; it is also how the ingestion benchmark measures throughput.
+
+A replay never moves the live consumer's cursor: the file is not the stream
+the consumer resumes, and a cursor moved by a replay would skip (or repeat)
+live events. It can run while ``coves serve`` runs on the same data
+directory: it then uses that instance's database, and its batches take the
+same writers' lock as the consumer's, so the two interleave batch by batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
@@ -34,14 +41,19 @@ REPLAY_SWITCH_INTERVAL_SECONDS = 0.0005
 
 def open_stream(path: Path) -> IO[bytes]:
     """A binary reader of the file's lines, decompressing zstd when present."""
+    return _open(path)[0]
+
+
+def _open(path: Path) -> tuple[IO[bytes], int]:
+    """The line reader and the descriptor of the file itself (its offset is the progress)."""
     raw = path.open("rb")
     head = raw.peek(4)[:4] if isinstance(raw, io.BufferedReader) else b""
     if path.suffix == ".zst" or head == ZSTD_MAGIC:
         import zstandard
 
         reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20)
-    return raw
+        return io.BufferedReader(reader, buffer_size=1 << 20), raw.fileno()
+    return raw, raw.fileno()
 
 
 def read_batches(stream: IO[bytes], batch_size: int) -> Iterator[list[Frame]]:
@@ -59,26 +71,55 @@ def read_batches(stream: IO[bytes], batch_size: int) -> Iterator[list[Frame]]:
 
 
 class Progress:
-    """A single self-overwriting stderr line, redrawn at most every ``interval`` s."""
+    """A progress bar on one self-overwriting stderr line (plain lines when not a TTY).
 
-    def __init__(self, out: TextIO = sys.stderr, interval: float = 0.5) -> None:
+    The fraction done is the offset reached in the file (compressed bytes for
+    a .zst capture), so the bar and the estimate need no first pass to count
+    the events.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, out: TextIO = sys.stderr, interval: float | None = None) -> None:
         self._out = out
-        self._interval = interval
-        self._last = -interval
         self._tty = out.isatty()
+        # A terminal is redrawn often; a log file gets a line every few seconds.
+        self._interval = interval if interval is not None else (0.2 if self._tty else 5.0)
+        self._last = -self._interval
+        self._shown = ""
 
-    def update(self, events: int, elapsed: float, *, final: bool = False) -> None:
+    def update(
+        self, events: int, elapsed: float, *, fraction: float | None = None, final: bool = False
+    ) -> None:
         now = clock.monotonic()
         if not final and now - self._last < self._interval:
             return
         self._last = now
-        rate = events / elapsed if elapsed > 0 else 0.0
-        text = f"replay: {events:,} events  {rate:,.0f} events/s"
+        text = render_progress(events, elapsed, 1.0 if final else fraction, self.WIDTH)
+        if text == self._shown and not self._tty:
+            return  # a log file gets no repeated lines
+        self._shown = text
         if self._tty:
             self._out.write("\r" + text + ("\n" if final else ""))
         else:
             self._out.write(text + "\n")
         self._out.flush()
+
+
+def render_progress(events: int, elapsed: float, fraction: float | None, width: int = 24) -> str:
+    rate = events / elapsed if elapsed > 0 else 0.0
+    text = f"{events:,} events  {rate:,.0f} events/s"
+    if fraction is None:
+        return "replay: " + text
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = round(fraction * width)
+    bar = "#" * filled + "-" * (width - filled)
+    eta = ""
+    if 0 < fraction < 1 and elapsed > 0:
+        remaining = elapsed * (1 - fraction) / fraction
+        minutes, seconds = divmod(int(remaining), 60)
+        eta = f"  ETA {minutes}:{seconds:02d}"
+    return f"replay [{bar}] {fraction * 100:3.0f}%  {text}{eta}"
 
 
 @dataclass
@@ -94,16 +135,30 @@ class ReplaySummary:
     def rate(self) -> float:
         return self.events / self.elapsed if self.elapsed > 0 else 0.0
 
-    def render(self, dead_letter_reasons: frozenset[str]) -> str:
+    def render(self, examples: Sequence[tuple[str, str | None, int]] = ()) -> str:
+        """The summary; ``examples`` are (reason, detail, count) of the letters written."""
+        from coves.ingest.reasons import describe, is_dead_letter
+
         lines = [
             f"events:        {self.events:,}",
             f"applied:       {self.applied:,}",
             f"skipped:       {self.skipped:,}",
             f"dead-lettered: {self.dead_lettered:,}",
         ]
-        for reason, count in sorted(self.reasons.items()):
-            kind = "dead letter" if reason in dead_letter_reasons else "skipped"
-            lines.append(f"  {reason} ({kind}): {count:,}")
+        dead = sorted((r, n) for r, n in self.reasons.items() if is_dead_letter(r))
+        skipped = sorted((r, n) for r, n in self.reasons.items() if not is_dead_letter(r))
+        if dead:
+            lines.append("why events were dead-lettered:")
+            for reason, count in dead:
+                lines.append(f"  {reason}: {count:,} ({describe(reason)})")
+                for ex_reason, detail, n in examples:
+                    if ex_reason == reason and detail:
+                        lines.append(f"      {n:,} x {detail[:160]}")
+            lines.append("  inspect them: coves dead-letters list --reason REASON")
+        if skipped:
+            lines.append("why events were skipped:")
+            for reason, count in skipped:
+                lines.append(f"  {reason}: {count:,} ({describe(reason)})")
         lines.append(f"elapsed:       {self.elapsed:.2f} s")
         lines.append(f"rate:          {self.rate:,.0f} events/s")
         return "\n".join(lines)
@@ -121,7 +176,8 @@ async def replay(
     ran in a thread of its own, A/B in docs/performance.md).
     """
     summary = ReplaySummary()
-    stream = await trio.to_thread.run_sync(open_stream, path)
+    stream, fd = await trio.to_thread.run_sync(_open, path)
+    size = max(1, os.fstat(fd).st_size)
     previous_interval = apply_switch_interval(REPLAY_SWITCH_INTERVAL_SECONDS)
     started = clock.monotonic()
 
@@ -133,7 +189,8 @@ async def replay(
         summary.reasons.update(result.reasons)
         summary.elapsed = clock.monotonic() - started
         if progress is not None:
-            progress.update(summary.events, summary.elapsed)
+            done = os.lseek(fd, 0, os.SEEK_CUR) / size
+            progress.update(summary.events, summary.elapsed, fraction=done)
 
     try:
         batches = read_batches(stream, batch_size)
@@ -154,7 +211,11 @@ async def replay(
 
 def _next_prepared(batches: Iterator[list[Frame]], indexer: Indexer) -> Batch | None:
     frames = next(batches, None)
-    return None if frames is None else indexer.prepare(frames)
+    if frames is None:
+        return None
+    batch = indexer.prepare(frames)
+    batch.cursor = None  # a replay never moves the live consumer's cursor
+    return batch
 
 
 class _Upcoming:
@@ -246,13 +307,21 @@ def _find_problem(exc: BaseException) -> str | None:
 
 async def _main(settings: Settings, path: Path, batch_size: int) -> int:
     from coves.db.migrate import migrate
-    from coves.db.tooling import tool_database
+    from coves.db.queries import ops as q
     from coves.ingest.build import build_indexer
-    from coves.ingest.events import Reason
     from coves.metrics import Metrics
+    from coves.ops.database import operator_database
 
-    async with tool_database(settings, pool_size=2) as db:
-        await migrate(db)
+    async with operator_database(settings) as (db, attached):
+        if attached.shared_with_server:
+            print(
+                "coves replay: using the running instance's database; "
+                "the live consumer's cursor is not moved",
+                file=sys.stderr,
+            )
+        else:
+            await migrate(db)
+        letters_before = await q.newest_dead_letter_id(db)
         indexer = build_indexer(
             db=db,
             instance_did=settings.instance_did,
@@ -260,8 +329,12 @@ async def _main(settings: Settings, path: Path, batch_size: int) -> int:
             metrics=Metrics(),
         )
         summary = await replay(indexer, path, batch_size=batch_size, progress=Progress())
-    reasons = frozenset(value for name, value in vars(Reason).items() if not name.startswith("_"))
-    print(summary.render(reasons))
+        await q.flush_commits(db)
+        examples = []
+        if summary.dead_lettered:
+            rows = await q.dead_letter_details_since(db, letters_before)
+            examples = [(r["reason"], r["detail"], r["n"]) for r in rows]
+    print(summary.render(examples))
     return 0
 
 

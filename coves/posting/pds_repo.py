@@ -1,5 +1,7 @@
 """The community repository as posting sees it, on the real PDS client.
 
+A swap that no longer matches is the PDS client's 409 ``InvalidSwap``.
+
 Every call goes through the one PDS client (timeouts, retries of what is
 safe, PDS errors as ours: a PDS that is down is 503 ``PdsUnavailable``) and
 every record write through the one write-then-index path (``RepoWriter``),
@@ -15,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from coves.errors import XRPCError
+from coves.hosting.sessions import CommunitySessions
 from coves.pds.auth import PdsAuth
-from coves.pds.errors import PdsConflict
 from coves.pds.services import PdsServices
 from coves.posting.repo import Stored
 
@@ -28,10 +30,25 @@ class CommunityCredentials(Protocol):
         ...
 
 
-def _conflict() -> XRPCError:
-    return XRPCError(
-        409, "InvalidSwap", "the record changed since it was read; reload it and try again"
-    )
+class HostedCredentials:
+    """The hosting service's community sessions: sealed at rest, renewed before a
+    write when near expiry and once more on a 401 (``CommunityAuth``)."""
+
+    def __init__(self, sessions: CommunitySessions) -> None:
+        self._sessions = sessions
+
+    async def auth_for(self, community: str) -> tuple[str, PdsAuth]:
+        try:
+            creds = await self._sessions.load_did(community)
+        except XRPCError as exc:
+            if exc.status != 404:
+                raise
+            raise XRPCError(
+                400,
+                "CommunityNotHostedHere",
+                "this community is hosted by another instance: post through it",
+            ) from None
+        return creds.pds_url, self._sessions.auth(creds)
 
 
 class PdsCommunityRepo:
@@ -68,34 +85,28 @@ class PdsCommunityRepo:
         operation: Literal["create", "update"] = "update",
     ) -> Stored:
         url, auth = await self._credentials.auth_for(community)
-        try:
-            written = await self._pds.writer.put(
-                self._pds.client(url),
-                auth,
-                repo=community,
-                collection=collection,
-                rkey=rkey,
-                record=record,
-                swap_record=swap_record,
-                operation=operation,
-            )
-        except PdsConflict:
-            raise _conflict() from None
+        written = await self._pds.writer.put(
+            self._pds.client(url),
+            auth,
+            repo=community,
+            collection=collection,
+            rkey=rkey,
+            record=record,
+            swap_record=swap_record,
+            operation=operation,
+        )
         return Stored(written.uri, written.cid)
 
     async def delete(
         self, community: str, collection: str, rkey: str, *, swap_record: str | None = None
     ) -> Stored:
         url, auth = await self._credentials.auth_for(community)
-        try:
-            written = await self._pds.writer.delete(
-                self._pds.client(url),
-                auth,
-                repo=community,
-                collection=collection,
-                rkey=rkey,
-                swap_record=swap_record,
-            )
-        except PdsConflict:
-            raise _conflict() from None
+        written = await self._pds.writer.delete(
+            self._pds.client(url),
+            auth,
+            repo=community,
+            collection=collection,
+            rkey=rkey,
+            swap_record=swap_record,
+        )
         return Stored(written.uri, written.cid)

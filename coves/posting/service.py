@@ -3,10 +3,14 @@ one write into the community's repository, indexed before the call returns.
 
 Order of a create (cheap refusals first, the network last):
 
-1. the community, in any identifier form, exists and is visible;
-2. the poster may post there: not blocking it; a private community only for
-   its subscribers (and its creator); an aggregator (API key, or an account
-   with an ``aggregator.service`` record) only with an enabled authorization;
+1. the community, in any identifier form, exists (the read rules' answer:
+   indexed, verified, not deleted, its account active);
+2. the poster may post there, decided with the read side's rules and
+   relations: no block between poster and community in either direction
+   (a community block by the poster, or a user block either way); a private
+   community only for its members (subscribers and its creator); an
+   aggregator (API key, or an account with an ``aggregator.service`` record)
+   only with an enabled authorization;
 3. the content rules accept the embed kind sent;
 4. a reservation in the submission ledger, under a per-poster lock: the same
    link in the same community within the hour is a 409, the hourly limits
@@ -43,7 +47,9 @@ from coves.metrics import Metrics
 from coves.posting.embeds import EmbedPreparer, external_link
 from coves.posting.repo import CommunityRepo
 from coves.posting.rules import ContentRules, violation
+from coves.read import facts, relations
 from coves.read.communities import exists, resolve
+from coves.read.rules import Why, may_read_community
 from coves.read.services import ReadServices
 from coves.unfurl.providers import normalize_url
 
@@ -114,10 +120,14 @@ class PostService:
 
     async def _may_post(self, viewer: Viewer, community: Row, *, aggregator: bool) -> None:
         did = community["did"]
-        if await sql.poster_blocks(self._db, viewer.did, did):
+        state = await relations.load(self._db, viewer.did, communities=[did], actors=[did])
+        rel = state.relations
+        if did in rel.blocked_communities or did in rel.blocking:
             raise self._refuse(
                 "blocked", not_authorized("you block this community; unblock it to post here")
             )
+        if did in rel.blocked_by:
+            raise self._refuse("blocked", not_authorized("this community blocks you"))
         if aggregator:
             auth = await agg_sql.authorization(self._db, did, viewer.did)
             if auth is None or not auth["enabled"]:
@@ -126,11 +136,7 @@ class PostService:
                     not_authorized("this aggregator is not enabled in this community"),
                 )
             return
-        if (
-            community["visibility"] == "private"
-            and viewer.did != community["created_by"]
-            and not await sql.subscribed(self._db, viewer.did, did)
-        ):
+        if may_read_community(facts.community(community), rel) is Why.PRIVATE:
             raise self._refuse(
                 "private", not_authorized("this community is private: subscribers only")
             )
@@ -138,8 +144,8 @@ class PostService:
     async def _rules(self, community: str) -> ContentRules:
         return ContentRules.parse(await sql.content_rules(self._db, community))
 
-    def _check_rules(self, rules: ContentRules, embed: Any) -> None:
-        why = violation(rules, embed)
+    def _check_rules(self, content_rules: ContentRules, embed: Any) -> None:
+        why = violation(content_rules, embed)
         if why is not None:
             raise self._refuse("content_rules", XRPCError(400, "ContentRuleViolation", why))
 
@@ -171,26 +177,28 @@ class PostService:
         if thumbnail_url is not None and not aggregator:
             raise invalid_request("thumbnailUrl may only be sent by aggregators")
         await self._may_post(viewer, community, aggregator=aggregator)
-        rules = await self._rules(did)
-        self._check_rules(rules, body.get("embed"))
+        content_rules = await self._rules(did)
+        self._check_rules(content_rules, body.get("embed"))
         link_uri = external_link(body.get("embed"))
         link = normalize_url(link_uri) if link_uri else None
         now = clock.utcnow()
         outcome, reservation = await sql.reserve(
             self._db,
-            author=viewer.did,
-            community=did,
-            link=link,
-            aggregator=aggregator,
-            now=now,
-            per_hour=self._limits.per_hour,
-            aggregator_per_hour=self._limits.aggregator_per_hour,
+            sql.Submission(
+                author=viewer.did,
+                community=did,
+                link=link,
+                aggregator=aggregator,
+                now=now,
+                per_hour=self._limits.per_hour,
+                aggregator_per_hour=self._limits.aggregator_per_hour,
+            ),
         )
         if reservation is None:
             raise await self._limit_error(outcome, viewer.did, did, aggregator)
         try:
             embed = await self._prepare(did, body.get("embed"), thumbnail_url)
-            self._check_rules(rules, embed)
+            self._check_rules(content_rules, embed)
             record: dict[str, Any] = {
                 "$type": POST,
                 "community": did,
@@ -261,15 +269,15 @@ class PostService:
             )
         community = await self._community(row["community_did"])
         did = community["did"]
-        rules = await self._rules(did)
-        self._check_rules(rules, body.get("embed"))
+        content_rules = await self._rules(did)
+        self._check_rules(content_rules, body.get("embed"))
         old: dict[str, Any] = row["record"]
         embed = body.get("embed")
         if embed is not None and embed == old.get("embed"):
             prepared: dict[str, Any] | None = embed  # unchanged: no second card fetch
         else:
             prepared = await self._prepare(did, embed, None)
-        self._check_rules(rules, prepared)
+        self._check_rules(content_rules, prepared)
         record: dict[str, Any] = {
             "$type": POST,
             "community": did,

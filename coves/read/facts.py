@@ -36,6 +36,7 @@ def post(row: Mapping[str, Any]) -> PostFacts:
         author=account(row["author_did"], row["author_active"], row["author_status"]),
         community=community_of_post(row),
         deleted_at=row["deleted_at"],
+        withheld=row.get("withheld"),
     )
 
 

@@ -11,7 +11,10 @@ they return is decided here again.
 The rules, in the order they are checked:
 
 1. **Deleted content.** A post or comment its author deleted is gone (a
-   comment keeps a placeholder while replies hang under it).
+   comment keeps a placeholder while replies hang under it). A post the
+   indexer withheld because it breaks its community's content rules
+   (``posts.withheld``, docs/posting.md) is gone too, and ``post.get`` says
+   why (``CONTENT_RULES``).
 2. **Accounts.** Content by an account that is deactivated or deleted is
    withheld (``AUTHOR_INACTIVE``); by one taken down or suspended by its
    host, withheld as a moderator's decision (``TAKEN_DOWN``). Such accounts
@@ -52,6 +55,7 @@ class Why(StrEnum):
 
     NOT_FOUND = "not_found"  # nothing indexed under that name
     DELETED = "deleted"  # its author deleted it
+    CONTENT_RULES = "content_rules"  # it breaks its community's content rules (withheld)
     AUTHOR_INACTIVE = "author_inactive"  # the author's account is deactivated or deleted
     TAKEN_DOWN = "taken_down"  # the author's account is taken down or suspended
     COMMUNITY_GONE = "community_gone"  # community deleted, deactivated or not indexed
@@ -80,6 +84,7 @@ _BLOCKED_BY: dict[Why, BlockedBy] = {
 _MESSAGES: dict[Why, str] = {
     Why.NOT_FOUND: "not found",
     Why.DELETED: "deleted by its author",
+    Why.CONTENT_RULES: "withheld: it breaks the community's content rules",
     Why.AUTHOR_INACTIVE: "the author's account is not active",
     Why.TAKEN_DOWN: "removed by a moderator",
     Why.COMMUNITY_GONE: "the community is not available",
@@ -117,6 +122,7 @@ class PostFacts:
     author: Account
     community: CommunityFacts
     deleted_at: datetime | None = None
+    withheld: str | None = None  # posts.withheld: kept out of views by the indexer
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +207,8 @@ def _blocks(author: str, rel: Relations) -> Why | None:
 
 def may_see_post(post: PostFacts, rel: Relations) -> Why | None:
     """Every rule, for one post and one viewer: None when it is shown."""
+    if post.withheld is not None:
+        return Why.CONTENT_RULES
     if post.deleted_at is not None:
         return Why.DELETED
     why = account_withheld(post.author)

@@ -36,6 +36,7 @@ from coves.db import DatabaseUnavailable, QueryTimeout
 from coves.errors import XRPCError
 from coves.logs import get_logger
 from coves.respcache import CachedResponse, ResponseCache
+from coves.xrpc.accesslog import AccessLog, build_access_log
 from coves.xrpc.ratelimit import Decision, RateLimiter, client_address, rate_limit_headers
 from coves.xrpc.routing import Endpoint, RawBody, RawResponse, XRPCRequest
 
@@ -55,6 +56,7 @@ ALLOWED_HEADERS = (
     "Authorization, Content-Type, DPoP, atproto-proxy, atproto-accept-labelers, X-Request-ID"
 )
 JSON = "application/json"
+CLIENT_CLOSED = 499  # the access log's status for a request abandoned before any answer
 _JSON_BYTES = JSON.encode()
 # The methods the /xrpc/<nsid> route answers; anything else is Quart's 405.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -227,6 +229,19 @@ class XrpcASGI:
             "anonymous read responses by response-cache outcome",
             ["result"],
         )
+        self._auth_successes = self.metrics.counter(
+            "coves_auth_successes_total", "successful authentications by method", ["method"]
+        )
+        self._auth_counters: dict[str, Any] = {}
+        # Registered now so the family is exported (for dashboards) before the first failure.
+        self.metrics.counter(
+            "coves_auth_failures_total", "authentication failures by reason", ["reason"]
+        )
+        self.access = build_access_log(
+            settings.access_log_enabled,
+            settings.access_log_sample_rate,
+            settings.trusted_proxies,
+        )
         self.admission = admission_control(settings)
         self._rejected = self.metrics.counter(
             "coves_admission_rejected_total",
@@ -265,7 +280,52 @@ class XrpcASGI:
             elif "//" in path:
                 await self._send(send, _merge_slashes(scope))
                 return
+        if self.access is not None and scope["type"] == "http":
+            await self._logged_fallback(self.access, scope, receive, _shielded(send))
+            return
         await self.fallback(scope, receive, _shielded(send))
+
+    async def _logged_fallback(
+        self, access: AccessLog, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The Quart routes (_health, /metrics, did.json, 404s) get access-log lines too.
+
+        A request the client gave up on before any answer started (the server
+        cancels it) is logged with status 499, as nginx does, not as a 500.
+        """
+        started = time.perf_counter()
+        sent = [500, 0]  # status, body bytes
+        answered = False
+
+        async def capture(message: MutableMapping[str, Any]) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                sent[0], answered = message["status"], True
+            elif message["type"] == "http.response.body":
+                sent[1] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.fallback(scope, receive, capture)
+        except trio.Cancelled:
+            if not answered:
+                sent[0] = CLIENT_CLOSED
+            raise
+        finally:
+            if access.wanted(sent[0]):
+                headers = _header_lookup(scope["headers"])
+                incoming = headers("x-request-id")
+                peer = scope.get("client")
+                access.write(
+                    method=scope["method"],
+                    status=sent[0],
+                    duration_s=time.perf_counter() - started,
+                    size=sent[1],
+                    peer=peer[0] if peer else None,
+                    header=headers,
+                    path=scope["path"],
+                    request_id=incoming if incoming and REQUEST_ID_RE.match(incoming) else None,
+                )
 
     # -- one request -------------------------------------------------------
 
@@ -334,8 +394,22 @@ class XrpcASGI:
                     self.metrics.latency.labels(label, code),
                 )
                 self._observers[(label, status)] = observers
+            elapsed = time.perf_counter() - started
             observers[0].inc()
-            observers[1].observe(time.perf_counter() - started)
+            observers[1].observe(elapsed)
+            access = self.access
+            if access is not None and access.wanted(status):
+                peer = scope.get("client")
+                access.write(
+                    method=method,
+                    status=status,
+                    duration_s=elapsed,
+                    size=len(reply.body) if reply is not None else 0,
+                    peer=peer[0] if peer else None,
+                    header=headers.get,
+                    nsid=nsid,
+                    request_id=rid,
+                )
             structlog.contextvars.reset_contextvars(**bound)
 
     async def _admit(self, admission: AdmissionControl) -> None:
@@ -413,6 +487,7 @@ class XrpcASGI:
             if viewer is None and endpoint.auth == AuthPolicy.REQUIRED:
                 raise self._auth_error(AuthFailure("missing", "authentication required"))
             if viewer is not None:
+                self._auth_ok(viewer.method)
                 structlog.contextvars.bind_contextvars(viewer=viewer.did)
                 if viewer.dpop_nonce is not None:
                     out["DPoP-Nonce"] = viewer.dpop_nonce
@@ -571,6 +646,12 @@ class XrpcASGI:
             raise XRPCError(400, "InvalidRequest", "request body must not contain NUL characters")
         return body
 
+    def _auth_ok(self, method: str) -> None:
+        counter = self._auth_counters.get(method)
+        if counter is None:
+            counter = self._auth_counters[method] = self._auth_successes.labels(method)
+        counter.inc()
+
     def _auth_error(self, failure: AuthFailure) -> XRPCError:
         self.metrics.counter(
             "coves_auth_failures_total", "authentication failures by reason", ["reason"]
@@ -582,6 +663,19 @@ class XrpcASGI:
             failure.message,
             headers={"WWW-Authenticate": failure.www_authenticate, **failure.headers},
         )
+
+
+def _header_lookup(raw: list[tuple[bytes, bytes]]) -> Callable[[str], str | None]:
+    """A lowercase-name lookup over ASGI headers, built only for requests that are logged."""
+
+    def get(name: str) -> str | None:
+        wanted = name.encode("latin-1")
+        for key, value in raw:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return None
+
+    return get
 
 
 def admission_control(settings: Settings) -> AdmissionControl | None:

@@ -21,5 +21,5 @@ def test_build_context_wires_identity_auth_and_the_didweb_queue() -> None:
     assert didweb.details is not None and didweb.details()["queued"] == 0
     handles = specs["handles"]
     assert not handles.critical
-    # test_settings() turns the consumer off: it is not started and its sink is not built.
-    assert list(specs) == ["didweb", "handles"]
+    # test_settings() turns the consumer and the PDS probe off: they are not started.
+    assert list(specs) == ["didweb", "handles", "ops"]

@@ -19,7 +19,7 @@ from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.xrpc.app import create_app
 from tests.ingest.helpers import apply
-from tests.posting.conftest import Client
+from tests.posting.client import Client
 from tests.support.events import (
     AGGREGATOR,
     AUTHORIZATION,

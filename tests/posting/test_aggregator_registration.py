@@ -16,7 +16,7 @@ from coves.identity.resolver import IdentityResolver
 from coves.lexicon.registry import LexiconRegistry
 from coves.net import SafeFetcher
 from coves.xrpc.app import create_app
-from tests.posting.conftest import Client
+from tests.posting.client import Client
 from tests.support.fake_did import PLC_URL, FakeNetwork
 from tests.support.http_server import Reply, TestHTTPServer, http_server
 

@@ -5,31 +5,16 @@ disabled and refused."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 import trio
 
-from coves.config import Settings
-from coves.db import Database
-from coves.lexicon.registry import LexiconRegistry
 from coves.pds import BearerAuth
-from tests.posting.world import World, posting_world
+from tests.posting.world import World
 from tests.support.http_server import Reply
 from tests.support.images import make_image
-from tests.support.pds import TestPds
 
 CREATE = "social.coves.community.post.create"
 SERVICE = "social.coves.aggregator.service"
 AUTHORIZATION = "social.coves.aggregator.authorization"
-
-
-@pytest.fixture
-async def world(
-    settings: Settings, db: Database, pds: TestPds, lexicons: LexiconRegistry
-) -> AsyncIterator[World]:
-    async with posting_world(settings, db, pds, lexicons) as w:
-        yield w
 
 
 async def test_aggregator_story(world: World) -> None:

@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from coves.lexicon import LexiconRegistry
-from coves.media.images import ImageLimits, ImageRejected, blob_limits, inspect_image
+from coves.media.images import (
+    IMAGE_UPLOAD_MAX_BYTES,
+    ImageLimits,
+    ImageRejected,
+    blob_limits,
+    inspect_image,
+)
 from tests.support.images import make_image, noisy_png
 
 ALL = ImageLimits(frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"}), 10_000_000)
@@ -82,6 +88,8 @@ def test_limits_come_from_the_lexicons() -> None:
     images = blob_limits(lexicons.document("social.coves.embed.images"), "image", "image")
     assert images.accept == ALL.accept
     assert images.max_bytes == 10_000_000
+    # The upload procedure's transport cap is the lexicon's limit, not a second one.
+    assert images.max_bytes == IMAGE_UPLOAD_MAX_BYTES
     thumb = blob_limits(lexicons.document("social.coves.embed.external"), "external", "thumb")
     assert thumb.accept == NO_GIF.accept
     assert thumb.max_bytes == 1_000_000

@@ -122,3 +122,22 @@ async def test_communities_without_rules_take_every_embed(db: Database, indexer:
     stream = Stream()
     await apply(indexer, profile(stream, {}), post(stream, "3kdddddddddd2", IMAGES))
     assert await value(db, "SELECT deleted_at IS NULL AND withheld IS NULL FROM posts") is True
+
+
+async def test_post_get_says_why_a_withheld_post_is_not_shown(
+    db: Database, indexer: Indexer, settings: Any
+) -> None:
+    from coves.context import AppContext
+    from coves.xrpc.app import create_app
+    from tests.posting.client import Client
+
+    stream = Stream()
+    await apply(indexer, profile(stream, {"textOnly": True}), post(stream, "3keeeeeeeeee2", LINK))
+    lexicons = LexiconRegistry.load()
+    client = Client(create_app(AppContext(settings=settings, db=db, lexicons=lexicons)), lexicons)
+    uri = f"at://{COMMUNITY}/{POST}/3keeeeeeeeee2"
+    status, body = await client.get("social.coves.community.post.get", {"uris": uri})
+    assert status == 200, body
+    [entry] = body["posts"]
+    assert entry["unavailable"] is True and entry["notFound"] is True
+    assert "content rules" in entry["reason"]

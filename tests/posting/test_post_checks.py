@@ -172,7 +172,7 @@ async def test_community_in_every_identifier_form(world: World) -> None:
     with trio.fail_after(60):
         alice = await world.user()
         community = await world.community(alice)
-        name = community.handle.split(".")[0]
+        name = community.name
         for i, ident in enumerate(
             (community.did, community.handle, f"@{community.handle}", f"!{name}@coves.test")
         ):
@@ -323,3 +323,27 @@ async def test_an_unresolvable_bluesky_link_stays_a_plain_link(world: World) -> 
         embed = (await world.record(body["uri"]))["value"]["embed"]
         assert embed["$type"] == "social.coves.embed.external"
         assert embed["external"]["uri"] == url and embed["external"]["domain"] == "bsky.app"
+
+
+async def test_content_rules_follow_community_update(world: World) -> None:
+    with trio.fail_after(60):
+        alice = await world.user()
+        community = await world.community(alice, rules={"allowedEmbedTypes": []})
+        status, body = await world.call(
+            CREATE,
+            {"community": community.did, "title": "l", "embed": link("https://a.example.test/")},
+            as_=alice,
+        )
+        assert (status, body["error"]) == (400, "ContentRuleViolation")
+        status, body = await world.call(
+            "social.coves.community.update",
+            {"communityDid": community.did, "contentRules": {"allowedEmbedTypes": ["external"]}},
+            as_=alice,
+        )
+        assert status == 200, body
+        status, body = await world.call(
+            CREATE,
+            {"community": community.did, "title": "l", "embed": link("https://a.example.test/")},
+            as_=alice,
+        )
+        assert status == 200, body

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 import trio
 
-from coves.config import Settings
-from coves.db import Database
-from coves.lexicon.registry import LexiconRegistry
-from tests.posting.world import POST, World, posting_world
-from tests.support.pds import TestPds
+from tests.posting.world import POST, World
 
 CREATE = "social.coves.community.post.create"
-
-
-@pytest.fixture
-async def world(
-    settings: Settings, db: Database, pds: TestPds, lexicons: LexiconRegistry
-) -> AsyncIterator[World]:
-    async with posting_world(settings, db, pds, lexicons) as w:
-        yield w
 
 
 async def test_signed_in_user_posts_text_readable_at_once(world: World) -> None:
@@ -174,3 +159,28 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+async def test_user_signed_in_through_coves_posts_with_the_sealed_session(world: World) -> None:
+    """The clients' way: sign in through Coves (OAuth with the PDS), then call
+    post.create with the sealed session token as the Bearer token."""
+    with trio.fail_after(90):
+        alice = await world.user()
+        community = await world.community(alice)
+        token = await world.sign_in(alice)
+        status, body = await world.client.post(
+            CREATE, {"community": community.did, "title": "via my session"}, token=token
+        )
+        assert status == 200, body
+        assert (await world.record(body["uri"]))["value"]["author"] == alice.did
+        # The same session edits and deletes it.
+        status, body2 = await world.client.post(
+            "social.coves.community.post.update",
+            {"uri": body["uri"], "title": "edited via my session"},
+            token=token,
+        )
+        assert status == 200, body2
+        status, gone = await world.client.post(
+            "social.coves.community.post.delete", {"uri": body["uri"]}, token=token
+        )
+        assert (status, gone) == (200, {})

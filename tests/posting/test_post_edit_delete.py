@@ -3,32 +3,17 @@ post.delete (author or community creator), against the reference PDS."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 import trio
 
-from coves.config import Settings
-from coves.db import Database
-from coves.lexicon.registry import LexiconRegistry
-from coves.pds import BearerAuth
-from tests.posting.world import POST, World, posting_world
-from tests.support.pds import PdsAccount, TestPds
+from tests.posting.world import POST, Community, World
+from tests.support.pds import PdsAccount
 
 CREATE = "social.coves.community.post.create"
 UPDATE = "social.coves.community.post.update"
 DELETE = "social.coves.community.post.delete"
 
 
-@pytest.fixture
-async def world(
-    settings: Settings, db: Database, pds: TestPds, lexicons: LexiconRegistry
-) -> AsyncIterator[World]:
-    async with posting_world(settings, db, pds, lexicons) as w:
-        yield w
-
-
-async def make_post(world: World, author: PdsAccount, community: PdsAccount) -> dict[str, str]:
+async def make_post(world: World, author: PdsAccount, community: Community) -> dict[str, str]:
     status, body = await world.call(
         CREATE,
         {
@@ -86,7 +71,7 @@ async def test_an_edit_that_reached_the_pds_first_is_not_overwritten(world: Worl
         record = (await world.record(v1["uri"]))["value"]
         rkey = v1["uri"].rsplit("/", 1)[-1]
         await world.ctx.pds.instance.put_record(
-            BearerAuth(community.access_jwt),
+            await world.community_auth(community),
             repo=community.did,
             collection=POST,
             rkey=rkey,

@@ -95,8 +95,7 @@ async def test_slow_link_target_opens_the_breaker_and_posting_stays_fast(world: 
 async def test_a_community_hosted_elsewhere_cannot_be_posted_to(world: World) -> None:
     with trio.fail_after(60):
         alice = await world.user()
-        community = await world.community(alice)
-        del world.credentials.tokens[community.did]  # indexed, but not ours to write
+        community = await world.foreign_community(alice)  # indexed, but not ours to write
         status, body = await world.call(
             CREATE, {"community": community.did, "title": "x"}, as_=alice
         )

@@ -35,8 +35,7 @@ async def test_a_redirect_to_a_private_address_is_refused() -> None:
         async with http_server() as srv:
             srv.route("site.test", "/go", moved(f"http://127.0.0.1:{srv.port}/secret"))
             srv.route("127.0.0.1", "/secret", Reply(body=b"internal"))
-            # The first origin is trusted (reachable on loopback); its redirect target,
-            # on the same port of another host, is not.
+            # The first host is trusted (reachable on loopback); its redirect target is not.
             fetcher = SafeFetcher(resolve=srv.resolve, trusted_origins=[srv.url("site.test")])
             with pytest.raises(BlockedAddress):
                 await fetcher.get(srv.url("site.test", "/go"), follow_redirects=3)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -25,14 +25,19 @@ from coves.ingest.build import production_indexer
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
 from coves.net import SafeFetcher
+from coves.oauth.service import build_oauth_service
 from coves.pds import BearerAuth, PdsAuth, PdsConnections, PdsLimits, RepoWriter
 from coves.pds.services import PdsServices
 from coves.posting.build import build_post_service
-from coves.posting.pds_repo import PdsCommunityRepo
+from coves.posting.pds_repo import HostedCredentials, PdsCommunityRepo
+from coves.secrets import Secret
 from coves.unfurl.providers import OEmbedProvider
 from coves.xrpc.app import create_app
-from tests.posting.conftest import Client
+from tests.oauth.conftest import FRONTEND_CALLBACK, PUBLIC
+from tests.oauth.live import Handles
+from tests.posting.client import Client
 from tests.support.http_server import TestHTTPServer, http_server
+from tests.support.oauth_browser import Browser
 from tests.support.pds import PdsAccount, TestPds
 
 INSTANCE_DID = "did:web:coves.test"
@@ -41,21 +46,13 @@ PROFILE = "social.coves.community.profile"
 POST = "social.coves.community.post"
 
 
-class StaticCredentials:
-    """Community sessions straight from createAccount (the hosting service keeps
-    them sealed and refreshed in production; posting only needs their auth)."""
+@dataclass(frozen=True)
+class Community:
+    """A community Coves hosts (created through social.coves.community.create)."""
 
-    def __init__(self, pds_url: str) -> None:
-        self.pds_url = pds_url
-        self.tokens: dict[str, str] = {}
-
-    async def auth_for(self, community: str) -> tuple[str, PdsAuth]:
-        from coves.errors import XRPCError
-
-        token = self.tokens.get(community)
-        if token is None:
-            raise XRPCError(400, "CommunityNotHostedHere", "not hosted on this instance")
-        return self.pds_url, BearerAuth(token)
+    did: str
+    handle: str
+    name: str
 
 
 @dataclass
@@ -65,12 +62,23 @@ class World:
     db: Database
     ctx: AppContext
     client: Client
-    credentials: StaticCredentials
     transport: httpx.AsyncBaseTransport
-    communities: dict[str, PdsAccount] = field(default_factory=dict)
+    app: Any
+    handles: Handles
 
     async def user(self) -> PdsAccount:
-        return await self.pds.create_account()
+        account = await self.pds.create_account()
+        self.handles.records[account.handle] = account.did
+        return account
+
+    async def sign_in(self, account: PdsAccount) -> str:
+        """The sealed session token the mobile app gets from signing in through Coves
+        (the real OAuth flow with the PDS's own authorization server)."""
+        path = f"/oauth/mobile/login?handle={account.handle}&redirect_uri=social.coves:/callback"
+        landing = await Browser(self.app.test_client()).sign_in(
+            path, account.handle, account.password
+        )
+        return landing.query["token"]
 
     async def community(
         self,
@@ -78,23 +86,31 @@ class World:
         *,
         visibility: str = "public",
         rules: dict[str, Any] | None = None,
-    ) -> PdsAccount:
-        """A community account on the PDS, its profile written and indexed, its
-        credentials known to Coves."""
-        account = await self.pds.create_account(self.pds.unique_name("c"))
-        record: dict[str, Any] = {
+    ) -> Community:
+        """A community created through Coves by ``creator``: an account of its own on
+        the PDS, its credentials sealed in Coves, its profile written and indexed."""
+        name = self.pds.unique_name("g")[:16]
+        body: dict[str, Any] = {"name": name, "visibility": visibility}
+        if rules is not None:
+            body["contentRules"] = rules
+        status, out = await self.call("social.coves.community.create", body, as_=creator)
+        assert status == 200, out
+        return Community(did=out["did"], handle=out["handle"], name=name)
+
+    async def foreign_community(self, creator: PdsAccount) -> Community:
+        """A community indexed here whose account Coves does not hold (as one hosted by
+        another instance would be): its profile written by the account itself."""
+        account = await self.pds.create_account(self.pds.unique_name("f"))
+        record = {
             "$type": PROFILE,
             "name": account.handle.split(".")[0],
             "createdBy": creator.did,
             "hostedBy": INSTANCE_DID,
-            "visibility": visibility,
+            "visibility": "public",
             "createdAt": "2025-01-01T00:00:00.000Z",
         }
-        if rules is not None:
-            record["contentRules"] = rules
-        pds = self.ctx.pds
-        await pds.writer.put(
-            pds.instance,
+        await self.ctx.pds.writer.put(
+            self.ctx.pds.instance,
             BearerAuth(account.access_jwt),
             repo=account.did,
             collection=PROFILE,
@@ -102,13 +118,12 @@ class World:
             record=record,
             operation="create",
         )
-        await self.db.execute(
-            "UPDATE users SET handle = %s, pds_url = %s WHERE did = %s",
-            (account.handle, self.pds.url, account.did),
-        )
-        self.credentials.tokens[account.did] = account.access_jwt
-        self.communities[account.did] = account
-        return account
+        return Community(account.did, account.handle, account.handle.split(".")[0])
+
+    async def community_auth(self, community: Community) -> PdsAuth:
+        """The community's own session, as the hosting service keeps it."""
+        sessions = self.ctx.hosting.sessions
+        return sessions.auth(await sessions.load_did(community.did))
 
     async def token(self, account: PdsAccount, nsid: str) -> str:
         """A service-auth JWT the account's PDS signs for Coves and one method."""
@@ -172,12 +187,20 @@ async def posting_world(
         plc_url=pds.plc_url,
         allow_private_network_fetch=True,
         rate_limit_general=100_000,
+        pds_admin_password=Secret(pds.admin_password),
+        community_creates_per_day=1000,
+        appview_public_url=PUBLIC,
+        oauth_web_redirects=(FRONTEND_CALLBACK, PUBLIC + "/"),
         **overrides,
     )
     metrics = Metrics()
     async with http_server() as srv:
         fetcher = build_fetcher(settings)
-        identity = build_resolver(settings, db, fetcher, metrics=metrics)
+        handles = Handles()
+        identity = build_resolver(
+            settings, db, fetcher, metrics=metrics, txt_lookup=handles.txt_lookup
+        )
+        oauth = build_oauth_service(settings, db, fetcher, identity)
         api_keys = ApiKeys(db)
         the_transport = transport or httpx.AsyncHTTPTransport()
         probe = AppContext(settings=settings, db=db, lexicons=lexicons, metrics=metrics)
@@ -189,14 +212,15 @@ async def posting_world(
             writer=RepoWriter(production_indexer(probe)),
             instance_url=pds.url,
         )
-        credentials = StaticCredentials(pds.url)
-        repo = PdsCommunityRepo(pds_services, credentials)
         outbound = SafeFetcher(resolve=srv.resolve, allow_private=True)
         base = AppContext(
             settings=settings,
             db=db,
             metrics=metrics,
-            authenticator=build_authenticator(settings, identity, fetcher, api_keys=api_keys),
+            authenticator=build_authenticator(
+                settings, identity, fetcher, sessions=oauth.verifier, api_keys=api_keys
+            ),
+            oauth=oauth,
             lexicons=lexicons,
             identity=identity,
             pds_services=pds_services,
@@ -208,6 +232,8 @@ async def posting_world(
                 well_known_url=f"http://{{domain}}:{srv.port}/.well-known/atproto-did",
             ),
         )
+        # The communities' sealed, refreshed sessions of the hosting service.
+        repo = PdsCommunityRepo(pds_services, HostedCredentials(base.hosting.sessions))
         ctx = dataclasses.replace(
             base,
             posts=build_post_service(
@@ -223,15 +249,17 @@ async def posting_world(
             ),
             authorizations=AggregatorAuthorizations(db, base.read, repo),
         )
+        app = create_app(ctx)
         try:
             yield World(
                 pds=pds,
                 srv=srv,
                 db=db,
                 ctx=ctx,
-                client=Client(create_app(ctx), lexicons),
-                credentials=credentials,
+                client=Client(app, lexicons),
                 transport=the_transport,
+                app=app,
+                handles=handles,
             )
         finally:
             await connections.aclose()

@@ -39,8 +39,10 @@ POST_RULES = (
     "community_unverified",  # a foreign hostedBy claim not checked yet
     "community_rejected",  # a foreign hostedBy claim refused
     "post_deleted",
+    "post_withheld",  # breaks its community's content rules (withheld by the indexer)
 )
 WITHHELD_FOR_ALL = {
+    "post_withheld",
     "author_deactivated",
     "author_taken_down",
     "community_deleted",
@@ -139,8 +141,16 @@ async def build_world(factory: Factory) -> World:
         by = authors.get(rule, author)
         word = f"zq{rule.replace('_', '')}"
         post = await factory.post(
-            community, by, title="matrix", content=f"{word} text", deleted=rule == "post_deleted"
+            community,
+            by,
+            title="matrix",
+            content=f"{word} text",
+            deleted=rule in ("post_deleted", "post_withheld"),
         )
+        if rule == "post_withheld":
+            await factory.db.execute(
+                "UPDATE posts SET withheld = 'content_rules' WHERE uri = %s", (post,)
+            )
         subject = Subject(rule, community, name, visibility, by, post, word)
         subject.comment = await factory.comment(post, commenter, content=f"on {word}")
         world.subjects[rule] = subject

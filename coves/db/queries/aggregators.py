@@ -120,20 +120,26 @@ async def services(db: Database, dids: Sequence[str]) -> list[Row]:
 
 async def authorizations_page(
     db: Database,
-    aggregator: str,
     *,
+    aggregator: str | None = None,
+    community: str | None = None,
     enabled_only: bool,
     limit: int,
     after: tuple[datetime, str] | None,
 ) -> list[Row]:
+    """Live authorizations of one aggregator or in one community, newest first
+    (keyset ``after`` = (created_at, uri) of the last row of the previous page)."""
+    assert (aggregator is None) != (community is None)
+    column = "aggregator_did" if aggregator is not None else "community_did"
     return await db.fetch(
-        """
-        SELECT au.uri, au.community_did, au.enabled, au.config, au.created_at,
+        f"""
+        SELECT au.uri, au.community_did, au.aggregator_did, au.enabled, au.config,
+               au.created_by, au.disabled_at, au.disabled_by, au.created_at,
                c.name AS community_name, u.handle AS community_handle
         FROM aggregator_authorizations au
         LEFT JOIN communities c ON c.did = au.community_did
         LEFT JOIN users u ON u.did = au.community_did
-        WHERE au.aggregator_did = %(agg)s AND au.deleted_at IS NULL
+        WHERE au.{column} = %(key)s AND au.deleted_at IS NULL
           AND (NOT %(enabled)s OR au.enabled)
           AND (%(after_at)s::timestamptz IS NULL
                OR (au.created_at, au.uri) < (%(after_at)s, %(after_uri)s))
@@ -141,37 +147,7 @@ async def authorizations_page(
         LIMIT %(limit)s
         """,
         {
-            "agg": aggregator,
-            "enabled": enabled_only,
-            "after_at": after[0] if after else None,
-            "after_uri": after[1] if after else None,
-            "limit": limit,
-        },
-    )
-
-
-async def community_page(
-    db: Database,
-    community: str,
-    *,
-    enabled_only: bool,
-    limit: int,
-    after: tuple[datetime, str] | None,
-) -> list[Row]:
-    return await db.fetch(
-        """
-        SELECT au.uri, au.community_did, au.aggregator_did, au.enabled, au.config,
-               au.created_by, au.disabled_at, au.disabled_by, au.created_at
-        FROM aggregator_authorizations au
-        WHERE au.community_did = %(community)s AND au.deleted_at IS NULL
-          AND (NOT %(enabled)s OR au.enabled)
-          AND (%(after_at)s::timestamptz IS NULL
-               OR (au.created_at, au.uri) < (%(after_at)s, %(after_uri)s))
-        ORDER BY au.created_at DESC, au.uri DESC
-        LIMIT %(limit)s
-        """,
-        {
-            "community": community,
+            "key": aggregator if aggregator is not None else community,
             "enabled": enabled_only,
             "after_at": after[0] if after else None,
             "after_uri": after[1] if after else None,

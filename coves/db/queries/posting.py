@@ -3,6 +3,7 @@ submission ledger behind the posting limits (coves/posting/limits.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
@@ -11,27 +12,6 @@ from coves.db import Database, Row
 
 HOUR = timedelta(hours=1)
 KEEP = timedelta(days=1)
-
-
-async def poster_blocks(db: Database, poster: str, community: str) -> bool:
-    """Whether ``poster`` has a live block of ``community``."""
-    return bool(
-        await db.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM blocks WHERE user_did = %s AND community_did = %s"
-            " AND deleted_at IS NULL)",
-            (poster, community),
-        )
-    )
-
-
-async def subscribed(db: Database, user: str, community: str) -> bool:
-    return bool(
-        await db.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE user_did = %s"
-            " AND community_did = %s AND deleted_at IS NULL)",
-            (user, community),
-        )
-    )
 
 
 async def post(db: Database, uri: str) -> Row | None:
@@ -47,17 +27,21 @@ async def post(db: Database, uri: str) -> Row | None:
     )
 
 
-def _reserve(
-    conn: psycopg.Connection[Row],
-    *,
-    author: str,
-    community: str,
-    link: str | None,
-    aggregator: bool,
-    now: datetime,
-    per_hour: int,
-    aggregator_per_hour: int,
-) -> tuple[str, int | None]:
+@dataclass(frozen=True)
+class Submission:
+    """One post.create about to be written, and the limits it must stay within."""
+
+    author: str
+    community: str
+    link: str | None  # normalised URL of its external embed
+    aggregator: bool
+    now: datetime
+    per_hour: int
+    aggregator_per_hour: int
+
+
+def _reserve(conn: psycopg.Connection[Row], sub: Submission) -> tuple[str, int | None]:
+    author, now = sub.author, sub.now
     # One poster's submissions are decided one at a time (transaction-scoped lock).
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('post:' || %s, 0))", (author,))
     conn.execute(
@@ -65,68 +49,47 @@ def _reserve(
         (author, now - KEEP),
     )
     since = now - HOUR
-    if link is not None:
+    if sub.link is not None:
         duplicate = conn.execute(
             """
             SELECT 1 FROM post_submissions
             WHERE author_did = %s AND community_did = %s AND link = %s AND created_at > %s
             LIMIT 1
             """,
-            (author, community, link, since),
+            (author, sub.community, sub.link, since),
         ).fetchone()
         if duplicate is not None:
             return "duplicate", None
-    if aggregator:
+    if sub.aggregator:
         row = conn.execute(
             "SELECT count(*) AS n FROM post_submissions"
             " WHERE author_did = %s AND community_did = %s AND created_at > %s",
-            (author, community, since),
+            (author, sub.community, since),
         ).fetchone()
-        if row is not None and row["n"] >= aggregator_per_hour:
+        if row is not None and row["n"] >= sub.aggregator_per_hour:
             return "aggregator_limit", None
     else:
         row = conn.execute(
             "SELECT count(*) AS n FROM post_submissions WHERE author_did = %s AND created_at > %s",
             (author, since),
         ).fetchone()
-        if row is not None and row["n"] >= per_hour:
+        if row is not None and row["n"] >= sub.per_hour:
             return "user_limit", None
     inserted = conn.execute(
         """
         INSERT INTO post_submissions (author_did, community_did, link, aggregator, created_at)
         VALUES (%s, %s, %s, %s, %s) RETURNING id
         """,
-        (author, community, link, aggregator, now),
+        (author, sub.community, sub.link, sub.aggregator, now),
     ).fetchone()
     assert inserted is not None
     return "ok", int(inserted["id"])
 
 
-async def reserve(
-    db: Database,
-    *,
-    author: str,
-    community: str,
-    link: str | None,
-    aggregator: bool,
-    now: datetime,
-    per_hour: int,
-    aggregator_per_hour: int,
-) -> tuple[str, int | None]:
+async def reserve(db: Database, sub: Submission) -> tuple[str, int | None]:
     """("ok", id) with a reservation made, or (why, None): duplicate, user_limit,
     aggregator_limit."""
-    return await db.run(
-        lambda conn: _reserve(
-            conn,
-            author=author,
-            community=community,
-            link=link,
-            aggregator=aggregator,
-            now=now,
-            per_hour=per_hour,
-            aggregator_per_hour=aggregator_per_hour,
-        )
-    )
+    return await db.run(lambda conn: _reserve(conn, sub))
 
 
 async def confirm(db: Database, reservation: int, uri: str) -> None:

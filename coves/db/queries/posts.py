@@ -7,7 +7,7 @@ from coves.db import Database, Row
 _HYDRATE = """
 SELECT p.uri, p.cid, p.rkey, p.community_did, p.author_did, p.title, p.content,
        p.facets, p.embed, p.labels, p.record, p.created_at, p.indexed_at, p.edited_at,
-       p.deleted_at, p.upvote_count, p.downvote_count, p.score, p.comment_count,
+       p.deleted_at, p.withheld, p.upvote_count, p.downvote_count, p.score, p.comment_count,
        au.handle AS author_handle, au.display_name AS author_display_name,
        au.avatar AS author_avatar, au.pds_url AS author_pds_url,
        coalesce(au.active, true) AS author_active, au.account_status AS author_status,

@@ -8,7 +8,7 @@ from coves.aggregators.reads import get_authorizations, get_services, list_for_c
 from coves.auth.base import AuthPolicy
 from coves.errors import XRPCError, invalid_request
 from coves.params import one_str
-from coves.read.communities import exists, resolve
+from coves.read.communities import may_read, resolve
 from coves.xrpc.routing import Router, XRPCRequest
 
 router = Router()
@@ -28,12 +28,13 @@ async def aggregator_get_authorizations(req: XRPCRequest) -> Any:
     return await get_authorizations(req.ctx.db, req.ctx.read, req.params)
 
 
-@router.query("social.coves.aggregator.listForCommunity")
+@router.query("social.coves.aggregator.listForCommunity", auth=AuthPolicy.OPTIONAL)
 async def aggregator_list_for_community(req: XRPCRequest) -> Any:
     ident = one_str(req.params, "community", required=True)
     assert ident is not None
     community = await resolve(req.ctx.db, req.ctx.read, ident)
-    if community is None or not exists(community):
+    viewer = req.viewer.did if req.viewer is not None else None
+    if community is None or await may_read(req.ctx.db, viewer, community) is not None:
         raise XRPCError(404, "CommunityNotFound", "no such community")
     return await list_for_community(req.ctx.db, req.ctx.read, req.params, community)
 
@@ -42,15 +43,15 @@ async def aggregator_list_for_community(req: XRPCRequest) -> Any:
     "social.coves.aggregator.register", auth=AuthPolicy.OPTIONAL, limits=("aggregator_register",)
 )
 async def aggregator_register(req: XRPCRequest) -> Any:
-    registrar = req.ctx.aggregators
-    if registrar is None:
-        raise _unavailable("aggregator registration")
     body = req.body if isinstance(req.body, dict) else {}
     did, domain = body.get("did"), body.get("domain")
     if not isinstance(did, str) or not did.strip():
         raise invalid_request("did is required", "InvalidDID")
     if not isinstance(domain, str) or not domain.strip():
         raise invalid_request("domain is required", "InvalidDID")
+    registrar = req.ctx.aggregators
+    if registrar is None:
+        raise _unavailable("aggregator registration")
     caller = req.viewer.did if req.viewer is not None else None
     return await registrar.register(did, domain, caller=caller)
 

@@ -1,0 +1,1 @@
+"""Operator tooling: the commands and facts an operator runs Coves with."""
