@@ -183,9 +183,9 @@ def build_context(
 ) -> AppContext:
     """The production context: lexicons, identity resolution, authentication, did:web queue.
 
-    ``fetcher`` (DID documents, OAuth metadata) and ``outbound`` (URLs users and
-    aggregators name) replace the network: tests pass offline ones and get the
-    rest exactly as production builds it."""
+    ``fetcher`` (DID documents, OAuth metadata) and ``outbound`` (the aggregator
+    registrar's domain checks) replace those fetchers: tests pass offline ones and
+    get the rest exactly as production builds it."""
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
     from coves.oauth.service import build_oauth_service
