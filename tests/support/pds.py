@@ -243,6 +243,8 @@ class TestPds:
             "PDS_DID_PLC_URL": self.plc_url,
             "PDS_SERVICE_HANDLE_DOMAINS": "." + self.handle_domain,
             "PDS_INVITE_REQUIRED": "true",
+            # As docs/operations.md tells operators: the 10 MB images posts may carry.
+            "PDS_BLOB_UPLOAD_LIMIT": "10000000",
             "PDS_ADMIN_PASSWORD": self.admin_password,
             "PDS_JWT_SECRET": self._secret("jwt"),
             "PDS_DPOP_SECRET": self._secret("dpop"),
