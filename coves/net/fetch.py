@@ -72,9 +72,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
     def __init__(
         self, resolve: HostResolver, allow_private: bool, trusted: frozenset[tuple[str, int]]
     ):
-        from httpcore._backends.trio import TrioBackend
-
-        self._inner = TrioBackend()
+        self._inner = httpcore.TrioBackend()
         self._resolve = resolve
         self._allow_private = allow_private
         self._trusted = trusted
