@@ -45,7 +45,7 @@ import trio
 
 from bench.traffic_world import Targets, viewer_did, viewer_key
 from coves.atproto.keys import PrivateKey
-from coves.auth.jwt import b64url_encode
+from coves.base64url import b64url_encode
 
 X = "/xrpc/"
 TIMELINE = "social.coves.feed.getTimeline"

@@ -11,26 +11,18 @@ one endpoint or sort cannot be replayed against another.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from typing import Any
 
 import orjson
 
+from coves.base64url import b64url_decode, b64url_encode
 from coves.errors import XRPCError
 from coves.secrets import Secret, equal_in_constant_time
 
 MAX_CURSOR_LENGTH = 2048
 _MAC_BYTES = 16
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def invalid_cursor(message: str = "cursor is not valid") -> XRPCError:
@@ -43,10 +35,10 @@ class CursorCodec:
 
     def _mac(self, body: str) -> str:
         digest = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
-        return _b64(digest[:_MAC_BYTES])
+        return b64url_encode(digest[:_MAC_BYTES])
 
     def encode(self, kind: str, payload: dict[str, Any]) -> str:
-        body = _b64(orjson.dumps({"k": kind, **payload}))
+        body = b64url_encode(orjson.dumps({"k": kind, **payload}))
         return f"{body}.{self._mac(body)}"
 
     def decode(self, kind: str, cursor: str) -> dict[str, Any]:
@@ -57,7 +49,7 @@ class CursorCodec:
         if not body or not mac or not equal_in_constant_time(mac, self._mac(body)):
             raise invalid_cursor()
         try:
-            payload = orjson.loads(_unb64(body))
+            payload = orjson.loads(b64url_decode(body))
         except (ValueError, orjson.JSONDecodeError):
             raise invalid_cursor() from None
         if not isinstance(payload, dict) or payload.pop("k", None) != kind:

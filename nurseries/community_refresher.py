@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import trio
 
 from coves import clock
+from coves.breaker import CircuitBreaker
 from coves.errors import XRPCError
 from coves.hosting.service import Expiring
 from coves.hosting.sessions import LockedOut
@@ -43,7 +44,6 @@ from coves.logs import get_logger
 from coves.metrics import Metrics
 from coves.pds.errors import PdsUnavailable
 from nurseries.backoff import ExponentialBackoff
-from nurseries.breaker import CircuitBreaker
 from nurseries.supervisor import ChildSpec, RestartPolicy
 
 log = get_logger(__name__)

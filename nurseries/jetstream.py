@@ -47,6 +47,7 @@ import trio_websocket
 from prometheus_client.core import GaugeMetricFamily
 
 from coves import clock
+from coves.breaker import BreakerState, CircuitBreaker
 from coves.config import DEFAULT_JETSTREAM_URL, Settings
 from coves.db import DatabaseError
 from coves.ingest.stream import (
@@ -62,7 +63,6 @@ from coves.ingest.types import BatchResult, Frame, Sink
 from coves.logs import get_logger
 from coves.metrics import Metrics
 from nurseries.backoff import ExponentialBackoff
-from nurseries.breaker import BreakerState, CircuitBreaker
 from nurseries.supervisor import ChildSpec
 
 log = get_logger(__name__)

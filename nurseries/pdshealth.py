@@ -11,12 +11,13 @@ result for the alert, its latency for the dashboard, and the details
 A check succeeds on HTTP 200 with a JSON object body, as the reference PDS
 answers (``{"version": ...}``). Anything else counts as down, and so does no
 answer within ``PDS_HEALTH_TIMEOUT_SECONDS``: a PDS that hangs is a PDS that
-is down for the requests waiting on it.
+is down for the requests waiting on it. The call goes through the PDS client
+(``coves.pds``) like every other PDS call, with a pool of its own that makes
+one attempt per check: a retry would hide the failure being measured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -25,14 +26,14 @@ import trio
 from coves import clock
 from coves.logs import get_logger
 from coves.metrics import Metrics
+from coves.pds import PdsConnections, PdsError, PdsLimits
+from coves.pds.errors import PdsBadResponse
 from nurseries.supervisor import ChildSpec
 
 log = get_logger(__name__)
 
 RESULTS = ("ok", "timeout", "unreachable", "bad_status", "bad_body")
 CHECK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-ClientFactory = Callable[[], httpx.AsyncClient]
 
 
 class PdsHealthProbe:
@@ -43,12 +44,18 @@ class PdsHealthProbe:
         interval: float,
         timeout: float,
         metrics: Metrics,
-        client_factory: ClientFactory | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = pds_url.rstrip("/") + "/xrpc/_health"
         self.interval = interval
         self.timeout = timeout
-        self._client_factory = client_factory or httpx.AsyncClient
+        # The client's own timeouts lie beyond the check's, so a hang is always
+        # reported as one ("timeout"), whichever layer would notice it first.
+        limits = PdsLimits(
+            connect_timeout=timeout + 1, read_timeout=timeout + 1, deadline=timeout + 2, attempts=1
+        )
+        self._connections = PdsConnections(metrics=metrics, limits=limits, transport=transport)
+        self._client = self._connections.client(pds_url)
         self._up = metrics.gauge("coves_pds_up", "1 when the last PDS health check succeeded")
         self._checks = metrics.counter(
             "coves_pds_health_checks_total", "PDS health checks by result", ["result"]
@@ -70,31 +77,31 @@ class PdsHealthProbe:
         self.latency: float | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with self._client_factory() as client:
+        try:
             task_status.started()
             while True:
-                await self.check(client)
+                await self.check()
                 await trio.sleep(self.interval)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.aclose()
 
-    async def check(self, client: httpx.AsyncClient) -> bool:
+    async def aclose(self) -> None:
+        await self._connections.aclose()
+
+    async def check(self) -> bool:
         started = clock.monotonic()
         result, error, version = "ok", None, None
         with trio.move_on_after(self.timeout) as scope:
             try:
-                response = await client.get(self.url, timeout=self.timeout)
-                body = response.json() if response.status_code == 200 else None
-                if response.status_code != 200:
-                    result, error = "bad_status", f"HTTP {response.status_code}"
-                elif not isinstance(body, dict):
-                    result, error = "bad_body", "the answer is not a JSON object"
-                else:
-                    version = body.get("version")
-            except httpx.TimeoutException:
-                result, error = "timeout", f"no answer within {self.timeout:g}s"
-            except ValueError:
-                result, error = "bad_body", "the answer is not JSON"
-            except httpx.HTTPError as exc:
-                result, error = "unreachable", f"{type(exc).__name__}: {exc}"
+                version = (await self._client.health()).get("version")
+            except PdsBadResponse as exc:
+                result, error = "bad_body", exc.message
+            except PdsError as exc:
+                if exc.pds_status is not None:  # it answered, with a failure status
+                    result, error = "bad_status", f"HTTP {exc.pds_status}"
+                else:  # no answer: refused, reset, unresolvable
+                    result, error = "unreachable", exc.message
         if scope.cancelled_caught:
             result, error = "timeout", f"no answer within {self.timeout:g}s"
         self.latency = clock.monotonic() - started

@@ -14,10 +14,8 @@ only the DID can write, does).
 
 from __future__ import annotations
 
-import re
-
 from coves import clock
-from coves.atproto.syntax import is_valid_did
+from coves.atproto.syntax import is_valid_did, is_valid_domain
 from coves.db import Database
 from coves.db.queries import aggregators as q
 from coves.errors import XRPCError
@@ -31,9 +29,6 @@ log = get_logger(__name__)
 
 WELL_KNOWN_URL = "https://{domain}/.well-known/atproto-did"
 WELL_KNOWN_MAX_BYTES = 4096
-HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
-)
 
 
 def _invalid(message: str) -> XRPCError:
@@ -46,7 +41,7 @@ def normalize_domain(raw: str) -> str:
     if domain.startswith("http://"):
         raise _invalid("domain must be served over https")
     domain = domain.removeprefix("https://").rstrip("/")
-    if literal_address(domain) is not None or not HOSTNAME_RE.match(domain):
+    if literal_address(domain) is not None or not is_valid_domain(domain):
         raise _invalid("domain must be a host name such as bot.example.com")
     return domain
 

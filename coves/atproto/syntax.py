@@ -1,8 +1,11 @@
-"""Identifier syntax from the atproto specs (did, handle, nsid, rkey, tid, at-uri, cid).
+"""Identifier syntax from the atproto specs (did, handle, nsid, rkey, tid, at-uri, cid),
+and the DNS names Coves itself accepts (community names, host names, domains).
 
 These checks are syntax only: whether a DID resolves or a handle is claimed
 is the identity package's business. They are deliberately strict because
 stream input is untrusted and every identifier ends up in SQL keys and URLs.
+Every check matches the whole value (``fullmatch``): a ``$`` anchor alone also
+accepts a trailing newline.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+# One DNS label (RFC 1123): letters, digits and inner hyphens, at most 63 characters.
+_LABEL = r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
 DID_RE = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$")
-HANDLE_RE = re.compile(
-    r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
-)
+HANDLE_RE = re.compile(rf"^({_LABEL}\.)+[a-zA-Z]([a-zA-Z0-9-]{{0,61}}[a-zA-Z0-9])?$")
+# A host name: one or more labels (``localhost`` included), at most 253 characters.
+HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+# A community's name is one label: it becomes the handle ``c-<name>.<instance domain>``.
+COMMUNITY_NAME_RE = re.compile(rf"^{_LABEL}$")
 NSID_RE = re.compile(
     r"^[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+"
     r"\.[a-zA-Z][a-zA-Z0-9]{0,62}$"
@@ -35,12 +42,12 @@ INVALID_HANDLE = "handle.invalid"
 
 
 def is_valid_did(value: str) -> bool:
-    return len(value) <= 2048 and DID_RE.match(value) is not None
+    return len(value) <= 2048 and DID_RE.fullmatch(value) is not None
 
 
 def is_valid_handle(value: str) -> bool:
     """Handle syntax per spec, allowing reserved TLDs (they are syntactically fine)."""
-    return len(value) <= 253 and HANDLE_RE.match(value) is not None
+    return len(value) <= 253 and HANDLE_RE.fullmatch(value) is not None
 
 
 def is_resolvable_handle(value: str) -> bool:
@@ -48,33 +55,48 @@ def is_resolvable_handle(value: str) -> bool:
     return is_valid_handle(value) and value.rsplit(".", 1)[-1].lower() not in DISALLOWED_TLDS
 
 
+def is_valid_hostname(value: str) -> bool:
+    """A DNS host name of one or more labels (``localhost``, ``coves.social``)."""
+    return HOSTNAME_RE.fullmatch(value) is not None
+
+
+def is_valid_domain(value: str) -> bool:
+    """A public DNS name: two or more labels, the last starting with a letter (the
+    syntax of a handle), so neither ``localhost`` nor an IPv4 address."""
+    return is_valid_handle(value)
+
+
+def is_valid_community_name(value: str) -> bool:
+    return COMMUNITY_NAME_RE.fullmatch(value) is not None
+
+
 def normalize_handle(value: str) -> str:
     return value.strip().lower()
 
 
 def is_valid_nsid(value: str) -> bool:
-    return len(value) <= 317 and NSID_RE.match(value) is not None
+    return len(value) <= 317 and NSID_RE.fullmatch(value) is not None
 
 
 def is_valid_rkey(value: str) -> bool:
-    return value not in {".", ".."} and RKEY_RE.match(value) is not None
+    return value not in {".", ".."} and RKEY_RE.fullmatch(value) is not None
 
 
 def is_valid_tid(value: str) -> bool:
-    return TID_RE.match(value) is not None
+    return TID_RE.fullmatch(value) is not None
 
 
 def is_valid_cid(value: str) -> bool:
-    return CID_RE.match(value) is not None
+    return CID_RE.fullmatch(value) is not None
 
 
 def is_valid_language(value: str) -> bool:
-    return LANGUAGE_RE.match(value) is not None
+    return LANGUAGE_RE.fullmatch(value) is not None
 
 
 def parse_datetime(value: str) -> datetime | None:
     """Parse an atproto datetime (RFC 3339 with timezone) to an aware UTC datetime."""
-    if not isinstance(value, str) or DATETIME_RE.match(value) is None:
+    if not isinstance(value, str) or DATETIME_RE.fullmatch(value) is None:
         return None
     text = value.replace("Z", "+00:00")
     # Python accepts at most 6 fractional digits; the spec allows more.

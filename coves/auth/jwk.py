@@ -9,7 +9,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from coves.atproto.keys import Curve, PublicKey
-from coves.auth.jwt import b64url_decode, b64url_encode
+from coves.base64url import b64url_decode, b64url_encode
 
 _CURVES: dict[str, tuple[Curve, ec.EllipticCurve]] = {
     "P-256": ("p256", ec.SECP256R1()),

@@ -8,31 +8,15 @@ JSON objects only), and never trusts ``alg`` to pick a verifier.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from coves.auth.base import AuthFailure
+from coves.base64url import b64url_decode
 
 MAX_TOKEN_BYTES = 8192
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
-
-
-def b64url_decode(text: str) -> bytes:
-    if not _B64URL.match(text):
-        raise ValueError("not base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise ValueError("not base64url") from None
-
-
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 
 from coves import clock
-from coves.auth.jwt import b64url_encode
+from coves.base64url import b64url_encode
 from coves.secrets import equal_in_constant_time
 
 

@@ -19,9 +19,10 @@ from coves.atproto.keys import PublicKey
 from coves.atproto.syntax import is_valid_did
 from coves.auth.base import AuthFailure, AuthInput, Viewer
 from coves.auth.jwk import JWKError, public_key_from_jwk, thumbprint
-from coves.auth.jwt import CompactJWT, b64url_encode, number_claim, parse_jwt
+from coves.auth.jwt import CompactJWT, number_claim, parse_jwt
 from coves.auth.nonces import DpopNonces
 from coves.auth.replay import ReplayCache
+from coves.base64url import b64url_encode
 from coves.logs import get_logger
 from coves.net import FetchError, SafeFetcher
 from coves.secrets import equal_in_constant_time

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from coves.auth.jwt import b64url_decode
+from coves.base64url import b64url_decode
 from coves.db import Row
 from coves.db.sealed import COMMUNITY_ACCESS, COMMUNITY_PASSWORD, COMMUNITY_REFRESH, SealedColumn
 from coves.secrets import Secret, SecretBox

@@ -29,7 +29,6 @@ community is readable through every read endpoint when the call returns.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,16 +38,17 @@ from typing import Any
 import trio
 
 from coves import clock
+from coves.atproto.syntax import is_valid_community_name
 from coves.config import Settings
 from coves.db import Database, Row
 from coves.db.queries import community_accounts as q
 from coves.errors import XRPCError, invalid_request, not_found
 from coves.hosting.credentials import Credentials, jwt_expiry, seal, unseal
-from coves.hosting.images import Image, decode_image, profile_limits
 from coves.hosting.profile import PROFILE, SELF, check_profile, new_profile, updated_profile
 from coves.hosting.sessions import CommunitySessions
 from coves.ingest.parse import RecordValidator
 from coves.logs import get_logger
+from coves.media.profile_images import Image, decode_image, profile_limits
 from coves.pds.auth import AdminAuth, PdsAuth
 from coves.pds.client import PdsClient, PdsSession, RecordValue
 from coves.pds.errors import PdsAuthError, PdsConflict, PdsNotFound, PdsRejected, PdsUnavailable
@@ -57,7 +57,6 @@ from coves.secrets import Secret, SecretBox
 
 log = get_logger(__name__)
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 HANDLE_PREFIX = "c-"
 # The reference PDS allows 3-18 characters before a service domain; "c-" takes two.
 MAX_NAME_LENGTH = 16
@@ -133,7 +132,7 @@ class CommunityHosting:
             if field in body:
                 raise invalid_request(f"{field} is set by the server and must not be sent")
         given = body.get("name")
-        if not isinstance(given, str) or not NAME_RE.match(given):
+        if not isinstance(given, str) or not is_valid_community_name(given):
             raise invalid_request("name: letters, digits and inner hyphens (a DNS label)")
         if len(given) > MAX_NAME_LENGTH:
             raise invalid_request(f"name: at most {MAX_NAME_LENGTH} characters")

@@ -6,14 +6,11 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from coves.atproto.syntax import is_valid_did
+from coves.atproto.syntax import is_valid_did, is_valid_hostname
 from coves.identity.errors import InvalidIdentifier, NotFound, ResolutionFailed, UnsupportedMethod
 from coves.net import BadStatus, FetchError, SafeFetcher
 
 PLC_RE = re.compile(r"^did:plc:[a-z2-7]{24}$")
-_HOST_RE = re.compile(
-    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
-)
 DOC_MAX_BYTES = 64 * 1024
 DID_ACCEPT = "application/did+ld+json, application/json"
 
@@ -33,7 +30,7 @@ def did_web_host(did: str) -> str:
     name, _, port = host.partition(":")
     if port and (name != "localhost" or not port.isdigit()):
         raise InvalidIdentifier("a did:web port is only allowed for localhost")
-    if not _HOST_RE.match(name):
+    if not is_valid_hostname(name):
         raise InvalidIdentifier("did:web host is not a valid hostname")
     return host
 
@@ -55,7 +52,7 @@ class DidFetcher:
         if not is_valid_did(did):
             raise InvalidIdentifier("not a valid DID")
         if did.startswith("did:plc:"):
-            if not PLC_RE.match(did):
+            if not PLC_RE.fullmatch(did):
                 raise InvalidIdentifier("not a valid did:plc")
             return f"{self._plc_url}/{quote(did, safe=':')}"
         if did.startswith("did:web:"):

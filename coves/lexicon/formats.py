@@ -47,7 +47,7 @@ _collection_ok = lru_cache(1024)(syntax.is_valid_nsid)
 
 
 def _at_uri(value: str) -> str | None:
-    match = _RECORD_URI_RE.match(value)
+    match = _RECORD_URI_RE.fullmatch(value)
     if (
         match is not None
         and len(value) <= MAX_AT_URI_LENGTH
@@ -75,7 +75,7 @@ def _datetime(value: str) -> str | None:
     # Same acceptance as syntax.parse_datetime, without its normalising work on
     # the common path: the grammar check, then the stdlib parser for the
     # calendar check; parse_datetime only for forms the stdlib refuses.
-    if syntax.DATETIME_RE.match(value) is not None:
+    if syntax.DATETIME_RE.fullmatch(value) is not None:
         try:
             datetime.fromisoformat(value)
         except ValueError:
@@ -88,7 +88,7 @@ def _datetime(value: str) -> str | None:
 
 
 def _uri(value: str) -> str | None:
-    if len(value) > MAX_URI_LENGTH or URI_RE.match(value) is None:
+    if len(value) > MAX_URI_LENGTH or URI_RE.fullmatch(value) is None:
         return "must be a URI"
     return None
 

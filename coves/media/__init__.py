@@ -1,1 +1,1 @@
-"""Media that posts carry: image sniffing and limits."""
+"""Media that posts and profiles carry: image sniffing, limits, base64 avatars and banners."""

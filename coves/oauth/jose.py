@@ -8,7 +8,6 @@ in ``coves.auth`` (hand-rolled on purpose, see ``coves.auth.jwt``).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import uuid
@@ -22,18 +21,15 @@ from jwt.algorithms import ECAlgorithm
 from coves import clock
 from coves.atproto.keys import KeyError_, PrivateKey
 from coves.auth.jwk import thumbprint
+from coves.base64url import b64url_encode
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # How long a client assertion is good for: the AS checks it once, right away.
 ASSERTION_LIFETIME = 60
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def random_token(nbytes: int = 32) -> str:
-    return b64url(os.urandom(nbytes))
+    return b64url_encode(os.urandom(nbytes))
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,7 @@ def dpop_proof(
     if nonce:
         payload["nonce"] = nonce
     if access_token is not None:
-        payload["ath"] = b64url(hashlib.sha256(access_token.encode("ascii")).digest())
+        payload["ath"] = b64url_encode(hashlib.sha256(access_token.encode("ascii")).digest())
     return key.sign(payload, {"typ": "dpop+jwt", "jwk": key.public_jwk})
 
 
@@ -107,5 +103,5 @@ def client_assertion(key: SigningKey, kid: str, client_id: str, audience: str) -
 def pkce_pair() -> tuple[str, str]:
     """(verifier, S256 challenge)."""
     verifier = random_token(48)
-    challenge = b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+    challenge = b64url_encode(hashlib.sha256(verifier.encode("ascii")).digest())
     return verifier, challenge

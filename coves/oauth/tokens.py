@@ -10,7 +10,6 @@ token of the session useless at once. Clients cannot read or forge it.
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from coves import clock
+from coves.base64url import b64url_decode, b64url_encode
 from coves.secrets import Secret
 
 PREFIX = "cvs1."
@@ -63,7 +63,7 @@ class SessionTokens:
         claims = {"did": did, "sid": session_id, "iat": int(now), "exp": int(expires)}
         nonce = os.urandom(12)
         sealed = self._aead.encrypt(nonce, orjson.dumps(claims), _AAD)
-        return PREFIX + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
+        return PREFIX + b64url_encode(nonce + sealed)
 
     def open(self, token: str, *, allow_expired: bool = False) -> SessionClaims:
         """The claims of an authentic token; InvalidSessionToken otherwise."""
@@ -71,8 +71,8 @@ class SessionTokens:
             raise InvalidSessionToken("malformed", "not a Coves session token")
         body = token[len(PREFIX) :]
         try:
-            blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except (binascii.Error, ValueError):
+            blob = b64url_decode(body)
+        except ValueError:
             raise InvalidSessionToken("malformed", "not a Coves session token") from None
         if len(blob) < 12 + 16:
             raise InvalidSessionToken("malformed", "not a Coves session token")

@@ -204,6 +204,10 @@ class PdsClient:
             await self.call("com.atproto.server.getSession", auth=auth, http_method="GET")
         )
 
+    async def health(self) -> dict[str, Any]:
+        """The PDS's ``/xrpc/_health`` answer (``{"version": ...}`` from the reference PDS)."""
+        return _object(await self.call("_health", http_method="GET"))
+
     async def delete_session(self, auth: PdsAuth) -> None:
         """``auth``: ``BearerAuth(refresh_jwt)``."""
         await self.call("com.atproto.server.deleteSession", auth=auth)

@@ -9,13 +9,19 @@ community the viewer may read (a blocked one too, so it can be unblocked).
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from coves.atproto.syntax import format_datetime, is_valid_did, is_valid_handle, is_valid_language
+from coves.atproto.syntax import (
+    format_datetime,
+    is_valid_community_name,
+    is_valid_did,
+    is_valid_handle,
+    is_valid_hostname,
+    is_valid_language,
+)
 from coves.cursors import invalid_cursor
 from coves.db import Database, Row
 from coves.db.queries import communities as community_sql
@@ -28,10 +34,6 @@ from coves.read.services import ReadServices
 from coves.read.views.community import CommunityViewer, community_pds, community_view
 from coves.search import trigrams
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
-HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
-)
 LIST_SORTS: tuple[str, ...] = ("popular", "active", "new", "alphabetical")
 VISIBILITIES: tuple[str, ...] = rules.VISIBILITIES
 MAX_QUERY_LENGTH = 256
@@ -71,12 +73,12 @@ def parse_identifier(identifier: str, instance_domain: str) -> Identifier:
     if "@" in scoped:
         name, _, domain = scoped.partition("@")
         domain = domain.lower()
-        if not NAME_RE.match(name) or not HOSTNAME_RE.match(domain):
+        if not is_valid_community_name(name) or not is_valid_hostname(domain):
             raise invalid_request("community: scoped identifiers look like !name@instance")
         return Identifier(name=name.lower(), domain=domain)
     if ident.startswith("!"):
         raise invalid_request("community: scoped identifiers look like !name@instance")
-    if "." not in ident and NAME_RE.match(ident) and instance_domain:
+    if "." not in ident and is_valid_community_name(ident) and instance_domain:
         return Identifier(name=ident.lower(), domain=instance_domain)
     handle = ident.lower()
     if not is_valid_handle(handle):

@@ -22,6 +22,7 @@ import trio
 
 from coves import clock
 from coves.atproto.syntax import is_valid_cid
+from coves.breaker import BreakerState, CircuitBreaker
 from coves.db import Database, DatabaseError
 from coves.db.queries import link_cards as q
 from coves.logs import get_logger
@@ -39,7 +40,6 @@ from coves.unfurl.providers import (
     normalize_url,
     route,
 )
-from nurseries.breaker import BreakerState, CircuitBreaker
 
 log = get_logger(__name__)
 

@@ -3,7 +3,7 @@
 Fields not sent keep their current value (the current record is read from
 the PDS, and the write swaps on its CID); an empty ``displayName`` or
 ``bio`` clears it. Images arrive base64 in the call, as the mobile client
-sends them, and are decoded as community images are (``coves.hosting.images``:
+sends them, and are decoded as community images are (``coves.media.profile_images``:
 typed from their bytes, size-checked) before they are uploaded to the
 caller's repo.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from coves.errors import XRPCError
-from coves.hosting.images import Image, decode_image, profile_limits
 from coves.lexicon.registry import LexiconRegistry
+from coves.media.profile_images import Image, decode_image, profile_limits
 from coves.pds import PdsConflict, PdsNotFound
 from coves.writes.records import now_datetime, ref_answer, validated
 from coves.writes.repo import UserRepo

@@ -7,7 +7,7 @@ import trio
 
 from coves.atproto.keys import PrivateKey
 from coves.auth.base import AuthFailure
-from coves.auth.jwt import b64url_decode, b64url_encode
+from coves.base64url import b64url_decode, b64url_encode
 from tests.auth.helpers import ALICE, NSID, SERVICE_AUD, SERVICE_DID, World, request
 from tests.support import tokens
 from tests.support.tokens import MISSING

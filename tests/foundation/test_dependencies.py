@@ -20,7 +20,7 @@ import re
 import sys
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -53,23 +53,24 @@ def python_files(directory: str) -> Iterable[Path]:
             yield path  # scripts/gen_config_table and friends
 
 
+def top_level_imports(path: Path) -> Iterator[str]:
+    """The top-level module of every absolute import in ``path``, wherever it stands
+    (functions, ``try`` blocks, ``TYPE_CHECKING``)."""
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+
+
 def imported_modules(directories: Iterable[str]) -> dict[str, set[str]]:
     """Top-level third-party module name -> the files importing it."""
     found: dict[str, set[str]] = defaultdict(set)
     for directory in directories:
         for path in python_files(directory):
-            tree = ast.parse(path.read_bytes(), filename=str(path))
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                else:
-                    continue
-                for name in names:
-                    top = name.split(".")[0]
-                    if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
-                        found[top].add(str(path.relative_to(ROOT)))
+            for top in top_level_imports(path):
+                if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
+                    found[top].add(str(path.relative_to(ROOT)))
     return found
 
 
@@ -158,3 +159,15 @@ def test_the_check_sees_what_it_must() -> None:
     dev_modules = imported_modules(DEV_DIRS)
     assert "pytest" in dev_modules and "coves" not in dev_modules and "os" not in dev_modules
     assert is_tool("ruff") and is_tool("pytest-trio") and not is_tool("orjson")
+
+
+def test_the_application_does_not_import_the_runtime() -> None:
+    """``coves/`` is the application, ``nurseries/`` the supervised runtime built on it:
+    only the ``coves`` command (coves/cli.py), which starts that runtime, reaches into it.
+    Anything both need (the circuit breaker, say) lives in ``coves/``."""
+    offenders = {
+        str(path.relative_to(ROOT))
+        for path in python_files("coves")
+        if "nurseries" in set(top_level_imports(path))
+    }
+    assert offenders == {"coves/cli.py"}

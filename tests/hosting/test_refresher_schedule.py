@@ -11,11 +11,11 @@ import pytest
 import trio
 
 from coves import clock
+from coves.breaker import CircuitBreaker
 from coves.hosting.service import Expiring
 from coves.hosting.sessions import LockedOut
 from coves.metrics import Metrics
 from coves.pds.errors import PdsUnavailable
-from nurseries.breaker import CircuitBreaker
 from nurseries.community_refresher import TokenRefresher
 
 TOKEN_LIFETIME = timedelta(hours=2)

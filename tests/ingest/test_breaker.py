@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from nurseries.breaker import BreakerState, CircuitBreaker
+from coves.breaker import BreakerState, CircuitBreaker
 
 
 def _trip(breaker: CircuitBreaker) -> None:

@@ -14,9 +14,10 @@ import pytest
 
 from coves.auth.base import AuthFailure, AuthInput
 from coves.auth.jwk import public_key_from_jwk, thumbprint
-from coves.auth.jwt import b64url_encode, parse_jwt
+from coves.auth.jwt import parse_jwt
 from coves.auth.nonces import DpopNonces
 from coves.auth.oauth import OAuthTokenVerifier
+from coves.base64url import b64url_encode
 from coves.oauth.jose import SigningKey, client_assertion, dpop_proof, pkce_pair
 
 URL = "https://pds.example/xrpc/com.atproto.repo.createRecord"

@@ -174,7 +174,7 @@ async def test_concurrent_writes_of_one_session_refresh_it_once(live: Live) -> N
 
 
 def test_update_profile_takes_a_body_with_both_images_at_the_lexicon_sizes() -> None:
-    from coves.hosting.images import profile_limits
+    from coves.media.profile_images import profile_limits
     from coves.writes.profile import MAX_BODY, PROFILE
 
     avatar = profile_limits("avatar", PROFILE)

@@ -22,13 +22,12 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def _probe(handler: Callable[[httpx.Request], object], metrics: Metrics) -> PdsHealthProbe:
-    transport = httpx.MockTransport(handler)  # type: ignore[arg-type]
     return PdsHealthProbe(
         "https://pds.example/",
         interval=30.0,
         timeout=5.0,
         metrics=metrics,
-        client_factory=lambda: httpx.AsyncClient(transport=transport),
+        transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
     )
 
 
@@ -48,21 +47,22 @@ async def test_states_follow_the_answers(autojump_clock: trio.testing.MockClock)
 
     metrics = Metrics()
     probe = _probe(handler, metrics)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        assert await probe.check(client)
-        assert probe.details()["state"] == "up" and probe.version == "0.4.107"
-        assert samples(metrics, "coves_pds_up") == {(): 1.0}
-        assert not await probe.check(client)
-        assert probe.details()["lastError"] == "HTTP 503"
-        assert not await probe.check(client)
-        assert probe.details()["lastError"] == "the answer is not JSON"
-        assert not await probe.check(client)
-        details = probe.details()
-        assert details["state"] == "down" and details["consecutiveFailures"] == 3
-        assert samples(metrics, "coves_pds_up") == {(): 0.0}
-        assert await probe.check(client)
-        assert probe.details()["consecutiveFailures"] == 0 and probe.version == "0.4.108"
-    assert seen == ["https://pds.example/xrpc/_health"] * 5
+    assert await probe.check()
+    assert probe.details()["state"] == "up" and probe.version == "0.4.107"
+    assert samples(metrics, "coves_pds_up") == {(): 1.0}
+    assert not await probe.check()
+    assert probe.details()["lastError"] == "HTTP 503"
+    assert not await probe.check()
+    assert probe.details()["lastError"] == "PDS _health: answer is not JSON"
+    assert not await probe.check()
+    details = probe.details()
+    assert details["lastError"] == "PDS answer is not a JSON object"
+    assert details["state"] == "down" and details["consecutiveFailures"] == 3
+    assert samples(metrics, "coves_pds_up") == {(): 0.0}
+    assert await probe.check()
+    assert probe.details()["consecutiveFailures"] == 0 and probe.version == "0.4.108"
+    await probe.aclose()
+    assert seen == ["https://pds.example/xrpc/_health"] * 5  # one attempt each: no retry
     checks = samples(metrics, "coves_pds_health_checks_total")
     assert checks == {
         (("result", "ok"),): 2,
@@ -87,14 +87,13 @@ async def test_a_hanging_or_unreachable_pds_is_down(
 
     metrics = Metrics()
     probe = _probe(hang, metrics)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(hang)) as client:
-        started = trio.current_time()
-        assert not await probe.check(client)
-        assert trio.current_time() - started == 5.0  # PDS_HEALTH_TIMEOUT_SECONDS, not an hour
-        assert probe.details()["lastError"] == "no answer within 5s"
-    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
-        assert not await probe.check(client)
-        assert "ConnectError" in str(probe.details()["lastError"])
+    started = trio.current_time()
+    assert not await probe.check()
+    assert trio.current_time() - started == 5.0  # PDS_HEALTH_TIMEOUT_SECONDS, not an hour
+    assert probe.details()["lastError"] == "no answer within 5s"
+    refusing = _probe(refuse, metrics)
+    assert not await refusing.check()
+    assert "ConnectError" in str(refusing.details()["lastError"])
     checks = samples(metrics, "coves_pds_health_checks_total")
     assert checks[(("result", "timeout"),)] == 1 and checks[(("result", "unreachable"),)] == 1
 
@@ -125,18 +124,18 @@ async def test_against_the_reference_pds(pds: TestPds) -> None:
     metrics = Metrics()
     probe = PdsHealthProbe(pds.url, interval=30.0, timeout=5.0, metrics=metrics)
     with trio.fail_after(120):
-        async with httpx.AsyncClient() as client:
-            assert await probe.check(client), probe.details()
-            version = probe.details()["version"]
-            assert isinstance(version, str) and version
-            try:
-                await trio.to_thread.run_sync(pds.stop_pds)
-                assert not await probe.check(client)
-                assert probe.details()["state"] == "down"
-                assert samples(metrics, "coves_pds_up") == {(): 0.0}
-            finally:
-                await trio.to_thread.run_sync(pds.start_pds)
-            assert await probe.check(client)
-            assert probe.details()["version"] == version
+        assert await probe.check(), probe.details()
+        version = probe.details()["version"]
+        assert isinstance(version, str) and version
+        try:
+            await trio.to_thread.run_sync(pds.stop_pds)
+            assert not await probe.check()
+            assert probe.details()["state"] == "down"
+            assert samples(metrics, "coves_pds_up") == {(): 0.0}
+        finally:
+            await trio.to_thread.run_sync(pds.start_pds)
+        assert await probe.check()
+        assert probe.details()["version"] == version
+        await probe.aclose()
     checks = samples(metrics, "coves_pds_health_checks_total")
     assert checks[(("result", "ok"),)] == 2 and checks[(("result", "unreachable"),)] == 1

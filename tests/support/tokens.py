@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from coves import clock
 from coves.atproto.keys import JWT_ALG, PrivateKey
-from coves.auth.jwt import b64url_encode
+from coves.base64url import b64url_encode
 
 _MISSING: Any = object()
 

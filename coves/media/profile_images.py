@@ -1,8 +1,9 @@
-"""Community avatars and banners: base64 from the client, checked by ``coves.media``.
+"""Avatars and banners of profile records (a community's, a user's): base64 from the client.
 
-The mobile client sends ``avatarBlob`` (base64) with ``avatarMimeType``; the
-declared type is never trusted. The text is decoded strictly here; what the
-bytes are (format, size, structure) is decided by the one image inspector
+Community create/update and ``actor.updateProfile`` take ``avatarBlob`` (base64)
+with ``avatarMimeType``, as the mobile client sends them; the declared type is
+never trusted. The text is decoded strictly here; what the bytes are (format,
+size, structure) is decided by the one image inspector
 (``coves.media.images.inspect_image``) against the profile record's blob
 limits (its lexicon: PNG, JPEG or WebP; 1 MB avatar, 2 MB banner), and the PDS
 gets the sniffed type.
