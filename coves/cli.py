@@ -273,7 +273,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "coves.ops.cache_cli",
     "coves.oauth.cli",
     "coves.rotate_cli",
-    "coves.writes.cli",
+    "coves.ops.reports_cli",
     "coves.hosting.cli",
 )
 

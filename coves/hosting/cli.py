@@ -56,42 +56,24 @@ async def refresh_communities(
 
 async def _main(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
     from coves.context import AppContext
-    from coves.db import Database
-    from coves.db.embedded import EmbeddedPostgres
     from coves.lexicon import LexiconRegistry
+    from coves.ops.database import operator_database
 
-    async with trio.open_nursery() as nursery:
-        if settings.database_url is None:
-            conninfo: str = await nursery.start(EmbeddedPostgres(settings.data_dir).run)
-        else:
-            conninfo = settings.database_url.reveal()
-        async with Database(conninfo, pool_size=2) as db:
-            ctx = AppContext(settings=settings, db=db, lexicons=LexiconRegistry.load())
-            try:
-                if args.action == "restore":
-                    try:
-                        out = [
-                            {
-                                "community": args.name,
-                                "ok": True,
-                                **await ctx.hosting.restore(args.name),
-                            }
-                        ]
-                    except XRPCError as exc:
-                        out = [
-                            {
-                                "community": args.name,
-                                "ok": False,
-                                "error": exc.error,
-                                "message": exc.message,
-                            }
-                        ]
-                else:
-                    out = await refresh_communities(ctx.hosting, None if args.all else [args.name])
-            finally:
-                await ctx.pds.aclose()
-        nursery.cancel_scope.cancel()
-    return out
+    async with operator_database(settings) as (db, _attached):
+        ctx = AppContext(settings=settings, db=db, lexicons=LexiconRegistry.load())
+        try:
+            if args.action == "restore":
+                return [await restore_community(ctx.hosting, args.name)]
+            return await refresh_communities(ctx.hosting, None if args.all else [args.name])
+        finally:
+            await ctx.pds.aclose()
+
+
+async def restore_community(hosting: CommunityHosting, name: str) -> dict[str, Any]:
+    try:
+        return {"community": name, "ok": True, **await hosting.restore(name)}
+    except XRPCError as exc:
+        return {"community": name, "ok": False, "error": exc.error, "message": exc.message}
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+import trio
 from quart_trio import QuartTrio
 
 from coves.config import Settings
@@ -15,6 +20,7 @@ from coves.lexicon.registry import LexiconRegistry
 from coves.secrets import Secret
 from coves.xrpc.app import create_app
 from tests.support.auth import FakeAuthenticator, auth_header
+from tests.support.database import TestPostgres
 from tests.support.pds import TestPds
 
 INSTANCE_DID = "did:web:coves.test"
@@ -119,3 +125,36 @@ class Client:
 @pytest.fixture
 def client(app: QuartTrio, lexicons: LexiconRegistry) -> Client:
     return Client(app, lexicons)
+
+
+CommandRun = Callable[..., Awaitable[tuple[int, list[dict[str, Any]], str]]]
+
+
+@pytest.fixture
+async def communities_command(db: Database, pg: TestPostgres, tmp_path: Path) -> CommandRun:
+    """Run ``coves communities ARGS`` as an operator would, on this test's database:
+    (exit status, the JSON lines it printed, stderr)."""
+    database = await db.fetchval("SELECT current_database()")
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "DATABASE_URL": pg.conninfo(database),
+        "LOG_LEVEL": "warning",
+    }
+
+    def run(args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "coves", "communities", *args],
+            check=False,
+            cwd=tmp_path,  # no .env there: the environment above is all it gets
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    async def command(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+        done = await trio.to_thread.run_sync(run, args)
+        lines = [orjson.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        return done.returncode, lines, done.stdout + done.stderr
+
+    return command

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import orjson
 import trio
 
 from coves.context import AppContext
 from coves.db import Database
 from coves.hosting.cli import refresh_communities
 from nurseries.community_refresher import TokenRefresher, community_refresher_child
-from tests.hosting.conftest import Client, HookedTransport
-from tests.support.database import TestPostgres
+from tests.hosting.conftest import Client, CommandRun, HookedTransport
 from tests.support.pds import TestPds
 
 ALICE = "did:plc:alicealicealicealiceali"
@@ -87,34 +80,15 @@ async def test_refresh_all_reports_each_community(
 
 
 async def test_the_command_line(
-    client: Client, pds: TestPds, db: Database, pg: TestPostgres, tmp_path: Path
+    client: Client, pds: TestPds, communities_command: CommandRun
 ) -> None:
     with trio.fail_after(90):
         name = await make(client, pds)
-        database = await db.fetchval("SELECT current_database()")
-        env = {
-            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-            "DATABASE_URL": pg.conninfo(database),
-            "LOG_LEVEL": "warning",
-        }
+        status, lines, output = await communities_command("refresh", name)
+        assert status == 0, output
+        assert lines[-1]["community"] == name and lines[-1]["ok"] is True
+        assert "eyJ" not in output  # no token in the output
 
-        def run(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "coves", "communities", *args],
-                check=False,
-                cwd=tmp_path,  # no .env there: the environment below is all it gets
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-
-        done = await trio.to_thread.run_sync(lambda: run("refresh", name))
-        assert done.returncode == 0, done.stderr
-        line = orjson.loads(done.stdout.splitlines()[-1])
-        assert line["community"] == name and line["ok"] is True
-        assert "eyJ" not in done.stdout + done.stderr  # no token in the output
-
-        failed = await trio.to_thread.run_sync(lambda: run("refresh", "nosuchcommunity"))
-        assert failed.returncode == 1
-        assert orjson.loads(failed.stdout.splitlines()[-1])["error"] == "NotFound"
+        status, lines, _ = await communities_command("refresh", "nosuchcommunity")
+        assert status == 1
+        assert lines[-1]["error"] == "NotFound"

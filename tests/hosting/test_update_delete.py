@@ -11,7 +11,7 @@ import trio
 
 from coves.context import AppContext
 from coves.db import Database
-from tests.hosting.conftest import Client, HookedTransport
+from tests.hosting.conftest import Client, CommandRun, HookedTransport
 from tests.support.pds import TestPds
 
 CREATE = "social.coves.community.create"
@@ -21,21 +21,29 @@ ALICE = "did:plc:alicealicealicealiceali"
 MALLORY = "did:plc:mallorymallorymallorymal"
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = struct.pack(">I", zlib.crc32(kind + data))
+    return struct.pack(">I", len(data)) + kind + data + crc
+
+
 def png(width: int = 2, height: int = 2) -> bytes:
     """A real PNG (RGB, one filter byte per row)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
     raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
     )
+
+
+def png_of_size(size: int) -> bytes:
+    """A valid PNG of exactly ``size`` bytes: a private ancillary chunk pads it."""
+    small = png()
+    padding = size - len(small) - 12
+    assert padding >= 0
+    return small[:-12] + _chunk(b"coVe", b"\x00" * padding) + small[-12:]
 
 
 async def make(client: Client, pds: TestPds, **fields: object) -> dict[str, str]:
@@ -254,3 +262,85 @@ async def test_a_deleted_communitys_posts_are_hidden_and_come_back_on_restore(
         # post is back once they are; hiding, above, needed no wait.
         while await visible() != (True, True, True):
             await trio.sleep(0.5)
+
+
+async def test_the_avatar_limit_is_1_mb_and_the_banner_limit_2_mb(
+    client: Client, pds: TestPds
+) -> None:
+    """The profile lexicon's limits, to the byte: the avatar's is half the banner's."""
+
+    async def update(did: str, **images: bytes) -> tuple[int, dict[str, str]]:
+        fields = {f"{name}Blob": base64.b64encode(data).decode() for name, data in images.items()}
+        return await client.post(UPDATE, {"communityDid": did, **fields}, viewer=ALICE)
+
+    async def stored(did: str, field: str) -> int:
+        record = (
+            await pds.xrpc(
+                "GET",
+                "com.atproto.repo.getRecord",
+                params={
+                    "repo": did,
+                    "collection": "social.coves.community.profile",
+                    "rkey": "self",
+                },
+            )
+        ).json()["value"]
+        return int(record[field]["size"])
+
+    with trio.fail_after(120):
+        did = (await make(client, pds))["did"]
+        status, out = await update(did, avatar=png_of_size(1_000_000))
+        assert status == 200, out
+        assert await stored(did, "avatar") == 1_000_000
+        status, out = await update(did, avatar=png_of_size(1_000_001))
+        assert (status, out["error"]) == (413, "BlobTooLarge"), out
+        assert "1000000" in out["message"] and out["message"].startswith("avatarBlob")
+        assert await stored(did, "avatar") == 1_000_000  # the refused update changed nothing
+
+        status, out = await update(did, banner=png_of_size(1_000_001))
+        assert status == 200, out
+        assert await stored(did, "banner") == 1_000_001
+        status, out = await update(did, banner=png_of_size(2_000_001))
+        assert (status, out["error"]) == (413, "BlobTooLarge"), out
+        assert "2000000" in out["message"] and out["message"].startswith("bannerBlob")
+
+
+async def test_restore_from_the_command_line(
+    client: Client, pds: TestPds, communities_command: CommandRun
+) -> None:
+    """``coves communities restore NAME``: the runbook's undo of a soft delete."""
+    with trio.fail_after(120):
+        made = await make(client, pds, displayName="Coming back")
+        did = made["did"]
+        name = made["handle"].split(".")[0].removeprefix("c-")
+        status, lines, output = await communities_command("restore", name)
+        assert status == 1, output  # not deleted: nothing to restore
+        assert lines == [
+            {
+                "community": name,
+                "ok": False,
+                "error": "NotFound",
+                "message": f"no deleted community named {name}",
+            }
+        ]
+        status, out = await client.post(DELETE, {"communityDid": did}, viewer=ALICE)
+        assert status == 200, out
+        assert (await client.get("social.coves.community.get", community=did))[0] == 404
+
+        status, lines, output = await communities_command("restore", name.upper())
+        assert status == 0, output
+        (line,) = lines
+        assert line["ok"] is True and line["did"] == did and line["handle"] == made["handle"]
+        assert line["uri"] == f"at://{did}/social.coves.community.profile/self"
+        record = await pds.xrpc(
+            "GET",
+            "com.atproto.repo.getRecord",
+            params={"repo": did, "collection": "social.coves.community.profile", "rkey": "self"},
+        )
+        assert record.status_code == 200 and record.json()["cid"] == line["cid"]
+        status, view = await client.get("social.coves.community.get", community=did)
+        assert status == 200, view
+        assert view["displayName"] == "Coming back"
+
+        status, lines, _ = await communities_command("restore", "nosuchcommunity")
+        assert status == 1 and lines[0]["error"] == "NotFound"

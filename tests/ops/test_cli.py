@@ -255,3 +255,64 @@ def test_backup_units_verify(tmp_path: Path) -> None:
         [str(coves), "backup", "--help"], capture_output=True, text=True, check=False
     )
     assert help_text.returncode == 0 and "--to" in help_text.stdout
+
+
+def _reports(pg: TestPostgres, name: str) -> list[int]:
+    """Three reports, oldest first: a post (spam), a comment (harassment), an account."""
+    ids = []
+    with psycopg.connect(pg.conninfo(name), autocommit=True) as conn:
+        for age, kind, reason in (
+            (3, "post", "spam"),
+            (2, "comment", "harassment"),
+            (1, "account", "other"),
+        ):
+            row = conn.execute(
+                "INSERT INTO admin_reports (reporter_did, target_uri, target_type, target_did, "
+                "reason, explanation, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, now() - make_interval(mins => %s)) RETURNING id",
+                (ALICE, f"at://{COMMUNITY}/x/{kind}", kind, COMMUNITY, reason, f"a {kind}", age),
+            ).fetchone()
+            assert row is not None
+            ids.append(row[0])
+    return ids
+
+
+def test_reports_lists_and_settles_reports(
+    env: tuple[TestPostgres, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pg, name = env
+    assert _run(tmp_path, "reports") == 0
+    assert capsys.readouterr().out == ""  # nothing reported yet
+    post, comment, account = _reports(pg, name)
+
+    def listed(*argv: str) -> list[dict[str, object]]:
+        assert _run(tmp_path, "reports", *argv) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    rows = listed()
+    assert [r["id"] for r in rows] == [account, comment, post]  # newest first
+    assert rows[2]["reason"] == "spam" and rows[2]["explanation"] == "a post"
+    assert rows[2]["status"] == "open" and str(rows[2]["created_at"]).startswith("20")
+    assert [r["id"] for r in listed("--limit", "1")] == [account]
+
+    assert _run(tmp_path, "reports", "--set", str(comment), "reviewing") == 0
+    assert capsys.readouterr().out.strip() == f"report {comment}: reviewing"
+    assert _run(tmp_path, "reports", "--set", str(post), "dismissed") == 0
+    capsys.readouterr()
+    assert [r["id"] for r in listed()] == [account]
+    assert [r["id"] for r in listed("--status", "reviewing")] == [comment]
+    assert [r["id"] for r in listed("--status", "dismissed")] == [post]
+    assert [r["id"] for r in listed("--status", "all")] == [account, comment, post]
+    assert _run(tmp_path, "reports", "--set", str(comment), "open") == 0  # back again
+    capsys.readouterr()
+    assert [r["id"] for r in listed()] == [account, comment]
+
+    assert _run(tmp_path, "reports", "--set", "999999", "resolved") == 1
+    assert "no report 999999" in capsys.readouterr().err
+    for bad in (("x1", "resolved"), (str(post), "closed")):
+        assert _run(tmp_path, "reports", "--set", *bad) == 2
+        assert "--set ID STATUS" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses an unknown filter
+        _run(tmp_path, "reports", "--status", "closed")
+    assert exit_info.value.code == 2
+    assert [r["status"] for r in listed("--status", "all")] == ["open", "open", "dismissed"]

@@ -2,7 +2,9 @@
 
 Lists reports as JSON lines, newest first (``--status open`` by default), and
 moves one through its states (``--set ID STATUS``: reviewing, resolved,
-dismissed, open).
+dismissed, open). Reports are stored by ``social.coves.admin.submitReport``
+(``coves.writes.reports``). Like the other operator commands it works on the
+running instance's database when ``coves serve`` holds the embedded one.
 """
 
 from __future__ import annotations
@@ -38,33 +40,25 @@ def _json(value: Any) -> Any:
 
 
 async def _main(settings: Settings, args: argparse.Namespace) -> int:
-    from coves.db import Database
-    from coves.db.embedded import EmbeddedPostgres
     from coves.db.queries import reports as q
+    from coves.ops.database import operator_database
 
-    async with trio.open_nursery() as nursery:
-        if settings.database_url is None:
-            conninfo: str = await nursery.start(EmbeddedPostgres(settings.data_dir).run)
-        else:
-            conninfo = settings.database_url.reveal()
-        code = 0
-        async with Database(conninfo, pool_size=1) as db:
-            if args.set:
-                report_id, status = args.set
-                if status not in STATUSES or not report_id.isdigit():
-                    print(f"coves reports: --set ID STATUS, STATUS in {STATUSES}", file=sys.stderr)
-                    code = 2
-                elif not await q.set_status(db, int(report_id), status):
-                    print(f"coves reports: no report {report_id}", file=sys.stderr)
-                    code = 1
-                else:
-                    print(f"report {report_id}: {status}")
-            else:
-                status = None if args.status == "all" else args.status
-                for row in await q.list_reports(db, status=status, limit=max(1, args.limit)):
-                    sys.stdout.write(orjson.dumps(row, default=_json).decode() + "\n")
-        nursery.cancel_scope.cancel()
-    return code
+    if args.set:
+        report_id, status = args.set
+        if status not in STATUSES or not report_id.isdigit():
+            print(f"coves reports: --set ID STATUS, STATUS in {STATUSES}", file=sys.stderr)
+            return 2
+    async with operator_database(settings, pool_size=1) as (db, _attached):
+        if args.set:
+            if not await q.set_status(db, int(report_id), status):
+                print(f"coves reports: no report {report_id}", file=sys.stderr)
+                return 1
+            print(f"report {report_id}: {status}")
+            return 0
+        status = None if args.status == "all" else args.status
+        for row in await q.list_reports(db, status=status, limit=max(1, args.limit)):
+            sys.stdout.write(orjson.dumps(row, default=_json).decode() + "\n")
+    return 0
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
