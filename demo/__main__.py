@@ -20,7 +20,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from demo.check import check
 from demo.content import Seeded
 from demo.seed import seed
 from demo.wait import wait_indexed
+from nurseries.workers import worker_command
 from tests.support.pds import TestPds, start_test_pds
 
 INSTANCE_DOMAIN = "coves.test"  # the PDS's handle domain: community handles c-<name>.coves.test
@@ -63,8 +63,6 @@ def coves_env(root: Path, pds: TestPds, port: int) -> dict[str, str]:
             "COVES_ENV": "development",
             "COVES_HOST": "127.0.0.1",
             "COVES_PORT": str(port),
-            # Not "coves": Coves runs from this directory, and a folder of that name here
-            # would shadow the package for the processes it starts.
             "COVES_DATA_DIR": str(root / "data"),
             "INSTANCE_DID": INSTANCE_DID,
             "INSTANCE_DOMAIN": INSTANCE_DOMAIN,
@@ -86,7 +84,7 @@ def coves_env(root: Path, pds: TestPds, port: int) -> dict[str, str]:
 def start_coves(root: Path, pds: TestPds, port: int) -> subprocess.Popen[bytes]:
     log = open(root / "coves.log", "wb")  # noqa: SIM115 - kept by the child
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coves", "serve"],
+        [*worker_command(), "serve"],  # the installed package, whatever is in cwd
         env=coves_env(root, pds, port),
         stdout=log,
         stderr=subprocess.STDOUT,
