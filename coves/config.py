@@ -581,6 +581,17 @@ VARS: tuple[Var, ...] = (
         "1",
     ),
     Var(
+        "READ_CACHE_SECONDS",
+        "read_cache_seconds",
+        _float(0.0),
+        2.0,
+        "longest a process reuses a built post view, comment thread or community lookup; "
+        "any change to what one shows drops it at once in every process, so this only "
+        "bounds staleness while a process's invalidation listener reconnects; 0 turns "
+        "them off",
+        "2",
+    ),
+    Var(
         "SWITCH_INTERVAL_SECONDS",
         "switch_interval_seconds",
         _float(0.0),
@@ -1038,6 +1049,7 @@ class Settings:
     rate_limit_search: int = 30
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
+    read_cache_seconds: float = 2.0
     switch_interval_seconds: float = 0.0
     gc_thresholds: tuple[int, ...] = (50_000, 20, 100)
     gc_freeze: bool = True
