@@ -35,6 +35,7 @@ from coves.instance import InstanceKey
 from coves.invalidation import Invalidation
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
+from coves.net import SafeFetcher
 from coves.oauth.service import OAuthService
 from coves.pds.services import PdsServices
 from coves.posting.service import PostService
@@ -177,15 +178,21 @@ def build_context(
     *,
     metrics: Metrics | None = None,
     health: HealthSource | None = None,
+    fetcher: SafeFetcher | None = None,
+    outbound: SafeFetcher | None = None,
 ) -> AppContext:
-    """The production context: lexicons, identity resolution, authentication, did:web queue."""
+    """The production context: lexicons, identity resolution, authentication, did:web queue.
+
+    ``fetcher`` (DID documents, OAuth metadata) and ``outbound`` (the aggregator
+    registrar's domain checks) replace those fetchers: tests pass offline ones and
+    get the rest exactly as production builds it."""
     from coves.auth.factory import build_authenticator
     from coves.identity.factory import build_fetcher, build_resolver
     from coves.oauth.service import build_oauth_service
     from coves.posting.build import outbound_fetcher
 
     metrics = metrics if metrics is not None else Metrics()
-    fetcher = build_fetcher(settings)
+    fetcher = fetcher if fetcher is not None else build_fetcher(settings)
     identity = build_resolver(settings, db, fetcher, metrics=metrics)
     oauth = build_oauth_service(settings, db, fetcher, identity)
     api_keys = ApiKeys(db)
@@ -201,6 +208,6 @@ def build_context(
         ),
         didweb=HostedByQueue(),
         oauth=oauth,
-        aggregators=AggregatorRegistrar(db, outbound_fetcher(settings), identity),
+        aggregators=AggregatorRegistrar(db, outbound or outbound_fetcher(settings), identity),
         api_keys=api_keys,
     )

@@ -16,7 +16,8 @@ cache invalidations and sweeps what grows.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
@@ -167,7 +168,8 @@ async def run_server(
     def count_restart(name: str) -> None:
         metrics.child_restarts.labels(name).inc()
 
-    async with open_supervisor(on_restart=count_restart) as supervisor:
+    # The signals stop start-up too; the supervisor then drains what had started.
+    async with open_supervisor(on_restart=count_restart) as supervisor, until_signal(lifeline_fd):
         runtime = Runtime(settings, supervisor, metrics)
         conninfo: str
         if settings.database_url is None:
@@ -227,8 +229,7 @@ async def run_server(
         task_status.started(runtime)
         if on_ready is not None:
             on_ready()
-        await _wait_for_signal(lifeline_fd)
-        log.info("shutdown requested; draining")
+        await trio.sleep_forever()  # until a signal (or the lifeline) cancels the block
 
 
 def _process_facts(ctx: AppContext, db: Database) -> dict[str, object]:
@@ -277,8 +278,15 @@ async def _start_api(
     return bound
 
 
-async def _wait_for_signal(lifeline_fd: int | None = None) -> None:
-    """Until SIGTERM or SIGINT, or (a worker process) until the supervisor is gone.
+@asynccontextmanager
+async def until_signal(lifeline_fd: int | None = None) -> AsyncIterator[None]:
+    """Run the block until SIGTERM or SIGINT, or (a worker process) until the
+    supervisor is gone; the block is then cancelled and what encloses it drains.
+
+    The signals are caught from the block's first moment, not once start-up is
+    done: a SIGTERM while children still start (the first API worker may already
+    answer health checks) stops Coves cleanly, exit 0, instead of killing it by
+    the default action and leaving its children to notice alone.
 
     A worker's supervisor holds the write end of the lifeline pipe; it is
     closed when the supervisor exits, however it exits, and the worker then
@@ -288,23 +296,28 @@ async def _wait_for_signal(lifeline_fd: int | None = None) -> None:
     wanted = [signal.SIGTERM] if lifeline_fd is not None else [signal.SIGINT, signal.SIGTERM]
     if lifeline_fd is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    async with trio.open_nursery() as nursery:
+    with trio.open_signal_receiver(*wanted) as signals:
+        async with trio.open_nursery() as nursery:
 
-        async def lifeline() -> None:
-            assert lifeline_fd is not None
-            async with trio.lowlevel.FdStream(lifeline_fd) as stream:
-                while await stream.receive_some(64):
-                    pass
-            log.info("supervisor gone; stopping")
-            nursery.cancel_scope.cancel()
+            async def on_signal() -> None:
+                async for signum in signals:
+                    log.info("signal received", signal=signal.Signals(signum).name)
+                    log.info("shutdown requested; draining")
+                    nursery.cancel_scope.cancel()
+                    return
 
-        if lifeline_fd is not None:
-            nursery.start_soon(lifeline)
-        with trio.open_signal_receiver(*wanted) as signals:
-            async for signum in signals:
-                log.info("signal received", signal=signal.Signals(signum).name)
+            async def lifeline() -> None:
+                assert lifeline_fd is not None
+                async with trio.lowlevel.FdStream(lifeline_fd) as stream:
+                    while await stream.receive_some(64):
+                        pass
+                log.info("supervisor gone; stopping")
                 nursery.cancel_scope.cancel()
-                return
+
+            nursery.start_soon(on_signal)
+            if lifeline_fd is not None:
+                nursery.start_soon(lifeline)
+            yield
 
 
 async def check_database(db: Database, settings: Settings, *, migrate_on_start: bool) -> None:

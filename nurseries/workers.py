@@ -41,9 +41,9 @@ from coves.metrics import MULTIPROCESS_ENV, Metrics, multiprocess_dir
 from coves.startup import RefusedToStart
 from nurseries.main import (
     Runtime,
-    _wait_for_signal,
     check_database,
     database_spec,
+    until_signal,
 )
 from nurseries.supervisor import ChildSpec, RestartPolicy, open_supervisor
 from nurseries.upkeep import heartbeat_child
@@ -52,6 +52,7 @@ log = get_logger(__name__)
 
 WORKER_POLICY = RestartPolicy(base_delay=0.5, max_delay=30.0, max_failures=5, failure_window=300.0)
 START_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 class WorkerFailed(Exception):
@@ -146,6 +147,11 @@ class WorkerProcess:
         finally:
             os.close(life_w)  # the lifeline: a child still running stops when it closes
             with trio.CancelScope(shield=True):
+                if proc.returncode is None and not self._stopping:
+                    # Stopped while starting (a signal during start-up): it may
+                    # already accept connections, so it drains rather than dies.
+                    with trio.move_on_after(STOP_TIMEOUT_SECONDS):
+                        await proc.wait()
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
@@ -220,7 +226,8 @@ async def run_deployment(
     def count_restart(name: str) -> None:
         metrics.child_restarts.labels(name).inc()
 
-    async with open_supervisor(on_restart=count_restart) as supervisor:
+    # The signals stop start-up too; the supervisor then drains what had started.
+    async with open_supervisor(on_restart=count_restart) as supervisor, until_signal():
         runtime = Runtime(settings, supervisor, metrics)
         embedded_conninfo: str | None = None
         if settings.database_url is None:
@@ -237,18 +244,7 @@ async def run_deployment(
         await check_database(db, settings, migrate_on_start=migrate_on_start)
         env = child_env(embedded_conninfo)
         grace = settings.shutdown_grace_seconds + 5.0
-        if role == "all":
-            ingester = WorkerProcess("ingest", "ingest", env, env_file)
-            await supervisor.start(
-                ChildSpec(
-                    "ingest",
-                    ingester.run,
-                    WORKER_POLICY,
-                    request_stop=ingester.request_stop,
-                    grace=grace,
-                    critical=False,  # reads go on without ingestion; its lag shows in _health
-                )
-            )
+        # Before any process starts: a port in use refuses at once.
         try:
             sock = listening_socket(settings.host, settings.port)
         except OSError as exc:
@@ -256,6 +252,18 @@ async def run_deployment(
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
             ) from None
         try:
+            if role == "all":
+                ingester = WorkerProcess("ingest", "ingest", env, env_file)
+                await supervisor.start(
+                    ChildSpec(
+                        "ingest",
+                        ingester.run,
+                        WORKER_POLICY,
+                        request_stop=ingester.request_stop,
+                        grace=grace,
+                        critical=False,  # reads go on without ingestion; its lag shows in _health
+                    )
+                )
             host, port = sock.getsockname()[:2]
             api = [
                 WorkerProcess(f"api-{i}", "api", env, env_file, listen_fd=sock.fileno())
@@ -291,8 +299,7 @@ async def run_deployment(
             runtime.bound = [f"http://{shown}:{port}"]
             log.info("coves serving", workers=workers, role=role, bind=runtime.bound[0])
             task_status.started(runtime)
-            await _wait_for_signal()
-            log.info("shutdown requested; draining the workers")
+            await trio.sleep_forever()  # until a signal cancels the block
         finally:
             # The workers hold their own copies; ours goes once they are stopped.
             with trio.CancelScope(shield=True):

@@ -6,14 +6,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 import trio
 
-from tests.support.pds import TestPds
+from tests.support.pds import PdsHarnessError, TestPds, free_port, start_test_pds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,6 +102,21 @@ async def test_oauth_server_metadata_on_http_loopback(pds: TestPds) -> None:
 async def test_restart_keeps_accounts_and_repos(pds: TestPds) -> None:
     with trio.fail_after(120):
         account = await pds.create_account()
+        created = await pds.xrpc(
+            "POST",
+            "com.atproto.repo.createRecord",
+            token=account.access_jwt,
+            json={
+                "repo": account.did,
+                "collection": "social.coves.community.subscription",
+                "record": {
+                    "$type": "social.coves.community.subscription",
+                    "subject": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa",
+                    "createdAt": "2025-01-01T00:00:00.000Z",
+                },
+            },
+        )
+        assert created.status_code == 200, created.text
         await trio.to_thread.run_sync(lambda: pds.restart_pds(kill=True))
         assert pds.running
         resp = await pds.xrpc(
@@ -108,6 +126,56 @@ async def test_restart_keeps_accounts_and_repos(pds: TestPds) -> None:
         )
         assert resp.status_code == 200, resp.text
         assert resp.json()["did"] == account.did
+        got = await pds.xrpc(
+            "GET",
+            "com.atproto.repo.getRecord",
+            params={
+                "repo": account.did,
+                "collection": "social.coves.community.subscription",
+                "rkey": created.json()["uri"].rsplit("/", 1)[1],
+            },
+        )
+        assert got.status_code == 200, got.text
+        assert got.json()["cid"] == created.json()["cid"]
+
+
+class _AlwaysHealthy(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_restart_does_not_mistake_another_server_for_the_pds(tmp_path: Path) -> None:
+    """While the PDS restarts its port is free; something else answering there (any
+    server would pass a health check) must not be taken for the restarted PDS."""
+    pds = start_test_pds(tmp_path / "pds")
+    try:
+        pds.stop_pds(kill=True)
+        squatter = ThreadingHTTPServer(("127.0.0.1", pds.port), _AlwaysHealthy)
+        thread = threading.Thread(target=squatter.serve_forever, daemon=True)
+        thread.start()
+        try:
+            assert httpx.get(f"{pds.url}/xrpc/_health", timeout=10).status_code == 200
+            with pytest.raises(PdsHarnessError, match="EADDRINUSE"):
+                pds.start_pds(deadline=time.monotonic() + 60)
+        finally:
+            squatter.shutdown()
+            squatter.server_close()
+            thread.join(timeout=10)
+        pds.start_pds()
+        assert httpx.get(f"{pds.url}/xrpc/_health", timeout=10).status_code == 200
+    finally:
+        pds.stop()
+
+
+def test_free_ports_are_below_the_ephemeral_range() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(10_000 <= free_port() < low for _ in range(50))
 
 
 def _gone(pid: int) -> bool:

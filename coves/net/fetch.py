@@ -138,7 +138,7 @@ class SafeFetcher:
 
     ``transport`` is injectable (tests pass ``httpx.MockTransport``); the
     address check still runs against ``resolve`` in that case, so refusal of
-    private addresses is testable without a network. ``trusted_hosts`` are
+    private addresses is testable without a network. ``trusted_origins`` are
     operator-configured hosts (e.g. the PLC directory) exempt from the
     private-address rule, by origin: the exemption covers that host on that port
     alone, so a URL from user input (a did:web naming ``localhost:<port>``) that

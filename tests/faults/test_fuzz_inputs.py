@@ -9,6 +9,7 @@ authenticator and database); raw request lines are in ``test_fuzz_wire.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Iterator
@@ -23,14 +24,14 @@ from quart_trio import QuartTrio
 
 from coves.atproto.keys import PrivateKey
 from coves.auth.base import AuthInput, Viewer
-from coves.auth.factory import build_authenticator
 from coves.config import Settings
-from coves.context import AppContext
+from coves.context import AppContext, build_context
 from coves.db import Database
-from coves.identity.factory import build_fetcher, build_resolver
+from coves.identity.factory import build_fetcher
 from coves.lexicon.registry import LexiconRegistry
-from coves.metrics import Metrics
+from coves.net import SafeFetcher
 from coves.xrpc.app import create_app
+from coves.xrpc.ratelimit import RateLimiter, default_limit_classes
 from coves.xrpc.routing import Endpoint, collect_endpoints
 from tests.support.auth import PREFIX, FakeAuthenticator
 from tests.support.tokens import compact, service_auth_claims
@@ -124,25 +125,30 @@ def lexicons() -> LexiconRegistry:
 
 
 @pytest.fixture
-def fuzz_app(settings: Settings, db: Database, lexicons: LexiconRegistry) -> Iterator[QuartTrio]:
+def fuzz_app(settings: Settings, db: Database) -> Iterator[QuartTrio]:
+    """The production context (every service a deployed Coves has, so the inputs reach
+    the handlers' own checks), offline: every outbound fetch gets a 404."""
     settings = settings.replace(
-        rate_limit_general=10_000_000,
-        rate_limit_comments=10_000_000,
-        oauth_issuers=("https://issuer.fuzz.test",),
-        plc_url="https://plc.fuzz.test",
+        oauth_issuers=("https://issuer.fuzz.test",), plc_url="https://plc.fuzz.test"
     )
     offline = httpx.MockTransport(lambda request: httpx.Response(404))
-    fetcher = build_fetcher(settings, transport=offline, resolve=_public_resolve)
-    identity = build_resolver(settings, db, fetcher)
-    ctx = AppContext(
-        settings=settings,
-        db=db,
-        metrics=Metrics(),
-        authenticator=FuzzAuthenticator(build_authenticator(settings, identity, fetcher)),
-        lexicons=lexicons,
-        identity=identity,
+    ctx = build_context(
+        settings,
+        db,
+        fetcher=build_fetcher(settings, transport=offline, resolve=_public_resolve),
+        outbound=SafeFetcher(transport=offline, resolve=_public_resolve),
     )
-    yield create_app(ctx)
+    ctx = dataclasses.replace(ctx, authenticator=FuzzAuthenticator(ctx.authenticator))
+    # Every limit class, unbounded: a 429 would end the fuzzing of a method early.
+    unbounded = [dataclasses.replace(c, limit=10**9) for c in default_limit_classes(settings)]
+    yield create_app(ctx, limiter=RateLimiter(unbounded))
+
+
+async def test_the_fuzzed_context_has_every_service_production_has(fuzz_app: QuartTrio) -> None:
+    """A service missing here would answer 501/503 before any input is looked at."""
+    ctx: AppContext = fuzz_app.extensions["coves"]
+    missing = [f.name for f in dataclasses.fields(ctx) if getattr(ctx, f.name) is None]
+    assert missing == ["health", "pds_transport", "pds_services"], missing
 
 
 async def _public_resolve(host: str, port: int) -> list[str]:

@@ -85,13 +85,18 @@ def database(pg: TestPostgres) -> Iterator[str]:
         pg.drop_database(name)
 
 
-def test_a_port_in_use_fails_at_once_in_one_line(server_dir: Path, database: str) -> None:
+@pytest.mark.parametrize("workers", ["2", "0"], ids=["workers", "single"])
+def test_a_port_in_use_fails_at_once_in_one_line(
+    server_dir: Path, database: str, workers: str
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         started = time.monotonic()
-        result = run_coves(server_dir, "serve", "--port", str(port), DATABASE_URL=database)
+        result = run_coves(
+            server_dir, "serve", "--port", str(port), "--workers", workers, DATABASE_URL=database
+        )
         took = time.monotonic() - started
     output = result.stdout + result.stderr
     assert result.returncode == 2, output

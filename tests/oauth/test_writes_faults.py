@@ -171,3 +171,14 @@ async def test_concurrent_writes_of_one_session_refresh_it_once(live: Live) -> N
     assert statuses == [200] * len(posts)
     assert live.service.sessions.refreshes == 1  # one rotation at the PDS, shared by all
     assert await vote_rows(live, user.did) == len(posts)
+
+
+def test_update_profile_takes_a_body_with_both_images_at_the_lexicon_sizes() -> None:
+    from coves.hosting.images import profile_limits
+    from coves.writes.profile import MAX_BODY, PROFILE
+
+    avatar = profile_limits("avatar", PROFILE)
+    banner = profile_limits("banner", PROFILE)
+    assert (avatar.max_bytes, banner.max_bytes) == (1_000_000, 2_000_000)
+    base64_images = (avatar.max_bytes + 2) // 3 * 4 + (banner.max_bytes + 2) // 3 * 4
+    assert base64_images < MAX_BODY <= base64_images + 128 * 1024

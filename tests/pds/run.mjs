@@ -74,7 +74,8 @@ process.on('SIGINT', () => stop(0))
 
 try {
   server = await starters[kind]()
-  console.log(`coves-test-${kind}: listening on ${LOOPBACK}`)
+  // The harness waits for this line (with this pid) before it trusts the port.
+  console.log(`coves-test-${kind}: listening on ${LOOPBACK} (pid ${process.pid})`)
 } catch (err) {
   console.error(`coves-test-${kind}: failed to start: ${err?.stack ?? err}`)
   process.exit(1)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import trio
 
+from coves.media.images import IMAGE_UPLOAD_MAX_BYTES
 from coves.metrics import Metrics
 from coves.pds import (
     AdminAuth,
@@ -187,6 +188,18 @@ async def test_upload_blob_is_served_back(pds: TestPds, client: PdsClient) -> No
         assert served.status_code in (200, 400, 404)
         again = await client.upload_blob(BearerAuth(account.access_jwt), data, "image/png")
         assert again["ref"]["$link"] == cid  # content-addressed: the retry-safe property
+
+
+async def test_the_instance_pds_takes_the_largest_image_a_post_may_carry(
+    pds: TestPds, client: PdsClient
+) -> None:
+    """docs/operations.md: the instance PDS needs PDS_BLOB_UPLOAD_LIMIT=10000000 (the
+    reference PDS takes 5 MB by default); the test PDS is configured so."""
+    with trio.fail_after(60):
+        account = await pds.create_account()
+        data = b"\x89PNG\r\n\x1a\n" + bytes(IMAGE_UPLOAD_MAX_BYTES - 8)
+        blob = await client.upload_blob(BearerAuth(account.access_jwt), data, "image/png")
+        assert blob["size"] == IMAGE_UPLOAD_MAX_BYTES == 10_000_000
 
 
 async def test_pds_down_is_a_prompt_503() -> None:

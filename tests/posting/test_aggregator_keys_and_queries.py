@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import pytest
 import trio
@@ -94,6 +95,23 @@ async def test_api_key_lifecycle(client: Client, db: Database) -> None:
         assert (status, body["error"]) == (404, "ApiKeyNotFound")
         status, body = await client.post("social.coves.aggregator.revokeApiKey", viewer=BOT)
         assert (status, body["error"]) == (404, "ApiKeyNotFound")
+
+
+async def test_the_runbook_statement_cuts_a_key_off_at_once(client: Client, db: Database) -> None:
+    """docs/operations.md gives operators one SQL statement to revoke a key by hand."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    found = re.search(r"`(UPDATE aggregator_api_keys SET revoked_at[^`]*)`", doc)
+    assert found is not None
+    statement = " ".join(found.group(1).split()).replace("'<did>'", "%s").rstrip(";")
+    with trio.fail_after(20):
+        await register(db)
+        status, created = await client.post("social.coves.aggregator.createApiKey", viewer=BOT)
+        assert status == 200, created
+        status, _ = await client.get("social.coves.feed.getTimeline", token=created["key"])
+        assert status == 200
+        await db.execute(statement, (BOT,))
+        status, body = await client.get("social.coves.feed.getTimeline", token=created["key"])
+        assert (status, body["error"]) == (401, "AuthenticationRequired")
 
 
 async def test_malformed_and_unknown_keys_are_401(client: Client) -> None:

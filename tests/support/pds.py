@@ -56,9 +56,30 @@ class PdsHarnessError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port below the kernel's ephemeral range.
+
+    The PDS keeps its port for the whole session (its DID documents name it),
+    and a restart leaves it unbound for a moment: any ``bind(0)`` on the
+    machine (other tests, other test runs) could be handed it from the
+    ephemeral range then. Ports below that range are never handed out that way."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = secrets.randbelow(low - 10_000) + 10_000
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise PdsHarnessError(f"no free port between 10000 and {low}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return low if low > 11_000 else 32768
 
 
 def _tail(path: Path, lines: int = 60) -> str:
@@ -79,6 +100,7 @@ class _Server:
     health_url: str
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
+    _log_start: int = 0
 
     def spawn(self) -> None:
         if not NODE.exists():
@@ -86,6 +108,7 @@ class _Server:
                 f"{NODE} is missing: run ./scripts/install-test-pds (scripts/bootstrap does)"
             )
         self._log = self.log_path.open("ab")
+        self._log_start = self._log.tell()
         self.process = subprocess.Popen(
             [str(NODE), str(LAUNCHER), self.kind],
             cwd=PDS_DIR,
@@ -97,7 +120,11 @@ class _Server:
         )
 
     def wait_ready(self, deadline: float) -> None:
+        """Until this process says it listens and the port answers: a health check
+        alone would also accept whatever else answers on the port (the port of a
+        PDS being restarted is free for a moment)."""
         assert self.process is not None
+        marker = f"coves-test-{self.kind}: listening on 127.0.0.1 (pid {self.process.pid})"
         with httpx.Client(timeout=2.0) as client:
             while True:
                 code = self.process.poll()
@@ -106,7 +133,7 @@ class _Server:
                         f"{self.kind} exited with {code} while starting:\n{_tail(self.log_path)}"
                     )
                 with contextlib.suppress(httpx.HTTPError):
-                    if client.get(self.health_url).status_code == 200:
+                    if self._logged(marker) and client.get(self.health_url).status_code == 200:
                         return
                 if time.monotonic() > deadline:
                     raise PdsHarnessError(
@@ -114,6 +141,12 @@ class _Server:
                         f"{_tail(self.log_path)}"
                     )
                 time.sleep(0.1)
+
+    def _logged(self, line: str) -> bool:
+        """Whether this process wrote ``line`` to its log (since it was spawned)."""
+        with self.log_path.open("rb") as f:
+            f.seek(self._log_start)
+            return line.encode() in f.read()
 
     def stop(self, *, kill: bool = False) -> None:
         process, self.process = self.process, None
@@ -210,6 +243,8 @@ class TestPds:
             "PDS_DID_PLC_URL": self.plc_url,
             "PDS_SERVICE_HANDLE_DOMAINS": "." + self.handle_domain,
             "PDS_INVITE_REQUIRED": "true",
+            # As docs/operations.md tells operators: the 10 MB images posts may carry.
+            "PDS_BLOB_UPLOAD_LIMIT": "10000000",
             "PDS_ADMIN_PASSWORD": self.admin_password,
             "PDS_JWT_SECRET": self._secret("jwt"),
             "PDS_DPOP_SECRET": self._secret("dpop"),
@@ -246,7 +281,11 @@ class TestPds:
         health = f"http://127.0.0.1:{self.port}/xrpc/_health"
         self._pds = _Server("pds", self.pds_env(), self.pds_log, health)
         self._pds.spawn()
-        self._pds.wait_ready(deadline)
+        try:
+            self._pds.wait_ready(deadline)
+        except BaseException:
+            self._pds.stop(kill=True)  # its pipe and log, even when it has exited
+            raise
 
     def stop_pds(self, *, kill: bool = False) -> None:
         """Stop only the PDS (``kill=True``: SIGKILL, as a crash would)."""
