@@ -9,33 +9,42 @@ answer (or, with ``expect``, the status and error body).
 from __future__ import annotations
 
 import secrets
-import struct
-import zlib
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import trio
 
-from tests.e2e.coves_process import HttpCoves
+from coves.db import Database
+from tests.e2e.coves_process import CovesProcess, HttpCoves
 from tests.e2e.helpers import INSTANCE_DID, PdsError, eventually
 from tests.support.oauth_browser import Browser
 from tests.support.pds import PdsAccount, TestPds
 
 
-def tiny_png() -> bytes:
-    """A 1x1 green PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\x00\xff\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+def coves_for_users(server_dir: Path, pds: TestPds, db: Database, **extra: str) -> CovesProcess:
+    """``coves serve`` as users meet it on this PDS: it hosts communities there (and
+    signs users up, minting invite codes), signs users in with OAuth as a loopback
+    client, resolves the PDS's handles through it (DEV_HANDLE_DOMAINS) and lets one
+    client read after every step without rate limits."""
+    coves = CovesProcess(
+        server_dir,
+        DATABASE_URL=db.conninfo,
+        PLC_DIRECTORY_URL=pds.plc_url,
+        ALLOW_PRIVATE_NETWORK_FETCH="true",  # the PDS, the PLC, linked pages: loopback
+        DEV_HANDLE_DOMAINS=f".{pds.handle_domain}",
+        INSTANCE_DID=INSTANCE_DID,
+        SKIP_DID_WEB_VERIFICATION="true",
+        PDS_URL=pds.url,
+        PDS_ADMIN_PASSWORD=pds.admin_password,
+        RATE_LIMIT_GENERAL="100000",
+        RATE_LIMIT_COMMENTS="100000",
+        RATE_LIMIT_USER_WRITES="100000",
+        **extra,
     )
+    coves.env["APPVIEW_PUBLIC_URL"] = coves.base  # a loopback OAuth client (development)
+    return coves
 
 
 class Client:

@@ -42,9 +42,8 @@ import httpx
 import trio
 
 from coves.db import Database
-from tests.e2e.client import Client, thread_shape, until
-from tests.e2e.coves_process import CovesProcess
-from tests.e2e.helpers import INSTANCE_DID, VOTE, call, put, ref, vote_record
+from tests.e2e.client import Client, coves_for_users, thread_shape, until
+from tests.e2e.helpers import VOTE, call, put, ref, vote_record
 from tests.support.http_server import Reply, TestHTTPServer, http_server
 from tests.support.images import make_image
 from tests.support.pds import PdsAccount, TestPds
@@ -58,25 +57,14 @@ ARTICLE = b"""<!doctype html><html><head>
 
 
 async def test_the_journey(pds: TestPds, db: Database, server_dir: Path) -> None:
-    coves = CovesProcess(
+    coves = coves_for_users(
         server_dir,
-        DATABASE_URL=db.conninfo,
-        FIREHOSE_URL=f"ws://127.0.0.1:{pds.port}",
+        pds,
+        db,
+        FIREHOSE_URL=f"ws://127.0.0.1:{pds.port}",  # what the PDS does alone reaches Coves
         FIREHOSE_VERIFY="true",
-        PLC_DIRECTORY_URL=pds.plc_url,
-        ALLOW_PRIVATE_NETWORK_FETCH="true",  # the PDS, the PLC and the linked page: loopback
-        DEV_HANDLE_DOMAINS=f".{pds.handle_domain}",  # the PDS's handles resolve through it
-        INSTANCE_DID=INSTANCE_DID,
-        SKIP_DID_WEB_VERIFICATION="true",
         JETSTREAM_BATCH_MS="20",
-        PDS_URL=pds.url,
-        PDS_ADMIN_PASSWORD=pds.admin_password,  # signup mints invite codes with it
-        # one client polls the reads after every step
-        RATE_LIMIT_GENERAL="100000",
-        RATE_LIMIT_COMMENTS="100000",
-        RATE_LIMIT_USER_WRITES="100000",
     )
-    coves.env["APPVIEW_PUBLIC_URL"] = coves.base  # a loopback OAuth client (development)
     try:
         with trio.fail_after(360):
             async with http_server() as site:

@@ -17,9 +17,7 @@ from typing import Any
 import trio
 
 from coves.db import Database
-from tests.e2e.client import Client, thread_shape, until
-from tests.e2e.coves_process import CovesProcess
-from tests.e2e.helpers import INSTANCE_DID
+from tests.e2e.client import Client, coves_for_users, thread_shape, until
 from tests.support.pds import PdsAccount, TestPds
 
 READS = 8  # after each write, over new connections: both workers answer some
@@ -28,22 +26,7 @@ READS = 8  # after each write, over new connections: both workers answer some
 async def test_a_write_on_one_worker_is_read_on_every_worker(
     pds: TestPds, db: Database, server_dir: Path
 ) -> None:
-    coves = CovesProcess(
-        server_dir,
-        DATABASE_URL=db.conninfo,
-        PLC_DIRECTORY_URL=pds.plc_url,
-        ALLOW_PRIVATE_NETWORK_FETCH="true",
-        INSTANCE_DID=INSTANCE_DID,
-        SKIP_DID_WEB_VERIFICATION="true",
-        PDS_URL=pds.url,
-        PDS_ADMIN_PASSWORD=pds.admin_password,
-        RATE_LIMIT_GENERAL="100000",
-        RATE_LIMIT_COMMENTS="100000",
-        RATE_LIMIT_USER_WRITES="100000",
-        READ_CACHE_SECONDS="60",
-        COVES_WORKERS="2",
-    )
-    coves.env["APPVIEW_PUBLIC_URL"] = coves.base  # a loopback OAuth client (development)
+    coves = coves_for_users(server_dir, pds, db, READ_CACHE_SECONDS="60", COVES_WORKERS="2")
     try:
         with trio.fail_after(300):
             await coves.start()
