@@ -99,11 +99,27 @@ def test_production_accepts_a_complete_configuration() -> None:
     assert settings.instance_domain == "coves.social"
 
 
-@pytest.mark.parametrize("shortcut", ["AUTH_SKIP_VERIFY", "SKIP_DID_WEB_VERIFICATION"])
-def test_production_refuses_dev_shortcuts(shortcut: str) -> None:
+@pytest.mark.parametrize(
+    ("shortcut", "value"),
+    [
+        ("AUTH_SKIP_VERIFY", "true"),
+        ("SKIP_DID_WEB_VERIFICATION", "true"),
+        ("DEV_HANDLE_DOMAINS", ".coves.test"),
+    ],
+)
+def test_production_refuses_dev_shortcuts(shortcut: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load({**PRODUCTION, shortcut: "true"})
+        load({**PRODUCTION, shortcut: value})
     assert shortcut in str(info.value) and "refused in production" in str(info.value)
+
+
+def test_dev_handle_domains_are_domain_suffixes() -> None:
+    settings = load({"DEV_HANDLE_DOMAINS": "coves.test, .Example.TEST"})
+    assert settings.dev_handle_domains == (".coves.test", ".example.test")
+    assert any("DEV_HANDLE_DOMAINS" in warning for warning in settings.warnings)
+    with pytest.raises(ConfigError) as info:
+        load({"DEV_HANDLE_DOMAINS": "not a domain"})
+    assert "DEV_HANDLE_DOMAINS" in str(info.value)
 
 
 @pytest.mark.parametrize(
