@@ -11,6 +11,7 @@ import h11
 import orjson
 import trio
 from hypercorn.config import Config
+from hypercorn.events import RawData
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
@@ -51,12 +52,44 @@ async def _send_xrpc_error_response(self: H11Protocol, status_code: int) -> None
         (b"connection", b"close"),
         *self.config.response_headers("h11"),
     ]
-    await self._send_h11_event(h11.Response(status_code=status_code, headers=headers))
-    await self._send_h11_event(h11.Data(data=body))
-    await self._send_h11_event(h11.EndOfMessage())
+    # One write, no checkpoint between the parts: when the body of a request the
+    # application already has fails to parse (a bad chunk), the application answers
+    # too, and its response must not slip in between our headers and our body.
+    events = (h11.Response(status_code=status_code, headers=headers), h11.Data(data=body))
+    try:
+        data = b"".join(
+            self.connection.send(event) or b"" for event in (*events, h11.EndOfMessage())
+        )
+    except h11.LocalProtocolError:
+        if self.connection.their_state != h11.ERROR:
+            raise
+        return
+    await self.send(RawData(data=data))
 
 
 H11Protocol._send_error_response = _send_xrpc_error_response  # type: ignore[method-assign]
+
+_check_protocol = H11Protocol._check_protocol
+
+
+async def _check_protocol_without_h2c(self: H11Protocol, event: h11.Request) -> None:
+    """Serve ``Upgrade: h2c`` requests as the HTTP/1.1 requests they also are.
+
+    RFC 9113 deprecates the h2c upgrade, and Hypercorn's took a connection whose
+    client left after the 101 into a state its graceful shutdown waited on for
+    ever (tests/faults/test_fuzz_wire.py). Prior-knowledge HTTP/2 is untouched."""
+    headers = [(n, v) for n, v in event.headers if n.lower() != b"upgrade"]
+    if len(headers) != len(event.headers):
+        event = h11.Request(
+            method=event.method,
+            target=event.target,
+            headers=headers,
+            http_version=event.http_version,
+        )
+    await _check_protocol(self, event)
+
+
+H11Protocol._check_protocol = _check_protocol_without_h2c  # type: ignore[method-assign]
 
 
 @dataclass

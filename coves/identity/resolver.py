@@ -19,7 +19,7 @@ import trio
 
 from coves import clock
 from coves.atproto import keys
-from coves.atproto.syntax import INVALID_HANDLE, is_valid_did, normalize_handle
+from coves.atproto.syntax import INVALID_HANDLE, is_valid_did, is_valid_handle, normalize_handle
 from coves.db import Database, DatabaseError
 from coves.db.queries import identity as q
 from coves.identity.did import DidFetcher
@@ -182,6 +182,8 @@ class IdentityResolver:
     async def handle_to_did(self, handle: str, *, force_refresh: bool = False) -> str:
         """What the handle's DNS/HTTPS claims (one direction only; see :meth:`resolve_actor`)."""
         handle = normalize_handle(handle)
+        if not is_valid_handle(handle):  # before the cache table: a NUL is not even storable
+            raise InvalidIdentifier("not a valid handle")
         if not force_refresh:
             cached = self._handle_dids.get(handle)
             source = "memory"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from urllib.parse import urlencode
 
 from coves import clock
@@ -30,6 +31,7 @@ log = get_logger(__name__)
 CONFIDENTIAL_SESSION_TTL = 180 * 86_400.0
 PUBLIC_SESSION_TTL = 14 * 86_400.0
 MAX_PARAM = 2048
+_STATE_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class LoginFailed(OAuthError):
@@ -122,7 +124,9 @@ class LoginFlow:
         self, params: dict[str, str], *, browser_binding: bytes | None
     ) -> tuple[UserSession, PendingLogin]:
         state = params.get("state", "")
-        if not state or len(state) > MAX_PARAM:
+        # Every state this flow issues is a random_token (base64url); anything else,
+        # a NUL among it, is refused before the store is asked.
+        if not state or len(state) > MAX_PARAM or _STATE_RE.fullmatch(state) is None:
             raise LoginFailed(400, "InvalidState", "the sign-in callback has no state")
         login = await self._store.take_login(state)
         if login is None:

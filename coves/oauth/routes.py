@@ -262,7 +262,10 @@ def register_oauth_routes(app: QuartTrio, ctx: AppContext, limiter: RateLimiter)
         if (refused := limited("oauth_refresh")) is not None:
             return refused
         try:
-            body = await request.get_json(force=True, silent=True)
+            try:  # orjson, not get_json: that one lets invalid UTF-8 escape as a 500
+                body = orjson.loads(await request.get_data(cache=False))
+            except orjson.JSONDecodeError:
+                body = None
             if not isinstance(body, dict):
                 raise XRPCError(400, "InvalidRequest", "send {did, session_id, sealed_token}")
             did, session_id, sealed = (body.get(k) for k in ("did", "session_id", "sealed_token"))

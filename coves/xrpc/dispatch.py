@@ -29,6 +29,7 @@ import trio
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
 
 from coves.admission import AdmissionControl, Overloaded
+from coves.atproto.syntax import is_valid_nsid
 from coves.auth.base import AuthFailure, AuthInput, AuthPolicy
 from coves.config import Settings
 from coves.context import AppContext
@@ -86,6 +87,21 @@ def database_unavailable() -> XRPCError:
         "NotEnoughResources",
         "the service is temporarily unavailable",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+# A body that stops arriving (a stalled or trickling client) must not hold a
+# request, and its admission slot, for ever: Hypercorn's keep-alive timer only
+# runs until the request head is in. Quart gives its own routes the same 60 s.
+BODY_TIMEOUT_SECONDS = 60.0
+
+
+def too_slow() -> XRPCError:
+    return XRPCError(
+        408,
+        "RequestTimeout",
+        "the request body took too long to arrive",
+        headers={"Connection": "close"},
     )
 
 
@@ -455,6 +471,8 @@ class XrpcASGI:
         receive: Receive,
     ) -> _Reply:
         if endpoint is None:
+            if not is_valid_nsid(nsid):  # not a method we lack: not a method name at all
+                raise XRPCError(400, "InvalidRequest", "the path does not name an XRPC method")
             raise XRPCError(501, "MethodNotImplemented", f"method not implemented: {nsid}")
         expected = endpoint.http_method
         if method != expected and not (method == "HEAD" and endpoint.kind == "query"):
@@ -616,18 +634,19 @@ class XrpcASGI:
                 raise too_large()
         chunks: list[bytes] = []
         total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise XRPCError(400, "InvalidRequest", "the client went away")
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > limit:
-                raise too_large()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+        with trio.move_on_after(BODY_TIMEOUT_SECONDS):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise XRPCError(400, "InvalidRequest", "the client went away")
+                chunk = message.get("body", b"")
+                total += len(chunk)
+                if total > limit:
+                    raise too_large()
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+        raise too_slow()
 
     async def _read_json_body(
         self, headers: Mapping[str, str], receive: Receive, limit: int

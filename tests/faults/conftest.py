@@ -8,6 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from quart_trio import QuartTrio
+
+from coves.config import Settings
+from coves.db import Database
+from tests.faults.fuzzing import build_fuzz_app
 
 
 @pytest.fixture
@@ -20,3 +25,9 @@ def server_dir() -> Iterator[Path]:
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def fuzz_app(settings: Settings, db: Database) -> QuartTrio:
+    """The production app, offline (tests/faults/fuzzing.py)."""
+    return build_fuzz_app(settings, db)

@@ -16,75 +16,24 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-import orjson
 import pytest
-import trio
 from quart_trio import QuartTrio
 
 from coves.atproto.keys import PrivateKey
-from coves.auth.base import AuthInput, Viewer
-from coves.config import Settings
-from coves.context import AppContext, build_context
-from coves.db import Database
-from coves.identity.factory import build_fetcher
+from coves.context import AppContext
 from coves.lexicon.registry import LexiconRegistry
-from coves.net import SafeFetcher
-from coves.xrpc.app import create_app
-from coves.xrpc.ratelimit import RateLimiter, default_limit_classes
 from coves.xrpc.routing import Endpoint, collect_endpoints
-from tests.support.auth import PREFIX, FakeAuthenticator
+from tests.faults.fuzzing import (
+    HOSTILE_RAW,
+    VIEWER,
+    assert_xrpc_error_or_ok,
+    call,
+    random_raw,
+)
+from tests.support.auth import PREFIX
 from tests.support.tokens import compact, service_auth_claims
 
 ENDPOINTS: dict[str, Endpoint] = collect_endpoints()
-VIEWER = "did:plc:fuzzviewer0000000000000000"
-
-# Raw (already percent-encoded) query values that broke parsers, casts or SQL before.
-HOSTILE_RAW = [
-    "",
-    "%00",
-    "a%00b",
-    "a.%C3%A9",
-    "%C3%A9.%C3%A9",
-    "%FF%FE",
-    "%C3",
-    "%ED%A0%80",  # a UTF-16 surrogate encoded as UTF-8
-    "%F0%9F%92%A9",
-    "-1",
-    "0",
-    "1e309",
-    "NaN",
-    "99999999999999999999999999",
-    "-99999999999999999999999999",
-    "true",
-    "null",
-    "%5B%5D",
-    "%7B%7D",
-    "at://",
-    "at://did:plc:x/social.coves.community.post/",
-    "at%3A%2F%2Fdid%3Aplc%3Aabc%2Fa%2Fb%00",
-    "did:",
-    "did:plc:",
-    "did:web:localhost%253A1",
-    "handle.invalid",
-    "..",
-    "a." + "A" * 3000,
-    "x" * 10_000,
-    "%25",
-    "%",
-    "%%",
-    "+",
-    "%20",
-    "%0A%0D",
-    "%5C",
-    "'%3B--",
-]
-
-
-def random_raw(rng: random.Random) -> str:
-    """Random bytes, percent-encoded: arbitrary (often invalid) UTF-8."""
-    data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 24)))
-    return quote(data, safe="")
 
 
 def lexicon_main(lexicons: LexiconRegistry, nsid: str) -> dict[str, Any]:
@@ -104,44 +53,9 @@ def body_property_names(lexicons: LexiconRegistry, nsid: str) -> list[str]:
     return sorted(schema.get("properties", {})) if isinstance(schema, dict) else []
 
 
-class FuzzAuthenticator:
-    """The production authenticator, plus ``Bearer test:<did>`` for a signed-in viewer."""
-
-    def __init__(self, real: Any) -> None:
-        self._real = real
-        self._fake = FakeAuthenticator()
-
-    async def authenticate(self, request: AuthInput) -> Viewer | None:
-        header = request.headers.get("authorization", "")
-        if header.startswith(PREFIX):
-            return await self._fake.authenticate(request)
-        viewer: Viewer | None = await self._real.authenticate(request)
-        return viewer
-
-
 @pytest.fixture(scope="module")
 def lexicons() -> LexiconRegistry:
     return LexiconRegistry.load()
-
-
-@pytest.fixture
-def fuzz_app(settings: Settings, db: Database) -> Iterator[QuartTrio]:
-    """The production context (every service a deployed Coves has, so the inputs reach
-    the handlers' own checks), offline: every outbound fetch gets a 404."""
-    settings = settings.replace(
-        oauth_issuers=("https://issuer.fuzz.test",), plc_url="https://plc.fuzz.test"
-    )
-    offline = httpx.MockTransport(lambda request: httpx.Response(404))
-    ctx = build_context(
-        settings,
-        db,
-        fetcher=build_fetcher(settings, transport=offline, resolve=_public_resolve),
-        outbound=SafeFetcher(transport=offline, resolve=_public_resolve),
-    )
-    ctx = dataclasses.replace(ctx, authenticator=FuzzAuthenticator(ctx.authenticator))
-    # Every limit class, unbounded: a 429 would end the fuzzing of a method early.
-    unbounded = [dataclasses.replace(c, limit=10**9) for c in default_limit_classes(settings)]
-    yield create_app(ctx, limiter=RateLimiter(unbounded))
 
 
 async def test_the_fuzzed_context_has_every_service_production_has(fuzz_app: QuartTrio) -> None:
@@ -149,68 +63,6 @@ async def test_the_fuzzed_context_has_every_service_production_has(fuzz_app: Qua
     ctx: AppContext = fuzz_app.extensions["coves"]
     missing = [f.name for f in dataclasses.fields(ctx) if getattr(ctx, f.name) is None]
     assert missing == ["health", "pds_transport", "pds_services"], missing
-
-
-async def _public_resolve(host: str, port: int) -> list[str]:
-    return ["93.184.215.14"]
-
-
-def assert_xrpc_error_or_ok(what: str, status: int, body: bytes) -> None:
-    assert status < 500, f"{what}: {status} {body[:300]!r}"
-    if status >= 400:
-        decoded = orjson.loads(body)
-        assert isinstance(decoded, dict), what
-        assert isinstance(decoded.get("error"), str) and decoded["error"], (what, decoded)
-        assert isinstance(decoded.get("message"), str), (what, decoded)
-
-
-async def call(
-    app: QuartTrio,
-    method: str,
-    path: str,
-    query: bytes = b"",
-    headers: dict[str, str] | None = None,
-    body: bytes = b"",
-) -> tuple[int, bytes]:
-    """One request through the ASGI app as a server would deliver it (raw query bytes)."""
-    sent: list[dict[str, Any]] = []
-    received = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal received
-        if received:
-            await trio.sleep_forever()
-        received = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    raw_headers = [(b"host", b"coves.test")]
-    for name, value in (headers or {}).items():
-        raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    if body:
-        raw_headers.append((b"content-length", str(len(body)).encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode("latin-1", "replace"),
-        "query_string": query,
-        "root_path": "",
-        "headers": raw_headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8081),
-        "extensions": {},
-    }
-    with trio.fail_after(20):
-        await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], payload
 
 
 def test_every_routed_method_is_fuzzed() -> None:
@@ -232,14 +84,16 @@ async def test_hostile_parameters(
         for raw in [*HOSTILE_RAW, *(random_raw(rng) for _ in range(6))]:
             for headers in ({}, auth):
                 query = f"{quote(name)}={raw}".encode()
-                status, body = await call(fuzz_app, method, f"/xrpc/{nsid}", query, headers)
+                status, _headers, body = await call(
+                    fuzz_app, method, f"/xrpc/{nsid}", query, headers
+                )
                 assert_xrpc_error_or_ok(f"{nsid}?{name}={raw[:60]}", status, body)
         # repeated, and every parameter hostile at once
         query = "&".join(f"{quote(n)}=%00" for n in names * 2).encode()
-        status, body = await call(fuzz_app, method, f"/xrpc/{nsid}", query, auth)
+        status, _headers, body = await call(fuzz_app, method, f"/xrpc/{nsid}", query, auth)
         assert_xrpc_error_or_ok(f"{nsid} all NUL", status, body)
     for query in (b"&&&", b"=", b"=x", b"%", b"a=%zz", b"\xff=\xfe", b"\x00=\x00", b"a" * 9000):
-        status, body = await call(fuzz_app, method, f"/xrpc/{nsid}", query)
+        status, _headers, body = await call(fuzz_app, method, f"/xrpc/{nsid}", query)
         assert_xrpc_error_or_ok(f"{nsid}?{query[:40]!r}", status, body)
 
 
@@ -319,10 +173,10 @@ async def test_hostile_headers_and_tokens(nsid: str, fuzz_app: QuartTrio) -> Non
     bearer = [{"Authorization": f"Bearer {token}"} for token in _tokens(nsid)]
     dpop = [{"Authorization": f"DPoP {token}", "DPoP": token} for token in _tokens(nsid)[-3:]]
     for headers in [*HOSTILE_HEADERS, *bearer, *dpop]:
-        status, body = await call(fuzz_app, method, f"/xrpc/{nsid}", b"", headers, b"{}")
+        status, _headers, body = await call(fuzz_app, method, f"/xrpc/{nsid}", b"", headers, b"{}")
         assert_xrpc_error_or_ok(f"{nsid} {list(headers)} {headers}", status, body)
     for other in ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "BREW"):
-        status, body = await call(fuzz_app, other, f"/xrpc/{nsid}")
+        status, _headers, body = await call(fuzz_app, other, f"/xrpc/{nsid}")
         if other != "HEAD" and status != 204:
             assert_xrpc_error_or_ok(f"{other} {nsid}", status, body)
         else:
@@ -376,7 +230,9 @@ async def test_hostile_bodies(nsid: str, fuzz_app: QuartTrio, lexicons: LexiconR
     method = ENDPOINTS[nsid].http_method
     headers = {"Authorization": f"{PREFIX}{VIEWER}", "Content-Type": "application/json"}
     for body in hostile_bodies(body_property_names(lexicons, nsid), rng):
-        status, payload = await call(fuzz_app, method, f"/xrpc/{nsid}", b"", headers, body)
+        status, _headers, payload = await call(
+            fuzz_app, method, f"/xrpc/{nsid}", b"", headers, body
+        )
         assert_xrpc_error_or_ok(f"{nsid} body {body[:80]!r}", status, payload)
 
 
@@ -394,6 +250,6 @@ async def test_operational_routes_answer_hostile_requests_in_xrpc_shape(
         ("GET", "/%00"),
         ("BREW", "/xrpc/_health"),
     ):
-        status, body = await call(fuzz_app, method, path)
+        status, _headers, body = await call(fuzz_app, method, path)
         assert_xrpc_error_or_ok(f"{method} {path!r}", status, body)
         assert status >= 400

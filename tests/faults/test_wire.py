@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 import trio
+from hypercorn.config import Config
 
 from coves.config import test_settings
 from coves.context import AppContext
@@ -21,6 +22,7 @@ from coves.db import Database
 from coves.metrics import Metrics
 from coves.xrpc.app import create_app
 from nurseries.xrpc_server import XRPCServer
+from tests.faults.fuzzing import parse
 
 
 @pytest.fixture
@@ -54,17 +56,6 @@ async def exchange(port: int, raw: bytes, wait: float = 2.0) -> tuple[bytes, boo
     return data, closed
 
 
-def parse(data: bytes) -> tuple[int, dict[str, str], bytes]:
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers, body
-
-
 def assert_xrpc_error(data: bytes, status: int) -> dict[str, str]:
     got, headers, body = parse(data)
     assert got == status, data[:300]
@@ -86,6 +77,11 @@ def assert_xrpc_error(data: bytes, status: int) -> dict[str, str]:
             "unknown transfer-encoding",
             b"POST /xrpc/a.b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n",
             501,
+        ),
+        (
+            "a bad chunk in a body the app is reading",
+            b"POST /xrpc/a.b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
         ),
         (
             "two content-lengths",
@@ -112,6 +108,8 @@ async def test_parser_refusals_are_xrpc_shaped_and_close(
         (b"DELETE /metrics HTTP/1.1\r\nHost: x\r\n", 405),
         (b"POST /xrpc/_health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n", 405),
         (b"GET /xrpc/social.coves.nope HTTP/1.1\r\nHost: x\r\n", 501),  # XRPC's unknown method
+        (b"GET /xrpc/a..b HTTP/1.1\r\nHost: x\r\n", 400),  # not a method name at all
+        (b"GET /xrpc/a%00b.c HTTP/1.1\r\nHost: x\r\n", 400),
     ],
 )
 async def test_odd_targets_get_xrpc_errors(port: int, raw: bytes, status: int) -> None:
@@ -222,3 +220,101 @@ async def test_shutdown_gives_in_flight_requests_the_grace_and_idle_ones_none() 
         assert trio.current_time() - started < 5  # not the 30 s grace
         await idle.aclose()
         await busy.aclose()
+
+
+async def test_a_stalled_body_gets_a_408_after_the_body_timeout(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Slowloris on the body: the head is in, a few bytes of the body, then nothing.
+    Hypercorn's timer stopped with the head, so the dispatcher's deadline answers."""
+    from coves.auth.base import AuthPolicy
+    from coves.xrpc.dispatch import BODY_TIMEOUT_SECONDS
+    from coves.xrpc.routing import Router, XRPCRequest
+
+    router = Router()
+
+    @router.procedure("test.echo", auth=AuthPolicy.NONE)
+    async def echo(req: XRPCRequest) -> Any:
+        return {"got": req.body}
+
+    db = Database("host=/nonexistent dbname=none", pool_size=1, connect_timeout_s=0.2)
+    app = create_app(
+        AppContext(settings=test_settings(), db=db, metrics=Metrics()), router.endpoints
+    )
+    sent: list[dict[str, Any]] = []
+    parts = [{"type": "http.request", "body": b'{"a"', "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        if parts:
+            return parts.pop()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/xrpc/test.echo",
+        "raw_path": b"/xrpc/test.echo",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"x"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8081),
+        "extensions": {},
+    }
+    started = trio.current_time()
+    with trio.fail_after(BODY_TIMEOUT_SECONDS + 5):
+        await app(scope, receive, send)
+    assert trio.current_time() - started >= BODY_TIMEOUT_SECONDS
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 408, (start, body)
+    assert orjson.loads(body)["error"] == "RequestTimeout"
+    assert (b"connection", b"close") in [(bytes(n).lower(), bytes(v)) for n, v in start["headers"]]
+
+
+async def test_a_request_head_that_never_ends_is_closed_after_the_keep_alive_timeout() -> None:
+    """Slowloris on the head: Hypercorn's idle timer runs from the connection (or the
+    last response) until a whole head is in, so a trickled head is cut off, however
+    many bytes keep coming. The production figure is 75 s; 1 s here."""
+
+    class QuickServer(XRPCServer):
+        def config(self) -> Config:
+            config = super().config()
+            config.keep_alive_timeout = 1.0
+            return config
+
+    db = Database("host=/nonexistent dbname=none", pool_size=1, connect_timeout_s=0.2)
+    ctx = AppContext(settings=test_settings(), db=db, metrics=Metrics())
+    server = QuickServer(create_app(ctx), "127.0.0.1", 0, grace=1.0)
+    assert XRPCServer(create_app(ctx), "127.0.0.1", 0).config().keep_alive_timeout == 75
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(server.run)
+            stream = await trio.open_tcp_stream("127.0.0.1", int(binds[0].rsplit(":", 1)[1]))
+            started = trio.current_time()
+            closed = False
+            await stream.send_all(b"GET /xrpc/_health HTTP/1.1\r\n")
+            try:
+                for i in range(40):  # a header line every 0.1 s, for up to 4 s
+                    await stream.send_all(f"X-{i}: {i}\r\n".encode())
+                    with trio.move_on_after(0.1):
+                        if await stream.receive_some(100) == b"":
+                            closed = True
+                            break
+            except trio.BrokenResourceError:
+                closed = True
+            elapsed = trio.current_time() - started
+            await stream.aclose()
+            server.request_stop()
+    assert closed and 0.9 < elapsed < 3, (closed, elapsed)
