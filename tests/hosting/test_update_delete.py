@@ -289,20 +289,14 @@ async def test_the_avatar_limit_is_1_mb_and_the_banner_limit_2_mb(
 
     with trio.fail_after(120):
         did = (await make(client, pds))["did"]
-        status, out = await update(did, avatar=png_of_size(1_000_000))
-        assert status == 200, out
-        assert await stored(did, "avatar") == 1_000_000
-        status, out = await update(did, avatar=png_of_size(1_000_001))
-        assert (status, out["error"]) == (413, "BlobTooLarge"), out
-        assert "1000000" in out["message"] and out["message"].startswith("avatarBlob")
-        assert await stored(did, "avatar") == 1_000_000  # the refused update changed nothing
-
-        status, out = await update(did, banner=png_of_size(1_000_001))
-        assert status == 200, out
-        assert await stored(did, "banner") == 1_000_001
-        status, out = await update(did, banner=png_of_size(2_000_001))
-        assert (status, out["error"]) == (413, "BlobTooLarge"), out
-        assert "2000000" in out["message"] and out["message"].startswith("bannerBlob")
+        for field, limit in (("avatar", 1_000_000), ("banner", 2_000_000)):
+            status, out = await update(did, **{field: png_of_size(limit)})
+            assert status == 200, (field, out)
+            assert await stored(did, field) == limit
+            status, out = await update(did, **{field: png_of_size(limit + 1)})
+            assert (status, out["error"]) == (413, "BlobTooLarge"), (field, out)
+            assert str(limit) in out["message"] and out["message"].startswith(f"{field}Blob")
+            assert await stored(did, field) == limit  # the refused update changed nothing
 
 
 async def test_restore_from_the_command_line(
