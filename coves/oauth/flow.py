@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from urllib.parse import urlencode
 
 from coves import clock
+from coves.base64url import b64url_decode
 from coves.logs import get_logger
 from coves.oauth.client import OAuthClient
 from coves.oauth.discovery import Discovery
@@ -31,7 +31,6 @@ log = get_logger(__name__)
 CONFIDENTIAL_SESSION_TTL = 180 * 86_400.0
 PUBLIC_SESSION_TTL = 14 * 86_400.0
 MAX_PARAM = 2048
-_STATE_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class LoginFailed(OAuthError):
@@ -126,7 +125,7 @@ class LoginFlow:
         state = params.get("state", "")
         # Every state this flow issues is a random_token (base64url); anything else,
         # a NUL among it, is refused before the store is asked.
-        if not state or len(state) > MAX_PARAM or _STATE_RE.fullmatch(state) is None:
+        if not state or len(state) > MAX_PARAM or not _is_base64url(state):
             raise LoginFailed(400, "InvalidState", "the sign-in callback has no state")
         login = await self._store.take_login(state)
         if login is None:
@@ -203,3 +202,11 @@ class LoginFlow:
                 server, login.dpop_key, tokens.refresh_token, login.client_kid
             )
             raise upstream("this authorization server is not the one the account's PDS names")
+
+
+def _is_base64url(text: str) -> bool:
+    try:
+        b64url_decode(text)
+    except ValueError:
+        return False
+    return True
