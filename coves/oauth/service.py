@@ -94,7 +94,7 @@ def build_oauth_service(
     store = OAuthStore(db, settings.secret_box())
     flow = LoginFlow(client, discovery, grants, store)
     sessions = SessionManager(store, discovery, grants, session_ttl=flow.session_ttl())
-    tokens = SessionTokens(settings.oauth_seal_secret)
+    tokens = SessionTokens(settings.oauth_seal_secret, old_secrets=settings.oauth_seal_old_secrets)
     web_redirects = settings.oauth_web_redirects or (client.public_url + "/",)
     origins = {client.public_url, _origin(settings.appview_public_url)}
     origins.update(_origin(u) for u in web_redirects)
