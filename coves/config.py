@@ -556,6 +556,15 @@ VARS: tuple[Var, ...] = (
         "60",
     ),
     Var(
+        "RATE_LIMIT_API_KEY",
+        "rate_limit_api_key",
+        _int(1),
+        600,
+        "requests per minute per aggregator API key, across all worker processes (on top "
+        "of the per-client limits)",
+        "600",
+    ),
+    Var(
         "RATE_LIMIT_SEARCH",
         "rate_limit_search",
         _int(1),
@@ -1049,6 +1058,7 @@ class Settings:
     rate_limit_sync_seconds: float = 1.0
     rate_limit_user_writes: int = 60
     rate_limit_search: int = 30
+    rate_limit_api_key: int = 600
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     switch_interval_seconds: float = 0.0
