@@ -232,7 +232,10 @@ async def test_private_community_refuses_subscription(live: Live) -> None:
     user = await sign_in(live)
     community, _post, _cid = await seed_post(live, visibility="private")
     response = await user.call("social.coves.community.subscribe", {"community": community})
-    assert response.status_code == 403
+    # To a non-member a private community does not exist, as community.get answers.
+    assert response.status_code == 404, await response.get_data()
+    assert (await response.get_json())["error"] == "NotFound"
+    assert await user.pds_records("social.coves.community.subscription") == []
     unknown = await user.call(
         "social.coves.community.subscribe", {"community": "did:plc:nosuchcommunity000000"}
     )

@@ -144,7 +144,8 @@ async def test_private_community_takes_posts_from_subscribers_only(world: World)
         status, body = await world.call(
             CREATE, {"community": community.did, "title": "hi"}, as_=alice
         )
-        assert (status, body["error"]) == (403, "NotAuthorized")
+        # To a non-member a private community does not exist, as community.get answers.
+        assert (status, body["error"]) == (404, "CommunityNotFound")
         await write_own(world, alice, "social.coves.community.subscription", community.did)
         status, body = await world.call(
             CREATE, {"community": community.did, "title": "hi"}, as_=alice

@@ -27,13 +27,6 @@ async def vote_subject(db: Database, uri: str) -> Row | None:
     )
 
 
-async def live_post(db: Database, uri: str) -> Row | None:
-    return await db.fetchrow(
-        "SELECT uri, cid, community_did FROM posts WHERE uri = %s AND deleted_at IS NULL",
-        (uri,),
-    )
-
-
 async def comment(db: Database, uri: str) -> Row | None:
     return await db.fetchrow(
         "SELECT uri, cid, commenter_did, root_uri, root_cid, parent_uri, parent_cid, record, "

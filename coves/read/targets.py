@@ -1,0 +1,82 @@
+"""The read rules' answer for the subject of a write (a post, a comment, a community).
+
+A write through Coves (comment, vote, subscription, community block, post) is
+allowed exactly when its author could read what it is about: the same facts,
+the same relations and the same :mod:`coves.read.rules` decide, so a write
+can neither reach nor reveal anything a read would hide. The writes turn the
+answer into their error (``coves.writes.records.refuse``): not found where
+the reads say not found, "blocked" where the reads show a block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coves.db import Database, Row
+from coves.db.queries import comments as comment_sql
+from coves.read import facts, relations, rules
+from coves.read.posts import HydratedPost
+from coves.read.rules import Why
+from coves.read.services import ReadServices
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A post or comment as one viewer may see it."""
+
+    uri: str
+    post_uri: str  # the thread's post (the post itself for a post)
+    why: Why | None  # None: the viewer may see it; else why not (Why.NOT_FOUND: not indexed)
+    cid: str | None = None
+    community_did: str | None = None
+
+
+def _unseen(uri: str, post_uri: str = "") -> Target:
+    return Target(uri, post_uri, Why.NOT_FOUND)
+
+
+async def _post(svc: ReadServices, uri: str) -> HydratedPost | None:
+    # Fresh: a post deleted or withheld a moment ago must not take new comments or votes.
+    return (await svc.posts.load([uri], fresh=True)).get(uri)
+
+
+async def post(db: Database, svc: ReadServices, viewer: str, uri: str) -> Target:
+    """The post at ``uri`` as ``viewer`` may see it (every rule of ``may_see_post``)."""
+    found = await _post(svc, uri)
+    if found is None:
+        return _unseen(uri, uri)
+    state = await relations.load(
+        db, viewer, communities=[found.community_did], actors=[found.facts.author.did]
+    )
+    return Target(
+        uri,
+        uri,
+        rules.may_see_post(found.facts, state.relations),
+        cid=found.view.get("cid"),
+        community_did=found.community_did,
+    )
+
+
+async def comment(db: Database, svc: ReadServices, viewer: str, uri: str) -> Target:
+    """The live comment at ``uri`` as ``viewer`` may see it: its thread must be
+    readable (the post's rules), then its own content (``may_see_comment``: a
+    deleted or withheld author's comment, or one across a block, is a placeholder
+    to the reads, not something to answer or vote on)."""
+    rows = await comment_sql.live_by_uris(db, [uri])
+    if not rows:
+        return _unseen(uri)
+    row: Row = rows[0]
+    root: str = row["root_uri"]
+    thread = await _post(svc, root)
+    if thread is None:
+        return _unseen(uri, root)
+    state = await relations.load(
+        db,
+        viewer,
+        communities=[thread.community_did],
+        actors=[thread.facts.author.did, row["commenter_did"]],
+    )
+    why = rules.may_see_post(thread.facts, state.relations)
+    if why is None:
+        why = rules.may_see_comment(facts.comment(row), state.relations)
+    return Target(uri, root, why, cid=row["cid"], community_did=thread.community_did)
