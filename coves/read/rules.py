@@ -18,7 +18,8 @@ The rules, in the order they are checked:
 2. **Accounts.** Content by an account that is deactivated or deleted is
    withheld (``AUTHOR_INACTIVE``); by one taken down or suspended by its
    host, withheld as a moderator's decision (``TAKEN_DOWN``). Such accounts
-   have no profile.
+   have no profile, their handle is not resolved from the index, and an
+   aggregator service of theirs is not shown (nor its authorizations).
 3. **Communities.** A community exists for readers only while its profile
    record is live, its account active, and its ``hostedBy`` verified (a
    foreign claim not yet checked, or refused, hides it). Its posts go with it.
@@ -33,6 +34,14 @@ The rules, in the order they are checked:
    search, ``post.get`` says ``blocked``, comments become placeholders and a
    thread under such a post is not found. Profiles stay readable, with the
    block in the viewer state.
+7. **The viewer's own records.** A viewer's blocks (of users and of
+   communities) are listed to that viewer whatever the rules above say of
+   their subjects: they carry only the subject's DID, which the viewer named,
+   and must stay undoable.
+
+Writes ask the same questions (``coves.read.targets``): a comment, vote,
+subscription or community block is allowed exactly when its author could
+read what it is about.
 """
 
 from __future__ import annotations
@@ -197,6 +206,13 @@ def may_list_community(community: CommunityFacts, rel: Relations) -> bool:
     return community.did not in rel.blocked_communities
 
 
+def may_show_unasked(community: CommunityFacts, rel: Relations) -> bool:
+    """Whether a list the viewer did not ask by community (an aggregator's
+    authorizations) may name it: as a listing would, but never an unlisted one
+    (those are found only by name) and private ones only to their members."""
+    return may_list_community(community, rel) and community.visibility != "unlisted"
+
+
 def _blocks(author: str, rel: Relations) -> Why | None:
     if author in rel.blocking:
         return Why.BLOCKING_AUTHOR
@@ -249,6 +265,21 @@ def deletion_reason(why: Why) -> DeletionReason:
 def may_see_profile(account: Account) -> Why | None:
     """Profiles (and an actor's feeds) exist while the account is active (rule 2)."""
     return account_withheld(account)
+
+
+def may_see_aggregator(account: Account) -> Why | None:
+    """An aggregator's service record (and its authorizations) is shown while its
+    account is active (rule 2): a taken-down bot does not advertise itself."""
+    return account_withheld(account)
+
+
+def may_resolve_handle(account: Account, community: CommunityFacts | None) -> bool:
+    """Whether ``com.atproto.identity.resolveHandle`` answers from the index: the
+    account has a profile (rule 2) and, for a community's account, the community
+    is readable to anyone (rules 3 and 4: the method answers everyone alike)."""
+    if account_withheld(account) is not None:
+        return False
+    return community is None or may_read_community(community, ANONYMOUS) is None
 
 
 def private_communities(communities: Iterable[CommunityFacts]) -> list[str]:

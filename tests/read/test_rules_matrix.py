@@ -84,6 +84,24 @@ def profile_visibility(rule: str) -> frozenset[str]:
     return NONE if rule in {"author_deactivated", "author_taken_down"} else ALL
 
 
+def unasked_visibility(rule: str) -> frozenset[str]:
+    """Who sees the rule's community named in a list they did not ask by community
+    (an aggregator's authorizations): as a listing, but never an unlisted one."""
+    return NONE if rule == "unlisted" else community_visibility(rule, listing=True)
+
+
+GONE_COMMUNITIES = {"community_deleted", "community_unverified", "community_rejected"}
+# The viewer's own blocks (rule 7) name these rules' subjects: listed whatever the rules
+# say of the subject (withheld accounts, private, gone or unverified communities).
+BLOCKED_AUTHORS = {"user_blocked", "author_deactivated", "author_taken_down"}
+BLOCKED_COMMUNITIES = {"community_blocked", "private", *GONE_COMMUNITIES}
+
+
+def handle_visibility(rule: str) -> frozenset[str]:
+    """resolveHandle answers everyone alike: a community's handle while anyone may read it."""
+    return NONE if rule in {"private", *GONE_COMMUNITIES} else ALL
+
+
 @dataclass
 class Subject:
     rule: str
@@ -94,6 +112,8 @@ class Subject:
     post: str
     word: str  # in the post's text only: what searchPosts looks for
     comment: str = ""  # by the world's commenter, under the post
+    author_handle: str = ""
+    community_handle: str = ""
 
 
 @dataclass
@@ -106,10 +126,26 @@ class World:
 async def build_world(factory: Factory) -> World:
     did = {k: await factory.user(f"{k.replace('_', '-')}.test") for k in sorted(SIGNED_IN)}
     viewers: dict[str, str | None] = {"anonymous": None, **did}
-    author = await factory.user("author.test")
-    blocked_author = await factory.user("blockable.test")
-    deactivated = await factory.user("deactivated.test")
-    taken_down = await factory.user("takendown.test")
+    handles = {
+        "author": "author.test",
+        "blockable": "blockable.test",
+        "deactivated": "deactivated.test",
+        "takendown": "takendown.test",
+    }
+    author = await factory.user(handles["author"])
+    blocked_author = await factory.user(handles["blockable"])
+    deactivated = await factory.user(handles["deactivated"])
+    taken_down = await factory.user(handles["takendown"])
+    handle_of = {
+        author: handles["author"],
+        blocked_author: handles["blockable"],
+        deactivated: handles["deactivated"],
+        taken_down: handles["takendown"],
+    }
+    # Every author is also an aggregator, authorized in its subject's community: the
+    # account rules then apply to aggregator services and authorizations too.
+    for did_ in handle_of:
+        await factory.aggregator(did_)
     commenter = await factory.user("commenter.test")
     communities = {
         "public": ("pubc", {}),
@@ -153,12 +189,23 @@ async def build_world(factory: Factory) -> World:
             )
         subject = Subject(rule, community, name, visibility, by, post, word)
         subject.comment = await factory.comment(post, commenter, content=f"on {word}")
+        subject.author_handle = handle_of[by]
+        subject.community_handle = await factory.db.fetchval(
+            "SELECT handle FROM users WHERE did = %s", (community,)
+        )
         world.subjects[rule] = subject
+    for pair in {(s.community, s.author) for s in world.subjects.values()}:
+        await factory.authorization(*pair)
     # Relations: membership, blocks, and subscriptions for the timeline (everyone
     # signed in subscribes to every community they may; only the member to the private one).
     await factory.subscribe(did["member"], made["private"][0])
     await factory.block(did["blocks_community"], made["community_blocked"][0])
     await factory.user_block(did["blocks_author"], blocked_author)
+    # Blocks of subjects withheld from these viewers anyway (rule 7 lists them all).
+    for rule in ("private", *sorted(GONE_COMMUNITIES)):
+        await factory.block(did["blocks_community"], made[rule][0])
+    for withheld in (deactivated, taken_down):
+        await factory.user_block(did["blocks_author"], withheld)
     await factory.user_block(blocked_author, did["blocked_by_author"])
     for viewer in SIGNED_IN:
         for community, _, visibility in made.values():
@@ -284,6 +331,73 @@ async def profile(client: Client, world: World, s: Subject, viewer: str | None) 
     return status == 200
 
 
+async def get_services(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"dids": s.author}
+    status, body = await client.get("social.coves.aggregator.getServices", params, viewer=viewer)
+    assert status == 200, body
+    return s.author in [v["did"] for v in body["views"]]
+
+
+async def get_authorizations(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"aggregatorDid": s.author, "limit": "100"}
+    status, body = await client.get(
+        "social.coves.aggregator.getAuthorizations", params, viewer=viewer
+    )
+    if status == 404:
+        assert body["error"] == "AggregatorNotFound", body
+        return False
+    assert status == 200, body
+    return s.community in [a["communityDid"] for a in body["authorizations"]]
+
+
+async def list_for_community(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"community": s.community, "limit": "100"}
+    status, body = await client.get(
+        "social.coves.aggregator.listForCommunity", params, viewer=viewer
+    )
+    if status == 404:
+        assert body["error"] == "CommunityNotFound", body
+        return False
+    assert status == 200, body
+    return s.author in [a["aggregatorDid"] for a in body["aggregators"]]
+
+
+async def blocked_users(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"limit": "100"}
+    status, body = await client.get("social.coves.actor.getBlockedUsers", params, viewer=viewer)
+    assert status == 200, body
+    return s.author in [b["blockedDid"] for b in body["blocks"]]
+
+
+async def blocked_communities(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"limit": "100"}
+    status, body = await client.get(
+        "social.coves.community.getBlockedCommunities", params, viewer=viewer
+    )
+    assert status == 200, body
+    return s.community in [b["communityDid"] for b in body["blocks"]]
+
+
+async def _resolves(client: Client, handle: str, did: str, viewer: str | None) -> bool:
+    status, body = await client.get(
+        "com.atproto.identity.resolveHandle", {"handle": handle}, viewer=viewer
+    )
+    if status == 400:
+        assert body["error"] == "HandleNotFound", body
+        return False
+    assert status == 200, body
+    assert body["did"] == did
+    return True
+
+
+async def resolve_author(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    return await _resolves(client, s.author_handle, s.author, viewer)
+
+
+async def resolve_community(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    return await _resolves(client, s.community_handle, s.community, viewer)
+
+
 PostExpect = Callable[[str], frozenset[str]]
 ENDPOINTS: dict[str, tuple[Probe, PostExpect, frozenset[str]]] = {
     # endpoint: (probe, who sees each rule's subject, viewers it applies to)
@@ -300,6 +414,29 @@ ENDPOINTS: dict[str, tuple[Probe, PostExpect, frozenset[str]]] = {
     "community.list": (community_list, lambda r: community_visibility(r, listing=True), ALL),
     "community.search": (community_search, lambda r: community_visibility(r, listing=True), ALL),
     "actor.getProfile": (profile, profile_visibility, ALL),
+    "aggregator.getServices": (get_services, profile_visibility, ALL),
+    "aggregator.getAuthorizations": (
+        get_authorizations,
+        lambda r: unasked_visibility(r) & profile_visibility(r),
+        ALL,
+    ),
+    "aggregator.listForCommunity": (
+        list_for_community,
+        lambda r: community_visibility(r, listing=False) & profile_visibility(r),
+        ALL,
+    ),
+    "actor.getBlockedUsers": (
+        blocked_users,
+        lambda r: frozenset({"blocks_author"}) if r in BLOCKED_AUTHORS else NONE,
+        SIGNED_IN,
+    ),
+    "community.getBlockedCommunities": (
+        blocked_communities,
+        lambda r: frozenset({"blocks_community"}) if r in BLOCKED_COMMUNITIES else NONE,
+        SIGNED_IN,
+    ),
+    "identity.resolveHandle(author)": (resolve_author, profile_visibility, ALL),
+    "identity.resolveHandle(community)": (resolve_community, handle_visibility, ALL),
 }
 
 
