@@ -125,6 +125,19 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _handle_domains(raw: str) -> tuple[str, ...]:
+    """``.coves.test`` style suffixes (lowercase, leading dot), each a domain name."""
+    from coves.atproto.syntax import is_valid_handle
+
+    domains = []
+    for item in _csv(raw):
+        domain = item.lower().lstrip(".")
+        if not is_valid_handle(domain):
+            raise ValueError(f"{item!r} is not a domain name")
+        domains.append("." + domain)
+    return tuple(domains)
+
+
 def _ws_urls(raw: str) -> tuple[str, ...]:
     parse = _url("ws", "wss")
     urls = tuple(parse(item) for item in _csv(raw))
@@ -498,6 +511,16 @@ VARS: tuple[Var, ...] = (
         "false",
     ),
     Var(
+        "DEV_HANDLE_DOMAINS",
+        "dev_handle_domains",
+        _handle_domains,
+        (),
+        "development only: comma-separated handle domains (a local PDS's, e.g. .coves.test) "
+        "whose handles are resolved by asking PDS_URL (com.atproto.identity.resolveHandle) "
+        "instead of DNS and HTTPS; refused in production",
+        ".coves.test",
+    ),
+    Var(
         "CORS_ORIGINS",
         "cors_origins",
         _csv,
@@ -589,6 +612,17 @@ VARS: tuple[Var, ...] = (
         "longest a viewer's own getTimeline response is reused for that viewer; dropped at "
         "once when the indexer applies a record from the viewer's repo; 0 turns it off",
         "1",
+    ),
+    Var(
+        "READ_CACHE_SECONDS",
+        "read_cache_seconds",
+        _float(0.0),
+        2.0,
+        "longest a process reuses a built post view, comment thread or community lookup; "
+        "any change to what one shows drops it at once in every process, so this only "
+        "bounds staleness while a process's invalidation listener reconnects; 0 turns "
+        "them off",
+        "2",
     ),
     Var(
         "SWITCH_INTERVAL_SECONDS",
@@ -1050,6 +1084,7 @@ class Settings:
     auth_skip_verify: bool = False
     skip_did_web_verification: bool = False
     allow_private_network_fetch: bool = False
+    dev_handle_domains: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ("*",)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_request_body_bytes: int = 1_048_576
@@ -1061,6 +1096,7 @@ class Settings:
     rate_limit_api_key: int = 600
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
+    read_cache_seconds: float = 2.0
     switch_interval_seconds: float = 0.0
     gc_thresholds: tuple[int, ...] = (50_000, 20, 100)
     gc_freeze: bool = True
@@ -1225,6 +1261,11 @@ def _finish(values: dict[str, Any]) -> Settings:
     if production:
         for name in shortcuts:
             problems.append(f"{name}=true is a development shortcut and is refused in production")
+        if values["dev_handle_domains"]:
+            problems.append(
+                "DEV_HANDLE_DOMAINS is a development shortcut (handles trusted to the instance "
+                "PDS's word instead of DNS or HTTPS) and is refused in production"
+            )
         problems.extend(_production_secret_problems(values))
         problems.extend(_production_oauth_problems(values))
         problems.extend(_production_endpoint_problems(values))
@@ -1240,6 +1281,12 @@ def _finish(values: dict[str, Any]) -> Settings:
     else:
         for name in shortcuts:
             warnings.append(f"{name}=true: development shortcut active")
+        if values["dev_handle_domains"]:
+            warnings.append(
+                "DEV_HANDLE_DOMAINS: handles under "
+                + ", ".join(values["dev_handle_domains"])
+                + " are resolved by the instance PDS (development shortcut)"
+            )
         if values["cursor_secret"] is None:
             values["cursor_secret"] = Secret(DEV_CURSOR_SECRET)
             warnings.append("CURSOR_SECRET unset: using the development default")

@@ -104,7 +104,7 @@ class AppContext:
         object.__setattr__(
             self,
             "invalidation",
-            Invalidation.on_database(self.db, self.response_cache, self.identity),
+            Invalidation.on_database(self.db, self.response_cache, self.identity, views=self.read),
         )
         # After the invalidation: writes are indexed with its hooks.
         object.__setattr__(self, "pds", self.pds_services or default_pds_services(self))

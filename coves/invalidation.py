@@ -1,33 +1,37 @@
-"""Cache invalidation that reaches every process of a deployment.
+"""Cache invalidation that reaches every process of a deployment: the one way a
+cache is dropped when something changes (rather than left to expire).
 
-The caches that are dropped on an event rather than left to expire live in
-each process: the per-viewer response cache (dropped when the indexer
-applies a record from the viewer's repo, or Coves writes one for them) and
-the identity resolver's memory (dropped on ``#identity``). With several API
+The caches live in each process: responses cached per viewer, the identity
+resolver's memory, and the read path's built views (post views, shared thread
+builds, community lookups: coves/read/services.py). With several API
 processes, and the indexer in a process of its own, the process that learns
-of the change is rarely the one holding the copy. So a change is applied
-here at once and published on a PostgreSQL channel; every other process
-listening (nurseries/invalidation.py) applies it when the notification
-arrives, a few milliseconds later.
+of a change is rarely the one holding the copy. So every change is described
+once (:class:`~coves.changed.Changed`, worked out by the indexer for each
+batch it applies, Coves' own writes included, and by the few background jobs
+that change what views show), applied here at once and published on a
+PostgreSQL channel; every other process listening (nurseries/invalidation.py)
+applies it when the notification arrives, a few milliseconds later: before
+the writer's next request can reach another process, since the write's
+response is sent only after the notification is.
 
 Missed notifications: PostgreSQL does not queue them for a listener that is
 away, so when a listener (re)connects its process drops everything these
 caches hold (:meth:`Invalidation.on_gap`). While it is disconnected a cached
-copy can only be as stale as its TTL (at most ``VIEWER_CACHE_SECONDS`` for
-responses); the identity memory is refilled from the database cache, which
-the indexer purges itself.
+copy can only be as stale as its TTL (``VIEWER_CACHE_SECONDS`` for
+responses, ``READ_CACHE_SECONDS`` for built views); the identity memory is
+refilled from the database cache, which the indexer purges itself.
 
-Payloads are ``<origin> <kind> <did> <did> ...`` (kinds: ``repo``,
-``identity``), split to stay under PostgreSQL's 8000-byte limit; a process
-ignores its own.
+Payloads are ``<origin> <kind> <key> <key> ...`` (kinds: coves.changed.KINDS),
+split to stay under PostgreSQL's 8000-byte limit; a process ignores its own.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
+from coves.changed import Changed
 from coves.db import Database, DatabaseError
 from coves.db.queries.notify import MAX_PAYLOAD_BYTES, notify
 from coves.logs import get_logger
@@ -36,13 +40,20 @@ from coves.respcache import ResponseCache
 log = get_logger(__name__)
 
 CHANNEL = "coves_invalidate"
-REPO, IDENTITY = "repo", "identity"
 
 
 class IdentityMemory(Protocol):
     def forget_local(self, did: str) -> None: ...
 
     def clear_local(self) -> None: ...
+
+
+class BuiltViews(Protocol):
+    """The read path's caches of built views (coves.read.services.ReadServices)."""
+
+    def drop_changed(self, changed: Changed) -> None: ...
+
+    def drop_all(self) -> None: ...
 
 
 Publisher = Callable[[Sequence[str]], Awaitable[None]]
@@ -55,10 +66,12 @@ class Invalidation:
         identity: IdentityMemory | None = None,
         publish: Publisher | None = None,
         *,
+        views: BuiltViews | None = None,
         origin: str | None = None,
     ) -> None:
         self.cache = cache
         self.identity = identity
+        self.views = views
         self.origin = origin or secrets.token_hex(8)
         self._publish = publish
         self.received = 0
@@ -71,38 +84,41 @@ class Invalidation:
         cache: ResponseCache,
         identity: IdentityMemory | None = None,
         *,
+        views: BuiltViews | None = None,
         origin: str | None = None,
     ) -> Invalidation:
         async def publish(payloads: Sequence[str]) -> None:
             await notify(db, CHANNEL, payloads)
 
-        return cls(cache, identity, publish, origin=origin)
+        return cls(cache, identity, publish, views=views, origin=origin)
 
     def via(self, db: Database) -> Invalidation:
         """The same caches and origin, publishing through ``db`` (the indexer's own pool,
         so a batch's notifications never queue behind reads)."""
-        return Invalidation.on_database(db, self.cache, self.identity, origin=self.origin)
+        return Invalidation.on_database(
+            db, self.cache, self.identity, views=self.views, origin=self.origin
+        )
 
     # -- changes learnt in this process -------------------------------------------------
-    async def repos_changed(self, dids: Iterable[str]) -> None:
-        """Records of these repos were written: drop their cached views everywhere."""
-        unique = sorted(set(dids))
-        self._apply(REPO, unique)
-        await self._broadcast(REPO, unique)
+    async def changed(self, changed: Changed) -> None:
+        """Drop what ``changed`` makes stale, here at once and in every other process.
 
-    async def identities_changed(self, dids: Iterable[str]) -> None:
-        """Drop every process's in-memory identity of these DIDs (the database cache is
-        the caller's, e.g. the resolver's own purge)."""
-        unique = sorted(set(dids))
-        self._apply(IDENTITY, unique)
-        await self._broadcast(IDENTITY, unique)
-
-    # The indexer's post-commit hooks.
-    async def on_commits_applied(self, commits: Iterable[Any]) -> None:
-        await self.repos_changed(commit.did for commit in commits)
-
-    async def on_identity_change(self, dids: Iterable[str]) -> None:
-        await self.identities_changed(dids)
+        Also the indexer's hook (``on_changed``): called after each batch commits."""
+        if not changed:
+            return
+        self._apply(changed)
+        if self._publish is None:
+            return
+        payloads = [
+            payload
+            for kind, keys in changed.by_kind()
+            for payload in chunks(f"{self.origin} {kind}", keys)
+        ]
+        try:
+            await self._publish(payloads)
+        except DatabaseError as exc:
+            # The change is applied here; elsewhere the TTLs bound the staleness.
+            log.warning("invalidation not published", error=repr(exc))
 
     # -- changes learnt from other processes --------------------------------------------
     def deliver(self, payload: str) -> None:
@@ -111,11 +127,13 @@ class Invalidation:
         if origin == self.origin:
             return
         kind, _, body = rest.partition(" ")
-        if kind not in (REPO, IDENTITY):
+        try:
+            changed = Changed.one(kind, body.split())
+        except KeyError:
             log.warning("unknown invalidation kind", kind=kind[:32])
             return
         self.received += 1
-        self._apply(kind, body.split())
+        self._apply(changed)
 
     def on_gap(self) -> None:
         """Notifications may have been missed: drop everything they would have dropped."""
@@ -123,24 +141,18 @@ class Invalidation:
         self.cache.clear()
         if self.identity is not None:
             self.identity.clear_local()
+        if self.views is not None:
+            self.views.drop_all()
 
     # -- internals ----------------------------------------------------------------------
-    def _apply(self, kind: str, dids: Sequence[str]) -> None:
-        if kind == REPO:
-            for did in dids:
-                self.cache.invalidate(did)
-        elif self.identity is not None:
-            for did in dids:
+    def _apply(self, changed: Changed) -> None:
+        for did in changed.repos:
+            self.cache.invalidate(did)
+        if self.identity is not None:
+            for did in changed.identities:
                 self.identity.forget_local(did)
-
-    async def _broadcast(self, kind: str, dids: Sequence[str]) -> None:
-        if self._publish is None or not dids:
-            return
-        try:
-            await self._publish(list(chunks(f"{self.origin} {kind}", dids)))
-        except DatabaseError as exc:
-            # The change is applied here; elsewhere the TTLs bound the staleness.
-            log.warning("invalidation not published", kind=kind, error=repr(exc))
+        if self.views is not None and changed.shown:
+            self.views.drop_changed(changed)
 
 
 def chunks(prefix: str, items: Sequence[str], limit: int = MAX_PAYLOAD_BYTES) -> Iterable[str]:

@@ -54,11 +54,28 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class _CallbackCollector(Collector):
-    def __init__(self, fn: Callable[[], Iterable[Metric]]) -> None:
-        self._fn = fn
+    """Every scrape-time callback, as one collector: families of the same name from
+    several callbacks (one consumer per firehose source, each labelling its samples
+    with its source) become one family, as Prometheus requires."""
+
+    def __init__(self) -> None:
+        self.fns: dict[str, Callable[[], Iterable[Metric]]] = {}
 
     def collect(self) -> Iterable[Metric]:
-        return self._fn()
+        return merged(fn() for fn in self.fns.values())
+
+
+def merged(batches: Iterable[Iterable[Metric]]) -> list[Metric]:
+    """The families of every batch, those sharing a name merged into one."""
+    families: dict[str, Metric] = {}
+    for batch in batches:
+        for family in batch:
+            first = families.get(family.name)
+            if first is None:
+                families[family.name] = family
+            else:
+                first.samples.extend(family.samples)
+    return list(families.values())
 
 
 class Metrics:
@@ -66,7 +83,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._metrics: dict[str, Any] = {}
         self.multiprocess = multiprocess_dir() is not None
-        self._callbacks: dict[str, Callable[[], Iterable[Metric]]] = {}
+        self._callbacks = _CallbackCollector()
         self._published: dict[str, Gauge] = {}
         self._published_registry = CollectorRegistry(auto_describe=False)
         self.requests = self.counter(
@@ -120,37 +137,34 @@ class Metrics:
         return metric
 
     def add_callback(self, key: str, fn: Callable[[], Iterable[Metric]]) -> None:
-        """Metrics computed at scrape time (pool stats, child states)."""
-        if key in self._metrics:
+        """Metrics computed at scrape time (pool stats, child states). One callback per
+        ``key`` (asked again, the first stays); callbacks under different keys may emit
+        families of the same name (with different labels): they are merged."""
+        if key in self._callbacks.fns:
             return
-        if self.multiprocess:
-            self._callbacks[key] = fn
-            self._metrics[key] = fn
-            return
-        collector = _CallbackCollector(fn)
-        self.registry.register(collector)
-        self._metrics[key] = collector
+        if not self._callbacks.fns and not self.multiprocess:
+            self.registry.register(self._callbacks)
+        self._callbacks.fns[key] = fn
 
     def publish_callbacks(self) -> None:
         """Several processes: write the callbacks' current values where every process's
         /metrics reads them (gauges labelled with this process's pid). One process: no-op."""
         if not self.multiprocess:
             return
-        for fn in self._callbacks.values():
-            for family in fn():
-                for sample in family.samples:
-                    gauge = self._published.get(sample.name)
-                    if gauge is None:
-                        gauge = Gauge(
-                            sample.name,
-                            family.documentation,
-                            sorted(sample.labels),
-                            registry=self._published_registry,
-                            multiprocess_mode="liveall",
-                        )
-                        self._published[sample.name] = gauge
-                    child = gauge.labels(**sample.labels) if sample.labels else gauge
-                    child.set(sample.value)
+        for family in self._callbacks.collect():
+            for sample in family.samples:
+                gauge = self._published.get(sample.name)
+                if gauge is None:
+                    gauge = Gauge(
+                        sample.name,
+                        family.documentation,
+                        sorted(sample.labels),
+                        registry=self._published_registry,
+                        multiprocess_mode="liveall",
+                    )
+                    self._published[sample.name] = gauge
+                child = gauge.labels(**sample.labels) if sample.labels else gauge
+                child.set(sample.value)
 
     def render(self) -> bytes:
         if self.multiprocess:

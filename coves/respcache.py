@@ -23,23 +23,20 @@ Every time reads Trio's clock (``coves.clock``), so tests drive it with
 ``MockClock``.
 
 Per-viewer entries (getTimeline) carry the viewer's DID as a tag. The
-indexer's post-commit hook (:func:`invalidation_hook`) drops every entry
-tagged with the DID of a repo it just applied a record from (a vote,
-subscription, block, post...), and detaches a computation of such an entry
-that is still running, so a response read from the database before the
-commit is neither stored nor joined by later requests. Without a commit from
-the viewer's repo, the entry lags like an anonymous one: by at most its TTL.
-When the indexer runs in another process (``coves serve --workers N``, or
-roles split across machines), the drop reaches this cache through the
-invalidation channel (``coves.invalidation``).
+invalidation channel (``coves.invalidation``: the indexer tells it, after
+every batch, the DIDs of the repos it applied records from, in every
+process) drops every entry tagged with such a DID (a vote, subscription,
+block, post...), and detaches a computation of such an entry that is still
+running, so a response read from the database before the commit is neither
+stored nor joined by later requests. Without a commit from the viewer's repo,
+the entry lags like an anonymous one: by at most its TTL.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 
@@ -190,16 +187,3 @@ class ResponseCache:
             keys.discard(key)
             if not keys:
                 del self._tagged[tag]
-
-
-def invalidation_hook(cache: ResponseCache) -> Callable[[Iterable[Any]], None]:
-    """The indexer's post-commit hook: forget the cached views of every repo just written.
-
-    The hook takes the applied commits (anything with a ``did``).
-    """
-
-    def on_commits_applied(commits: Iterable[Any]) -> None:
-        for did in {commit.did for commit in commits}:
-            cache.invalidate(did)
-
-    return on_commits_applied

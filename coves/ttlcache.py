@@ -21,6 +21,20 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+class _Load(Generic[K, V]):
+    """A load under way: its waiters, and the drops that happened meanwhile."""
+
+    __slots__ = ("checks", "done")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.checks: list[Callable[[K, V], bool]] = []
+
+
+def _always(_key: object, _value: object) -> bool:
+    return True
+
+
 class TTLCache(Generic[K, V]):
     """Entries are fresh for ``ttl`` seconds and kept, stale, until ``stale_ttl``.
 
@@ -40,7 +54,7 @@ class TTLCache(Generic[K, V]):
         self.stale_ttl = max(ttl, stale_ttl if stale_ttl is not None else ttl)
         self._max = max_entries
         self._data: dict[K, tuple[float, V]] = {}
-        self._loading: dict[K, trio.Event] = {}
+        self._loading: dict[K, _Load[K, V]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -84,32 +98,40 @@ class TTLCache(Generic[K, V]):
             if stale is not None:
                 self.hits += 1
                 return stale
-            await loading.wait()
+            await loading.done.wait()
             fresh = self.get(key)
             if fresh is not None:
                 self.hits += 1
                 return fresh
         self.misses += 1
-        done = trio.Event()
-        self._loading[key] = done
+        mine = _Load[K, V]()
+        self._loading[key] = mine
         try:
             value = await load()
-            if value is not None:
+            if value is not None and not any(check(key, value) for check in mine.checks):
                 self.put(key, value)
             return value
         finally:
-            if self._loading.get(key) is done:
+            if self._loading.get(key) is mine:
                 del self._loading[key]
-            done.set()
+            mine.done.set()
 
     def clear(self) -> None:
+        """Drop everything, loads under way included (they may have read what changed)."""
         self._data.clear()
+        for loading in self._loading.values():
+            loading.checks.append(_always)
 
-    def discard(self, predicate: Callable[[K], bool]) -> int:
-        """Drop the entries whose key matches (a write made them stale); how many."""
-        stale = [key for key in self._data if predicate(key)]
+    def discard(self, predicate: Callable[[K, V], bool]) -> int:
+        """Drop the entries ``predicate(key, value)`` matches (a change made them stale);
+        how many. A load under way is checked the same way when it ends, and what it
+        read is not kept if it matches: it may have read the database before the change
+        (its waiters then load for themselves)."""
+        stale = [key for key, (_at, value) in self._data.items() if predicate(key, value)]
         for key in stale:
             del self._data[key]
+        for loading in self._loading.values():
+            loading.checks.append(predicate)
         return len(stale)
 
     def __len__(self) -> int:

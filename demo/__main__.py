@@ -7,9 +7,12 @@
 Steps: the PLC directory and Bluesky's reference PDS start on loopback (the
 pinned versions the tests run, scripts/install-test-pds); Coves starts
 (``coves serve``, its own embedded PostgreSQL) reading that PDS's firehose;
-accounts, communities, posts with pictures and link cards, comment threads,
-votes and subscriptions are written to the PDS; the command waits until
-Coves has indexed all of it, then prints where to look and how to sign in.
+people and their profiles are made on the PDS; communities and posts with
+pictures and link cards are made through Coves (community.create,
+post.uploadImage, post.create), as the apps make them; comment threads, votes
+and subscriptions go into the people's own repositories on the PDS; the command
+waits until Coves has indexed all of it, then prints where to look and how to
+sign in.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from demo.check import check
 from demo.content import Seeded
 from demo.seed import seed
 from demo.wait import wait_indexed
+from nurseries.workers import worker_command
 from tests.support.pds import TestPds, start_test_pds
 
 INSTANCE_DOMAIN = "coves.test"  # the PDS's handle domain: community handles c-<name>.coves.test
@@ -63,8 +66,6 @@ def coves_env(root: Path, pds: TestPds, port: int) -> dict[str, str]:
             "COVES_ENV": "development",
             "COVES_HOST": "127.0.0.1",
             "COVES_PORT": str(port),
-            # Not "coves": Coves runs from this directory, and a folder of that name here
-            # would shadow the package for the processes it starts.
             "COVES_DATA_DIR": str(root / "data"),
             "INSTANCE_DID": INSTANCE_DID,
             "INSTANCE_DOMAIN": INSTANCE_DOMAIN,
@@ -76,6 +77,8 @@ def coves_env(root: Path, pds: TestPds, port: int) -> dict[str, str]:
             "JETSTREAM_ENABLED": "false",  # no network: the local PDS is the whole world
             "ALLOW_PRIVATE_NETWORK_FETCH": "true",  # its PDS and PLC are on loopback
             "SKIP_DID_WEB_VERIFICATION": "true",  # coves.test has no public did.json
+            # Nothing resolves *.coves.test: ask the PDS, so everyone's real handle shows.
+            "DEV_HANDLE_DOMAINS": f".{INSTANCE_DOMAIN}",
             "OAUTH_MOBILE_REDIRECTS": "social.coves:/callback",
             "LOG_FORMAT": "console",
         }
@@ -86,7 +89,7 @@ def coves_env(root: Path, pds: TestPds, port: int) -> dict[str, str]:
 def start_coves(root: Path, pds: TestPds, port: int) -> subprocess.Popen[bytes]:
     log = open(root / "coves.log", "wb")  # noqa: SIM115 - kept by the child
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coves", "serve"],
+        [*worker_command(), "serve"],  # the installed package, whatever is in cwd
         env=coves_env(root, pds, port),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -167,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         print("starting Coves...")
         coves = start_coves(root, pds, port)
         base = f"http://127.0.0.1:{port}"
-        print("seeding the PDS...")
-        seeded = trio.run(seed, pds, INSTANCE_DID, PASSWORD)
+        print("seeding: people on the PDS, communities and posts through Coves...")
+        seeded = trio.run(seed, pds, base, INSTANCE_DID, PASSWORD)
         print("waiting for Coves to index it from the firehose...")
         trio.run(wait_indexed, base, seeded)
         print(instructions(base, pds, seeded))

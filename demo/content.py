@@ -28,7 +28,6 @@ class Post:
     author: str
     title: str
     content: str
-    hours_ago: float
     images: int = 0  # how many pictures (0: none)
     link: tuple[str, str, str] | None = None  # (url, title, description) for a link card
     # (author, text, replies) trees
@@ -75,7 +74,6 @@ POSTS = (
         "alice",
         "First ripe tomatoes of the year!",
         "Three months on a north-facing balcony and they finally turned red.",
-        hours_ago=3,
         images=2,
         comments=(
             ("erin", "Beautiful. What variety?", (("alice", "Sungold, cherry-sized.", ()),)),
@@ -95,7 +93,6 @@ POSTS = (
         "erin",
         "Hot composting in winter: a guide",
         "The pile needs mass, moisture and a lid. Here's what worked for me.",
-        hours_ago=20,
         link=(
             "https://example.org/guides/winter-composting",
             "Winter composting, step by step",
@@ -109,7 +106,6 @@ POSTS = (
         "frank",
         "Why are my basil leaves turning black?",
         "Indoors, south window, watered every other day.",
-        hours_ago=30,
         comments=(
             (
                 "erin",
@@ -124,7 +120,6 @@ POSTS = (
         "bob",
         "Recapped a 1991 console this weekend",
         "Before and after: every electrolytic capacitor replaced, picture noise gone.",
-        hours_ago=5,
         images=3,
         comments=(
             (
@@ -141,7 +136,6 @@ POSTS = (
         "dave",
         "New personal best on the forest stage",
         "Sub-two minutes at last. The route notes are in the link.",
-        hours_ago=14,
         link=(
             "https://example.org/runs/forest-stage-route",
             "Forest stage route notes",
@@ -156,7 +150,6 @@ POSTS = (
         "frank",
         "CRT or upscaler?",
         "Space is short. Is an upscaler good enough for 240p games?",
-        hours_ago=40,
         comments=(
             (
                 "bob",
@@ -171,7 +164,6 @@ POSTS = (
         "carol",
         "The library reopens on Monday",
         "After eight months of works: new reading room, longer hours on Saturdays.",
-        hours_ago=2,
         images=1,
         comments=(
             ("alice", "Finally! The old roof was leaking on the comics.", ()),
@@ -184,7 +176,6 @@ POSTS = (
         "carol",
         "Council votes on the new bike lanes",
         "The meeting is on Thursday; the plan is public.",
-        hours_ago=26,
         link=(
             "https://example.org/council/bike-lane-plan",
             "Bike lane plan: public consultation",

@@ -1,23 +1,29 @@
-"""Seed the demo's PDS: accounts, profiles and every record, in the accounts' own repos.
+"""Seed the demo: people on the PDS, then communities and posts through Coves.
 
-Nothing is written to Coves directly: each record is created in its
-repository on the PDS (profiles and comments and votes in the people's,
-community profiles and posts in the communities'), exactly as clients and
-Coves itself write them, and Coves indexes them from the PDS's firehose.
+Each record is written the way it is in real use. People's own records
+(profiles, subscriptions, comments, votes) go into their own repositories on
+the PDS, as any atproto client writes them, and Coves indexes them from the
+PDS's firehose. Communities and posts go through Coves, as the apps make them:
+``community.create`` provisions each community's account on the PDS and keeps
+its credentials sealed, and ``post.create`` (pictures uploaded first with
+``post.uploadImage``) writes each post into its community's repository with
+them. Those calls are signed by the people's own PDS (service auth, as bots and
+scripts call Coves).
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from demo.content import COMMUNITIES, PEOPLE, POSTS, SUBSCRIPTIONS, Community, Seeded
+import httpx
+
+from demo.content import COMMUNITIES, PEOPLE, POSTS, SUBSCRIPTIONS, Community, Post, Seeded
 from demo.png import gradient
 from tests.support.pds import PdsAccount, TestPds
 
 PROFILE = "social.coves.actor.profile"
-COMMUNITY_PROFILE = "social.coves.community.profile"
-POST = "social.coves.community.post"
 COMMENT = "social.coves.community.comment"
 VOTE = "social.coves.feed.vote"
 SUBSCRIPTION = "social.coves.community.subscription"
@@ -27,7 +33,7 @@ class SeedError(RuntimeError):
     pass
 
 
-def _when(hours_ago: float) -> str:
+def _when(hours_ago: float = 0.0) -> str:
     moment = datetime.now(UTC) - timedelta(hours=hours_ago)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
@@ -38,18 +44,6 @@ async def _call(pds: TestPds, nsid: str, account: PdsAccount, **kw: Any) -> dict
         raise SeedError(f"{nsid} as {account.handle}: {response.status_code} {response.text}")
     body: dict[str, Any] = response.json()
     return body
-
-
-async def _blob(pds: TestPds, account: PdsAccount, png: bytes) -> dict[str, Any]:
-    body = await _call(
-        pds,
-        "com.atproto.repo.uploadBlob",
-        account,
-        content=png,
-        headers={"Content-Type": "image/png"},
-    )
-    blob: dict[str, Any] = body["blob"]
-    return blob
 
 
 async def _create(
@@ -70,16 +64,69 @@ async def _create(
     return str(body["uri"]), str(body["cid"])
 
 
-async def seed(pds: TestPds, instance_did: str, password: str) -> Seeded:
+class Coves:
+    """Coves' API as a person calls it: each call signed by their PDS for that method."""
+
+    def __init__(self, base: str, pds: TestPds, instance_did: str) -> None:
+        self.base = base
+        self.pds = pds
+        self.instance_did = instance_did
+
+    async def _token(self, account: PdsAccount, nsid: str) -> str:
+        response = await self.pds.xrpc(
+            "GET",
+            "com.atproto.server.getServiceAuth",
+            token=account.access_jwt,
+            params={"aud": self.instance_did, "lxm": nsid},
+        )
+        if response.status_code != 200:
+            raise SeedError(f"getServiceAuth as {account.handle}: {response.text}")
+        return str(response.json()["token"])
+
+    async def call(self, nsid: str, body: dict[str, Any], *, as_: PdsAccount) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {await self._token(as_, nsid)}"}
+        async with httpx.AsyncClient(base_url=self.base, timeout=60) as client:
+            response = await client.post(f"/xrpc/{nsid}", json=body, headers=headers)
+        return self._answer(nsid, as_, response)
+
+    async def upload(self, community: str, png: bytes, *, as_: PdsAccount) -> dict[str, Any]:
+        """``post.uploadImage``: a picture stored in the community's repository."""
+        nsid = "social.coves.community.post.uploadImage"
+        headers = {
+            "Authorization": f"Bearer {await self._token(as_, nsid)}",
+            "Content-Type": "image/png",
+        }
+        async with httpx.AsyncClient(base_url=self.base, timeout=60) as client:
+            response = await client.post(
+                f"/xrpc/{nsid}", params={"community": community}, content=png, headers=headers
+            )
+        return self._answer(nsid, as_, response)
+
+    @staticmethod
+    def _answer(nsid: str, account: PdsAccount, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code != 200:
+            raise SeedError(f"{nsid} as {account.handle}: {response.status_code} {response.text}")
+        body: dict[str, Any] = response.json()
+        return body
+
+
+async def seed(pds: TestPds, base: str, instance_did: str, password: str) -> Seeded:
     """Create the demo's accounts and content; every person gets ``password``."""
     out = Seeded()
+    coves = Coves(base, pds, instance_did)
     people: dict[str, PdsAccount] = {}
     for person in PEOPLE:
         account = await pds.create_account(person.name, password=password)
         people[person.name] = account
         out.passwords[account.handle] = password
         out.dids[account.handle] = account.did
-        avatar = await _blob(pds, account, gradient(96, 96, person.color, (30, 30, 40)))
+        avatar = await _call(
+            pds,
+            "com.atproto.repo.uploadBlob",
+            account,
+            content=gradient(96, 96, person.color, (30, 30, 40)),
+            headers={"Content-Type": "image/png"},
+        )
         await _create(
             pds,
             account,
@@ -87,15 +134,15 @@ async def seed(pds: TestPds, instance_did: str, password: str) -> Seeded:
             {
                 "displayName": person.display,
                 "description": person.bio,
-                "avatar": avatar,
+                "avatar": avatar["blob"],
                 "createdAt": _when(72),
             },
             rkey="self",
         )
 
-    communities: dict[str, PdsAccount] = {}
+    founder = people[PEOPLE[0].name]
     for community in COMMUNITIES:
-        communities[community.name] = await _community(pds, community, instance_did, people, out)
+        out.communities[community.name] = await _community(coves, community, founder)
 
     for name, subscribed in SUBSCRIPTIONS.items():
         for community_name in subscribed:
@@ -104,65 +151,16 @@ async def seed(pds: TestPds, instance_did: str, password: str) -> Seeded:
                 people[name],
                 SUBSCRIPTION,
                 {
-                    "subject": communities[community_name].did,
+                    "subject": out.communities[community_name],
                     "contentVisibility": 3,
-                    "createdAt": _when(48),
+                    "createdAt": _when(),
                 },
             )
 
     for post in POSTS:
-        community = communities[post.community]
-        author = people[post.author]
-        record: dict[str, Any] = {
-            "community": community.did,
-            "author": author.did,
-            "title": post.title,
-            "content": post.content,
-            "langs": ["en"],
-            "createdAt": _when(post.hours_ago),
-        }
-        if post.images:
-            pictures = []
-            for i in range(post.images):
-                shade = tuple(min(255, c + 30 * i) for c in (90, 120, 160))
-                png = gradient(320, 200, shade, (250, 240, 220))  # type: ignore[arg-type]
-                pictures.append(
-                    {
-                        "image": await _blob(pds, community, png),
-                        "alt": f"{post.title} (picture {i + 1})",
-                        "aspectRatio": {"width": 320, "height": 200},
-                    }
-                )
-            record["embed"] = {"$type": "social.coves.embed.images", "images": pictures}
-            out.images += len(pictures)
-        elif post.link is not None:
-            url, title, description = post.link
-            thumb = await _blob(pds, community, gradient(160, 90, (200, 200, 210), (90, 90, 110)))
-            record["embed"] = {
-                "$type": "social.coves.embed.external",
-                "external": {
-                    "uri": url,
-                    "title": title,
-                    "description": description,
-                    "thumb": thumb,
-                    "domain": url.split("/")[2],
-                    "embedType": "article",
-                },
-            }
-            out.links += 1
-        uri, cid = await _create(pds, community, POST, record)
-        out.posts.append(uri)
-        root = {"uri": uri, "cid": cid}
+        root = await _post(coves, post, people[post.author], out)
         for comment in post.comments:
-            await _comments(
-                pds,
-                people=people,
-                root=root,
-                parent=root,
-                tree=comment,
-                hours_ago=post.hours_ago,
-                out=out,
-            )
+            await _comments(pds, people=people, root=root, parent=root, tree=comment, out=out)
         for voter, direction in [(v, "up") for v in post.upvoters] + [
             (v, "down") for v in post.downvoters
         ]:
@@ -170,42 +168,80 @@ async def seed(pds: TestPds, instance_did: str, password: str) -> Seeded:
                 pds,
                 people[voter],
                 VOTE,
-                {"subject": root, "direction": direction, "createdAt": _when(post.hours_ago / 2)},
+                {"subject": root, "direction": direction, "createdAt": _when()},
             )
             out.votes += 1
             out.post_votes += 1
     return out
 
 
-async def _community(
-    pds: TestPds,
-    community: Community,
-    instance_did: str,
-    people: dict[str, PdsAccount],
-    out: Seeded,
-) -> PdsAccount:
-    """An account of its own on the PDS (handle c-<name>), with its profile record."""
-    account = await pds.create_account(f"c-{community.name}")
-    out.communities[community.name] = account.did
-    avatar = await _blob(pds, account, gradient(128, 128, community.color, (240, 240, 240)))
-    banner = await _blob(pds, account, gradient(600, 150, community.color, (20, 20, 30)))
-    record: dict[str, Any] = {
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode()
+
+
+async def _community(coves: Coves, community: Community, founder: PdsAccount) -> str:
+    """``community.create``: its account on the PDS (handle c-<name>), its profile."""
+    body: dict[str, Any] = {
         "name": community.name,
-        "handle": account.handle,
         "displayName": community.display,
         "description": community.description,
-        "avatar": avatar,
-        "banner": banner,
-        "createdBy": people[PEOPLE[0].name].did,
-        "hostedBy": instance_did,
         "visibility": "public",
-        "federation": {"allowExternalDiscovery": True},
-        "createdAt": _when(96),
+        "allowExternalDiscovery": True,
+        "avatarBlob": _b64(gradient(128, 128, community.color, (240, 240, 240))),
+        "avatarMimeType": "image/png",
+        "bannerBlob": _b64(gradient(600, 150, community.color, (20, 20, 30))),
+        "bannerMimeType": "image/png",
     }
     if community.rules:
-        record["rules"] = list(community.rules)
-    await _create(pds, account, COMMUNITY_PROFILE, record, rkey="self")
-    return account
+        body["rules"] = list(community.rules)
+    created = await coves.call("social.coves.community.create", body, as_=founder)
+    return str(created["did"])
+
+
+async def _post(coves: Coves, post: Post, author: PdsAccount, out: Seeded) -> dict[str, str]:
+    """``post.create`` as its author, pictures and link thumbnails uploaded first."""
+    community = out.communities[post.community]
+    body: dict[str, Any] = {
+        "community": community,
+        "title": post.title,
+        "content": post.content,
+        "langs": ["en"],
+    }
+    if post.images:
+        pictures = []
+        for i in range(post.images):
+            shade = tuple(min(255, c + 30 * i) for c in (90, 120, 160))
+            png = gradient(320, 200, shade, (250, 240, 220))  # type: ignore[arg-type]
+            uploaded = await coves.upload(community, png, as_=author)
+            pictures.append(
+                {
+                    "image": uploaded["blob"],
+                    "alt": f"{post.title} (picture {i + 1})",
+                    "aspectRatio": uploaded["aspectRatio"],
+                }
+            )
+        body["embed"] = {"$type": "social.coves.embed.images", "images": pictures}
+        out.images += len(pictures)
+    elif post.link is not None:
+        url, title, description = post.link
+        # A complete card: Coves fetches nothing (the demo may run without a network).
+        thumb = await coves.upload(
+            community, gradient(160, 90, (200, 200, 210), (90, 90, 110)), as_=author
+        )
+        body["embed"] = {
+            "$type": "social.coves.embed.external",
+            "external": {
+                "uri": url,
+                "title": title,
+                "description": description,
+                "thumb": thumb["blob"],
+                "embedType": "article",
+            },
+        }
+        out.links += 1
+    created = await coves.call("social.coves.community.post.create", body, as_=author)
+    out.posts.append(created["uri"])
+    return {"uri": created["uri"], "cid": created["cid"]}
 
 
 async def _comments(
@@ -215,11 +251,9 @@ async def _comments(
     root: dict[str, str],
     parent: dict[str, str],
     tree: tuple[str, str, tuple[object, ...]],
-    hours_ago: float,
     out: Seeded,
 ) -> None:
     author, text, replies = tree
-    hours_ago = max(0.1, hours_ago * 0.8)
     uri, cid = await _create(
         pds,
         people[author],
@@ -228,7 +262,7 @@ async def _comments(
             "reply": {"root": root, "parent": parent},
             "content": text,
             "langs": ["en"],
-            "createdAt": _when(hours_ago),
+            "createdAt": _when(),
         },
     )
     out.comments += 1
@@ -238,7 +272,7 @@ async def _comments(
             pds,
             people[PEOPLE[-1].name],
             VOTE,
-            {"subject": me, "direction": "up", "createdAt": _when(hours_ago / 2)},
+            {"subject": me, "direction": "up", "createdAt": _when()},
         )
         out.votes += 1
     for reply in replies:
@@ -247,7 +281,6 @@ async def _comments(
             people=people,
             root=root,
             parent=me,
-            tree=reply,
-            hours_ago=hours_ago,
-            out=out,  # type: ignore[arg-type]
+            tree=reply,  # type: ignore[arg-type]
+            out=out,
         )

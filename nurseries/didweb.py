@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from coves import clock
+from coves.changed import Changed, OnChanged
 from coves.db import Database, DatabaseError
 from coves.db.queries import verification as q
 from coves.identity.hosted_by import HostedByQueue, HostedByVerifier, Verdict
@@ -38,8 +39,12 @@ class DidWebVerifierChild:
         sweep_interval: float = 60.0,
         sweep_batch: int = 200,
         metrics: Metrics | None = None,
+        on_changed: OnChanged | None = None,
     ) -> None:
         self.db = db
+        # A verdict changes whether the community exists for readers: every process
+        # drops its views of it (coves.invalidation).
+        self.on_changed = on_changed
         self.queue = queue
         self.verifier = verifier
         self.instance_did = instance_did
@@ -106,6 +111,8 @@ class DidWebVerifierChild:
             self.counts["errors"] += 1
             log.warning("hosted_by verdict not stored", community=community_did, error=repr(exc))
             return verdict
+        if changed and self.on_changed is not None:
+            await self.on_changed(Changed.of(actors=[community_did]))
         if verdict.outcome == "rejected":
             log.warning("security.hosted_by", applied=changed, **fields)
         else:
@@ -145,8 +152,11 @@ def didweb_child(
     instance_did: str,
     skip_verification: bool,
     metrics: Metrics,
+    on_changed: OnChanged | None = None,
 ) -> ChildSpec:
     """The capability entry for ``nurseries.main.capability_children``."""
     verifier = HostedByVerifier(identity, identity.did_fetcher, skip=skip_verification)
-    child = DidWebVerifierChild(db, queue, verifier, instance_did, metrics=metrics)
+    child = DidWebVerifierChild(
+        db, queue, verifier, instance_did, metrics=metrics, on_changed=on_changed
+    )
     return ChildSpec("didweb", child.run, critical=False, details=child.details)

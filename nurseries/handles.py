@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from coves import clock
+from coves.changed import Changed, OnChanged
 from coves.db import Database, DatabaseError
 from coves.db.queries import identity as q
 from coves.identity import IdentityError, IdentityResolver
@@ -43,9 +44,12 @@ class HandleBackfill:
         recheck_after: float = 3600.0,
         first_retry: float = 30.0,
         prune_interval: float = 3600.0,
+        on_changed: OnChanged | None = None,
     ) -> None:
         self.db = db
         self.resolver = resolver
+        # A handle shown differently: every process drops its views of the account.
+        self.on_changed = on_changed
         self.batch = batch
         self.concurrency = concurrency
         self.bucket = TokenBucket(rate, max(1, int(rate)))
@@ -119,13 +123,19 @@ class HandleBackfill:
             return
         if found.handle_verified:
             self.resolved += 1
-            await q.set_user_identity(self.db, did, found.handle, found.pds_url, now)
+            moved = await q.set_user_identity(self.db, did, found.handle, found.pds_url, now)
         else:
             self.unresolved += 1
-            await q.set_user_identity(self.db, did, None, found.pds_url, now, retry_at=retry_at)
+            moved = await q.set_user_identity(
+                self.db, did, None, found.pds_url, now, retry_at=retry_at
+            )
+        if moved and self.on_changed is not None:
+            await self.on_changed(Changed.of(actors=moved))
 
 
-def handles_child(db: Database, identity: IdentityResolver) -> ChildSpec:
+def handles_child(
+    db: Database, identity: IdentityResolver, *, on_changed: OnChanged | None = None
+) -> ChildSpec:
     """The capability entry for ``nurseries.main.capability_children``."""
-    backfill = HandleBackfill(db, identity)
+    backfill = HandleBackfill(db, identity, on_changed=on_changed)
     return ChildSpec("handles", backfill.run, critical=False, details=backfill.details)

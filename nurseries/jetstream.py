@@ -290,38 +290,58 @@ class _Session:
 
 
 class _Instruments:
-    def __init__(self, metrics: Metrics, prefix: str = "coves_jetstream") -> None:
-        self.frames = metrics.counter(f"{prefix}_frames_total", "frames received")
-        self.batches = metrics.counter(f"{prefix}_batches_total", "batches applied")
-        self.batch_events = metrics.histogram(
-            f"{prefix}_batch_events",
+    """The consumer's metrics. A firehose's carry a ``source`` label (its cursor name):
+    with several ``FIREHOSE_URL`` entries each source has its own state, lag and
+    counts, where one unlabelled series would let them overwrite each other. The one
+    Jetstream consumer's are unlabelled."""
+
+    def __init__(
+        self, metrics: Metrics, prefix: str = "coves_jetstream", source: str | None = None
+    ) -> None:
+        by: list[str] = [] if source is None else ["source"]
+        mine: tuple[str, ...] = () if source is None else (source,)
+
+        def counter(name: str, doc: str) -> Any:
+            metric = metrics.counter(f"{prefix}_{name}", doc, by)
+            return metric.labels(*mine) if mine else metric
+
+        def histogram(name: str, doc: str, **kw: Any) -> Any:
+            metric = metrics.histogram(f"{prefix}_{name}", doc, by, **kw)
+            return metric.labels(*mine) if mine else metric
+
+        def gauge(name: str, doc: str) -> Any:
+            metric = metrics.gauge(f"{prefix}_{name}", doc, by)
+            return metric.labels(*mine) if mine else metric
+
+        def per(kind: str, name: str, doc: str, label: str) -> Callable[[str], Any]:
+            """A metric with one more label, bound to this source: ``per(value)``."""
+            made = getattr(metrics, kind)(f"{prefix}_{name}", doc, [*by, label])
+            return lambda value: made.labels(*mine, value)
+
+        self.frames = counter("frames_total", "frames received")
+        self.batches = counter("batches_total", "batches applied")
+        self.batch_events = histogram(
+            "batch_events",
             "frames per applied batch",
             buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
         )
-        self.apply_seconds = metrics.histogram(f"{prefix}_apply_seconds", "time to apply one batch")
-        self.reconnects = metrics.counter(
-            f"{prefix}_reconnects_total", "connections ended, by reason", ["reason"]
+        self.apply_seconds = histogram("apply_seconds", "time to apply one batch")
+        self.reconnects = per(
+            "counter", "reconnects_total", "connections ended, by reason", "reason"
         )
-        self.gaps = metrics.counter(
-            f"{prefix}_gaps_total",
-            "resumes from a cursor older than the replay window (events lost)",
+        self.gaps = counter(
+            "gaps_total", "resumes from a cursor older than the replay window (events lost)"
         )
-        self.gap_seconds = metrics.counter(
-            f"{prefix}_gap_seconds_total", "estimated span of events lost to gaps"
-        )
-        self.apply_lag = metrics.gauge(
-            f"{prefix}_apply_lag_seconds",
+        self.gap_seconds = counter("gap_seconds_total", "estimated span of events lost to gaps")
+        self.apply_lag = gauge(
+            "apply_lag_seconds",
             "how old the newest event of the last batch was when it was applied",
         )
-        self.last_event = metrics.gauge(
-            f"{prefix}_last_event_timestamp_seconds", "time_us of the newest applied event"
+        self.last_event = gauge(
+            "last_event_timestamp_seconds", "time_us of the newest applied event"
         )
-        self.state = metrics.gauge(
-            f"{prefix}_connection_state", "1 for the current connection state", ["state"]
-        )
-        self.breaker = metrics.gauge(
-            f"{prefix}_breaker_state", "1 for the current breaker state", ["state"]
-        )
+        self.state = per("gauge", "connection_state", "1 for the current connection state", "state")
+        self.breaker = per("gauge", "breaker_state", "1 for the current breaker state", "state")
 
 
 class JetstreamConsumer:
@@ -342,7 +362,8 @@ class JetstreamConsumer:
         metrics = metrics or Metrics()
         self._firehose = config.kind == FIREHOSE
         self._prefix = "coves_firehose" if self._firehose else "coves_jetstream"
-        self._m = _Instruments(metrics, self._prefix)
+        self._source = config.name if self._firehose else None
+        self._m = _Instruments(metrics, self._prefix, self._source)
         self._log = log.bind(source=config.name)
         self.backoff = ExponentialBackoff(
             base=config.backoff_base,
@@ -377,7 +398,7 @@ class JetstreamConsumer:
         self._waiting: trio.CancelScope | None = None
         self._set_state(ConnectionState.STOPPED)
         self._breaker_changed(BreakerState.CLOSED, BreakerState.CLOSED)
-        metrics.add_callback(f"{self._prefix}_lag", self._collect_lag)
+        metrics.add_callback(f"{self._prefix}_lag:{config.name}", self._collect_lag)
 
     # -- supervised child ---------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -672,7 +693,7 @@ class JetstreamConsumer:
         if reason is Reason.SHUTDOWN:
             return
         self.reconnects[str(reason)] += 1
-        self._m.reconnects.labels(str(reason)).inc()
+        self._m.reconnects(str(reason)).inc()
 
     def _check_gap(self, stored: int | None) -> None:
         gap = detect_gap(stored, _now_us(), self.config.replay_window)
@@ -703,23 +724,25 @@ class JetstreamConsumer:
 
     def _collect_lag(self) -> list[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            f"{self._prefix}_lag_seconds", "now minus the time_us of the newest applied event"
+            f"{self._prefix}_lag_seconds",
+            "now minus the time_us of the newest applied event",
+            labels=[] if self._source is None else ["source"],
         )
         lag = self.lag_seconds()
         if lag is not None:
-            family.add_metric([], lag)
+            family.add_metric([] if self._source is None else [self._source], lag)
         return [family]
 
     def _set_state(self, state: ConnectionState) -> None:
         self.state = state
         for each in ConnectionState:
-            self._m.state.labels(str(each)).set(1.0 if each is state else 0.0)
+            self._m.state(str(each)).set(1.0 if each is state else 0.0)
 
     def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
         if old is not new:
             self._log.info("jetstream breaker", old=str(old), new=str(new))
         for each in BreakerState:
-            self._m.breaker.labels(str(each)).set(1.0 if each is new else 0.0)
+            self._m.breaker(str(each)).set(1.0 if each is new else 0.0)
 
 
 async def _fill_batch(

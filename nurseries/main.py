@@ -74,8 +74,9 @@ def capability_children(ctx: AppContext, *, ingest_db: Database | None = None) -
             instance_did=settings.instance_did,
             skip_verification=settings.skip_did_web_verification,
             metrics=ctx.metrics,
+            on_changed=ctx.invalidation.changed,
         ),
-        handles_child(ctx.db, ctx.identity),
+        handles_child(ctx.db, ctx.identity, on_changed=ctx.invalidation.changed),
         ops_facts_child(
             ctx.db,
             ctx.metrics,
@@ -237,6 +238,7 @@ def _process_facts(ctx: AppContext, db: Database) -> dict[str, object]:
     return {
         "pool": {"size": stats.size, "inUse": stats.in_use, "waiting": stats.waiting},
         "responseCache": {"entries": len(ctx.response_cache), "bytes": ctx.response_cache.bytes},
+        "readCaches": ctx.read.sizes(),
     }
 
 

@@ -82,7 +82,7 @@ class WorkerProcess:
     _stopping: bool = False
 
     def argv(self, ready_fd: int, lifeline_fd: int) -> list[str]:
-        argv = [sys.executable, "-m", "coves"]
+        argv = worker_command()
         if self.env_file is not None:
             argv += ["--env-file", str(self.env_file)]
         argv += ["serve", "--workers", "0", "--role", self.role, "--no-migrate"]
@@ -156,6 +156,14 @@ class WorkerProcess:
                     proc.kill()
                     await proc.wait()
             _forget_metrics(proc.pid)
+
+
+def worker_command() -> list[str]:
+    """How a child process runs Coves: this interpreter, and never a ``coves`` folder
+    that happens to sit in the working directory. ``-m`` puts the working directory
+    first on ``sys.path``; ``-P`` (Python 3.11+) leaves it out, so the installed
+    package is the one that runs, whatever directory the operator started in."""
+    return [sys.executable, "-P", "-m", "coves"]
 
 
 async def _read_line(stream: trio.lowlevel.FdStream) -> bytes:

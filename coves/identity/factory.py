@@ -23,8 +23,10 @@ def build_fetcher(
         transport=transport,
         resolve=resolve,
         allow_private=settings.allow_private_network_fetch,
-        # Operator-configured, may legitimately be internal: that host and port only.
-        trusted_origins=[settings.plc_url],
+        # Operator-configured, may legitimately be internal: that host and port only
+        # (the instance PDS too when it resolves development handles).
+        trusted_origins=[settings.plc_url]
+        + ([settings.pds_url] if settings.dev_handle_domains else []),
     )
 
 
@@ -41,6 +43,8 @@ def build_resolver(
         plc_url=settings.plc_url,
         db=db,
         txt_lookup=txt_lookup,
+        pds_handle_domains=settings.dev_handle_domains,
+        pds_url=settings.pds_url,
         ttl=float(settings.identity_cache_ttl_seconds),
         negative_ttl=float(settings.identity_negative_ttl_seconds),
         metrics=metrics,

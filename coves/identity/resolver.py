@@ -77,6 +77,8 @@ class IdentityResolver:
         plc_url: str,
         db: Database | None = None,
         txt_lookup: TxtLookup = dns_txt_lookup,
+        pds_handle_domains: tuple[str, ...] = (),
+        pds_url: str | None = None,
         ttl: float = 86_400.0,
         negative_ttl: float = 300.0,
         memory_size: int = 10_000,
@@ -84,7 +86,9 @@ class IdentityResolver:
         metrics: Metrics | None = None,
     ) -> None:
         self._dids = DidFetcher(fetcher, plc_url)
-        self._handles = HandleResolver(fetcher, txt_lookup)
+        self._handles = HandleResolver(
+            fetcher, txt_lookup, pds_domains=pds_handle_domains, pds_url=pds_url
+        )
         self._db = db
         self.ttl = ttl
         self.negative_ttl = negative_ttl

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from coves.changed import Changed
 from coves.db.queries import ingest as q
 from coves.ingest import events as ev
 from coves.ingest.events import (
@@ -64,6 +65,7 @@ class Decisions:
         self.applied_commits.extend(other.applied_commits)
         self.withheld.extend(other.withheld)
         self.users.update(other.users)
+        self.changed = self.changed | other.changed
         return self
 
     skipped_by: list[tuple[Commit, str]] = field(default_factory=list)
@@ -75,6 +77,8 @@ class Decisions:
     # Live post versions applied but kept out of views, with why (content rules).
     withheld: list[tuple[Commit, str]] = field(default_factory=list)
     users: set[str] = field(default_factory=set)  # DIDs that have a users row now
+    # What the batch makes stale in the caches of every process (coves.changed).
+    changed: Changed = field(default_factory=Changed)
 
 
 def _at(time_us: int) -> datetime:
@@ -480,7 +484,47 @@ def _apply_batch(
         )
     if cursor is not None:
         q.save_cursor(conn, cursor, batch.source)
+    out.changed = _what_changed(out, threads, stored_posts, touched)
     return out
+
+
+def _what_changed(
+    out: Decisions,
+    threads: dict[str, tuple[str, str, bool]],
+    stored_posts: dict[str, tuple[str, str, bool]],
+    touched: Touched,
+) -> Changed:
+    """What the batch makes stale (coves.changed): the repos written (and the authors
+    of posts written into communities), every post and comment whose row or counters
+    changed and the threads they sit in, and every actor shown differently now."""
+    repos: set[str] = set()
+    posts = touched.posts | touched.post_deltas.keys()
+    comments = touched.comments | touched.comment_deltas.keys()
+    actors = {*out.identity_changed, *out.accounts_changed}
+    for commit in out.applied_commits:
+        repos.add(commit.did)
+        collection = commit.collection
+        if collection == ev.POST:
+            posts.add(commit.uri)
+            stored = stored_posts.get(commit.uri)
+            author = commit.row.author if commit.row is not None else stored and stored[1]
+            if author:
+                repos.add(author)
+        elif collection == ev.COMMENT:
+            comments.add(commit.uri)
+            thread = threads.get(commit.uri)
+            root = commit.row.root_uri if commit.row is not None else thread and thread[0]
+            if root:
+                posts.add(root)
+        elif collection in (ev.PROFILE, ev.ACTOR_PROFILE):
+            actors.add(commit.did)
+    return Changed.of(
+        repos=repos,
+        identities=out.identity_changed,
+        posts=posts,
+        comments=comments,
+        actors=actors,
+    )
 
 
 # Collections whose rows are keyed by record URI and carry the rev that wrote them.

@@ -11,8 +11,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from coves.db import Database
-from coves.ingest.events import PROFILE, Commit
-from coves.ingest.indexer import CommitsHook, IdentityHook, Indexer, VerificationHook
+from coves.ingest.indexer import (
+    ChangedHook,
+    CommitsHook,
+    IdentityHook,
+    Indexer,
+    VerificationHook,
+)
 from coves.ingest.parse import RecordValidator
 from coves.metrics import Metrics
 
@@ -31,6 +36,7 @@ def build_indexer(
     on_identity_change: Sequence[IdentityHook] = (),
     on_community_needs_verification: VerificationHook | None = None,
     on_commits_applied: Sequence[CommitsHook] = (),
+    on_changed: Sequence[ChangedHook] = (),
 ) -> Indexer:
     """An indexer validating records against the lexicons (loaded if not given)."""
     if validator is None:
@@ -46,16 +52,16 @@ def build_indexer(
         on_identity_change=on_identity_change,
         on_community_needs_verification=on_community_needs_verification,
         on_commits_applied=on_commits_applied,
+        on_changed=on_changed,
     )
 
 
 def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexer:
-    """The consumer's sink: validating with the context's lexicons, purging cached
-    identities on ``#identity``, offering foreign communities to the did:web
-    verifier, dropping the cached views of every repo written, in this
-    process and (through the invalidation channel) in every other one, and the
-    cached community rows when a community profile changes (a created or
-    deleted community shows in feeds at once, not after the cache's TTL).
+    """The consumer's sink, and the one every write through Coves is indexed by:
+    validating with the context's lexicons, purging cached identities on
+    ``#identity`` (the resolver's database cache), offering foreign communities
+    to the did:web verifier, and telling the invalidation channel what each batch
+    makes stale, so that every process drops it (coves.changed).
 
     ``db`` is the database the indexer writes through; ingestion gets a pool of
     its own so queued reads never stand between it and a connection.
@@ -65,13 +71,6 @@ def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexe
     identity_hooks: list[IdentityHook] = []
     if ctx.identity is not None:
         identity_hooks.append(ctx.identity.on_identity_change)  # memory and database cache
-    identity_hooks.append(invalidation.on_identity_change)  # every other process
-    communities = ctx.read.communities
-
-    def drop_cached_communities(commits: list[Commit]) -> None:
-        if any(commit.collection == PROFILE for commit in commits):
-            communities.clear()
-
     return build_indexer(
         db=db or ctx.db,
         instance_did=settings.instance_did,
@@ -82,7 +81,7 @@ def production_indexer(ctx: AppContext, *, db: Database | None = None) -> Indexe
         on_community_needs_verification=(
             ctx.didweb.on_community_needs_verification if ctx.didweb is not None else None
         ),
-        on_commits_applied=[invalidation.on_commits_applied, drop_cached_communities],
+        on_changed=[invalidation.changed],
     )
 
 

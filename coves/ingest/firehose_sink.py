@@ -114,29 +114,36 @@ class FirehoseSink:
         self._fetcher = fetcher
         self.stats = FirehoseStats(Counter())
         self._last_time_us = 0
+        # Labelled by source: each FIREHOSE_URL entry counts apart (nurseries/jetstream.py).
+        mine = (source,)
         self._m_frames = metrics.counter(
-            "coves_firehose_frame_types_total", "firehose frames decoded, by type", ["type"]
+            "coves_firehose_frame_types_total",
+            "firehose frames decoded, by type",
+            ["source", "type"],
         )
         self._m_gaps = metrics.counter(
-            "coves_firehose_seq_gaps_total", "jumps forward in the firehose seq"
-        )
+            "coves_firehose_seq_gaps_total", "jumps forward in the firehose seq", ["source"]
+        ).labels(*mine)
         self._m_gap_events = metrics.counter(
-            "coves_firehose_seq_gap_events_total", "sequence numbers skipped by those jumps"
-        )
+            "coves_firehose_seq_gap_events_total",
+            "sequence numbers skipped by those jumps",
+            ["source"],
+        ).labels(*mine)
         self._m_outdated = metrics.counter(
             "coves_firehose_outdated_cursor_total",
             "#info OutdatedCursor: the server had no events from our cursor on (events lost)",
-        )
+            ["source"],
+        ).labels(*mine)
         self._m_errors = metrics.counter(
-            "coves_firehose_error_frames_total", "error frames by name", ["error"]
+            "coves_firehose_error_frames_total", "error frames by name", ["source", "error"]
         )
         self._m_verify = metrics.counter(
-            "coves_firehose_verifications_total", "commit checks by outcome", ["outcome"]
+            "coves_firehose_verifications_total", "commit checks by outcome", ["source", "outcome"]
         )
         self._m_fetches = metrics.counter(
             "coves_firehose_fetches_total",
             "records and repos fetched by kind and outcome",
-            ["kind", "outcome"],
+            ["source", "kind", "outcome"],
         )
 
     # -- Sink -------------------------------------------------------------------------
@@ -192,7 +199,7 @@ class FirehoseSink:
         stats = self.stats
         for item in decoded:
             stats.frames[item.kind] += 1
-            self._m_frames.labels(item.kind).inc()
+            self._m_frames.labels(self.source, item.kind).inc()
             if item.kind == "info":
                 if item.name == "OutdatedCursor":
                     stats.outdated_cursor += 1
@@ -208,7 +215,7 @@ class FirehoseSink:
             elif item.kind == "error":
                 stats.errors += 1
                 name = item.name if item.name in ("FutureCursor", "ConsumerTooSlow") else "other"
-                self._m_errors.labels(name).inc()
+                self._m_errors.labels(self.source, name).inc()
                 log.error(
                     "firehose error frame",
                     source=self.source,
@@ -258,10 +265,10 @@ class FirehoseSink:
                 if fresh is not None and fresh != key:
                     problem = await trio.to_thread.run_sync(_check_commit, item, fresh)
             if problem is None:
-                self._m_verify.labels("ok").inc()
+                self._m_verify.labels(self.source, "ok").inc()
                 continue
             reason, detail = problem
-            self._m_verify.labels(reason).inc()
+            self._m_verify.labels(self.source, reason).inc()
             log.warning(
                 "firehose commit refused",
                 source=self.source,
@@ -293,10 +300,10 @@ class FirehoseSink:
                 car = read_car(await self._fetcher.get_record(item.did, op.collection, op.rkey))
                 record = await self._proven_record(item.did, car, op)
             except (FetchFailed, CarError) as exc:
-                self._m_fetches.labels("record", "failed").inc()
+                self._m_fetches.labels(self.source, "record", "failed").inc()
                 item.dead.append(_dead(item, FETCH_FAILED, f"getRecord {op.path}: {exc}", op))
                 continue
-            self._m_fetches.labels("record", "ok").inc()
+            self._m_fetches.labels(self.source, "record", "ok").inc()
             item.messages.append(commit_message(item.did, item.time_us, item.rev, op, record))
 
     async def _signed_tree(self, did: str, car: Car) -> bytes:
@@ -335,7 +342,7 @@ class FirehoseSink:
         did, rev, when = item.did, item.rev, item.time_us
         indexed = await q.live_record_uris(self._db, did)
         if not indexed:
-            self._m_fetches.labels("repo", "skipped").inc()
+            self._m_fetches.labels(self.source, "repo", "skipped").inc()
             return
         try:
             if self._fetcher is None:
@@ -344,7 +351,7 @@ class FirehoseSink:
             root = await self._signed_tree(did, car)
             records = await trio.to_thread.run_sync(_our_records, car, root)
         except (FetchFailed, CarError) as exc:
-            self._m_fetches.labels("repo", "failed").inc()
+            self._m_fetches.labels(self.source, "repo", "failed").inc()
             log.error("firehose #sync: cannot fetch the repository", did=did, error=str(exc))
             item.dead.append(
                 DeadLetter(
@@ -352,7 +359,7 @@ class FirehoseSink:
                 )
             )
             return
-        self._m_fetches.labels("repo", "ok").inc()
+        self._m_fetches.labels(self.source, "repo", "ok").inc()
         present = set()
         for (collection, rkey), (cid, record) in records.items():
             present.add(f"at://{did}/{collection}/{rkey}")

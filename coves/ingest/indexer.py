@@ -18,6 +18,7 @@ from typing import Any
 import trio
 
 from coves import clock
+from coves.changed import Changed
 from coves.db import Database
 from coves.db.queries import ingest as q
 from coves.ingest.apply import Batch, Decisions, apply_batch
@@ -45,6 +46,7 @@ _LOST = ""  # a source whose session was lost: no commit until its cursor is rea
 IdentityHook = Callable[[list[str]], Awaitable[None] | None]
 VerificationHook = Callable[[str, str], Awaitable[None] | None]
 CommitsHook = Callable[[list[Commit]], Awaitable[None] | None]
+ChangedHook = Callable[[Changed], Awaitable[None] | None]
 
 
 class Indexer:
@@ -59,6 +61,7 @@ class Indexer:
         on_identity_change: Sequence[IdentityHook] = (),
         on_community_needs_verification: VerificationHook | None = None,
         on_commits_applied: Sequence[CommitsHook] = (),
+        on_changed: Sequence[ChangedHook] = (),
     ) -> None:
         self._db = db
         self._instance_did = instance_did
@@ -75,6 +78,10 @@ class Indexer:
         # Told which commits were applied (deletes included), e.g. to drop
         # per-viewer response caches of the repos written.
         self.on_commits_applied: list[CommitsHook] = list(on_commits_applied)
+        # Told what a committed batch makes stale (coves.changed), after the other
+        # hooks (the identity resolver purges its database cache first): the
+        # invalidation channel's entry point.
+        self.on_changed: list[ChangedHook] = list(on_changed)
         self._events = metrics.counter(
             "coves_ingest_events_total",
             "stream events by kind, collection and outcome",
@@ -312,6 +319,9 @@ class Indexer:
         if changed:
             for hook in self.on_identity_change:
                 await _call(hook, "on_identity_change", list(changed))
+        if decisions.changed:
+            for changed_hook in self.on_changed:
+                await _call(changed_hook, "on_changed", decisions.changed)
         if decisions.needs_verification and self.on_community_needs_verification is not None:
             for did, hosted_by in decisions.needs_verification:
                 await _call(

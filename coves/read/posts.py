@@ -11,7 +11,7 @@ refreshes them and concurrent requests are served the expired copy (up to
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,15 +67,39 @@ class PostHydrator:
         self._cache: dict[str, tuple[float, HydratedPost]] = {}
         # URIs being fetched right now: concurrent requests for the same page
         # wait for that one query instead of each running their own.
-        self._inflight: dict[str, trio.Event] = {}
+        self._inflight: dict[str, _Fetch] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def invalidate(self) -> None:
+        """Drop every view, and keep nothing a fetch under way reads."""
         self._cache.clear()
+        self._check_fetches(_everything)
 
-    def forget(self, uris: Iterable[str]) -> None:
-        """Drop these posts' views: a write through Coves changed them."""
+    def drop(self, uris: Collection[str], actors: Collection[str] = ()) -> None:
+        """Drop the views of these posts and of every post by or in these actors (a
+        profile, handle, account status or community changed): the invalidation
+        channel's changes (coves.changed). A fetch under way drops them too when it
+        ends: it may have read the rows before the change."""
         for uri in uris:
             self._cache.pop(uri, None)
+        wanted = frozenset(uris)
+        people = frozenset(actors)
+        if people:
+            stale = [uri for uri, (_at, post) in self._cache.items() if _by(post, people)]
+            for uri in stale:
+                del self._cache[uri]
+
+        def check(post: HydratedPost) -> bool:
+            return post.uri in wanted or _by(post, people)
+
+        if wanted or people:
+            self._check_fetches(check)
+
+    def _check_fetches(self, check: Callable[[HydratedPost], bool]) -> None:
+        for fetch in set(self._inflight.values()):
+            fetch.checks.append(check)
 
     async def load(self, uris: list[str], *, fresh: bool = False) -> dict[str, HydratedPost]:
         """Hydrated posts by URI (missing URIs are absent), one query for cache misses.
@@ -92,8 +116,8 @@ class PostHydrator:
         fetch: list[str] = []
         now = monotonic()
         for uri in missing:
-            event = self._inflight.get(uri)
-            if event is None:
+            inflight = self._inflight.get(uri)
+            if inflight is None:
                 fetch.append(uri)
                 continue
             # Another request is refreshing this row: serve the recently expired
@@ -102,7 +126,7 @@ class PostHydrator:
             if hit is not None and now - hit[0] < self.stale_ttl:
                 found[uri] = hit[1]
             else:
-                waiting.append(event)
+                waiting.append(inflight.done)
         if fetch:
             await self._fetch(fetch, found)
         if waiting:
@@ -127,22 +151,23 @@ class PostHydrator:
         return missing
 
     async def _fetch(self, uris: list[str], found: dict[str, HydratedPost]) -> None:
-        done = trio.Event()
+        fetch = _Fetch()
         for uri in uris:
-            self._inflight[uri] = done
+            self._inflight[uri] = fetch
         try:
             rows = await post_sql.hydrate(self._db, uris)
             now = monotonic()
             for row in rows:
                 post = self._build(row)
                 found[post.uri] = post
-                self._cache[post.uri] = (now, post)
+                if not any(check(post) for check in fetch.checks):
+                    self._cache[post.uri] = (now, post)
             self._trim()
         finally:
             for uri in uris:
-                if self._inflight.get(uri) is done:
+                if self._inflight.get(uri) is fetch:
                     del self._inflight[uri]
-            done.set()
+            fetch.done.set()
 
     def _build(self, row: dict[str, Any]) -> HydratedPost:
         pds = community_pds(
@@ -157,6 +182,25 @@ class PostHydrator:
             return
         for uri in list(self._cache)[: len(self._cache) // 2]:
             del self._cache[uri]
+
+
+class _Fetch:
+    """One hydration query under way: its waiters, and the drops that happened meanwhile."""
+
+    __slots__ = ("checks", "done")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.checks: list[Callable[[HydratedPost], bool]] = []
+
+
+def _everything(_post: HydratedPost) -> bool:
+    return True
+
+
+def _by(post: HydratedPost, actors: frozenset[str]) -> bool:
+    """Whether the post's view shows one of ``actors`` (as its author or community)."""
+    return bool(actors) and (post.facts.author.did in actors or post.community_did in actors)
 
 
 def page_relations(posts: Iterable[HydratedPost]) -> dict[str, list[str]]:

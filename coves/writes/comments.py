@@ -17,13 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from coves.db import Database
-from coves.db.queries import user_writes as q
 from coves.errors import XRPCError
 from coves.lexicon.registry import LexiconRegistry
 from coves.pds import PdsConflict, PdsNotFound
 from coves.read import targets
 from coves.read.services import ReadServices
-from coves.writes.fresh import show_at_once
 from coves.writes.records import (
     now_datetime,
     record_uri_param,
@@ -87,9 +85,7 @@ async def create_comment(
         "createdAt": now_datetime(),
     }
     validated(lexicons, COMMENT, record)
-    written = await repo.create(COMMENT, record)
-    show_at_once(read, str(root_uri))
-    return ref_answer(written)
+    return ref_answer(await repo.create(COMMENT, record))
 
 
 def _own_comment(repo: UserRepo, value: Any) -> str:
@@ -102,15 +98,8 @@ def _own_comment(repo: UserRepo, value: Any) -> str:
     return uri.rkey
 
 
-def _thread_post(record: dict[str, Any]) -> str | None:
-    reply = record.get("reply")
-    root = reply.get("root") if isinstance(reply, dict) else None
-    uri = root.get("uri") if isinstance(root, dict) else None
-    return uri if isinstance(uri, str) else None
-
-
 async def update_comment(
-    read: ReadServices, lexicons: LexiconRegistry | None, repo: UserRepo, body: dict[str, Any]
+    lexicons: LexiconRegistry | None, repo: UserRepo, body: dict[str, Any]
 ) -> dict[str, Any]:
     rkey = _own_comment(repo, body.get("uri"))
     try:
@@ -130,17 +119,10 @@ async def update_comment(
         raise XRPCError(
             409, "ConcurrentModification", "the comment changed meanwhile; reload and retry"
         ) from None
-    if (post := _thread_post(current.value)) is not None:
-        show_at_once(read, post)
     return ref_answer(written)
 
 
-async def delete_comment(
-    db: Database, read: ReadServices, repo: UserRepo, body: dict[str, Any]
-) -> dict[str, Any]:
+async def delete_comment(repo: UserRepo, body: dict[str, Any]) -> dict[str, Any]:
     rkey = _own_comment(repo, body.get("uri"))
-    indexed = await q.comment(db, str(body["uri"]))
     await repo.delete(COMMENT, rkey)
-    if indexed is not None:
-        show_at_once(read, indexed["root_uri"])
     return {}

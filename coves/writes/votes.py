@@ -23,7 +23,6 @@ from coves.errors import XRPCError
 from coves.lexicon.registry import LexiconRegistry
 from coves.read import targets
 from coves.read.services import ReadServices
-from coves.writes.fresh import show_at_once
 from coves.writes.records import now_datetime, ref_answer, refuse, strong_ref, validated
 from coves.writes.repo import UserRepo
 
@@ -59,32 +58,22 @@ async def create_vote(
     }
     validated(lexicons, VOTE, record)
     existing = await q.live_votes(db, repo.did, uri)
-    try:
-        if existing:
-            current = existing[0]
-            if current["direction"] == DIRECTIONS[direction]:
-                for vote in existing:  # toggled off: every live vote on it goes
-                    await repo.delete(VOTE, vote["rkey"])
-                return {}
-            written = await repo.put(VOTE, current["rkey"], record, swap_record=current["cid"])
-            return ref_answer(written)
-        return ref_answer(await repo.create(VOTE, record))
-    finally:
-        show_at_once(read, subject.post_uri)
+    if existing:
+        current = existing[0]
+        if current["direction"] == DIRECTIONS[direction]:
+            for vote in existing:  # toggled off: every live vote on it goes
+                await repo.delete(VOTE, vote["rkey"])
+            return {}
+        written = await repo.put(VOTE, current["rkey"], record, swap_record=current["cid"])
+        return ref_answer(written)
+    return ref_answer(await repo.create(VOTE, record))
 
 
-async def delete_vote(
-    db: Database, read: ReadServices, repo: UserRepo, body: dict[str, Any]
-) -> dict[str, Any]:
+async def delete_vote(db: Database, repo: UserRepo, body: dict[str, Any]) -> dict[str, Any]:
     subject_uri, _ = strong_ref(body.get("subject"), "subject", cid_required=False)
     existing = await q.live_votes(db, repo.did, str(subject_uri))
     if not existing:
         raise XRPCError(404, "VoteNotFound", "you have not voted on this")
-    subject = await q.vote_subject(db, str(subject_uri))
-    try:
-        for vote in existing:
-            await repo.delete(VOTE, vote["rkey"])
-    finally:
-        if subject is not None:
-            show_at_once(read, subject["post_uri"])
+    for vote in existing:
+        await repo.delete(VOTE, vote["rkey"])
     return {}

@@ -8,12 +8,8 @@ index is checked record by record and counter by counter against what was writte
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import trio
 
 from coves.db import Database
@@ -36,15 +32,6 @@ from tests.e2e.helpers import (
 from tests.support.pds import TestPds
 
 WRITES = 40
-
-
-@pytest.fixture
-def server_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="coves-e2e-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_restarts_while_writes_arrive_lose_and_double_nothing(

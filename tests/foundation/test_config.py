@@ -101,11 +101,17 @@ def test_production_accepts_a_complete_configuration() -> None:
 
 
 @pytest.mark.parametrize(
-    "shortcut", ["AUTH_SKIP_VERIFY", "SKIP_DID_WEB_VERIFICATION", "ALLOW_PRIVATE_NETWORK_FETCH"]
+    ("shortcut", "value"),
+    [
+        ("AUTH_SKIP_VERIFY", "true"),
+        ("SKIP_DID_WEB_VERIFICATION", "true"),
+        ("ALLOW_PRIVATE_NETWORK_FETCH", "true"),
+        ("DEV_HANDLE_DOMAINS", ".coves.test"),
+    ],
 )
-def test_production_refuses_dev_shortcuts(shortcut: str) -> None:
+def test_production_refuses_dev_shortcuts(shortcut: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load({**PRODUCTION, shortcut: "true"})
+        load({**PRODUCTION, shortcut: value})
     assert shortcut in str(info.value) and "refused in production" in str(info.value)
 
 

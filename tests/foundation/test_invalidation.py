@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 
+from coves.changed import Changed
 from coves.context import AppContext
 from coves.db import Database
 from coves.invalidation import CHANNEL, Invalidation, chunks
@@ -12,6 +13,20 @@ from nurseries.invalidation import InvalidationListener
 
 ALICE = "did:plc:aliceaaaaaaaaaaaaaaaaaaa"
 BOB = "did:plc:bobbbbbbbbbbbbbbbbbbbbbb"
+POST_URI = f"at://{ALICE}/social.coves.community.post/3kpost"
+COMMENT_URI = f"at://{BOB}/social.coves.community.comment/3kcomment"
+
+
+class FakeViews:
+    def __init__(self) -> None:
+        self.dropped: list[Changed] = []
+        self.all = 0
+
+    def drop_changed(self, changed: Changed) -> None:
+        self.dropped.append(changed)
+
+    def drop_all(self) -> None:
+        self.all += 1
 
 
 class FakeIdentity:
@@ -54,11 +69,14 @@ async def test_changes_apply_here_and_are_published_for_the_others() -> None:
     bus = Invalidation(cache, identity, publish, origin="me")
     await cache_for(cache, ALICE)
     await cache_for(cache, BOB)
-    await bus.repos_changed([ALICE, ALICE])
+    await bus.changed(Changed.of(repos=[ALICE, ALICE]))
     assert len(cache) == 1  # Bob's entry stays
-    await bus.identities_changed([BOB])
+    await bus.changed(Changed.of(identities=[BOB]))
     assert identity.forgotten == [BOB]
+    await bus.changed(Changed())  # nothing changed: nothing sent
     assert sent == [[f"me repo {ALICE}"], [f"me identity {BOB}"]]
+    await bus.changed(Changed.of(posts=[POST_URI], comments=[COMMENT_URI], actors=[BOB]))
+    assert sent[-1] == [f"me post {POST_URI}", f"me comment {COMMENT_URI}", f"me actor {BOB}"]
 
 
 async def test_a_publishing_failure_is_not_the_callers_problem(db: Database) -> None:
@@ -66,14 +84,15 @@ async def test_a_publishing_failure_is_not_the_callers_problem(db: Database) -> 
     cache = ResponseCache()
     bus = Invalidation.on_database(offline, cache)
     await cache_for(cache, ALICE)
-    await bus.repos_changed([ALICE])  # logged, not raised
+    await bus.changed(Changed.of(repos=[ALICE]))  # logged, not raised
     assert len(cache) == 0
 
 
 async def test_deliveries_from_others_apply_and_our_own_are_ignored() -> None:
     cache = ResponseCache()
     identity = FakeIdentity()
-    bus = Invalidation(cache, identity, origin="me")
+    views = FakeViews()
+    bus = Invalidation(cache, identity, views=views, origin="me")
     await cache_for(cache, ALICE)
     bus.deliver(f"me repo {ALICE}")
     assert len(cache) == 1 and bus.received == 0
@@ -83,9 +102,18 @@ async def test_deliveries_from_others_apply_and_our_own_are_ignored() -> None:
     assert identity.forgotten == [BOB]
     bus.deliver("other nonsense x")  # unknown kinds are ignored
     assert bus.received == 2
+    assert views.dropped == []  # neither repos nor identities make built views stale
+    bus.deliver(f"other post {POST_URI}")
+    bus.deliver(f"other comment {COMMENT_URI}")
+    bus.deliver(f"other actor {ALICE} {BOB}")
+    assert views.dropped == [
+        Changed.of(posts=[POST_URI]),
+        Changed.of(comments=[COMMENT_URI]),
+        Changed.of(actors=[ALICE, BOB]),
+    ]
     await cache_for(cache, BOB)
     bus.on_gap()
-    assert len(cache) == 0 and identity.cleared == 1 and bus.gaps == 1
+    assert len(cache) == 0 and identity.cleared == 1 and bus.gaps == 1 and views.all == 1
 
 
 async def test_the_listener_delivers_notifications_and_recovers_a_lost_connection(
@@ -101,7 +129,7 @@ async def test_the_listener_delivers_notifications_and_recovers_a_lost_connectio
             await nursery.start(listener.run)
             assert listener.connected and listener.connections == 1
             await cache_for(cache, ALICE)
-            await publisher.repos_changed([ALICE])
+            await publisher.changed(Changed.of(repos=[ALICE]))
             while len(cache):
                 await trio.sleep(0.05)
             assert bus.received == 1 and bus.gaps == 0

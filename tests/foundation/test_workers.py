@@ -307,3 +307,49 @@ def test_a_taken_port_refuses_to_start_in_one_line(server_dir: Path, pg: TestPos
     assert proc.returncode == 2, output
     assert f"cannot listen on 127.0.0.1:{port}" in output
     assert "Traceback" not in output
+
+
+async def test_a_coves_folder_in_the_working_directory_does_not_replace_the_package(
+    server_dir: Path, pg: TestPostgres
+) -> None:
+    """An operator runs the installed ``coves`` from a directory that has a folder named
+    ``coves`` (a data directory, a checkout's parent...): every process it starts must
+    run the installed package, not import that folder."""
+    shadow = server_dir / "coves"
+    shadow.mkdir()
+    marker = server_dir / "shadow-imported"
+    (shadow / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n"
+    )
+    script = Path(sys.executable).parent / "coves"  # the console script pip installed
+    assert script.exists()
+    name = await trio.to_thread.run_sync(pg.create_database)
+    port = free_port()
+    log_path = server_dir / "coves.log"
+    env = coves_env(server_dir, DATABASE_URL=pg.conninfo(name), RATE_LIMIT_GENERAL="100000")
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [str(script), "serve", "--port", str(port), "--workers", "1"],
+            env=env,
+            cwd=server_dir,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with trio.fail_after(180):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+
+                async def all_up() -> dict[str, dict[str, Any]] | None:
+                    found = await processes(http)
+                    return found if {"api-0", "ingest"} <= set(found) else None
+
+                try:
+                    await until("the workers up", all_up, proc, timeout=150)
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}\n{log_path.read_text()[-3000:]}") from None
+        assert not marker.exists()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            await trio.to_thread.run_sync(lambda: proc.wait(60))
+        await trio.to_thread.run_sync(pg.drop_database, name)

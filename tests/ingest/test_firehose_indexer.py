@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from coves.atproto.keys import PrivateKey
 from coves.db import Database
@@ -51,13 +52,14 @@ async def running(
     verify: bool = False,
     fetcher: Any = None,
     metrics: Metrics | None = None,
+    source: str = SOURCE,
 ) -> AsyncIterator[tuple[JetstreamConsumer, FirehoseSink]]:
     metrics = metrics or Metrics()
     indexer = Indexer(db, instance_did=INSTANCE_DID, metrics=metrics, validator=lexicons)
     sink = FirehoseSink(
         indexer,
         db,
-        source=SOURCE,
+        source=source,
         metrics=metrics,
         verify=verify,
         keys=FakeKeys(fake),
@@ -68,7 +70,7 @@ async def running(
         ConsumerConfig(
             url="ws://pds.test",
             kind=FIREHOSE,
-            name=SOURCE,
+            name=source,
             batch_size=5,
             batch_ms=20,
             rewind_seconds=0.0,
@@ -176,8 +178,42 @@ async def test_outdated_cursor_and_seq_gaps_are_counted(
     assert sink.stats.gaps == 2  # the server's jump from 1 to 4, then 5 to 16
     assert sink.stats.gap_events == 2 + 10
     rendered = metrics.render().decode()
-    assert "coves_firehose_outdated_cursor_total 1.0" in rendered
-    assert "coves_firehose_seq_gap_events_total 12.0" in rendered
+    assert f'coves_firehose_outdated_cursor_total{{source="{SOURCE}"}} 1.0' in rendered
+    assert f'coves_firehose_seq_gap_events_total{{source="{SOURCE}"}} 12.0' in rendered
+
+
+async def test_each_source_has_its_own_metrics(db: Database, lexicons: LexiconRegistry) -> None:
+    """Two FIREHOSE_URL entries: one source up, the other refusing us. Their state,
+    lag and counts are series of their own, not one series both overwrite."""
+    up, down = FakeFirehose(), FakeFirehose(refuse_status=503)
+    metrics = Metrics()
+    other = "firehose:other.test"
+    with trio.fail_after(30):
+        _community(up)
+        async with (
+            running(db, lexicons, up, metrics=metrics) as (good, _),
+            running(db, lexicons, down, metrics=metrics, source=other) as (bad, _),
+        ):
+            await wait_for(lambda: good.cursor == 1 and bad.reconnects["rejected"] >= 2)
+            rendered = metrics.render().decode()
+
+    def sample(name: str, **labels: str) -> float:
+        for family in text_string_to_metric_families(rendered):
+            for found in family.samples:
+                if found.name == name and found.labels == labels:
+                    return float(found.value)
+        raise AssertionError(f"no {name}{labels} in\n{rendered}")
+
+    state = "coves_firehose_connection_state"
+    assert sample(state, source=SOURCE, state="connected") == 1.0
+    assert sample(state, source=other, state="connected") == 0.0
+    assert sample(state, source=SOURCE, state="backoff") == 0.0
+    assert sample("coves_firehose_batches_total", source=SOURCE) >= 1
+    assert sample("coves_firehose_batches_total", source=other) == 0
+    assert sample("coves_firehose_reconnects_total", source=other, reason="rejected") >= 2
+    assert sample("coves_firehose_frame_types_total", source=SOURCE, type="commit") == 1
+    assert sample("coves_firehose_lag_seconds", source=SOURCE) >= 0
+    assert f'coves_firehose_lag_seconds{{source="{other}"}}' not in rendered  # nothing applied
 
 
 async def test_a_future_cursor_is_an_error_frame_reported_and_retried(

@@ -7,8 +7,8 @@ Then:
 
 - every metric named in a rule or a dashboard query is one this Coves exports,
   and every dashboard query parses and runs on Prometheus;
-- the consumers cannot reach their Jetstream and firehose (nothing listens on
-  their port): CovesConsumerDisconnected fires;
+- the consumers cannot reach their Jetstream and their two firehoses (nothing
+  listens on their port): CovesConsumerDisconnected fires, once for each source;
 - the database goes down while requests keep coming: they get 503s and
   CovesHigh5xxRate fires;
 
@@ -100,7 +100,8 @@ async def test_prometheus_scrapes_coves_and_the_alerts_fire(prometheus: str, scr
         jetstream_enabled=True,
         jetstream_url=f"ws://127.0.0.1:{nowhere}/subscribe",
         jetstream_connect_timeout_seconds=1.0,
-        firehose_urls=(f"ws://127.0.0.1:{nowhere}",),  # a firehose source, equally unreachable
+        # two firehose sources, equally unreachable: each must be seen on its own
+        firehose_urls=(f"ws://127.0.0.1:{nowhere}", f"ws://localhost:{nowhere}"),
         pds_url=f"http://127.0.0.1:{nowhere}",
         pds_health_interval_seconds=1.0,
         pds_health_timeout_seconds=1.0,
@@ -140,6 +141,18 @@ async def test_prometheus_scrapes_coves_and_the_alerts_fire(prometheus: str, scr
                         lambda: _firing(prom, "CovesConsumerDisconnected"), "consumer alert"
                     )
                     assert fired[0]["labels"]["severity"] == "critical"
+
+                    async def every_source_alerting() -> set[str]:
+                        firing = await _firing(prom, "CovesConsumerDisconnected")
+                        sources = {a["labels"].get("source", "jetstream") for a in firing}
+                        return sources if len(sources) == 3 else set()
+
+                    sources = await _until(every_source_alerting, "one alert per source")
+                    assert sources == {
+                        "jetstream",
+                        f"firehose:127.0.0.1:{nowhere}",
+                        f"firehose:localhost:{nowhere}",
+                    }
                     assert (await _firing(prom, "CovesHigh5xxRate")) == []
 
                     # The database goes away while clients keep asking.

@@ -14,7 +14,7 @@ from coves.ingest.build import production_indexer
 from coves.ingest.indexer import Indexer
 from coves.lexicon.registry import LexiconRegistry
 from coves.metrics import Metrics
-from coves.respcache import CachedResponse, ResponseCache, invalidation_hook
+from coves.respcache import CachedResponse, ResponseCache
 from coves.xrpc.app import create_app
 from tests.read.conftest import Client
 from tests.support.events import (
@@ -56,7 +56,7 @@ async def test_timeline_is_cached_per_viewer_until_their_repo_changes(
     read_ctx = replace(read_ctx, settings=read_ctx.settings.replace(viewer_cache_seconds=1.0))
     client = Client(create_app(read_ctx), lexicons)
     indexer = Indexer(db, instance_did=INSTANCE, metrics=Metrics())
-    indexer.on_commits_applied.append(invalidation_hook(read_ctx.response_cache))
+    indexer.on_changed.append(read_ctx.invalidation.changed)
     stream = Stream()
     post_uri = f"at://{COMMUNITY}/{POST}/3kpost0000001"
     await indexer.apply(

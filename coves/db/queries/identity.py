@@ -82,31 +82,39 @@ async def set_user_identity(
     checked_at: datetime,
     *,
     retry_at: datetime | None = None,
-) -> None:
+) -> list[str]:
     """Record a verification: ``handle`` (verified both ways) or None (not verified;
     retry at ``retry_at``). A verified handle is taken from the account that held it,
-    which becomes due for re-verification itself."""
+    which becomes due for re-verification itself. Returns the DIDs whose shown handle
+    changed (views of them are stale)."""
 
-    def apply(conn: psycopg.Connection[Row]) -> None:
+    def apply(conn: psycopg.Connection[Row]) -> list[str]:
+        changed: list[str] = []
         if handle is not None:
-            conn.execute(
+            lost = conn.execute(
                 "UPDATE users SET handle = NULL, handle_retry_at = %s, handle_attempts = 0,"
-                " updated_at = now() WHERE handle = %s AND did <> %s",
+                " updated_at = now() WHERE handle = %s AND did <> %s RETURNING did",
                 (checked_at, handle, did),
-            )
-        conn.execute(
+            ).fetchall()
+            changed.extend(row["did"] for row in lost)
+        row = conn.execute(
             """
-            UPDATE users SET handle = %s, pds_url = COALESCE(%s, pds_url),
+            UPDATE users u SET handle = %s, pds_url = COALESCE(%s, u.pds_url),
                    handle_checked_at = %s, handle_retry_at = %s,
                    handle_attempts = CASE WHEN %s::timestamptz IS NULL THEN 0
-                                          ELSE handle_attempts + 1 END,
+                                          ELSE u.handle_attempts + 1 END,
                    updated_at = now()
-            WHERE did = %s
+            FROM (SELECT did, handle FROM users WHERE did = %s) AS before
+            WHERE u.did = before.did
+            RETURNING before.handle IS DISTINCT FROM u.handle AS moved
             """,
             (handle, pds_url, checked_at, retry_at, retry_at, did),
-        )
+        ).fetchone()
+        if row is not None and row["moved"]:
+            changed.append(did)
+        return changed
 
-    await db.run(apply)
+    return await db.run(apply)
 
 
 async def postpone_handle_check(

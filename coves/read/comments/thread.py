@@ -71,6 +71,19 @@ class SharedThread:
     comments: list[dict[str, Any]]
     cursor: str | None
     authors: dict[str, str]  # live comment URI -> its author's DID (for the overlay)
+    # Every comment URI and author DID the build read, placeholders included: a change
+    # to any of them (coves.changed) drops the build (ReadServices.drop_changed).
+    about: frozenset[str] = frozenset()
+
+    def shows(self, comments: frozenset[str], actors: frozenset[str]) -> bool:
+        """Whether a change to these comments or actors makes this build stale."""
+        post = self.post
+        return (
+            not self.about.isdisjoint(comments)
+            or not self.about.isdisjoint(actors)
+            or post.facts.author.did in actors
+            or post.community_did in actors
+        )
 
 
 def _parent_of(params: ThreadParams, parent: Row | None) -> str:
@@ -177,7 +190,11 @@ async def _build_shared(
     if parent is not None:
         more = cursor is not None or (not comments and parent["reply_count"] > 0)
         comments = [builder.wrap(parent, comments, more)]
-    return SharedThread(post, comments, cursor, live_comments(comments))
+    read = [*rows.top, *(row for kids in rows.children.values() for row in kids)]
+    if parent is not None:
+        read.append(parent)
+    about = frozenset(key for row in read for key in (row["uri"], row["commenter_did"]))
+    return SharedThread(post, comments, cursor, live_comments(comments), about)
 
 
 async def _with_did_authority(db: Database, params: ThreadParams) -> ThreadParams:

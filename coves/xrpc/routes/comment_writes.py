@@ -28,7 +28,7 @@ async def comment_create(req: XRPCRequest) -> dict[str, Any]:
 )
 async def comment_update(req: XRPCRequest) -> dict[str, Any]:
     async with caller_repo(req.ctx.user_repos, req.viewer) as repo:
-        return await update_comment(req.ctx.read, req.ctx.lexicons, repo, req.body)
+        return await update_comment(req.ctx.lexicons, repo, req.body)
 
 
 @router.procedure(
@@ -36,4 +36,4 @@ async def comment_update(req: XRPCRequest) -> dict[str, Any]:
 )
 async def comment_delete(req: XRPCRequest) -> dict[str, Any]:
     async with caller_repo(req.ctx.user_repos, req.viewer) as repo:
-        return await delete_comment(req.ctx.db, req.ctx.read, repo, req.body)
+        return await delete_comment(repo, req.body)

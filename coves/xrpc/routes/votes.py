@@ -20,4 +20,4 @@ async def vote_create(req: XRPCRequest) -> dict[str, Any]:
 @router.procedure("social.coves.feed.vote.delete", viewer_limits=("user_writes",))
 async def vote_delete(req: XRPCRequest) -> dict[str, Any]:
     async with caller_repo(req.ctx.user_repos, req.viewer) as repo:
-        return await delete_vote(req.ctx.db, req.ctx.read, repo, req.body)
+        return await delete_vote(req.ctx.db, repo, req.body)
