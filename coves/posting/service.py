@@ -50,7 +50,7 @@ from coves.posting.repo import CommunityRepo
 from coves.posting.rules import ContentRules, violation
 from coves.read import facts, relations
 from coves.read.communities import exists, resolve
-from coves.read.rules import may_read_community
+from coves.read.rules import Why, may_read_community, may_write_in
 from coves.read.services import ReadServices
 from coves.unfurl.providers import normalize_url
 
@@ -131,12 +131,13 @@ class PostService:
         # (as community.get answers), except to an aggregator its moderators enabled.
         if may_read_community(facts.community(community), rel) is not None and not authorized:
             raise self._refuse("private", not_found())
-        if did in rel.blocked_communities or did in rel.blocking:
+        blocked = may_write_in(did, rel)
+        if blocked is Why.BLOCKED_COMMUNITY:
             raise self._refuse(
                 "blocked", not_authorized("you block this community; unblock it to post here")
             )
-        if did in rel.blocked_by:
-            raise self._refuse("blocked", not_authorized("this community blocks you"))
+        if blocked is not None:
+            raise self._refuse("blocked", not_authorized(blocked.message))
         if aggregator and not authorized:
             raise self._refuse(
                 "aggregator_not_authorized",

@@ -41,7 +41,10 @@ The rules, in the order they are checked:
 
 Writes ask the same questions (``coves.read.targets``): a comment, vote,
 subscription or community block is allowed exactly when its author could
-read what it is about.
+read what it is about. Writing *into* a community (a post, a comment, a vote,
+a subscription) asks one more (``may_write_in``): no block may stand between
+the writer and the community, whichever side made it; a community's account
+blocking someone keeps them out of its threads without hiding them from it.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class Why(StrEnum):
     BLOCKED_COMMUNITY = "blocked_community"  # the viewer blocks the community
     BLOCKING_AUTHOR = "blocking_author"  # the viewer blocks the author
     BLOCKED_BY_AUTHOR = "blocked_by_author"  # the author blocks the viewer
+    BLOCKED_BY_COMMUNITY = "blocked_by_community"  # the community's account blocks the viewer
 
     @property
     def blocked_by(self) -> BlockedBy | None:
@@ -88,6 +92,7 @@ _BLOCKED_BY: dict[Why, BlockedBy] = {
     Why.BLOCKED_COMMUNITY: "community",
     Why.BLOCKING_AUTHOR: "author",
     Why.BLOCKED_BY_AUTHOR: "author",
+    Why.BLOCKED_BY_COMMUNITY: "community",
     Why.TAKEN_DOWN: "moderator",
 }
 _MESSAGES: dict[Why, str] = {
@@ -102,6 +107,7 @@ _MESSAGES: dict[Why, str] = {
     Why.BLOCKED_COMMUNITY: "you block this community",
     Why.BLOCKING_AUTHOR: "you block the author",
     Why.BLOCKED_BY_AUTHOR: "the author blocks you",
+    Why.BLOCKED_BY_COMMUNITY: "this community blocks you",
 }
 
 
@@ -236,6 +242,18 @@ def may_see_post(post: PostFacts, rel: Relations) -> Why | None:
     if post.community.did in rel.blocked_communities:
         return Why.BLOCKED_COMMUNITY
     return _blocks(post.author.did, rel)
+
+
+def may_write_in(community: str, rel: Relations) -> Why | None:
+    """Rules 5 and 6 for a write into ``community`` (a post, a comment, a vote, a
+    subscription) by ``rel``'s viewer, beyond reading what it is about: the writer
+    blocks neither the community nor its account, and its account does not block
+    the writer (``rel`` must hold the community's account among its actors)."""
+    if community in rel.blocked_communities or community in rel.blocking:
+        return Why.BLOCKED_COMMUNITY
+    if community in rel.blocked_by:
+        return Why.BLOCKED_BY_COMMUNITY
+    return None
 
 
 def comment_withheld(comment: CommentFacts) -> Why | None:

@@ -3,9 +3,11 @@
 A write through Coves (comment, vote, subscription, community block, post) is
 allowed exactly when its author could read what it is about: the same facts,
 the same relations and the same :mod:`coves.read.rules` decide, so a write
-can neither reach nor reveal anything a read would hide. The writes turn the
-answer into their error (``coves.writes.records.refuse``): not found where
-the reads say not found, "blocked" where the reads show a block.
+can neither reach nor reveal anything a read would hide. A write into a
+community's threads also needs no block between writer and community
+(``rules.may_write_in``). The writes turn the answer into their error
+(``coves.writes.records.refuse``): not found where the reads say not found,
+"blocked" where a block stands.
 """
 
 from __future__ import annotations
@@ -45,13 +47,15 @@ async def post(db: Database, svc: ReadServices, viewer: str, uri: str) -> Target
     found = await _post(svc, uri)
     if found is None:
         return _unseen(uri, uri)
+    community = found.community_did
     state = await relations.load(
-        db, viewer, communities=[found.community_did], actors=[found.facts.author.did]
+        db, viewer, communities=[community], actors=[found.facts.author.did, community]
     )
+    why = rules.may_see_post(found.facts, state.relations)
     return Target(
         uri,
         uri,
-        rules.may_see_post(found.facts, state.relations),
+        why or rules.may_write_in(community, state.relations),
         cid=found.view.get("cid"),
         community_did=found.community_did,
     )
@@ -74,9 +78,22 @@ async def comment(db: Database, svc: ReadServices, viewer: str, uri: str) -> Tar
         db,
         viewer,
         communities=[thread.community_did],
-        actors=[thread.facts.author.did, row["commenter_did"]],
+        actors=[thread.facts.author.did, row["commenter_did"], thread.community_did],
     )
     why = rules.may_see_post(thread.facts, state.relations)
     if why is None:
         why = rules.may_see_comment(facts.comment(row), state.relations)
+    if why is None:
+        why = rules.may_write_in(thread.community_did, state.relations)
     return Target(uri, root, why, cid=row["cid"], community_did=thread.community_did)
+
+
+async def community(db: Database, viewer: str, row: Row) -> Why | None:
+    """A community (its ``communities`` row) as ``viewer`` may write into it, by
+    subscribing: readable (``may_read_community``) and no block either way
+    (``may_write_in``)."""
+    found = facts.community(row)
+    state = await relations.load(db, viewer, communities=[found.did], actors=[found.did])
+    return rules.may_read_community(found, state.relations) or rules.may_write_in(
+        found.did, state.relations
+    )

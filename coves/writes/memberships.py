@@ -9,7 +9,9 @@ two.
 Subscribing to or blocking a community is allowed exactly when the caller may
 read it (``coves.read.communities.may_read``, the read rules): a community
 that is gone, unverified or private to the caller is 404 ``NotFound``, as
-``community.get`` answers. So a private community takes subscriptions from
+``community.get`` answers. Subscribing also needs no block either way
+(``coves.read.targets.community``): 403 ``Blocked`` when the caller blocks the
+community or its account blocks the caller. So a private community takes subscriptions from
 those the rules count as members: its creator, and subscribers (whose call
 answers their existing subscription); there are no invitations yet. Removing
 one's own subscription or block is always allowed, whatever became of the
@@ -24,9 +26,10 @@ from coves.db import Database, Row
 from coves.db.queries import user_writes as q
 from coves.errors import XRPCError
 from coves.lexicon.registry import LexiconRegistry
+from coves.read import targets
 from coves.read.communities import may_read, resolve
 from coves.read.services import ReadServices
-from coves.writes.records import block_answer, now_datetime, validated
+from coves.writes.records import block_answer, now_datetime, refuse, validated
 from coves.writes.repo import UserRepo
 
 SUBSCRIPTION = "social.coves.community.subscription"
@@ -109,7 +112,10 @@ async def subscribe(
     repo: UserRepo,
     body: dict[str, Any],
 ) -> dict[str, Any]:
-    community = await _community(db, svc, body, repo.did)
+    community = await resolve(db, svc, _identifier(body))
+    if community is None:
+        raise _not_found()
+    refuse(await targets.community(db, repo.did, community), _not_found())
     record = {
         "$type": SUBSCRIPTION,
         "subject": community["did"],

@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
+from coves import clock
+from coves.atproto.syntax import format_datetime
 from coves.db import Database
 from tests.oauth.live import Live, open_live
 from tests.oauth.writes_support import SignedIn, seed_post, sign_in
+from tests.support.events import cid, tid
 from tests.support.pds import TestPds
 
 # A 1x1 PNG.
@@ -324,3 +327,101 @@ async def test_blocking_an_account(live: Live) -> None:
     assert listed["blocks"] == []
     missing = await user.call("social.coves.actor.unblockUser", {"subject": other.did})
     assert missing.status_code == 404
+
+
+VOTE = "social.coves.feed.vote"
+COMMENT = "social.coves.community.comment"
+SUBSCRIPTION = "social.coves.community.subscription"
+
+
+async def aimed_at(user: SignedIn, post: str, post_cid: str) -> dict[str, tuple[int, str]]:
+    """(status, error) of a vote and a comment on ``post``."""
+    ref = {"uri": post, "cid": post_cid}
+    answers = {}
+    for nsid, body in (
+        ("social.coves.feed.vote.create", {"subject": ref, "direction": "up"}),
+        (f"{COMMENT}.create", {"reply": {"root": ref, "parent": ref}, "content": "hi"}),
+    ):
+        response = await user.call(nsid, body)
+        answers[nsid] = (response.status_code, (await response.get_json()).get("error", ""))
+    return answers
+
+
+async def nothing_written(user: SignedIn) -> None:
+    for collection in (VOTE, COMMENT, SUBSCRIPTION):
+        assert await user.pds_records(collection) == [], collection
+
+
+async def test_writes_on_a_private_communitys_post_are_not_found(live: Live) -> None:
+    """A non-member cannot vote or comment in a private community, and is told what
+    community.get tells them: nothing is there."""
+    user = await sign_in(live)
+    _community, post, post_cid = await seed_post(live, visibility="private")
+    assert await aimed_at(user, post, post_cid) == {
+        "social.coves.feed.vote.create": (404, "SubjectNotFound"),
+        f"{COMMENT}.create": (404, "NotFound"),
+    }
+    await nothing_written(user)
+
+
+async def test_writes_on_a_deleted_post_are_not_found(live: Live) -> None:
+    user = await sign_in(live)
+    community, post, post_cid = await seed_post(live)
+    rkey = post.rsplit("/", 1)[1]
+    now_us = int(clock.wall_now() * 1_000_000)
+    assert await live.ctx.pds.writer.index(
+        did=community,
+        collection="social.coves.community.post",
+        rkey=rkey,
+        operation="delete",
+        rev=tid(now_us),
+        cid=None,
+        record=None,
+    )
+    assert await aimed_at(user, post, post_cid) == {
+        "social.coves.feed.vote.create": (404, "SubjectNotFound"),
+        f"{COMMENT}.create": (404, "NotFound"),
+    }
+    await nothing_written(user)
+
+
+async def test_writes_across_a_block_with_the_community_are_refused(live: Live) -> None:
+    """Both directions: the caller blocks the community, or the community's account
+    blocks the caller. Votes, comments and subscriptions are 403 Blocked and
+    nothing reaches the caller's repository; undoing one's own block still works."""
+    blocker, blocked = await sign_in(live), await sign_in(live)
+    community, post, post_cid = await seed_post(live)
+    response = await blocker.call("social.coves.community.blockCommunity", {"community": community})
+    assert response.status_code == 200, await response.get_data()
+    now_us = int(clock.wall_now() * 1_000_000)
+    assert await live.ctx.pds.writer.index(
+        did=community,
+        collection="social.coves.actor.block",
+        rkey=tid(now_us),
+        operation="create",
+        rev=tid(now_us),
+        cid=cid("communityblock"),
+        record={
+            "$type": "social.coves.actor.block",
+            "subject": blocked.did,
+            "createdAt": format_datetime(clock.utcnow()),
+        },
+    )
+    for user in (blocker, blocked):
+        assert await aimed_at(user, post, post_cid) == {
+            "social.coves.feed.vote.create": (403, "Blocked"),
+            f"{COMMENT}.create": (403, "Blocked"),
+        }
+        subscribed = await user.call("social.coves.community.subscribe", {"community": community})
+        assert subscribed.status_code == 403
+        assert (await subscribed.get_json())["error"] == "Blocked"
+        await nothing_written(user)
+    unblocked = await blocker.call(
+        "social.coves.community.unblockCommunity", {"community": community}
+    )
+    assert unblocked.status_code == 200, await unblocked.get_data()
+    up = await blocker.call(
+        "social.coves.feed.vote.create",
+        {"subject": {"uri": post, "cid": post_cid}, "direction": "up"},
+    )
+    assert up.status_code == 200, await up.get_data()

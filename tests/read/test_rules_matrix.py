@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
+from coves.context import AppContext
+from coves.db import Database
+from coves.errors import XRPCError
+from coves.read import targets
+from coves.read.communities import resolve
+from coves.read.rules import Why
+from coves.read.services import ReadServices
+from coves.writes.records import refuse
 from tests.read.conftest import Client
 from tests.support.factories import Factory
 
@@ -519,4 +527,95 @@ async def test_comment_rules_in_threads_and_actor_lists(client: Client, factory:
                 )
                 if status != 404:
                     wrong.append(f"actor.getComments of a withheld account x {kind}: {status}")
+        assert not wrong, "; ".join(wrong)
+
+
+# -- the writes: the same rules decide what a comment, vote or subscription may reach ------
+
+# The (rule, viewer) cells where a block stands between the viewer and the rule's post.
+BLOCKED_CELLS = {
+    ("community_blocked", "blocks_community"),
+    ("user_blocked", "blocks_author"),
+    ("user_blocked", "blocked_by_author"),
+}
+
+
+def write_refusal(rule: str, kind: str) -> str | None:
+    """The error a comment or vote on the rule's post (or on the comment under it)
+    answers the viewer: None where the reads show it, ``Blocked`` where a block
+    stands, else the not-found error, as the reads would answer."""
+    if kind in post_visibility(rule):
+        return None
+    return "Blocked" if (rule, kind) in BLOCKED_CELLS else "NotFound"
+
+
+def subscribe_refusal(rule: str, kind: str) -> str | None:
+    """The error subscribing to the rule's community answers: readable as
+    community.get (rules 3, 4) and no block either way."""
+    if kind not in community_visibility(rule, listing=False):
+        return "NotFound"
+    return "Blocked" if (rule, kind) == ("community_blocked", "blocks_community") else None
+
+
+def refusal(why: Why | None) -> str | None:
+    """The error the writes make of the rules' answer (coves.writes.records.refuse)."""
+    try:
+        refuse(why, XRPCError(404, "NotFound", "not found"))
+    except XRPCError as error:
+        return error.error
+    return None
+
+
+async def write_answers(
+    db: Database, svc: ReadServices, s: Subject, viewer: str
+) -> dict[str, str | None]:
+    row = await resolve(db, svc, s.community)
+    assert row is not None
+    return {
+        "vote/comment on the post": refusal((await targets.post(db, svc, viewer, s.post)).why),
+        "vote/reply on the comment": refusal(
+            (await targets.comment(db, svc, viewer, s.comment)).why
+        ),
+        "subscribe": refusal(await targets.community(db, viewer, row)),
+    }
+
+
+async def test_rules_decide_every_write_target(
+    client: Client, factory: Factory, read_ctx: AppContext
+) -> None:
+    """Every write's subject, for every rule and signed-in viewer: what the writes
+    (comment, vote, subscribe) refuse is what the reads hide, and a block is named."""
+    db, svc = read_ctx.db, read_ctx.read
+    with trio.fail_after(120):
+        world = await build_world(factory)
+        wrong: list[str] = []
+        for rule in POST_RULES:
+            s = world.subjects[rule]
+            for kind in sorted(SIGNED_IN):
+                viewer = world.viewers[kind]
+                assert viewer is not None
+                expected = {
+                    "vote/comment on the post": write_refusal(rule, kind),
+                    "vote/reply on the comment": write_refusal(rule, kind),
+                    "subscribe": subscribe_refusal(rule, kind),
+                }
+                got = await write_answers(db, svc, s, viewer)
+                wrong += [
+                    f"{what}: {rule} x {kind}: {got[what]} (expected {expected[what]})"
+                    for what in expected
+                    if got[what] != expected[what]
+                ]
+        # A community whose account blocks a viewer takes nothing more from them,
+        # though its posts stay readable to them.
+        public = world.subjects["public"]
+        outsider = world.viewers["outsider"]
+        assert outsider is not None
+        await factory.user_block(public.community, outsider)
+        got = await write_answers(db, svc, public, outsider)
+        if set(got.values()) != {"Blocked"}:
+            wrong.append(f"blocked by the community: {got}")
+        status, body = await client.get(
+            "social.coves.community.post.get", {"uris": public.post}, viewer=outsider
+        )
+        assert status == 200 and body["posts"][0]["uri"] == public.post, body
         assert not wrong, "; ".join(wrong)
