@@ -425,3 +425,40 @@ async def test_writes_across_a_block_with_the_community_are_refused(live: Live) 
         {"subject": {"uri": post, "cid": post_cid}, "direction": "up"},
     )
     assert up.status_code == 200, await up.get_data()
+
+
+async def test_replies_and_votes_on_a_withheld_comment_are_refused(live: Live) -> None:
+    """A deleted comment and one whose author the caller blocks are placeholders to
+    the reads: no reply or vote reaches them."""
+    author, other = await sign_in(live), await sign_in(live)
+    _community, post, post_cid = await seed_post(live)
+    root = {"uri": post, "cid": post_cid}
+    comments = []
+    for content in ("to delete", "to block"):
+        made = await author.call(
+            f"{COMMENT}.create", {"reply": {"root": root, "parent": root}, "content": content}
+        )
+        assert made.status_code == 200, await made.get_data()
+        comments.append(await made.get_json())
+    deleted, blocked = comments
+    gone = await author.call(f"{COMMENT}.delete", {"uri": deleted["uri"]})
+    assert gone.status_code == 200, await gone.get_data()
+    block = await other.call("social.coves.actor.blockUser", {"subject": author.did})
+    assert block.status_code == 200, await block.get_data()
+    for parent, answer in (
+        (deleted, {"reply": (404, "ParentNotFound"), "vote": (404, "SubjectNotFound")}),
+        (blocked, {"reply": (403, "Blocked"), "vote": (403, "Blocked")}),
+    ):
+        ref = {"uri": parent["uri"], "cid": parent["cid"]}
+        reply = await other.call(
+            f"{COMMENT}.create", {"reply": {"root": root, "parent": ref}, "content": "re"}
+        )
+        vote = await other.call(
+            "social.coves.feed.vote.create", {"subject": ref, "direction": "up"}
+        )
+        got = {
+            "reply": (reply.status_code, (await reply.get_json())["error"]),
+            "vote": (vote.status_code, (await vote.get_json())["error"]),
+        }
+        assert got == answer, parent["uri"]
+    await nothing_written(other)

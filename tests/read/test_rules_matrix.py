@@ -605,9 +605,33 @@ async def test_rules_decide_every_write_target(
                     for what in expected
                     if got[what] != expected[what]
                 ]
+        # Comments under a readable post: withheld or deleted ones take no replies or
+        # votes (the reads show placeholders); one across a user block is Blocked.
+        public = world.subjects["public"]
+        blockable = world.subjects["user_blocked"].author
+        comments = {
+            await factory.comment(public.post, blockable): lambda kind: (
+                "Blocked" if kind in {"blocks_author", "blocked_by_author"} else None
+            ),
+            await factory.comment(public.post, world.subjects["author_deactivated"].author): (
+                lambda kind: "NotFound"
+            ),
+            await factory.comment(public.post, world.subjects["author_taken_down"].author): (
+                lambda kind: "NotFound"
+            ),
+            await factory.comment(public.post, world.commenter, deleted=True): (
+                lambda kind: "NotFound"
+            ),
+        }
+        for n, (uri, expect) in enumerate(comments.items()):
+            for kind in sorted(SIGNED_IN):
+                viewer = world.viewers[kind]
+                assert viewer is not None
+                got_one = refusal((await targets.comment(db, svc, viewer, uri)).why)
+                if got_one != expect(kind):
+                    wrong.append(f"comment #{n} x {kind}: {got_one} (expected {expect(kind)})")
         # A community whose account blocks a viewer takes nothing more from them,
         # though its posts stay readable to them.
-        public = world.subjects["public"]
         outsider = world.viewers["outsider"]
         assert outsider is not None
         await factory.user_block(public.community, outsider)
