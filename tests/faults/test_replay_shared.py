@@ -74,3 +74,70 @@ async def test_expired_records_are_taken_over_and_pruned(db: Database) -> None:
         await replay_sql.record_first_use(db, b"old", now + timedelta(seconds=1), now)
         assert await replay_sql.prune_expired(db, later) == 1
         assert await db.fetchval("SELECT count(*) FROM auth_replay") == 1
+
+
+async def test_concurrent_records_share_statements_and_each_verdict_holds(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tokens recorded while another statement is in flight go together in the next."""
+    sent: list[int] = []
+    real = replay_sql.record_first_uses
+
+    async def counting(db_: Database, expiries: dict[bytes, datetime], now: datetime) -> set[bytes]:
+        sent.append(len(expiries))
+        return await real(db_, expiries, now)
+
+    monkeypatch.setattr(replay_sql, "record_first_uses", counting)
+    guard, other = SharedReplayGuard(db), SharedReplayGuard(db)
+    assert not await other.seen_before("used-elsewhere", 300)  # another process took it
+    verdicts: dict[str, bool] = {}
+
+    async def record(key: str) -> None:
+        verdicts[key] = await guard.seen_before(key, 300)
+
+    keys = [f"jti-{i}" for i in range(20)] + ["used-elsewhere"]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for key in keys:
+                nursery.start_soon(record, key)
+    assert verdicts == {key: key == "used-elsewhere" for key in keys}
+    assert sum(sent) == 1 + len(keys) and len(sent) < 1 + len(keys), sent
+    assert await db.fetchval("SELECT count(*) FROM auth_replay") == len(keys)
+
+
+async def test_records_waiting_on_a_cancelled_sender_are_made_on_their_own(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guard = SharedReplayGuard(db)
+    real = replay_sql.record_first_uses
+    stuck = trio.Event()
+
+    async def first_stuck(
+        db_: Database, expiries: dict[bytes, datetime], now: datetime
+    ) -> set[bytes]:
+        if not stuck.is_set():
+            stuck.set()
+            await trio.sleep_forever()  # the statement in flight never lands...
+        return await real(db_, expiries, now)
+
+    monkeypatch.setattr(replay_sql, "record_first_uses", first_stuck)
+    verdicts: dict[str, bool] = {}
+    scopes = {"first": trio.CancelScope(), "second": trio.CancelScope()}
+
+    async def record(key: str) -> None:
+        with scopes.get(key, trio.CancelScope()):
+            verdicts[key] = await guard.seen_before(key, 300)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(record, "first")
+            await stuck.wait()
+            nursery.start_soon(record, "second")  # the next batch's sender, waiting
+            await trio.sleep(0.05)
+            nursery.start_soon(record, "third")  # in the second's batch
+            await trio.sleep(0.05)
+            scopes["second"].cancel()  # its client went away: the third records alone
+            await trio.sleep(0.5)
+            assert verdicts == {"third": False}
+            scopes["first"].cancel()
+    assert await guard.seen_before("third", 300)
