@@ -57,7 +57,8 @@ class SnapshotStore:
         self.ttl_seconds = ttl_seconds
         self._max_cached = max_cached
         self._by_id: OrderedDict[str, tuple[float, Snapshot]] = OrderedDict()
-        self._current: dict[str, tuple[float, Snapshot]] = {}  # key -> (made at, snapshot)
+        # key -> (made at, snapshot), oldest first (a key is moved to the end when renewed)
+        self._current: OrderedDict[str, tuple[float, Snapshot]] = OrderedDict()
         self._inflight: dict[str, trio.Event] = {}
 
     async def current(self, key: str, compute: Compute) -> Snapshot:
@@ -79,6 +80,9 @@ class SnapshotStore:
             await snapshot_sql.insert(self._db, snapshot.id, key, items, self.ttl_seconds)
             self._remember(snapshot)
             self._current[key] = (monotonic(), snapshot)
+            self._current.move_to_end(key)
+            while len(self._current) > self._max_cached:
+                self._current.popitem(last=False)
             return snapshot
         finally:
             del self._inflight[key]
@@ -105,9 +109,6 @@ class SnapshotStore:
         self._by_id.move_to_end(snapshot.id)
         while len(self._by_id) > self._max_cached:
             self._by_id.popitem(last=False)
-        if len(self._current) > self._max_cached:
-            oldest = min(self._current, key=lambda k: self._current[k][0])
-            del self._current[oldest]
 
 
 class StaleWhileRefreshing:
