@@ -60,7 +60,7 @@ class MemoryReplayGuard:
     """One process's memory only: for tools and tests without a database."""
 
     def __init__(self, cache: ReplayCache | None = None) -> None:
-        self._cache = cache or ReplayCache()
+        self._cache = cache if cache is not None else ReplayCache()
 
     async def seen_before(self, key: str, ttl: float) -> bool:
         return self._cache.seen_before(key, ttl)
@@ -93,7 +93,7 @@ class SharedReplayGuard:
 
     def __init__(self, db: Database, cache: ReplayCache | None = None) -> None:
         self._db = db
-        self._cache = cache or ReplayCache()
+        self._cache = cache if cache is not None else ReplayCache()
         self._pruned_at: float | None = None
         self._open: _Batch | None = None  # waiting for the batch in flight to land
         self._in_flight: trio.Event | None = None

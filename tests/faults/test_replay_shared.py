@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from coves.auth.base import AuthFailure
-from coves.auth.replay import SharedReplayGuard
+from coves.auth.replay import ReplayCache, SharedReplayGuard
 from coves.auth.service_auth import ServiceAuthVerifier
 from coves.db import Database
 from coves.db.queries import replay as replay_sql
@@ -141,3 +141,36 @@ async def test_records_waiting_on_a_cancelled_sender_are_made_on_their_own(
             assert verdicts == {"third": False}
             scopes["first"].cancel()
     assert await guard.seen_before("third", 300)
+
+
+async def test_one_token_twice_in_a_batch_is_accepted_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory in front normally refuses the second use at once; should it have
+    forgotten the token (capacity), the shared batch still accepts it once."""
+    real = replay_sql.record_first_uses
+    sending = trio.Event()
+
+    async def slow(db_: Database, expiries: dict[bytes, datetime], now: datetime) -> set[bytes]:
+        if not sending.is_set():
+            sending.set()
+            await trio.sleep(0.2)  # the first statement is in flight a while
+        return await real(db_, expiries, now)
+
+    monkeypatch.setattr(replay_sql, "record_first_uses", slow)
+    guard = SharedReplayGuard(db, ReplayCache(capacity=0))
+    verdicts: list[bool] = []
+
+    async def record(key: str) -> None:
+        seen = await guard.seen_before(key, 300)
+        if key == "dup":
+            verdicts.append(seen)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(record, "in-flight")
+            await sending.wait()
+            nursery.start_soon(record, "dup")  # both join the next batch
+            nursery.start_soon(record, "dup")
+    assert sorted(verdicts) == [False, True]
+    assert await guard.seen_before("dup", 300)
