@@ -315,6 +315,9 @@ class Database:
             if translated is exc:
                 raise
             if isinstance(translated, DatabaseUnavailable):
+                # Other pooled connections may be cut too (a quick restart the
+                # watcher never saw): check each again before it is used.
+                self._outage_seen_at = time.monotonic()
                 self._suspect_outage()
             raise translated from exc
 
@@ -440,8 +443,9 @@ class Database:
 # A pooled connection used this recently is handed out without the pool's check
 # (an empty statement: one more round trip for every statement a request makes).
 # One that has sat idle longer is checked, so connections a PostgreSQL restart cut
-# are replaced before anyone uses them; a restart inside this window costs the
-# next statement on such a connection an error (the pool then discards it).
+# are replaced before anyone uses them. A restart inside this window costs one
+# statement an error (a 503; the pool discards that connection), after which every
+# connection returned before it is checked again (see ``run``).
 RECHECK_AFTER_IDLE_SECONDS = 2.0
 _RETURNED_AT = "_coves_returned_at"
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 import trio
 from psycopg_pool import ConnectionPool
 
-from coves.db import Database, _pool
+from coves.db import Database, DatabaseUnavailable, _pool
 
 
 @pytest.fixture
@@ -62,3 +63,32 @@ async def test_a_connection_idle_longer_is_checked(
         checks.clear()
         await statements(db, 4)
         assert len(checks) == 4
+
+
+async def test_after_a_cut_connection_the_others_are_checked_before_use(
+    db: Database, checks: list[Any]
+) -> None:
+    """A restart too quick for the watcher cuts every pooled connection: the first
+    statement on one fails (a 503), and the rest are checked and replaced."""
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:  # two connections in recent use
+            for _ in range(2):
+                nursery.start_soon(statements, db, 3)
+
+        def cut_others() -> None:
+            with psycopg.connect(db.conninfo, autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+        await trio.to_thread.run_sync(cut_others)
+        checks.clear()
+        failures = 0
+        for _ in range(4):
+            try:
+                assert await db.fetchval("SELECT 1") == 1
+            except DatabaseUnavailable:
+                failures += 1
+        assert failures == 1
+        assert checks  # the connection after the failed one was checked first
