@@ -94,13 +94,13 @@ async def test_signed_in_reads_take_few_thread_hops(
         # statements); the rest is the skeleton (and a new snapshot's insert). The
         # timeline hydrates the posts first, so the feed after it finds them cached.
         assert {name: hops for name, (hops, _, _) in measured.items()} == {
-            "timeline (first)": 4,  # subscriptions, ranking, snapshot insert, page
+            "timeline (first)": 2,  # subscriptions + ranking + snapshot insert, page
             "timeline (again)": 1,  # the snapshot reused, the posts cached: relations
             "community feed (first)": 3,  # community, keyset page, relations
             "community feed (again)": 2,
             "post.get (first)": 1,
             "post.get (again)": 1,  # a permalink is always read fresh
-            "getComments (first)": 4,  # children, snapshot insert, comments, relations
+            "getComments (first)": 3,  # ranking + snapshot insert, comments, relations
             "getComments (again)": 1,
         }, measured
         # Connections in steady use skip the pool's checkout check (a round trip).
