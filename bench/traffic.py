@@ -85,6 +85,7 @@ def prepare(data_dir: Path, viewers: int) -> Path:
             targets = sample_targets(conn, viewers, meta)
     finally:
         stop_blocking(proc)
+        server.unlock()  # the data directory's lock: Coves takes it next
     path = data_dir / TARGETS_FILE
     targets.save(path)
     return path

@@ -134,11 +134,9 @@ def _serve(settings: Settings, args: argparse.Namespace, *, migrate_on_start: bo
     if workers > 0 and role != "ingest" and not spawned:
         # Before any metric exists: values then live in files that every
         # process's /metrics adds up (the workers inherit the directory).
-        import tempfile
+        from coves.metrics import enable_multiprocess, make_multiprocess_dir
 
-        from coves.metrics import enable_multiprocess
-
-        metrics_dir = tempfile.mkdtemp(prefix="coves-metrics-")
+        metrics_dir = make_multiprocess_dir(settings.data_dir)
         enable_multiprocess(metrics_dir)
     try:
         trio.run(

@@ -26,6 +26,7 @@ DEV_CURSOR_SECRET = "dev-cursor-secret-change-in-production"  # noqa: S105
 DEV_ENCRYPTION_KEY = base64.b64encode(b"coves-development-only-key-32byt").decode()
 DEV_OAUTH_SEAL_SECRET = base64.b64encode(b"coves-dev-only-oauth-seal-secret").decode()
 DEFAULT_JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
+_DEFAULT_PDS_URL = "http://localhost:3001"
 
 
 class ConfigError(Exception):
@@ -409,8 +410,8 @@ VARS: tuple[Var, ...] = (
         "PDS_URL",
         "pds_url",
         _url("http", "https"),
-        "http://localhost:3001",
-        "the instance PDS that hosts community accounts",
+        _DEFAULT_PDS_URL,
+        "the instance PDS that hosts community accounts (https on a public host in production)",
         "https://coves.me",
     ),
     Var(
@@ -578,6 +579,15 @@ VARS: tuple[Var, ...] = (
         "60",
     ),
     Var(
+        "RATE_LIMIT_API_KEY",
+        "rate_limit_api_key",
+        _int(1),
+        600,
+        "requests per minute per aggregator API key, across all worker processes (on top "
+        "of the per-client limits)",
+        "600",
+    ),
+    Var(
         "RATE_LIMIT_SEARCH",
         "rate_limit_search",
         _int(1),
@@ -727,8 +737,20 @@ VARS: tuple[Var, ...] = (
         _key32,
         None,
         "base64 of 32 random bytes; seals the session tokens handed to signed-in clients "
-        "(required in production; changing it signs everyone out)",
+        "(required in production; to change it without signing anyone out, move the old "
+        "one to OAUTH_SEAL_OLD_SECRETS)",
         "<base64 of 32 bytes>",
+        secret=True,
+    ),
+    Var(
+        "OAUTH_SEAL_OLD_SECRETS",
+        "oauth_seal_old_secrets",
+        _keys32,
+        (),
+        "comma-separated earlier OAUTH_SEAL_SECRET values: session tokens they sealed still "
+        "open (until they expire, at most 30 days) while new ones are sealed with "
+        "OAUTH_SEAL_SECRET",
+        "<old base64 secret>",
         secret=True,
     ),
     Var(
@@ -1050,7 +1072,7 @@ class Settings:
     instance_signing_key: Secret | None = None
     appview_service_id: str = "coves_appview"
     appview_public_url: str = "https://localhost"
-    pds_url: str = "http://localhost:3001"
+    pds_url: str = _DEFAULT_PDS_URL
     pds_admin_password: Secret | None = None
     community_creators: tuple[str, ...] = ()
     community_creates_per_day: int = 5
@@ -1071,6 +1093,7 @@ class Settings:
     rate_limit_sync_seconds: float = 1.0
     rate_limit_user_writes: int = 60
     rate_limit_search: int = 30
+    rate_limit_api_key: int = 600
     response_cache_seconds: float = 1.0
     viewer_cache_seconds: float = 1.0
     read_cache_seconds: float = 2.0
@@ -1088,6 +1111,7 @@ class Settings:
     service_auth_max_lifetime_seconds: int = 300
     oauth_issuers: tuple[str, ...] = ()
     oauth_seal_secret: Secret = field(default_factory=lambda: Secret(DEV_OAUTH_SEAL_SECRET))
+    oauth_seal_old_secrets: tuple[Secret, ...] = ()
     oauth_client_private_key: Secret | None = None
     oauth_client_old_keys: tuple[Secret, ...] = ()
     oauth_web_redirects: tuple[str, ...] = ()
@@ -1244,12 +1268,9 @@ def _finish(values: dict[str, Any]) -> Settings:
             )
         problems.extend(_production_secret_problems(values))
         problems.extend(_production_oauth_problems(values))
+        problems.extend(_production_endpoint_problems(values))
         if values["database_url"] is None:
             warnings.append("no DATABASE_URL: production is using the embedded PostgreSQL")
-        if not values["pds_url"].startswith("https://"):
-            warnings.append(
-                "PDS_URL is not https: community credentials cross the network in clear"
-            )
         if did == "did:web:localhost":
             problems.append(
                 "INSTANCE_DID is the development default; "
@@ -1330,18 +1351,43 @@ def _production_secret_problems(values: dict[str, Any]) -> list[str]:
 
 
 def _production_oauth_problems(values: dict[str, Any]) -> list[str]:
-    """Signing in needs a real seal secret, the confidential client's key and https."""
+    """Signing in needs a real seal secret, the confidential client's key, https, and
+    redirect targets a browser or app outside this machine can be sent to."""
     problems: list[str] = []
+    # Compared as bytes: base64 has more than one spelling of the same 32 bytes. (Its
+    # length, exactly 32 bytes, is checked by the parser in every environment.)
+    dev_seal = base64.b64decode(DEV_OAUTH_SEAL_SECRET)
     seal: Secret | None = values["oauth_seal_secret"]
     if seal is None:
         problems.append(
             "OAUTH_SEAL_SECRET must be set in production; "
             "example: OAUTH_SEAL_SECRET=<base64 of 32 bytes>"
         )
-    elif seal.reveal() == DEV_OAUTH_SEAL_SECRET:
+    elif base64.b64decode(seal.reveal()) == dev_seal:
         problems.append("OAUTH_SEAL_SECRET is the development default and is refused in production")
     elif len(set(base64.b64decode(seal.reveal()))) < 8:
         problems.append("OAUTH_SEAL_SECRET is not random; generate one: openssl rand -base64 32")
+    if any(base64.b64decode(old.reveal()) == dev_seal for old in values["oauth_seal_old_secrets"]):
+        problems.append(
+            "OAUTH_SEAL_OLD_SECRETS contains the development secret, which is refused in "
+            "production: anyone could forge session tokens with it"
+        )
+    for name in ("OAUTH_WEB_REDIRECTS", "OAUTH_MOBILE_REDIRECTS"):
+        for target in values[name.lower()]:
+            why = _web_target_problem(target)
+            if why is not None:
+                problems.append(
+                    f"{name} target {target} {why}: refused in production; "
+                    "example: https://coves.social/api/auth/callback (or an app scheme such "
+                    "as social.coves:/callback for mobile)"
+                )
+    for issuer in values["oauth_issuers"]:
+        why = _web_target_problem(issuer)
+        if why is not None:
+            problems.append(
+                f"OAUTH_ISSUERS entry {issuer} {why}: refused in production; "
+                "example: OAUTH_ISSUERS=https://bsky.social"
+            )
     if values["oauth_client_private_key"] is None:
         problems.append(
             "OAUTH_CLIENT_PRIVATE_KEY must be set in production (the confidential OAuth "
@@ -1349,6 +1395,48 @@ def _production_oauth_problems(values: dict[str, Any]) -> list[str]:
         )
     if not values["appview_public_url"].startswith("https://"):
         problems.append("APPVIEW_PUBLIC_URL must be https in production (OAuth redirects)")
+    return problems
+
+
+def _web_target_problem(url: str) -> str | None:
+    """What makes an http(s) URL a development one (cleartext, or a host nobody else
+    can reach); None for a public https URL or a non-web URI (an app's own scheme)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return None
+    if parts.scheme != "https":
+        return "is not https"
+    if _non_public_host(parts.hostname or ""):
+        return f"points at {parts.hostname}, which is not a public host"
+    return None
+
+
+def _production_endpoint_problems(values: dict[str, Any]) -> list[str]:
+    """Services a production instance names to others or trusts for identity: the
+    instance PDS (published in the instance's DID document as its PDS endpoint, and
+    where community credentials are sent) and the PLC directory."""
+    problems: list[str] = []
+    pds: str = values["pds_url"]
+    if pds == _DEFAULT_PDS_URL:
+        problems.append(
+            f"PDS_URL must be set in production (the default {pds} is a development PDS); "
+            "example: PDS_URL=https://pds.coves.social"
+        )
+    else:
+        why = _web_target_problem(pds)
+        if why is not None:
+            problems.append(
+                f"PDS_URL {pds} {why}: refused in production (it is published in the "
+                "instance's DID document and community passwords are sent to it); "
+                "example: PDS_URL=https://pds.coves.social"
+            )
+    plc: str = values["plc_url"]
+    why = _web_target_problem(plc)
+    if why is not None:
+        problems.append(
+            f"PLC_DIRECTORY_URL {plc} {why}: a development directory, refused in production "
+            "(every did:plc is resolved there); example: PLC_DIRECTORY_URL=https://plc.directory"
+        )
     return problems
 
 

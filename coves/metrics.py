@@ -20,7 +20,10 @@ most.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -34,6 +37,35 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def multiprocess_dir() -> str | None:
     """The shared metrics directory when this process is one of several, else None."""
     return os.environ.get(MULTIPROCESS_ENV) or None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def make_multiprocess_dir(data_dir: Path) -> str:
+    """A fresh directory for this deployment's metric files, under ``data_dir/metrics``.
+
+    It lives in the data directory rather than /tmp so a supervisor killed
+    with SIGKILL (which cannot remove it) leaves it where the next start
+    finds it: directories named for a process that is gone are removed
+    here, while those of a live deployment sharing the data directory are
+    left alone. Reusing a dead run's files instead would add its counters
+    to the new run's.
+    """
+    base = data_dir / "metrics"
+    base.mkdir(parents=True, exist_ok=True)
+    for entry in base.iterdir():
+        owner, _, _ = entry.name.partition("-")
+        if entry.is_dir() and owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(entry, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base)
 
 
 def enable_multiprocess(directory: str) -> None:

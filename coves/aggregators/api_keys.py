@@ -7,13 +7,15 @@ the lookup stays one indexed read). An aggregator has at most one live key:
 creating a new one revokes the old. A key authenticates exactly what a bot
 needs, its own ``post.create`` and read queries, and nothing else (not votes,
 comments, key management or community administration), and each key has its
-own request budget on top of the per-client limits.
+own request budget on top of the per-client limits: the rate-limit class
+``api_key`` (``RATE_LIMIT_API_KEY`` a minute), keyed by the key's id and
+counted by the dispatcher's shared ``RateLimiter``, so the worker processes of
+a deployment draw on one budget instead of one each.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import secrets
 from typing import Any
@@ -34,7 +36,7 @@ KEY_RE = re.compile(r"^ckapi_[0-9a-f]{64}$")
 SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 8
 POST_CREATE = "social.coves.community.post.create"
 TOUCH_INTERVAL = 60.0  # last_used_at is written at most this often per key
-BUDGET_WINDOW = 60.0
+LIMIT_CLASS = "api_key"  # coves.xrpc.ratelimit.default_limit_classes
 
 
 def new_key() -> str:
@@ -50,11 +52,8 @@ def looks_like_key(token: str) -> bool:
 
 
 class ApiKeys:
-    def __init__(self, db: Database, *, requests_per_minute: int = 600) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self.requests_per_minute = requests_per_minute
-        # key id -> (window end, requests): a fixed window per key, on Trio's clock.
-        self._windows: ExpiringLRU[int, tuple[float, int]] = ExpiringLRU(10_000)
         self._touched: ExpiringLRU[int, bool] = ExpiringLRU(10_000)
 
     # -- management (the signed-in aggregator) ---------------------------------------
@@ -104,20 +103,9 @@ class ApiKeys:
         if row is None:
             raise AuthFailure("api_key_unknown", "unknown or revoked API key")
         key_id: int = row["id"]
-        self._spend(key_id)
         if self._touched.get(key_id) is None:
             self._touched.set(key_id, True, TOUCH_INTERVAL)
             await q.touch_api_key(self._db, key_id, clock.utcnow())
-        return Viewer(did=row["aggregator_did"], method="api_key")
-
-    def _spend(self, key_id: int) -> None:
-        now = clock.monotonic()
-        end, used = self._windows.get(key_id) or (now + BUDGET_WINDOW, 0)
-        if used >= self.requests_per_minute:
-            raise XRPCError(
-                429,
-                "RateLimitExceeded",
-                f"this API key may make {self.requests_per_minute} requests a minute; retry later",
-                headers={"Retry-After": str(max(1, math.ceil(end - now)))},
-            )
-        self._windows.set(key_id, (end, used + 1), end - now)
+        return Viewer(
+            did=row["aggregator_did"], method="api_key", limits=((LIMIT_CLASS, str(key_id)),)
+        )

@@ -1,6 +1,6 @@
 """The app's Authenticator: picks a verifier from the Authorization header.
 
-``Bearer`` carries a Coves session token (``cvs1.``, from signing in
+``Bearer`` carries a Coves session token (``cvs2.``, from signing in
 through Coves), a service-auth JWT (``typ: JWT``) or an OAuth access token
 not bound to a key; ``DPoP`` carries a key-bound access token plus its
 proof. Without an Authorization header, the ``coves_session`` cookie of the

@@ -35,6 +35,10 @@ class Viewer:
     # Set when the caller signed in through Coves (a sealed session token):
     # the session whose DPoP-bound tokens write into the caller's repo.
     session_id: str | None = None
+    # Rate-limit classes this credential is charged to, each with its key, e.g.
+    # (("api_key", "<key id>"),): the dispatcher counts them in the shared
+    # RateLimiter, so every worker process draws on one budget.
+    limits: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

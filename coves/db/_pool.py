@@ -125,11 +125,13 @@ class Database:
                 "connect_timeout": max(1, int(connect_timeout_s)),
             },
             timeout=connect_timeout_s,
-            check=ConnectionPool.check_connection,
+            check=self._check_if_idle,
+            reset=_mark_returned,
             open=False,
             name="coves",
         )
         self._opened = False
+        self._outage_seen_at = 0.0  # connections returned before it are always checked
         self._connect_timeout = max(1, int(connect_timeout_s))
         self._application_name = application_name
         self._observer: QueryObserver | None = None
@@ -146,6 +148,19 @@ class Database:
     def instrument(self, observer: QueryObserver) -> None:
         """Time every statement by the call site that issued it (see coves.db.observe)."""
         self._observer = observer
+
+    def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check on checkout, skipped for a connection returned moments ago
+        (and not before the last outage the watcher saw)."""
+        returned = getattr(conn, _RETURNED_AT, None)
+        if (
+            returned is not None
+            and returned > self._outage_seen_at
+            and time.monotonic() - returned < RECHECK_AFTER_IDLE_SECONDS
+            and conn.pgconn.status == psycopg.pq.ConnStatus.OK
+        ):
+            return
+        ConnectionPool.check_connection(conn)
 
     # -- outages -----------------------------------------------------------------
     @property
@@ -164,6 +179,7 @@ class Database:
         if reachable:
             log.warning("database reachable again")
             return
+        self._outage_seen_at = time.monotonic()
         log.error("database unreachable; failing requests fast until it answers", why=why)
         for scope in list(self._outage_scopes):
             scope.cancel()
@@ -299,6 +315,9 @@ class Database:
             if translated is exc:
                 raise
             if isinstance(translated, DatabaseUnavailable):
+                # Other pooled connections may be cut too (a quick restart the
+                # watcher never saw): check each again before it is used.
+                self._outage_seen_at = time.monotonic()
                 self._suspect_outage()
             raise translated from exc
 
@@ -419,6 +438,20 @@ class Database:
             idle=idle,
             waiting=self._limiter.statistics().tasks_waiting,
         )
+
+
+# A pooled connection used this recently is handed out without the pool's check
+# (an empty statement: one more round trip for every statement a request makes).
+# One that has sat idle longer is checked, so connections a PostgreSQL restart cut
+# are replaced before anyone uses them. A restart inside this window costs one
+# statement an error (a 503; the pool discards that connection), after which every
+# connection returned before it is checked again (see ``run``).
+RECHECK_AFTER_IDLE_SECONDS = 2.0
+_RETURNED_AT = "_coves_returned_at"
+
+
+def _mark_returned(conn: psycopg.Connection[Any]) -> None:
+    setattr(conn, _RETURNED_AT, time.monotonic())
 
 
 class _Statement:

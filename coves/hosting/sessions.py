@@ -7,10 +7,12 @@ is the one place that renews them, for the refresher child and for writes:
 - **Lazy**: before a write, a token expiring within ``margin`` is renewed
   first; a write answered 401 / ``ExpiredToken`` / ``InvalidToken`` renews and
   is re-sent once (:class:`CommunityAuth`, a :class:`~coves.pds.auth.PdsAuth`).
-- **Single-flight**: one renewal per community at a time in this process (a
-  lock per community, re-reading the row inside it, so waiters reuse the
-  winner's session); across processes the stored refresh token is the
-  compare-and-swap guard (a loser's session is valid but not kept).
+- **Single-flight**: one renewal per community at a time in the deployment
+  (``coves.single_refresh``: a lock per community in this process, a lease
+  across the API workers and the ingest process). Waiters re-read the row and
+  reuse the winner's session: the PDS rotates the refresh JWT on use, so a
+  second renewal with the old one would fail and fall back to a password
+  login. The stored refresh token stays a compare-and-swap guard.
 - **Password fallback**: a dead refresh token (expired, revoked, rotated away)
   is replaced by a login with the community's sealed password. When that fails
   too the community is *locked out* (``locked_out``, shown in ``_health``).
@@ -23,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-import trio
 
 from coves import clock
 from coves.db import Database
@@ -36,10 +37,12 @@ from coves.pds.auth import BearerAuth
 from coves.pds.client import PdsConnections, PdsSession
 from coves.pds.errors import PdsAuthError, PdsUnavailable
 from coves.secrets import SecretBox
+from coves.single_refresh import RefreshBusy, SingleRefresh
 
 log = get_logger(__name__)
 
 REFRESH_MARGIN_SECONDS = 300.0  # renew before a write when the token expires sooner
+SCOPE = "community_session"  # the refresh_leases scope; keys are community names
 RENEW_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
 
 
@@ -69,7 +72,7 @@ class CommunitySessions:
         self._box = box
         self._connections = connections
         self.margin = margin
-        self._locks: dict[str, trio.Lock] = {}
+        self.single = SingleRefresh(db, SCOPE)
         self._refreshes = metrics.counter(
             "coves_community_token_refresh_total",
             "community PDS session renewals by outcome",
@@ -112,20 +115,25 @@ class CommunitySessions:
         """``creds`` with a usable access token, renewing it when needed (or ``force``)."""
         if not force and not self.needs_refresh(creds):
             return creds
-        lock = self._locks.setdefault(creds.name, trio.Lock())
+
+        async def done() -> Credentials | None:
+            current = await self.load(creds.name)
+            if current.refresh_sealed != creds.refresh_sealed and not self.needs_refresh(current):
+                return current  # renewed by someone else while we waited
+            if not force and not self.needs_refresh(current):
+                return current
+            return None
+
+        async def renew() -> Credentials:
+            return await self._renew(await self.load(creds.name))
+
         try:
-            async with lock:
-                current = await self.load(creds.name)
-                if current.refresh_sealed != creds.refresh_sealed and not self.needs_refresh(
-                    current
-                ):
-                    return current  # renewed by someone else while we waited
-                if not force and not self.needs_refresh(current):
-                    return current
-                return await self._renew(current)
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._locks.pop(creds.name, None)
+            return await self.single.run(creds.name, done=done, refresh=renew)
+        except RefreshBusy:
+            raise PdsUnavailable(
+                f"community {creds.name}: another process is still renewing its PDS session",
+                retry_after=5.0,
+            ) from None
 
     async def refresh(self, name: str) -> Credentials:
         """Renew ``name``'s session now (the refresher, ``coves communities refresh``)."""

@@ -18,9 +18,11 @@ from coves.oauth.discovery import Discovery
 from coves.oauth.dpop import DpopClient
 from coves.oauth.flow import LoginFlow
 from coves.oauth.grants import Grants
+from coves.oauth.sessions import SCOPE as SESSION_REFRESH_SCOPE
 from coves.oauth.sessions import SessionManager
 from coves.oauth.store import OAuthStore
 from coves.oauth.tokens import SessionTokens
+from coves.single_refresh import SingleRefresh
 
 
 def _origin(url: str) -> str | None:
@@ -93,8 +95,14 @@ def build_oauth_service(
     grants = Grants(client, dpop)
     store = OAuthStore(db, settings.secret_box())
     flow = LoginFlow(client, discovery, grants, store)
-    sessions = SessionManager(store, discovery, grants, session_ttl=flow.session_ttl())
-    tokens = SessionTokens(settings.oauth_seal_secret)
+    sessions = SessionManager(
+        store,
+        discovery,
+        grants,
+        session_ttl=flow.session_ttl(),
+        single=SingleRefresh(db, SESSION_REFRESH_SCOPE),
+    )
+    tokens = SessionTokens(settings.oauth_seal_secret, old_secrets=settings.oauth_seal_old_secrets)
     web_redirects = settings.oauth_web_redirects or (client.public_url + "/",)
     origins = {client.public_url, _origin(settings.appview_public_url)}
     origins.update(_origin(u) for u in web_redirects)

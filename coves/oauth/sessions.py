@@ -2,10 +2,10 @@
 
 Access tokens are short-lived; a session is refreshed lazily, before a
 write when its token is about to expire or after the PDS refused it. One
-refresh per session at a time: within the process by a per-session lock
-(concurrent writes of one session wait for the one refresh and use its
-result), across processes by a lease on the session row. Refresh tokens
-rotate, so the new one is stored before anyone else may refresh. A grant
+refresh per session in the deployment at a time (``coves.single_refresh``: a
+per-session lock in this process, a lease across processes; concurrent
+writes wait for the one refresh and use its result). Refresh tokens rotate,
+so the new one is stored before the lease is released. A grant
 the authorization server refuses for good deletes the session: the client
 gets 401 ``SessionExpired`` and must sign in again.
 """
@@ -14,20 +14,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import trio
-
 from coves import clock
 from coves.logs import get_logger
 from coves.oauth.discovery import Discovery
 from coves.oauth.errors import session_expired
 from coves.oauth.grants import GrantRefused, Grants
 from coves.oauth.store import OAuthStore, UserSession
+from coves.single_refresh import RefreshBusy, SingleRefresh
 
 log = get_logger(__name__)
 
 REFRESH_MARGIN = 60.0  # refresh when the access token has less than this left
-LEASE_SECONDS = 30.0  # longest one process may hold a session's refresh
-LEASE_POLL = 0.25
+SCOPE = "oauth_session"  # the refresh_leases scope; keys are session ids
 
 
 class SessionManager:
@@ -38,6 +36,7 @@ class SessionManager:
         grants: Grants,
         *,
         session_ttl: float,
+        single: SingleRefresh,
         refresh_margin: float = REFRESH_MARGIN,
     ) -> None:
         self._store = store
@@ -45,7 +44,7 @@ class SessionManager:
         self._grants = grants
         self.session_ttl = session_ttl
         self.refresh_margin = refresh_margin
-        self._locks: dict[str, trio.Lock] = {}
+        self._single = single
         self.refreshes = 0  # performed by this process (tests and metrics read it)
 
     async def get(self, session_id: str) -> UserSession | None:
@@ -62,31 +61,23 @@ class SessionManager:
 
     async def refresh(self, session_id: str, *, stale_access_token: str) -> UserSession:
         """Replace ``stale_access_token``; a no-op when someone already did."""
-        lock = self._locks.setdefault(session_id, trio.Lock())
-        try:
-            async with lock:
-                return await self._refresh_locked(session_id, stale_access_token)
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._locks.pop(session_id, None)
 
-    async def _refresh_locked(self, session_id: str, stale: str) -> UserSession:
-        deadline = clock.monotonic() + LEASE_SECONDS + 5.0
-        while True:
+        async def done() -> UserSession | None:
             current = await self._store.session(session_id)
             if current is None:
                 raise session_expired()
-            if current.access_token != stale:
-                return current  # refreshed while we waited
-            claimed = await self._store.claim_refresh(session_id, LEASE_SECONDS)
-            if claimed is not None:
-                if claimed.access_token != stale:
-                    await self._store.release_refresh(session_id)
-                    return claimed
-                return await self._perform(claimed)
-            if clock.monotonic() > deadline:
-                raise session_expired("your session could not be refreshed; sign in again")
-            await trio.sleep(LEASE_POLL)  # another process is refreshing it
+            return current if current.access_token != stale_access_token else None
+
+        async def perform() -> UserSession:
+            current = await self._store.session(session_id)
+            if current is None:
+                raise session_expired()
+            return await self._perform(current)
+
+        try:
+            return await self._single.run(session_id, done=done, refresh=perform)
+        except RefreshBusy:
+            raise session_expired("your session could not be refreshed; sign in again") from None
 
     async def _perform(self, session: UserSession) -> UserSession:
         try:
@@ -98,10 +89,6 @@ class SessionManager:
             log.info("session refresh refused; signing out", did=session.did)
             await self._store.delete_session(session.session_id)
             raise session_expired() from None
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await self._store.release_refresh(session.session_id)
-            raise
         if tokens.sub != session.did:
             await self._store.delete_session(session.session_id)
             raise session_expired("the authorization server changed the session's account")

@@ -184,11 +184,6 @@ class OAuthStore:
             return None
         return self._session(row)
 
-    async def claim_refresh(self, session_id: str, lease: float) -> UserSession | None:
-        now = clock.utcnow()
-        row = await q.claim_refresh(self._db, session_id, now, _at(now.timestamp() + lease))
-        return self._session(row) if row is not None else None
-
     async def store_refresh(self, session: UserSession) -> bool:
         updated = await q.store_refresh(
             self._db,
@@ -199,9 +194,6 @@ class OAuthStore:
             now=clock.utcnow(),
         )
         return updated == 1
-
-    async def release_refresh(self, session_id: str) -> None:
-        await q.release_refresh(self._db, session_id)
 
     async def delete_session(self, session_id: str) -> bool:
         return await q.delete_session(self._db, session_id) == 1

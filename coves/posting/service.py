@@ -6,11 +6,12 @@ Order of a create (cheap refusals first, the network last):
 1. the community, in any identifier form, exists (the read rules' answer:
    indexed, verified, not deleted, its account active);
 2. the poster may post there, decided with the read side's rules and
-   relations: no block between poster and community in either direction
-   (a community block by the poster, or a user block either way); a private
-   community only for its members (subscribers and its creator); an
-   aggregator (API key, or an account with an ``aggregator.service`` record)
-   only with an enabled authorization;
+   relations: a private community only for its members (subscribers and its
+   creator) and the aggregators it enabled, and to anyone else it does not
+   exist (404, as ``community.get`` answers); no block between poster and
+   community in either direction (a community block by the poster, or a
+   user block either way); an aggregator (API key, or an account with an
+   ``aggregator.service`` record) only with an enabled authorization;
 3. the content rules accept the embed kind sent;
 4. a reservation in the submission ledger, under a per-poster lock: the same
    link in the same community within the hour is a 409, the hourly limits
@@ -49,7 +50,7 @@ from coves.posting.repo import CommunityRepo
 from coves.posting.rules import ContentRules, violation
 from coves.read import facts, relations
 from coves.read.communities import exists, resolve
-from coves.read.rules import Why, may_read_community
+from coves.read.rules import Why, may_read_community, may_write_in
 from coves.read.services import ReadServices
 from coves.unfurl.providers import normalize_url
 
@@ -122,23 +123,25 @@ class PostService:
         did = community["did"]
         state = await relations.load(self._db, viewer.did, communities=[did], actors=[did])
         rel = state.relations
-        if did in rel.blocked_communities or did in rel.blocking:
+        authorized = False
+        if aggregator:
+            auth = await agg_sql.authorization(self._db, did, viewer.did)
+            authorized = auth is not None and bool(auth["enabled"])
+        # A private community is for its members; to anyone else it does not exist
+        # (as community.get answers), except to an aggregator its moderators enabled.
+        if may_read_community(facts.community(community), rel) is not None and not authorized:
+            raise self._refuse("private", not_found())
+        blocked = may_write_in(did, rel)
+        if blocked is Why.BLOCKED_COMMUNITY:
             raise self._refuse(
                 "blocked", not_authorized("you block this community; unblock it to post here")
             )
-        if did in rel.blocked_by:
-            raise self._refuse("blocked", not_authorized("this community blocks you"))
-        if aggregator:
-            auth = await agg_sql.authorization(self._db, did, viewer.did)
-            if auth is None or not auth["enabled"]:
-                raise self._refuse(
-                    "aggregator_not_authorized",
-                    not_authorized("this aggregator is not enabled in this community"),
-                )
-            return
-        if may_read_community(facts.community(community), rel) is Why.PRIVATE:
+        if blocked is not None:
+            raise self._refuse("blocked", not_authorized(blocked.message))
+        if aggregator and not authorized:
             raise self._refuse(
-                "private", not_authorized("this community is private: subscribers only")
+                "aggregator_not_authorized",
+                not_authorized("this aggregator is not enabled in this community"),
             )
 
     async def _rules(self, community: str) -> ContentRules:

@@ -14,6 +14,7 @@ from typing import Any
 from coves.atproto.syntax import format_datetime, is_valid_did, is_valid_handle, normalize_handle
 from coves.db import Database, Row
 from coves.db.queries import actors as actor_sql
+from coves.db.queries import communities as community_sql
 from coves.db.queries import identity as identity_sql
 from coves.errors import XRPCError, invalid_request
 from coves.identity import IdentityError, IdentityResolver
@@ -93,7 +94,8 @@ async def get_profile(
 
 async def blocked_users(db: Database, params: Mapping[str, Any], viewer: str) -> dict[str, Any]:
     """``actor.getBlockedUsers``: the viewer's own user blocks, newest first, by offset
-    (what the web client sends)."""
+    (what the web client sends); every one of them, whatever became of the account
+    (rule 7 of :mod:`coves.read.rules`: the viewer's own records stay undoable)."""
     limit = limit_param(params, default=BLOCKS_LIMIT, high=BLOCKS_MAX)
     offset = int_param(params, "offset", default=0, low=0, high=MAX_OFFSET)
     rows = await actor_sql.blocked_users(db, viewer, limit, offset)
@@ -110,19 +112,36 @@ async def blocked_users(db: Database, params: Mapping[str, Any], viewer: str) ->
     }
 
 
+async def _indexed_did(db: Database, handle: str) -> str | None:
+    """The DID the index holds for ``handle``, if the rules let it be answered
+    (``rules.may_resolve_handle``: an account with a profile; for a community's
+    account, a community anyone may read)."""
+    row = await identity_sql.user_by_handle(db, handle)
+    if row is None:
+        return None
+    community = await community_sql.by_did(db, row["did"])
+    account = facts.account(row["did"], row["active"], row["account_status"])
+    shown = rules.may_resolve_handle(
+        account, facts.community(community) if community is not None else None
+    )
+    return str(row["did"]) if shown else None
+
+
 async def resolve_handle(
     db: Database, identity: IdentityResolver | None, params: Mapping[str, Any]
 ) -> dict[str, str]:
     """Indexed accounts first (their handles are verified when indexed), else DNS or
-    ``/.well-known/atproto-did``; 400 ``HandleNotFound`` when neither answers."""
+    ``/.well-known/atproto-did``; 400 ``HandleNotFound`` when neither answers. The
+    index answers what the rules let anyone see; what it withholds is left to the
+    network, which answers only what the handle's own DNS or host publishes."""
     raw = one_str(params, "handle", required=True)
     assert raw is not None
     handle = normalize_handle(raw.removeprefix("@"))
     if not is_valid_handle(handle):
         raise invalid_request("handle: not a valid handle")
-    row = await identity_sql.user_by_handle(db, handle)
-    if row is not None:
-        return {"did": row["did"]}
+    did = await _indexed_did(db, handle)
+    if did is not None:
+        return {"did": did}
     if identity is not None:
         try:
             return {"did": await identity.handle_to_did(handle)}

@@ -284,7 +284,10 @@ BLOCKED_CURSOR = "community.blocks"
 async def blocked_communities(
     db: Database, svc: ReadServices, params: Mapping[str, Any], viewer: str
 ) -> dict[str, Any]:
-    """``community.getBlockedCommunities``: the viewer's own blocks, newest first."""
+    """``community.getBlockedCommunities``: the viewer's own blocks, newest first;
+    every one of them, whatever became of the community (rule 7 of
+    :mod:`coves.read.rules`: the viewer's own records stay undoable, and they carry
+    only the DID the viewer named)."""
     limit = limit_param(params, default=LIST_LIMIT, high=LIST_MAX)
     cursor = one_str(params, "cursor")
     kind = f"{BLOCKED_CURSOR}:{viewer}"

@@ -16,14 +16,16 @@ hold fewer posts than ``limit`` while a cursor still follows.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from psycopg import Connection
+
 from coves.clock import utcnow
 from coves.cursors import invalid_cursor
-from coves.db import Database
+from coves.db import Database, Row
 from coves.db.queries import feeds as feed_sql
 from coves.db.queries.feeds import FeedScope, Sort
 from coves.errors import XRPCError
@@ -32,6 +34,7 @@ from coves.params import choice_param, limit_param, one_str
 from coves.read import actors, communities, keyset
 from coves.read.posts import shown_views
 from coves.read.services import ReadServices
+from coves.read.snapshots import SqlCompute
 
 SORTS: tuple[str, ...] = ("hot", "top", "new", "controversial")
 TIMEFRAMES: dict[str, timedelta | None] = {
@@ -74,11 +77,13 @@ def feed_params(params: Mapping[str, Any]) -> FeedParams:
     )
 
 
-ScopeSource = Callable[[], Awaitable[FeedScope]]
+# A feed's scope, found on the connection the page's statements then run on (a
+# timeline's subscriptions are one more statement in the same thread hop).
+ScopeSource = Callable[[Connection[Row]], FeedScope]
 
 
 def fixed(scope: FeedScope) -> ScopeSource:
-    async def source() -> FeedScope:
+    def source(_conn: Connection[Row]) -> FeedScope:
         return scope
 
     return source
@@ -96,9 +101,9 @@ async def feed_page(
     """One page of a feed: ``{"feed": [{"post": postView}], "cursor"?}``.
 
     ``base`` names the listing (``kind:owner``, the owner being the community
-    or author DID or the timeline's viewer); ``scope`` is only awaited when
+    or author DID or the timeline's viewer); ``scope`` is only called when
     the database is actually read (a timeline's subscriptions are not looked
-    up for pages served from a snapshot).
+    up for pages served from a snapshot), in the same thread hop.
     """
     if fp.sort == "new":
         uris, cursor = await _new_page(svc, db, scope, base, fp)
@@ -118,7 +123,11 @@ async def _new_page(
     after: tuple[datetime, str] | None = None
     if fp.cursor is not None:
         after = keyset.decode(svc.cursors, kind, fp.cursor)
-    rows = await feed_sql.new_page(db, await scope(), fp.limit + 1, after)
+
+    def page(conn: Connection[Row]) -> list[tuple[str, datetime]]:
+        return feed_sql.new_page(conn, scope(conn), fp.limit + 1, after)
+
+    rows = await db.run(page, transaction=False)
     more = len(rows) > fp.limit
     rows = rows[: fp.limit]
     cursor = None
@@ -148,10 +157,10 @@ async def _ranked_page(
         window = TIMEFRAMES.get(fp.timeframe) if fp.sort == "top" else None
         since = utcnow() - window if window is not None else None
 
-        async def compute() -> list[str]:
-            return await feed_sql.ranked_uris(db, await scope(), fp.sort, svc.snapshot_size, since)
+        def ranked(conn: Connection[Row]) -> list[str]:
+            return feed_sql.ranked_uris(conn, scope(conn), fp.sort, svc.snapshot_size, since)
 
-        snapshot = await svc.first_pages.current(key, compute)
+        snapshot = await svc.first_pages.current(key, SqlCompute(db, ranked))
     end = offset + fp.limit
     uris = list(snapshot.items[offset:end])
     cursor = None
@@ -183,8 +192,8 @@ async def timeline(
     """``feed.getTimeline``: the communities the viewer subscribes to and does not block."""
     fp = feed_params(params)
 
-    async def scope() -> FeedScope:
-        return FeedScope("timeline", await feed_sql.timeline_communities(db, viewer))
+    def scope(conn: Connection[Row]) -> FeedScope:
+        return FeedScope("timeline", feed_sql.timeline_communities(conn, viewer))
 
     return await feed_page(svc, db, f"timeline:{viewer}", scope, fp, viewer=viewer)
 

@@ -30,7 +30,7 @@ from coves.db.queries import posts as post_sql
 from coves.errors import invalid_request
 from coves.params import many_str
 from coves.read import relations, rules
-from coves.read.posts import HydratedPost, page_relations, present
+from coves.read.posts import HydratedPost, present
 from coves.read.rules import Why
 from coves.read.services import ReadServices
 from coves.read.views.post import POST_GET_VIEW
@@ -79,8 +79,10 @@ async def get_posts(
     requested = _parse_uris(params)
     canonical = await _canonical(db, requested)
     wanted = list(dict.fromkeys(canonical.values()))
-    posts = await svc.posts.load(wanted, fresh=True)
-    state = await relations.load(db, viewer, **page_relations(posts.values()))
+    if viewer is None:
+        posts, state = await svc.posts.load(wanted, fresh=True), relations.NOBODY
+    else:
+        posts, state = await svc.posts.load_with_viewer(wanted, viewer, fresh=True)
     tombstones: dict[str, Any] = {}
     absent = [uri for uri in wanted if uri not in posts]
     if absent:

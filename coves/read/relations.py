@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from coves.db import Database
+from coves.db import Database, Row
 from coves.db.queries import relations as relation_sql
 from coves.read.rules import ANONYMOUS, Relations
 
@@ -43,13 +43,24 @@ async def load(
     on ``subjects``."""
     if viewer is None:
         return NOBODY
-    row = await relation_sql.relations(
-        db,
-        viewer,
-        communities=sorted(set(communities)),
-        actors=sorted(set(actors) - {viewer}),
-        subjects=list(dict.fromkeys(subjects)),
-    )
+    row = await relation_sql.relations(db, viewer, **asked(viewer, communities, actors, subjects))
+    return from_row(viewer, row)
+
+
+def asked(
+    viewer: str, communities: Iterable[str], actors: Iterable[str], subjects: Iterable[str]
+) -> dict[str, list[str]]:
+    """What the relations statement is asked, deduplicated (the viewer is no author to
+    block)."""
+    return {
+        "communities": sorted(set(communities)),
+        "actors": sorted(set(actors) - {viewer}),
+        "subjects": list(dict.fromkeys(subjects)),
+    }
+
+
+def from_row(viewer: str, row: Row) -> ViewerState:
+    """The viewer's state from the relations statement's row."""
     relations = Relations(
         viewer=viewer,
         member_of=frozenset(row["member_of"]),

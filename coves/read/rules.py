@@ -18,7 +18,8 @@ The rules, in the order they are checked:
 2. **Accounts.** Content by an account that is deactivated or deleted is
    withheld (``AUTHOR_INACTIVE``); by one taken down or suspended by its
    host, withheld as a moderator's decision (``TAKEN_DOWN``). Such accounts
-   have no profile.
+   have no profile, their handle is not resolved from the index, and an
+   aggregator service of theirs is not shown (nor its authorizations).
 3. **Communities.** A community exists for readers only while its profile
    record is live, its account active, and its ``hostedBy`` verified (a
    foreign claim not yet checked, or refused, hides it). Its posts go with it.
@@ -33,6 +34,17 @@ The rules, in the order they are checked:
    search, ``post.get`` says ``blocked``, comments become placeholders and a
    thread under such a post is not found. Profiles stay readable, with the
    block in the viewer state.
+7. **The viewer's own records.** A viewer's blocks (of users and of
+   communities) are listed to that viewer whatever the rules above say of
+   their subjects: they carry only the subject's DID, which the viewer named,
+   and must stay undoable.
+
+Writes ask the same questions (``coves.read.targets``): a comment, vote,
+subscription or community block is allowed exactly when its author could
+read what it is about. Writing *into* a community (a post, a comment, a vote,
+a subscription) asks one more (``may_write_in``): no block may stand between
+the writer and the community, whichever side made it; a community's account
+blocking someone keeps them out of its threads without hiding them from it.
 """
 
 from __future__ import annotations
@@ -64,6 +76,7 @@ class Why(StrEnum):
     BLOCKED_COMMUNITY = "blocked_community"  # the viewer blocks the community
     BLOCKING_AUTHOR = "blocking_author"  # the viewer blocks the author
     BLOCKED_BY_AUTHOR = "blocked_by_author"  # the author blocks the viewer
+    BLOCKED_BY_COMMUNITY = "blocked_by_community"  # the community's account blocks the viewer
 
     @property
     def blocked_by(self) -> BlockedBy | None:
@@ -79,6 +92,7 @@ _BLOCKED_BY: dict[Why, BlockedBy] = {
     Why.BLOCKED_COMMUNITY: "community",
     Why.BLOCKING_AUTHOR: "author",
     Why.BLOCKED_BY_AUTHOR: "author",
+    Why.BLOCKED_BY_COMMUNITY: "community",
     Why.TAKEN_DOWN: "moderator",
 }
 _MESSAGES: dict[Why, str] = {
@@ -93,6 +107,7 @@ _MESSAGES: dict[Why, str] = {
     Why.BLOCKED_COMMUNITY: "you block this community",
     Why.BLOCKING_AUTHOR: "you block the author",
     Why.BLOCKED_BY_AUTHOR: "the author blocks you",
+    Why.BLOCKED_BY_COMMUNITY: "this community blocks you",
 }
 
 
@@ -197,6 +212,13 @@ def may_list_community(community: CommunityFacts, rel: Relations) -> bool:
     return community.did not in rel.blocked_communities
 
 
+def may_show_unasked(community: CommunityFacts, rel: Relations) -> bool:
+    """Whether a list the viewer did not ask by community (an aggregator's
+    authorizations) may name it: as a listing would, but never an unlisted one
+    (those are found only by name) and private ones only to their members."""
+    return may_list_community(community, rel) and community.visibility != "unlisted"
+
+
 def _blocks(author: str, rel: Relations) -> Why | None:
     if author in rel.blocking:
         return Why.BLOCKING_AUTHOR
@@ -220,6 +242,18 @@ def may_see_post(post: PostFacts, rel: Relations) -> Why | None:
     if post.community.did in rel.blocked_communities:
         return Why.BLOCKED_COMMUNITY
     return _blocks(post.author.did, rel)
+
+
+def may_write_in(community: str, rel: Relations) -> Why | None:
+    """Rules 5 and 6 for a write into ``community`` (a post, a comment, a vote, a
+    subscription) by ``rel``'s viewer, beyond reading what it is about: the writer
+    blocks neither the community nor its account, and its account does not block
+    the writer (``rel`` must hold the community's account among its actors)."""
+    if community in rel.blocked_communities or community in rel.blocking:
+        return Why.BLOCKED_COMMUNITY
+    if community in rel.blocked_by:
+        return Why.BLOCKED_BY_COMMUNITY
+    return None
 
 
 def comment_withheld(comment: CommentFacts) -> Why | None:
@@ -249,6 +283,21 @@ def deletion_reason(why: Why) -> DeletionReason:
 def may_see_profile(account: Account) -> Why | None:
     """Profiles (and an actor's feeds) exist while the account is active (rule 2)."""
     return account_withheld(account)
+
+
+def may_see_aggregator(account: Account) -> Why | None:
+    """An aggregator's service record (and its authorizations) is shown while its
+    account is active (rule 2): a taken-down bot does not advertise itself."""
+    return account_withheld(account)
+
+
+def may_resolve_handle(account: Account, community: CommunityFacts | None) -> bool:
+    """Whether ``com.atproto.identity.resolveHandle`` answers from the index: the
+    account has a profile (rule 2) and, for a community's account, the community
+    is readable to anyone (rules 3 and 4: the method answers everyone alike)."""
+    if account_withheld(account) is not None:
+        return False
+    return community is None or may_read_community(community, ANONYMOUS) is None
 
 
 def private_communities(communities: Iterable[CommunityFacts]) -> list[str]:

@@ -26,9 +26,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
+from psycopg import Connection
 
 from coves.clock import monotonic, wall_now
-from coves.db import Database
+from coves.db import Database, Row
 from coves.db.queries import snapshots as snapshot_sql
 
 
@@ -40,7 +41,22 @@ class Snapshot:
     taken_at: float  # wall-clock unix seconds (for cursor-carried snapshot time)
 
 
-Compute = Callable[[], Awaitable[list[str]]]
+class SqlCompute:
+    """A listing computed by statements alone (``on_conn``): the store runs them and
+    stores the snapshot on the same connection, in one thread hop instead of two.
+    Awaited on its own, it runs ``on_conn`` in a hop of its own."""
+
+    __slots__ = ("_db", "on_conn")
+
+    def __init__(self, db: Database, on_conn: Callable[[Connection[Row]], list[str]]) -> None:
+        self._db = db
+        self.on_conn = on_conn
+
+    async def __call__(self) -> list[str]:
+        return await self._db.run(self.on_conn, transaction=False)
+
+
+Compute = Callable[[], Awaitable[list[str]]] | SqlCompute
 
 
 class SnapshotStore:
@@ -57,7 +73,8 @@ class SnapshotStore:
         self.ttl_seconds = ttl_seconds
         self._max_cached = max_cached
         self._by_id: OrderedDict[str, tuple[float, Snapshot]] = OrderedDict()
-        self._current: dict[str, tuple[float, Snapshot]] = {}  # key -> (made at, snapshot)
+        # key -> (made at, snapshot), oldest first (a key is moved to the end when renewed)
+        self._current: OrderedDict[str, tuple[float, Snapshot]] = OrderedDict()
         self._inflight: dict[str, trio.Event] = {}
 
     async def current(self, key: str, compute: Compute) -> Snapshot:
@@ -74,11 +91,25 @@ class SnapshotStore:
         done = trio.Event()
         self._inflight[key] = done
         try:
-            items = tuple(await compute())
-            snapshot = Snapshot(secrets.token_hex(8), key, items, wall_now())
-            await snapshot_sql.insert(self._db, snapshot.id, key, items, self.ttl_seconds)
+            snapshot_id = secrets.token_hex(8)
+            if isinstance(compute, SqlCompute):
+                on_conn, ttl = compute.on_conn, self.ttl_seconds
+
+                def compute_and_store(conn: Connection[Row]) -> list[str]:
+                    items = on_conn(conn)
+                    snapshot_sql.insert_on(conn, snapshot_id, key, items, ttl)
+                    return items
+
+                items = tuple(await self._db.run(compute_and_store, transaction=False))
+            else:
+                items = tuple(await compute())
+                await snapshot_sql.insert(self._db, snapshot_id, key, items, self.ttl_seconds)
+            snapshot = Snapshot(snapshot_id, key, items, wall_now())
             self._remember(snapshot)
             self._current[key] = (monotonic(), snapshot)
+            self._current.move_to_end(key)
+            while len(self._current) > self._max_cached:
+                self._current.popitem(last=False)
             return snapshot
         finally:
             del self._inflight[key]
@@ -105,9 +136,6 @@ class SnapshotStore:
         self._by_id.move_to_end(snapshot.id)
         while len(self._by_id) > self._max_cached:
             self._by_id.popitem(last=False)
-        if len(self._current) > self._max_cached:
-            oldest = min(self._current, key=lambda k: self._current[k][0])
-            del self._current[oldest]
 
 
 class StaleWhileRefreshing:

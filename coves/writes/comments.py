@@ -3,7 +3,10 @@
 The record is built from the input and checked against the comment lexicon
 before the PDS sees it. Threading is checked against the index (the root is
 a live post; the parent is that post or a live comment of the same thread)
-so a comment Coves writes is one the indexer will accept. An update is a
+so a comment Coves writes is one the indexer will accept, and both must be
+readable by the commenter under the read rules (``coves.read.targets``): a
+comment is allowed exactly where the commenter could read what it answers,
+and refused as the reads would answer (not found, or blocked). An update is a
 full replacement of the editable fields; threading and ``createdAt`` come
 from the current record on the PDS, and the write swaps on its CID, so two
 concurrent edits cannot silently overwrite each other (409).
@@ -14,14 +17,16 @@ from __future__ import annotations
 from typing import Any
 
 from coves.db import Database
-from coves.db.queries import user_writes as q
 from coves.errors import XRPCError
 from coves.lexicon.registry import LexiconRegistry
 from coves.pds import PdsConflict, PdsNotFound
+from coves.read import targets
+from coves.read.services import ReadServices
 from coves.writes.records import (
     now_datetime,
     record_uri_param,
     ref_answer,
+    refuse,
     strong_ref,
     validated,
 )
@@ -36,21 +41,25 @@ def _editable(body: dict[str, Any]) -> dict[str, Any]:
     return {k: body[k] for k in EDITABLE if body.get(k) is not None}
 
 
-async def _check_thread(db: Database, root: tuple[str, str], parent: tuple[str, str]) -> None:
-    post = await q.live_post(db, root[0])
-    if post is None:
-        raise XRPCError(404, "NotFound", "the post replied under does not exist")
-    if parent[0] == root[0]:
+async def _check_thread(
+    db: Database, read: ReadServices, writer: str, root: str, parent: str
+) -> None:
+    post = await targets.post(db, read, writer, root)
+    refuse(post.why, XRPCError(404, "NotFound", "the post replied under does not exist"))
+    if parent == root:
         return
-    parent_row = await q.comment(db, parent[0])
-    if parent_row is None or parent_row["deleted_at"] is not None:
-        raise XRPCError(404, "ParentNotFound", "the comment replied to does not exist")
-    if parent_row["root_uri"] != root[0]:
+    answered = await targets.comment(db, read, writer, parent)
+    missing = XRPCError(404, "ParentNotFound", "the comment replied to does not exist")
+    if answered.post_uri != root:
+        if answered.why is not None:  # not even its thread is to be revealed
+            raise missing
         raise XRPCError(400, "InvalidRequest", "reply.parent is not in reply.root's thread")
+    refuse(answered.why, missing)
 
 
 async def create_comment(
     db: Database,
+    read: ReadServices,
     lexicons: LexiconRegistry | None,
     repo: UserRepo,
     body: dict[str, Any],
@@ -65,7 +74,7 @@ async def create_comment(
     if parent_uri.collection not in (POST, COMMENT):
         raise XRPCError(400, "InvalidRequest", "reply.parent must be a post or a comment")
     assert root_cid is not None and parent_cid is not None
-    await _check_thread(db, (str(root_uri), root_cid), (str(parent_uri), parent_cid))
+    await _check_thread(db, read, repo.did, root=str(root_uri), parent=str(parent_uri))
     record = {
         "$type": COMMENT,
         "reply": {

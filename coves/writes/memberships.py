@@ -4,8 +4,18 @@
 records, ``blockCommunity`` / ``unblockCommunity`` ``social.coves.community.block``
 records, into the caller's repository. Subscribing or blocking twice answers
 the existing record (``existing: true``), so a retried request never leaves
-two. Private communities refuse new subscribers (403), as the read rules keep
-them hidden from non-subscribers.
+two.
+
+Subscribing to or blocking a community is allowed exactly when the caller may
+read it (``coves.read.communities.may_read``, the read rules): a community
+that is gone, unverified or private to the caller is 404 ``NotFound``, as
+``community.get`` answers. Subscribing also needs no block either way
+(``coves.read.targets.community``): 403 ``Blocked`` when the caller blocks the
+community or its account blocks the caller. So a private community takes subscriptions from
+those the rules count as members: its creator, and subscribers (whose call
+answers their existing subscription); there are no invitations yet. Removing
+one's own subscription or block is always allowed, whatever became of the
+community, since ``getBlockedCommunities`` lists every block of the caller's.
 """
 
 from __future__ import annotations
@@ -16,9 +26,10 @@ from coves.db import Database, Row
 from coves.db.queries import user_writes as q
 from coves.errors import XRPCError
 from coves.lexicon.registry import LexiconRegistry
-from coves.read.communities import exists, resolve
+from coves.read import targets
+from coves.read.communities import may_read, resolve
 from coves.read.services import ReadServices
-from coves.writes.records import block_answer, now_datetime, validated
+from coves.writes.records import block_answer, now_datetime, refuse, validated
 from coves.writes.repo import UserRepo
 
 SUBSCRIPTION = "social.coves.community.subscription"
@@ -26,14 +37,35 @@ BLOCK = "social.coves.community.block"
 DEFAULT_VISIBILITY = 3
 
 
-async def _community(db: Database, svc: ReadServices, body: dict[str, Any]) -> Row:
+def _identifier(body: dict[str, Any]) -> str:
     identifier = body.get("community")
     if not isinstance(identifier, str) or not identifier.strip():
         raise XRPCError(400, "InvalidRequest", "community is required")
-    row = await resolve(db, svc, identifier)
-    if row is None or not exists(row):
-        raise XRPCError(404, "NotFound", "no such community")
+    return identifier.strip()
+
+
+def _not_found() -> XRPCError:
+    return XRPCError(404, "NotFound", "no such community")
+
+
+async def _community(db: Database, svc: ReadServices, body: dict[str, Any], viewer: str) -> Row:
+    """The community the body names, if ``viewer`` may read it (404 otherwise)."""
+    row = await resolve(db, svc, _identifier(body))
+    if row is None or await may_read(db, viewer, row) is not None:
+        raise _not_found()
     return row
+
+
+async def _subject(db: Database, svc: ReadServices, body: dict[str, Any]) -> str:
+    """The DID the caller's own records name, for removing them: any community the
+    identifier resolves to, readable or not (a DID needs no community at all)."""
+    identifier = _identifier(body)
+    row = await resolve(db, svc, identifier)
+    if row is not None:
+        return str(row["did"])
+    if identifier.startswith("did:"):
+        return identifier
+    raise _not_found()
 
 
 def _visibility(value: Any) -> int:
@@ -80,10 +112,10 @@ async def subscribe(
     repo: UserRepo,
     body: dict[str, Any],
 ) -> dict[str, Any]:
-    community = await _community(db, svc, body)
-    existing = await q.live_relations(db, "subscription", repo.did, community["did"])
-    if not existing and community["visibility"] == "private":
-        raise XRPCError(403, "Forbidden", "this community is private")
+    community = await resolve(db, svc, _identifier(body))
+    if community is None:
+        raise _not_found()
+    refuse(await targets.community(db, repo.did, community), _not_found())
     record = {
         "$type": SUBSCRIPTION,
         "subject": community["did"],
@@ -99,12 +131,11 @@ async def subscribe(
 async def unsubscribe(
     db: Database, svc: ReadServices, repo: UserRepo, body: dict[str, Any]
 ) -> dict[str, Any]:
-    community = await _community(db, svc, body)
     return await delete_all(
         db,
         repo,
         "subscription",
-        community["did"],
+        await _subject(db, svc, body),
         collection=SUBSCRIPTION,
         missing="you are not subscribed to this community",
     )
@@ -117,7 +148,7 @@ async def block_community(
     repo: UserRepo,
     body: dict[str, Any],
 ) -> dict[str, Any]:
-    community = await _community(db, svc, body)
+    community = await _community(db, svc, body, repo.did)
     record = {"$type": BLOCK, "subject": community["did"], "createdAt": now_datetime()}
     uri, cid, _ = await existing_or_create(
         db, repo, "community_block", community["did"], record, lexicons=lexicons
@@ -128,12 +159,11 @@ async def block_community(
 async def unblock_community(
     db: Database, svc: ReadServices, repo: UserRepo, body: dict[str, Any]
 ) -> dict[str, Any]:
-    community = await _community(db, svc, body)
     return await delete_all(
         db,
         repo,
         "community_block",
-        community["did"],
+        await _subject(db, svc, body),
         collection=BLOCK,
         missing="you have not blocked this community",
     )

@@ -5,12 +5,15 @@ the PDS, and the write swaps on its CID); an empty ``displayName`` or
 ``bio`` clears it. Images arrive base64 in the call, as the mobile client
 sends them, and are decoded as community images are (``coves.media.profile_images``:
 typed from their bytes, size-checked) before they are uploaded to the
-caller's repo.
+caller's repo. Decoding a few megabytes of base64 and parsing the image is
+CPU work: it runs in a worker thread so the event loop keeps serving others.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import trio
 
 from coves.errors import XRPCError
 from coves.lexicon.registry import LexiconRegistry
@@ -33,7 +36,8 @@ async def update_profile(
         encoded = body.get(f"{name}Blob")
         if isinstance(encoded, str):
             declared = body.get(f"{name}MimeType")
-            images[name] = decode_image(
+            images[name] = await trio.to_thread.run_sync(
+                decode_image,
                 f"{name}Blob",
                 encoded,
                 declared if isinstance(declared, str) else None,

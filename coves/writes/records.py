@@ -10,6 +10,7 @@ from coves.errors import XRPCError
 from coves.lexicon import LexiconValidationError
 from coves.lexicon.registry import LexiconRegistry
 from coves.pds import Written
+from coves.read.rules import Why
 
 
 def now_datetime() -> str:
@@ -56,3 +57,16 @@ def ref_answer(written: Written) -> dict[str, Any]:
 
 def block_answer(uri: str, cid: str | None) -> dict[str, Any]:
     return {"block": {"recordUri": uri, "recordCid": cid}}
+
+
+def refuse(why: Why | None, not_found: XRPCError) -> None:
+    """A write's answer when the read rules withhold its subject from the writer (``why``
+    from ``coves.read.targets``; None lets it through). What the reads show is what the
+    write says: a block the reads show (``post.get``'s ``blocked`` entries for the
+    viewer's own community block, or a user block either way) is 403 ``Blocked``;
+    everything else, which the reads answer as not found, is ``not_found``."""
+    if why is None:
+        return
+    if why.blocked_by in ("author", "community"):
+        raise XRPCError(403, "Blocked", why.message)
+    raise not_found

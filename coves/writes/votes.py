@@ -6,6 +6,11 @@ voting the other direction rewrites the existing vote record in place
 (``putRecord`` on its rkey: one commit, the subject's counters move once);
 otherwise a new vote record is created. The caller's current vote is read
 from the index, which the write path keeps current (read-your-writes).
+
+A vote is allowed exactly where the voter could read its subject under the
+read rules (``coves.read.targets``: the post, or the comment and its thread),
+and refused as the reads would answer (404 ``SubjectNotFound``, or 403
+``Blocked``). Removing one's own vote is always allowed.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from coves.db import Database
 from coves.db.queries import user_writes as q
 from coves.errors import XRPCError
 from coves.lexicon.registry import LexiconRegistry
-from coves.writes.records import now_datetime, ref_answer, strong_ref, validated
+from coves.read import targets
+from coves.read.services import ReadServices
+from coves.writes.records import now_datetime, ref_answer, refuse, strong_ref, validated
 from coves.writes.repo import UserRepo
 
 VOTE = "social.coves.feed.vote"
@@ -25,6 +32,7 @@ DIRECTIONS = {"up": 1, "down": -1}
 
 async def create_vote(
     db: Database,
+    read: ReadServices,
     lexicons: LexiconRegistry | None,
     repo: UserRepo,
     body: dict[str, Any],
@@ -39,9 +47,9 @@ async def create_vote(
     ):
         raise XRPCError(400, "InvalidSubject", "only posts and comments can be voted on")
     uri = str(subject_uri)
-    subject = await q.vote_subject(db, uri)
-    if subject is None:
-        raise XRPCError(404, "SubjectNotFound", "no such post or comment")
+    on_post = subject_uri.collection == "social.coves.community.post"
+    subject = await (targets.post if on_post else targets.comment)(db, read, repo.did, uri)
+    refuse(subject.why, XRPCError(404, "SubjectNotFound", "no such post or comment"))
     record = {
         "$type": VOTE,
         "subject": {"uri": uri, "cid": subject_cid},

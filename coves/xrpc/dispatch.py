@@ -512,6 +512,8 @@ class XrpcASGI:
                 if endpoint.viewer_limits:
                     # Per account, whichever address it comes from.
                     decision = self._rate_limit(endpoint.viewer_limits, viewer.did, decision)
+                for class_name, key in viewer.limits:  # per credential (an API key)
+                    decision = self._rate_limit((class_name,), key, decision)
         out.update(rate_limit_headers(decision, refused=False))
 
         raw_params: dict[str, list[str]] = {}

@@ -268,6 +268,8 @@ def default_limit_classes(settings: Settings) -> list[LimitClass]:
         # Writes through Coves, per account (Endpoint.viewer_limits).
         LimitClass("user_writes", settings.rate_limit_user_writes, 60.0),
         LimitClass("user_reports", 10, 60.0),
+        # Per aggregator API key (Viewer.limits), whichever address it comes from.
+        LimitClass("api_key", settings.rate_limit_api_key, 60.0),
         # Account creation on the instance PDS, per client address.
         LimitClass("signup", 5, 3600.0),
     ]

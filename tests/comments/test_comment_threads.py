@@ -13,6 +13,7 @@ from coves.read.comments import thread as assemble
 from coves.ttlcache import TTLCache
 from tests.comments import factories as f
 from tests.comments.conftest import Client
+from tests.support.hops import RunCounter
 
 
 def uris(nodes: list[dict[str, Any]]) -> list[str]:
@@ -179,25 +180,17 @@ async def test_round_trips_do_not_grow_with_thread_size(
     for parent in refs[:6]:
         for i in range(4):
             await f.comment(db, post, parent, minutes=50 + i)
-    calls = 0
-    real_run = db.run
-
-    async def counting_run(fn: Any, *, transaction: bool = True) -> Any:
-        nonlocal calls
-        calls += 1
-        return await real_run(fn, transaction=transaction)
-
-    monkeypatch.setattr(db, "run", counting_run)
+    hops = RunCounter(db, monkeypatch)
     for params, viewer, expected in (
         ({"sort": "new"}, None, 2),  # post; top level + every level in one checkout
-        ({"sort": "hot"}, None, 4),  # post; snapshot compute + store; tree
+        ({"sort": "hot"}, None, 3),  # post; snapshot compute and store in one; tree
         ({"sort": "new", "depth": 100}, "did:plc:viewer", 3),  # + votes (post and comments)
     ):
         comment_ctx.read.posts.invalidate()  # count the post's query every time
-        calls = 0
+        hops.calls = 0
         res = await client.get({"post": post.uri, **params}, viewer=viewer)
         assert res.status == 200
-        assert calls == expected, params
+        assert hops.calls == expected, params
     assert depth_of(res.body["comments"]) == 12
 
 

@@ -27,6 +27,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://coves:pw@db.internal:5432/coves",
     "OAUTH_SEAL_SECRET": base64.b64encode(bytes(range(40, 72))).decode(),
     "OAUTH_CLIENT_PRIVATE_KEY": "11" * 32,
+    "PDS_URL": "https://pds.coves.social",
 }
 
 
@@ -104,6 +105,7 @@ def test_production_accepts_a_complete_configuration() -> None:
     [
         ("AUTH_SKIP_VERIFY", "true"),
         ("SKIP_DID_WEB_VERIFICATION", "true"),
+        ("ALLOW_PRIVATE_NETWORK_FETCH", "true"),
         ("DEV_HANDLE_DOMAINS", ".coves.test"),
     ],
 )
@@ -111,15 +113,6 @@ def test_production_refuses_dev_shortcuts(shortcut: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
         load({**PRODUCTION, shortcut: value})
     assert shortcut in str(info.value) and "refused in production" in str(info.value)
-
-
-def test_dev_handle_domains_are_domain_suffixes() -> None:
-    settings = load({"DEV_HANDLE_DOMAINS": "coves.test, .Example.TEST"})
-    assert settings.dev_handle_domains == (".coves.test", ".example.test")
-    assert any("DEV_HANDLE_DOMAINS" in warning for warning in settings.warnings)
-    with pytest.raises(ConfigError) as info:
-        load({"DEV_HANDLE_DOMAINS": "not a domain"})
-    assert "DEV_HANDLE_DOMAINS" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -236,14 +229,90 @@ def _non_canonical(b64: str) -> str:
         ({"INSTANCE_DID": "did:web:127.0.0.1"}, "is not a public domain"),
         ({"INSTANCE_DOMAIN": "localhost"}, "INSTANCE_DOMAIN localhost is not a public domain"),
         ({"APPVIEW_PUBLIC_URL": "http://127.0.0.1:8081"}, "APPVIEW_PUBLIC_URL host 127.0.0.1"),
+        (
+            {"OAUTH_SEAL_SECRET": _non_canonical(DEV_OAUTH_SEAL_SECRET)},
+            "OAUTH_SEAL_SECRET is the development default",
+        ),
+        (
+            {"OAUTH_SEAL_OLD_SECRETS": _non_canonical(DEV_OAUTH_SEAL_SECRET)},
+            "OAUTH_SEAL_OLD_SECRETS contains the development secret",
+        ),
+        (
+            {"OAUTH_SEAL_SECRET": base64.b64encode(bytes(range(40, 56))).decode()},
+            "OAUTH_SEAL_SECRET=(redacted) must decode to exactly 32 bytes",
+        ),
+        ({"PDS_URL": ""}, "PDS_URL must be set in production"),
+        ({"PDS_URL": "http://localhost:3001"}, "PDS_URL must be set in production"),
+        ({"PDS_URL": "http://127.0.0.1:2583"}, "PDS_URL http://127.0.0.1:2583 is not https"),
+        ({"PDS_URL": "https://localhost:2583"}, "which is not a public host"),
+        ({"PDS_URL": "https://[::1]:2583"}, "PDS_URL https://[::1]:2583 points at ::1"),
+        ({"PDS_URL": "http://pds.coves.social"}, "PDS_URL http://pds.coves.social is not https"),
+        (
+            {"OAUTH_WEB_REDIRECTS": "http://coves.social/api/auth/callback"},
+            "OAUTH_WEB_REDIRECTS target http://coves.social/api/auth/callback is not https",
+        ),
+        (
+            {"OAUTH_WEB_REDIRECTS": "https://coves.social/cb,https://localhost:3000/cb"},
+            "OAUTH_WEB_REDIRECTS target https://localhost:3000/cb points at localhost",
+        ),
+        (
+            {"OAUTH_MOBILE_REDIRECTS": "social.coves:/callback,http://10.0.2.2:8081/cb"},
+            "OAUTH_MOBILE_REDIRECTS target http://10.0.2.2:8081/cb is not https",
+        ),
+        (
+            {"OAUTH_MOBILE_REDIRECTS": "https://127.0.0.1/cb"},
+            "OAUTH_MOBILE_REDIRECTS target https://127.0.0.1/cb points at 127.0.0.1",
+        ),
+        (
+            {"PLC_DIRECTORY_URL": "http://localhost:2582"},
+            "PLC_DIRECTORY_URL http://localhost:2582 is not https",
+        ),
+        ({"PLC_DIRECTORY_URL": "https://plc.internal"}, "PLC_DIRECTORY_URL https://plc.internal"),
+        (
+            {"OAUTH_ISSUERS": "https://bsky.social,http://localhost:2583"},
+            "OAUTH_ISSUERS entry http://localhost:2583 is not https",
+        ),
     ],
 )
 def test_production_refuses_weak_placeholder_and_loopback_settings(
     override: dict[str, str], expected: str
 ) -> None:
+    env = {k: v for k, v in {**PRODUCTION, **override}.items() if v != ""}  # "": unset
     with pytest.raises(ConfigError) as info:
-        load({**PRODUCTION, **override})
+        load(env)
     assert expected in str(info.value)
+
+
+def test_production_accepts_app_schemes_and_public_https_redirects() -> None:
+    settings = load_settings(
+        {
+            **PRODUCTION,
+            "OAUTH_WEB_REDIRECTS": "https://coves.social/api/auth/callback",
+            "OAUTH_MOBILE_REDIRECTS": "social.coves:/callback,https://coves.social/app/cb",
+            "OAUTH_ISSUERS": "https://bsky.social",
+            "OAUTH_SEAL_OLD_SECRETS": base64.b64encode(bytes(range(80, 112))).decode(),
+        },
+        dotenv=None,
+    )
+    assert settings.oauth_mobile_redirects == (
+        "social.coves:/callback",
+        "https://coves.social/app/cb",
+    )
+    assert len(settings.oauth_seal_old_secrets) == 1
+
+
+def test_development_keeps_loopback_and_http_endpoints() -> None:
+    settings = load_settings(
+        {
+            "PDS_URL": "http://127.0.0.1:2583",
+            "PLC_DIRECTORY_URL": "http://127.0.0.1:2582",
+            "OAUTH_WEB_REDIRECTS": "http://localhost:3000/cb",
+            "OAUTH_ISSUERS": "http://localhost:2583",
+        },
+        dotenv=None,
+    )
+    assert settings.pds_url == "http://127.0.0.1:2583"
+    assert settings.oauth_web_redirects == ("http://localhost:3000/cb",)
 
 
 def test_the_shipped_production_example_is_refused_until_filled_in() -> None:
@@ -260,7 +329,7 @@ def test_the_shipped_production_example_is_refused_until_filled_in() -> None:
     with pytest.raises(ConfigError) as info:
         load({**values, "ENCRYPTION_KEY": GOOD_KEY, **keys})
     message = str(info.value)
-    for name in ("CURSOR_SECRET", "DATABASE_URL", "INSTANCE_DID", "INSTANCE_DOMAIN"):
+    for name in ("CURSOR_SECRET", "DATABASE_URL", "INSTANCE_DID", "INSTANCE_DOMAIN", "PDS_URL"):
         assert name in message
 
 

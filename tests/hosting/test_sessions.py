@@ -165,7 +165,50 @@ async def test_concurrent_renewals_of_one_community_are_one(
                 nursery.start_soon(renew)
         assert transport.sent.count(REFRESH) == 1
         assert len({r.refresh_sealed for r in results}) == 1
-        assert sessions._locks == {}  # no lock left behind
+        assert sessions.single._locks == {}  # no lock left behind
+
+
+async def test_two_processes_renewing_one_community_renew_once(
+    client: Client, pds: TestPds, db: Database, hosting_ctx: AppContext, transport: HookedTransport
+) -> None:
+    """An API worker and the ingest process (two pools on one database, each with its
+    own CommunitySessions) renew the same community at once: the PDS sees one
+    refresh, no password login, and both use the one new session."""
+    from coves.hosting.sessions import CommunitySessions
+    from coves.metrics import Metrics
+
+    with trio.fail_after(60):
+        name, _ = await make(client, pds)
+        other_db = Database(db.conninfo, pool_size=4, statement_timeout_ms=20_000)
+        await other_db.open()
+        try:
+            processes = [
+                hosting_ctx.hosting.sessions,
+                CommunitySessions(
+                    other_db,
+                    hosting_ctx.settings.secret_box,
+                    hosting_ctx.pds.connections,
+                    metrics=Metrics(),
+                ),
+            ]
+            creds = await processes[0].load(name)
+            transport.sent.clear()
+            results = []
+
+            async def renew(sessions: CommunitySessions) -> None:
+                results.append(await sessions.fresh(creds, force=True))
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    for sessions in processes:
+                        nursery.start_soon(renew, sessions)
+        finally:
+            await other_db.close()
+        assert transport.sent.count(REFRESH) == 1
+        assert LOGIN not in transport.sent
+        assert len({r.refresh_sealed for r in results}) == 1
+        assert results[0].refresh_sealed != creds.refresh_sealed
+        assert await db.fetchval("SELECT count(*) FROM refresh_leases") == 0
 
 
 async def test_pds_down_during_a_renewal_is_a_503_not_a_lockout(

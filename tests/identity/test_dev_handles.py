@@ -4,6 +4,8 @@ instance PDS, still both ways; nothing else is asked of it."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+
 import httpx
 import pytest
 import trio
@@ -13,6 +15,7 @@ from coves.config import test_settings
 from coves.identity import IdentityResolver
 from coves.identity.errors import NotFound, ResolutionFailed
 from coves.identity.factory import build_fetcher, build_resolver
+from coves.net.fetch import SafeFetcher
 from tests.support.pds import TestPds
 
 
@@ -25,27 +28,43 @@ class Recording(httpx.AsyncBaseTransport):
         self.urls.append(str(request.url))
         return await self.inner.handle_async_request(request)
 
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
 
 async def no_dns(name: str) -> list[str]:
     return []  # nothing resolves *.coves.test, as on a developer's machine
 
 
-def resolver(pds: TestPds, transport: Recording, *, domains: str = "") -> IdentityResolver:
-    settings = test_settings(
-        plc_url=pds.plc_url,
-        pds_url=pds.url,
-        dev_handle_domains=tuple(f".{d.lstrip('.')}" for d in domains.split(",") if d),
-        allow_private_network_fetch=False,  # the PDS is trusted by name, not by this
-    )
-    return build_resolver(
-        settings, None, build_fetcher(settings, transport=transport), txt_lookup=no_dns
-    )
+Resolver = Callable[..., IdentityResolver]
 
 
-async def test_handles_of_the_dev_domain_verify_through_the_instance_pds(pds: TestPds) -> None:
+@pytest.fixture
+async def resolver(pds: TestPds) -> AsyncIterator[Resolver]:
+    """Builds resolvers against the test PDS and closes their connections afterwards."""
+    fetchers: list[SafeFetcher] = []
+
+    def build(transport: Recording, *, domains: str = "") -> IdentityResolver:
+        settings = test_settings(
+            plc_url=pds.plc_url,
+            pds_url=pds.url,
+            dev_handle_domains=tuple(f".{d.lstrip('.')}" for d in domains.split(",") if d),
+            allow_private_network_fetch=False,  # the PDS is trusted by name, not by this
+        )
+        fetchers.append(build_fetcher(settings, transport=transport))
+        return build_resolver(settings, None, fetchers[-1], txt_lookup=no_dns)
+
+    yield build
+    for fetcher in fetchers:
+        await fetcher.aclose()
+
+
+async def test_handles_of_the_dev_domain_verify_through_the_instance_pds(
+    pds: TestPds, resolver: Resolver
+) -> None:
     account = await pds.create_account()
     transport = Recording()
-    ours = resolver(pds, transport, domains=pds.handle_domain)
+    ours = resolver(transport, domains=pds.handle_domain)
     with trio.fail_after(30):
         found = await ours.identity(account.did)
         assert found.handle == account.handle and found.handle_verified
@@ -63,7 +82,7 @@ async def test_handles_of_the_dev_domain_verify_through_the_instance_pds(pds: Te
         assert not any(pds.url in url for url in transport.urls[asked:])
 
         # Without the setting, the same account shows no handle (nothing resolves it).
-        plain = resolver(pds, Recording())
+        plain = resolver(Recording())
         assert (await plain.identity(account.did)).handle == INVALID_HANDLE
 
 
@@ -74,7 +93,11 @@ async def test_a_pds_that_does_not_answer_is_a_transient_failure(pds: TestPds) -
             pds_url="http://127.0.0.1:9",  # nothing listens: refused at once
             dev_handle_domains=(f".{pds.handle_domain}",),
         )
-        down = build_resolver(settings, None, build_fetcher(settings), txt_lookup=no_dns)
-        with pytest.raises(ResolutionFailed) as info:
-            await down.handle_to_did(f"someone.{pds.handle_domain}")
-        assert not isinstance(info.value, NotFound)  # retried soon, not cached as absent
+        fetcher = build_fetcher(settings)
+        down = build_resolver(settings, None, fetcher, txt_lookup=no_dns)
+        try:
+            with pytest.raises(ResolutionFailed) as info:
+                await down.handle_to_did(f"someone.{pds.handle_domain}")
+            assert not isinstance(info.value, NotFound)  # retried soon, not cached as absent
+        finally:
+            await fetcher.aclose()

@@ -105,9 +105,18 @@ async def test_auth_server_down_changes_nothing(world: OAuthWorld, server: FakeA
 async def test_refresh_waits_for_another_process_holding_the_lease(
     world: OAuthWorld, server: FakeAuthServer
 ) -> None:
+    from datetime import timedelta
+
+    from coves.db.queries import refresh_leases
+    from coves.oauth.sessions import SCOPE
+
     session = await world.session(access_ttl=5)
     store = world.service.store
-    assert await store.claim_refresh(session.session_id, 30.0) is not None  # "process B"
+    now = clock.utcnow()
+    assert await refresh_leases.claim(  # "process B" is refreshing it
+        world.ctx.db, SCOPE, session.session_id, holder="b", now=now,
+        until=now + timedelta(seconds=30),
+    )  # fmt: skip
     got: list[str] = []
 
     async def write() -> None:
@@ -123,6 +132,47 @@ async def test_refresh_waits_for_another_process_holding_the_lease(
             assert await store.store_refresh(done)
     assert got == [done.access_token]
     assert server.refreshes == []  # this process never refreshed
+
+
+async def test_two_processes_refresh_one_session_once(
+    world: OAuthWorld, server: FakeAuthServer
+) -> None:
+    """Two processes (two pools on one database, each its own SessionManager) write
+    for one expiring session at once: the authorization server sees one refresh
+    (a second would reuse the rotated refresh token)."""
+    from coves.db import Database
+    from coves.oauth.sessions import SCOPE, SessionManager
+    from coves.oauth.store import OAuthStore
+    from coves.single_refresh import SingleRefresh
+
+    session = await world.session(access_ttl=5)
+    db = world.ctx.db
+    other_db = Database(db.conninfo, pool_size=4, statement_timeout_ms=20_000)
+    await other_db.open()
+    try:
+        mine = world.service.sessions
+        theirs = SessionManager(
+            OAuthStore(other_db, world.ctx.settings.secret_box()),
+            world.service.discovery,
+            mine._grants,
+            session_ttl=mine.session_ttl,
+            single=SingleRefresh(other_db, SCOPE),
+        )
+        tokens: list[str] = []
+
+        async def write(sessions: SessionManager) -> None:
+            tokens.append((await sessions.usable(session.session_id)).access_token)
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                for _ in range(4):
+                    nursery.start_soon(write, mine)
+                    nursery.start_soon(write, theirs)
+    finally:
+        await other_db.close()
+    assert len(server.refreshes) == 1
+    assert mine.refreshes + theirs.refreshes == 1
+    assert set(tokens) == {server.issued[0]}
 
 
 async def test_refresh_route_issues_a_new_token(world: OAuthWorld, server: FakeAuthServer) -> None:

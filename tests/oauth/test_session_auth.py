@@ -105,3 +105,48 @@ async def test_other_bearer_tokens_still_reach_their_verifiers(world: OAuthWorld
     response = await get(world, {"Authorization": "Bearer eyJhbGciOiJFUzI1NksifQ.e30.c2ln"})
     assert response.status_code == 401
     assert "session" not in (await response.get_json())["message"]
+
+
+async def test_rotating_the_seal_secret_keeps_everyone_signed_in(
+    world: OAuthWorld, net: Any
+) -> None:
+    """OAUTH_SEAL_SECRET replaced, the old one in OAUTH_SEAL_OLD_SECRETS: tokens issued
+    before still authenticate and new ones are sealed with the new secret; once the
+    old secret is dropped, its tokens stop working."""
+    import base64
+
+    from coves.auth.base import AuthPolicy
+    from coves.identity import IdentityResolver
+    from coves.secrets import Secret
+    from coves.xrpc.app import create_app
+    from coves.xrpc.routing import Endpoint
+    from tests.oauth.conftest import PLC_URL, oauth_context, oauth_settings, whoami
+
+    session = await world.session()
+    before = world.token(session)
+    old = world.ctx.settings.oauth_seal_secret
+    new = Secret(base64.b64encode(bytes(range(100, 132))).decode())
+
+    def app_with(**secrets: Any) -> Any:
+        fetcher = net.fetcher()
+        identity = IdentityResolver(fetcher=fetcher, plc_url=PLC_URL, txt_lookup=net.txt_lookup)
+        ctx = oauth_context(oauth_settings(**secrets), world.ctx.db, fetcher, identity)
+        assert ctx.oauth is not None
+        endpoint = Endpoint(WHOAMI, "query", whoami, AuthPolicy.REQUIRED)
+        return ctx.oauth, create_app(ctx, {WHOAMI: endpoint})
+
+    service, app = app_with(oauth_seal_secret=new, oauth_seal_old_secrets=(old,))
+    with trio.fail_after(10):
+        response = await app.test_client().get(
+            f"/xrpc/{WHOAMI}", headers={"Authorization": f"Bearer {before}"}
+        )
+    assert response.status_code == 200
+    after = service.tokens.issue(session.did, session.session_id)
+    assert SessionTokens(new).open(after).session_id == session.session_id
+    _, dropped = app_with(oauth_seal_secret=new)
+    for token, expected in ((before, 401), (after, 200)):
+        with trio.fail_after(10):
+            response = await dropped.test_client().get(
+                f"/xrpc/{WHOAMI}", headers={"Authorization": f"Bearer {token}"}
+            )
+        assert response.status_code == expected

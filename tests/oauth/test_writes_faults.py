@@ -182,3 +182,27 @@ def test_update_profile_takes_a_body_with_both_images_at_the_lexicon_sizes() -> 
     assert (avatar.max_bytes, banner.max_bytes) == (1_000_000, 2_000_000)
     base64_images = (avatar.max_bytes + 2) // 3 * 4 + (banner.max_bytes + 2) // 3 * 4
     assert base64_images < MAX_BODY <= base64_images + 128 * 1024
+
+
+async def test_update_profile_decodes_images_in_a_worker_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Decoding megabytes of base64 and parsing the image would stall every request
+    this process serves: it must not run on the event loop's thread."""
+    import threading
+
+    from coves.errors import XRPCError
+    from coves.writes import profile
+
+    decoded_on: list[threading.Thread] = []
+
+    def spy(*args: object) -> object:
+        decoded_on.append(threading.current_thread())
+        raise XRPCError(400, "InvalidImage", "stop before the PDS")
+
+    monkeypatch.setattr(profile, "decode_image", spy)
+    body = {"avatarBlob": "aGVsbG8=", "avatarMimeType": "image/png"}
+    with trio.fail_after(10), pytest.raises(XRPCError):
+        await profile.update_profile(None, None, body)  # type: ignore[arg-type]
+    assert len(decoded_on) == 1
+    assert decoded_on[0] is not threading.main_thread()

@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
+from coves import clock
+from coves.atproto.syntax import format_datetime
 from coves.db import Database
 from tests.oauth.live import Live, open_live
 from tests.oauth.writes_support import SignedIn, seed_post, sign_in
+from tests.support.events import cid, tid
 from tests.support.pds import TestPds
 
 # A 1x1 PNG.
@@ -232,7 +235,10 @@ async def test_private_community_refuses_subscription(live: Live) -> None:
     user = await sign_in(live)
     community, _post, _cid = await seed_post(live, visibility="private")
     response = await user.call("social.coves.community.subscribe", {"community": community})
-    assert response.status_code == 403
+    # To a non-member a private community does not exist, as community.get answers.
+    assert response.status_code == 404, await response.get_data()
+    assert (await response.get_json())["error"] == "NotFound"
+    assert await user.pds_records("social.coves.community.subscription") == []
     unknown = await user.call(
         "social.coves.community.subscribe", {"community": "did:plc:nosuchcommunity000000"}
     )
@@ -321,3 +327,138 @@ async def test_blocking_an_account(live: Live) -> None:
     assert listed["blocks"] == []
     missing = await user.call("social.coves.actor.unblockUser", {"subject": other.did})
     assert missing.status_code == 404
+
+
+VOTE = "social.coves.feed.vote"
+COMMENT = "social.coves.community.comment"
+SUBSCRIPTION = "social.coves.community.subscription"
+
+
+async def aimed_at(user: SignedIn, post: str, post_cid: str) -> dict[str, tuple[int, str]]:
+    """(status, error) of a vote and a comment on ``post``."""
+    ref = {"uri": post, "cid": post_cid}
+    answers = {}
+    for nsid, body in (
+        ("social.coves.feed.vote.create", {"subject": ref, "direction": "up"}),
+        (f"{COMMENT}.create", {"reply": {"root": ref, "parent": ref}, "content": "hi"}),
+    ):
+        response = await user.call(nsid, body)
+        answers[nsid] = (response.status_code, (await response.get_json()).get("error", ""))
+    return answers
+
+
+async def nothing_written(user: SignedIn) -> None:
+    for collection in (VOTE, COMMENT, SUBSCRIPTION):
+        assert await user.pds_records(collection) == [], collection
+
+
+async def test_writes_on_a_private_communitys_post_are_not_found(live: Live) -> None:
+    """A non-member cannot vote or comment in a private community, and is told what
+    community.get tells them: nothing is there."""
+    user = await sign_in(live)
+    _community, post, post_cid = await seed_post(live, visibility="private")
+    assert await aimed_at(user, post, post_cid) == {
+        "social.coves.feed.vote.create": (404, "SubjectNotFound"),
+        f"{COMMENT}.create": (404, "NotFound"),
+    }
+    await nothing_written(user)
+
+
+async def test_writes_on_a_deleted_post_are_not_found(live: Live) -> None:
+    user = await sign_in(live)
+    community, post, post_cid = await seed_post(live)
+    rkey = post.rsplit("/", 1)[1]
+    now_us = int(clock.wall_now() * 1_000_000)
+    assert await live.ctx.pds.writer.index(
+        did=community,
+        collection="social.coves.community.post",
+        rkey=rkey,
+        operation="delete",
+        rev=tid(now_us),
+        cid=None,
+        record=None,
+    )
+    assert await aimed_at(user, post, post_cid) == {
+        "social.coves.feed.vote.create": (404, "SubjectNotFound"),
+        f"{COMMENT}.create": (404, "NotFound"),
+    }
+    await nothing_written(user)
+
+
+async def test_writes_across_a_block_with_the_community_are_refused(live: Live) -> None:
+    """Both directions: the caller blocks the community, or the community's account
+    blocks the caller. Votes, comments and subscriptions are 403 Blocked and
+    nothing reaches the caller's repository; undoing one's own block still works."""
+    blocker, blocked = await sign_in(live), await sign_in(live)
+    community, post, post_cid = await seed_post(live)
+    response = await blocker.call("social.coves.community.blockCommunity", {"community": community})
+    assert response.status_code == 200, await response.get_data()
+    now_us = int(clock.wall_now() * 1_000_000)
+    assert await live.ctx.pds.writer.index(
+        did=community,
+        collection="social.coves.actor.block",
+        rkey=tid(now_us),
+        operation="create",
+        rev=tid(now_us),
+        cid=cid("communityblock"),
+        record={
+            "$type": "social.coves.actor.block",
+            "subject": blocked.did,
+            "createdAt": format_datetime(clock.utcnow()),
+        },
+    )
+    for user in (blocker, blocked):
+        assert await aimed_at(user, post, post_cid) == {
+            "social.coves.feed.vote.create": (403, "Blocked"),
+            f"{COMMENT}.create": (403, "Blocked"),
+        }
+        subscribed = await user.call("social.coves.community.subscribe", {"community": community})
+        assert subscribed.status_code == 403
+        assert (await subscribed.get_json())["error"] == "Blocked"
+        await nothing_written(user)
+    unblocked = await blocker.call(
+        "social.coves.community.unblockCommunity", {"community": community}
+    )
+    assert unblocked.status_code == 200, await unblocked.get_data()
+    up = await blocker.call(
+        "social.coves.feed.vote.create",
+        {"subject": {"uri": post, "cid": post_cid}, "direction": "up"},
+    )
+    assert up.status_code == 200, await up.get_data()
+
+
+async def test_replies_and_votes_on_a_withheld_comment_are_refused(live: Live) -> None:
+    """A deleted comment and one whose author the caller blocks are placeholders to
+    the reads: no reply or vote reaches them."""
+    author, other = await sign_in(live), await sign_in(live)
+    _community, post, post_cid = await seed_post(live)
+    root = {"uri": post, "cid": post_cid}
+    comments = []
+    for content in ("to delete", "to block"):
+        made = await author.call(
+            f"{COMMENT}.create", {"reply": {"root": root, "parent": root}, "content": content}
+        )
+        assert made.status_code == 200, await made.get_data()
+        comments.append(await made.get_json())
+    deleted, blocked = comments
+    gone = await author.call(f"{COMMENT}.delete", {"uri": deleted["uri"]})
+    assert gone.status_code == 200, await gone.get_data()
+    block = await other.call("social.coves.actor.blockUser", {"subject": author.did})
+    assert block.status_code == 200, await block.get_data()
+    for parent, answer in (
+        (deleted, {"reply": (404, "ParentNotFound"), "vote": (404, "SubjectNotFound")}),
+        (blocked, {"reply": (403, "Blocked"), "vote": (403, "Blocked")}),
+    ):
+        ref = {"uri": parent["uri"], "cid": parent["cid"]}
+        reply = await other.call(
+            f"{COMMENT}.create", {"reply": {"root": root, "parent": ref}, "content": "re"}
+        )
+        vote = await other.call(
+            "social.coves.feed.vote.create", {"subject": ref, "direction": "up"}
+        )
+        got = {
+            "reply": (reply.status_code, (await reply.get_json())["error"]),
+            "vote": (vote.status_code, (await vote.get_json())["error"]),
+        }
+        assert got == answer, parent["uri"]
+    await nothing_written(other)

@@ -53,6 +53,18 @@ class SignedIn:
         assert response.status_code == 200, response.text
         return response.json()
 
+    async def pds_records(self, collection: str) -> list[Any]:
+        """Every record of ``collection`` the PDS holds in this user's repository
+        (com.atproto.repo.listRecords): what a refused write must not have added."""
+        response = await self.live.pds.xrpc(
+            "GET",
+            "com.atproto.repo.listRecords",
+            params={"repo": self.did, "collection": collection, "limit": 100},
+        )
+        assert response.status_code == 200, response.text
+        records: list[Any] = response.json()["records"]
+        return records
+
 
 async def sign_in(live: Live) -> SignedIn:
     account = await live.account()

@@ -38,7 +38,7 @@ class KeysOrFake:
 
 @pytest.fixture
 def api_keys(db: Database) -> ApiKeys:
-    return ApiKeys(db, requests_per_minute=1000)
+    return ApiKeys(db)
 
 
 @pytest.fixture

@@ -121,19 +121,64 @@ async def test_malformed_and_unknown_keys_are_401(client: Client) -> None:
             assert (status, body["error"]) == (401, "AuthenticationRequired"), token
 
 
-async def test_each_key_has_its_own_budget(db: Database) -> None:
-    keys = ApiKeys(db, requests_per_minute=3)
-    await register(db)
-    key = (await keys.create(BOT))["key"]
-    request = AuthInput("GET", "http://x/xrpc/q", "social.coves.feed.getDiscover", {})
-    with trio.fail_after(10):
-        for _ in range(3):
-            assert (await keys.authenticate(key, request)).did == BOT
-        from coves.errors import XRPCError
+async def test_each_key_has_one_budget_across_worker_processes(
+    posting_ctx: AppContext, lexicons: LexiconRegistry, db: Database
+) -> None:
+    """Two API workers, each with its own ApiKeys and its own RateLimiter summing
+    through PostgreSQL (as ``coves serve`` runs them): a key's RATE_LIMIT_API_KEY is
+    one budget for the deployment, not one per worker. Keyed by the key: another key,
+    or the same aggregator signed in, is not charged."""
+    import dataclasses
 
-        with pytest.raises(XRPCError) as err:
-            await keys.authenticate(key, request)
-    assert err.value.status == 429 and "Retry-After" in err.value.headers
+    from coves.xrpc.ratelimit import RateLimiter, SharedStore, default_limit_classes
+    from tests.foundation.test_ratelimit_shared import WallClock, push_to
+    from tests.posting.conftest import KeysOrFake
+
+    settings = posting_ctx.settings.replace(rate_limit_api_key=4)
+    wall = WallClock(1_800_000_010.0)  # one window for the whole test
+    stores = [SharedStore(clock=wall), SharedStore(clock=wall)]
+    workers = []
+    for store in stores:
+        keys = ApiKeys(db)
+        ctx = dataclasses.replace(
+            posting_ctx, settings=settings, api_keys=keys, authenticator=KeysOrFake(keys)
+        )
+        limiter = RateLimiter(default_limit_classes(settings), store)
+        workers.append(Client(create_app(ctx, limiter=limiter), lexicons))
+    await register(db)
+    await register(db, QUIET)
+    assert posting_ctx.api_keys is not None
+    key = (await posting_ctx.api_keys.create(BOT))["key"]
+    other = (await posting_ctx.api_keys.create(QUIET))["key"]
+    with trio.fail_after(20):
+        for worker in workers:
+            for _ in range(2):
+                status, body = await worker.get("social.coves.feed.getDiscover", token=key)
+                assert status == 200, body
+        one, two = workers
+
+        async def discover(worker: Client, token: str | None = key, **kw: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+            return await worker.get("social.coves.feed.getDiscover", token=token, **kw)
+
+        await stores[0].sync(push_to(db))  # learns its own 2
+        await stores[1].sync(push_to(db))  # learns all 4: the budget is spent
+        status, body = await discover(two)
+        assert (status, body.get("error")) == (429, "RateLimitExceeded"), body
+        assert "4 per 60s" in body["message"]
+        # The first learns the others' hits at its next sync (at most one interval late).
+        assert (await discover(one))[0] == 200
+        await stores[0].sync(push_to(db))
+        for worker in workers:
+            status, body = await discover(worker)
+            assert (status, body.get("error")) == (429, "RateLimitExceeded"), body
+            assert (await discover(worker, other))[0] == 200
+            assert (await discover(worker, None, viewer=BOT))[0] == 200
+    key_id = await db.fetchval(
+        "SELECT id FROM aggregator_api_keys WHERE aggregator_did = %s", (BOT,)
+    )
+    counted = await db.fetch("SELECT key, hits FROM rate_limit_counts WHERE key LIKE 'api_key:%'")
+    # Keyed by the key's id (not its DID, not an address); 5 synced so far.
+    assert [(row["key"], row["hits"]) for row in counted] == [(f"api_key:{key_id}", 5)]
 
 
 async def test_production_authenticator_routes_ckapi_tokens_to_api_keys(db: Database) -> None:

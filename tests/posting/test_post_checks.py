@@ -144,7 +144,8 @@ async def test_private_community_takes_posts_from_subscribers_only(world: World)
         status, body = await world.call(
             CREATE, {"community": community.did, "title": "hi"}, as_=alice
         )
-        assert (status, body["error"]) == (403, "NotAuthorized")
+        # To a non-member a private community does not exist, as community.get answers.
+        assert (status, body["error"]) == (404, "CommunityNotFound")
         await write_own(world, alice, "social.coves.community.subscription", community.did)
         status, body = await world.call(
             CREATE, {"community": community.did, "title": "hi"}, as_=alice
@@ -166,6 +167,35 @@ async def test_a_poster_blocking_the_community_is_refused(world: World) -> None:
         )
         assert (status, body["error"]) == (403, "NotAuthorized")
         assert "block" in body["message"]
+
+
+async def test_a_community_blocking_the_poster_is_refused(world: World) -> None:
+    """The community's own account blocks a user (rules.may_write_in): their posts
+    are refused and none reaches the community's repository."""
+    with trio.fail_after(60):
+        creator, alice = await world.user(), await world.user()
+        community = await world.community(creator)
+        await world.ctx.pds.writer.create(
+            world.ctx.pds.instance,
+            await world.community_auth(community),
+            repo=community.did,
+            collection="social.coves.actor.block",
+            record={
+                "$type": "social.coves.actor.block",
+                "subject": alice.did,
+                "createdAt": "2025-01-01T00:00:00Z",
+            },
+        )
+        status, body = await world.call(
+            CREATE, {"community": community.did, "title": "hi"}, as_=alice
+        )
+        assert (status, body["error"]) == (403, "NotAuthorized")
+        assert body["message"] == "this community blocks you"
+        assert await post_count(world) == 0
+        status, body = await world.call(
+            CREATE, {"community": community.did, "title": "mine"}, as_=creator
+        )
+        assert status == 200, body
 
 
 async def test_community_in_every_identifier_form(world: World) -> None:

@@ -146,3 +146,90 @@ async def test_expired_rows_are_served_stale_while_one_request_refreshes(
     assert waited["refresher"] == pytest.approx(0.5)  # ran the query
     assert waited["reader"] == 0  # served the stale copy at once
     assert len(fake.calls) == 2
+
+
+RELATIONS_ROW = {
+    "member_of": [],
+    "blocked_communities": [],
+    "blocking": ["did:plc:a"],
+    "blocked_by": [],
+    "votes": [[URIS[0], 1, "at://did:plc:v/social.coves.feed.vote/1"]],
+}
+
+
+async def test_a_signed_in_page_hydrates_and_relates_in_one_call(
+    fake: FakeHydrate, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The misses and the viewer's relations to the whole page (cached posts included)
+    are asked for together: one thread hop for a signed-in page."""
+    combined: list[tuple[list[str], tuple[Any, ...]]] = []
+
+    async def hydrate_with_relations(
+        db: object, uris: list[str], viewer: str, relations_of: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        rows = [row(u) for u in uris]
+        combined.append((list(uris), relations_of(rows)))
+        return rows, RELATIONS_ROW
+
+    monkeypatch.setattr(postcache.post_sql, "hydrate_with_relations", hydrate_with_relations)
+    h = hydrator()
+    await h.load(URIS[:1])  # one post already cached
+    posts, state = await h.load_with_viewer(URIS, "did:plc:v")
+    assert set(posts) == set(URIS) and fake.calls == [URIS[:1]]
+    assert combined == [
+        (URIS[1:], (["did:plc:c"], ["did:plc:a"], [URIS[0], *URIS[1:]])),
+    ]
+    assert state.relations.blocking == {"did:plc:a"} and state.votes[URIS[0]].direction == 1
+    # Every post cached: still one call, for the relations alone.
+    await h.load_with_viewer(URIS, "did:plc:v")
+    assert combined[1] == ([], (["did:plc:c"], ["did:plc:a"], URIS))
+
+
+async def test_a_signed_in_page_waits_for_posts_another_request_is_fetching(
+    fake: FakeHydrate, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    asked: list[dict[str, Any]] = []
+
+    async def relations_sql(db: object, viewer: str, **kw: Any) -> dict[str, Any]:
+        asked.append(kw)
+        return RELATIONS_ROW
+
+    monkeypatch.setattr(postcache.relations.relation_sql, "relations", relations_sql)
+    h = hydrator()
+    got: list[Any] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(h.load, URIS)
+        await trio.sleep(0.1)  # that load is in flight
+        got.append(await h.load_with_viewer(URIS, "did:plc:v"))
+    assert fake.calls == [URIS]  # the posts were fetched once, by the other request
+    assert set(got[0][0]) == set(URIS) and asked[0]["subjects"] == URIS
+
+
+async def test_a_change_during_a_signed_in_fetch_keeps_its_rows_out_of_the_cache(
+    fake: FakeHydrate, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The one-hop path obeys the invalidation channel like load(): rows read before a
+    drop are shown to that request but not cached for the next."""
+
+    async def hydrate_with_relations(
+        db: object, uris: list[str], viewer: str, relations_of: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        await trio.sleep(0.5)
+        rows = [row(u) for u in uris]
+        relations_of(rows)
+        return rows, RELATIONS_ROW
+
+    monkeypatch.setattr(postcache.post_sql, "hydrate_with_relations", hydrate_with_relations)
+    h = hydrator()
+    got: list[Any] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _collect(got, h.load_with_viewer(URIS, "did:plc:v")))
+        await trio.sleep(0.1)  # the combined statement is in flight
+        h.drop([URIS[0]])
+    assert set(got[0][0]) == set(URIS)  # this request still sees every post
+    await h.load(URIS)
+    assert fake.calls == [[URIS[0]]]  # only the dropped one is read again
+
+
+async def _collect(into: list[Any], call: Any) -> None:
+    into.append(await call)

@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
+from coves.context import AppContext
+from coves.db import Database
+from coves.errors import XRPCError
+from coves.read import targets
+from coves.read.communities import resolve
+from coves.read.rules import Why
+from coves.read.services import ReadServices
+from coves.writes.records import refuse
 from tests.read.conftest import Client
 from tests.support.factories import Factory
 
@@ -84,6 +92,24 @@ def profile_visibility(rule: str) -> frozenset[str]:
     return NONE if rule in {"author_deactivated", "author_taken_down"} else ALL
 
 
+def unasked_visibility(rule: str) -> frozenset[str]:
+    """Who sees the rule's community named in a list they did not ask by community
+    (an aggregator's authorizations): as a listing, but never an unlisted one."""
+    return NONE if rule == "unlisted" else community_visibility(rule, listing=True)
+
+
+GONE_COMMUNITIES = {"community_deleted", "community_unverified", "community_rejected"}
+# The viewer's own blocks (rule 7) name these rules' subjects: listed whatever the rules
+# say of the subject (withheld accounts, private, gone or unverified communities).
+BLOCKED_AUTHORS = {"user_blocked", "author_deactivated", "author_taken_down"}
+BLOCKED_COMMUNITIES = {"community_blocked", "private", *GONE_COMMUNITIES}
+
+
+def handle_visibility(rule: str) -> frozenset[str]:
+    """resolveHandle answers everyone alike: a community's handle while anyone may read it."""
+    return NONE if rule in {"private", *GONE_COMMUNITIES} else ALL
+
+
 @dataclass
 class Subject:
     rule: str
@@ -94,6 +120,8 @@ class Subject:
     post: str
     word: str  # in the post's text only: what searchPosts looks for
     comment: str = ""  # by the world's commenter, under the post
+    author_handle: str = ""
+    community_handle: str = ""
 
 
 @dataclass
@@ -106,10 +134,26 @@ class World:
 async def build_world(factory: Factory) -> World:
     did = {k: await factory.user(f"{k.replace('_', '-')}.test") for k in sorted(SIGNED_IN)}
     viewers: dict[str, str | None] = {"anonymous": None, **did}
-    author = await factory.user("author.test")
-    blocked_author = await factory.user("blockable.test")
-    deactivated = await factory.user("deactivated.test")
-    taken_down = await factory.user("takendown.test")
+    handles = {
+        "author": "author.test",
+        "blockable": "blockable.test",
+        "deactivated": "deactivated.test",
+        "takendown": "takendown.test",
+    }
+    author = await factory.user(handles["author"])
+    blocked_author = await factory.user(handles["blockable"])
+    deactivated = await factory.user(handles["deactivated"])
+    taken_down = await factory.user(handles["takendown"])
+    handle_of = {
+        author: handles["author"],
+        blocked_author: handles["blockable"],
+        deactivated: handles["deactivated"],
+        taken_down: handles["takendown"],
+    }
+    # Every author is also an aggregator, authorized in its subject's community: the
+    # account rules then apply to aggregator services and authorizations too.
+    for did_ in handle_of:
+        await factory.aggregator(did_)
     commenter = await factory.user("commenter.test")
     communities = {
         "public": ("pubc", {}),
@@ -153,12 +197,23 @@ async def build_world(factory: Factory) -> World:
             )
         subject = Subject(rule, community, name, visibility, by, post, word)
         subject.comment = await factory.comment(post, commenter, content=f"on {word}")
+        subject.author_handle = handle_of[by]
+        subject.community_handle = await factory.db.fetchval(
+            "SELECT handle FROM users WHERE did = %s", (community,)
+        )
         world.subjects[rule] = subject
+    for pair in {(s.community, s.author) for s in world.subjects.values()}:
+        await factory.authorization(*pair)
     # Relations: membership, blocks, and subscriptions for the timeline (everyone
     # signed in subscribes to every community they may; only the member to the private one).
     await factory.subscribe(did["member"], made["private"][0])
     await factory.block(did["blocks_community"], made["community_blocked"][0])
     await factory.user_block(did["blocks_author"], blocked_author)
+    # Blocks of subjects withheld from these viewers anyway (rule 7 lists them all).
+    for rule in ("private", *sorted(GONE_COMMUNITIES)):
+        await factory.block(did["blocks_community"], made[rule][0])
+    for withheld in (deactivated, taken_down):
+        await factory.user_block(did["blocks_author"], withheld)
     await factory.user_block(blocked_author, did["blocked_by_author"])
     for viewer in SIGNED_IN:
         for community, _, visibility in made.values():
@@ -284,6 +339,73 @@ async def profile(client: Client, world: World, s: Subject, viewer: str | None) 
     return status == 200
 
 
+async def get_services(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"dids": s.author}
+    status, body = await client.get("social.coves.aggregator.getServices", params, viewer=viewer)
+    assert status == 200, body
+    return s.author in [v["did"] for v in body["views"]]
+
+
+async def get_authorizations(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"aggregatorDid": s.author, "limit": "100"}
+    status, body = await client.get(
+        "social.coves.aggregator.getAuthorizations", params, viewer=viewer
+    )
+    if status == 404:
+        assert body["error"] == "AggregatorNotFound", body
+        return False
+    assert status == 200, body
+    return s.community in [a["communityDid"] for a in body["authorizations"]]
+
+
+async def list_for_community(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"community": s.community, "limit": "100"}
+    status, body = await client.get(
+        "social.coves.aggregator.listForCommunity", params, viewer=viewer
+    )
+    if status == 404:
+        assert body["error"] == "CommunityNotFound", body
+        return False
+    assert status == 200, body
+    return s.author in [a["aggregatorDid"] for a in body["aggregators"]]
+
+
+async def blocked_users(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"limit": "100"}
+    status, body = await client.get("social.coves.actor.getBlockedUsers", params, viewer=viewer)
+    assert status == 200, body
+    return s.author in [b["blockedDid"] for b in body["blocks"]]
+
+
+async def blocked_communities(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    params = {"limit": "100"}
+    status, body = await client.get(
+        "social.coves.community.getBlockedCommunities", params, viewer=viewer
+    )
+    assert status == 200, body
+    return s.community in [b["communityDid"] for b in body["blocks"]]
+
+
+async def _resolves(client: Client, handle: str, did: str, viewer: str | None) -> bool:
+    status, body = await client.get(
+        "com.atproto.identity.resolveHandle", {"handle": handle}, viewer=viewer
+    )
+    if status == 400:
+        assert body["error"] == "HandleNotFound", body
+        return False
+    assert status == 200, body
+    assert body["did"] == did
+    return True
+
+
+async def resolve_author(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    return await _resolves(client, s.author_handle, s.author, viewer)
+
+
+async def resolve_community(client: Client, world: World, s: Subject, viewer: str | None) -> bool:
+    return await _resolves(client, s.community_handle, s.community, viewer)
+
+
 PostExpect = Callable[[str], frozenset[str]]
 ENDPOINTS: dict[str, tuple[Probe, PostExpect, frozenset[str]]] = {
     # endpoint: (probe, who sees each rule's subject, viewers it applies to)
@@ -300,6 +422,29 @@ ENDPOINTS: dict[str, tuple[Probe, PostExpect, frozenset[str]]] = {
     "community.list": (community_list, lambda r: community_visibility(r, listing=True), ALL),
     "community.search": (community_search, lambda r: community_visibility(r, listing=True), ALL),
     "actor.getProfile": (profile, profile_visibility, ALL),
+    "aggregator.getServices": (get_services, profile_visibility, ALL),
+    "aggregator.getAuthorizations": (
+        get_authorizations,
+        lambda r: unasked_visibility(r) & profile_visibility(r),
+        ALL,
+    ),
+    "aggregator.listForCommunity": (
+        list_for_community,
+        lambda r: community_visibility(r, listing=False) & profile_visibility(r),
+        ALL,
+    ),
+    "actor.getBlockedUsers": (
+        blocked_users,
+        lambda r: frozenset({"blocks_author"}) if r in BLOCKED_AUTHORS else NONE,
+        SIGNED_IN,
+    ),
+    "community.getBlockedCommunities": (
+        blocked_communities,
+        lambda r: frozenset({"blocks_community"}) if r in BLOCKED_COMMUNITIES else NONE,
+        SIGNED_IN,
+    ),
+    "identity.resolveHandle(author)": (resolve_author, profile_visibility, ALL),
+    "identity.resolveHandle(community)": (resolve_community, handle_visibility, ALL),
 }
 
 
@@ -382,4 +527,119 @@ async def test_comment_rules_in_threads_and_actor_lists(client: Client, factory:
                 )
                 if status != 404:
                     wrong.append(f"actor.getComments of a withheld account x {kind}: {status}")
+        assert not wrong, "; ".join(wrong)
+
+
+# -- the writes: the same rules decide what a comment, vote or subscription may reach ------
+
+# The (rule, viewer) cells where a block stands between the viewer and the rule's post.
+BLOCKED_CELLS = {
+    ("community_blocked", "blocks_community"),
+    ("user_blocked", "blocks_author"),
+    ("user_blocked", "blocked_by_author"),
+}
+
+
+def write_refusal(rule: str, kind: str) -> str | None:
+    """The error a comment or vote on the rule's post (or on the comment under it)
+    answers the viewer: None where the reads show it, ``Blocked`` where a block
+    stands, else the not-found error, as the reads would answer."""
+    if kind in post_visibility(rule):
+        return None
+    return "Blocked" if (rule, kind) in BLOCKED_CELLS else "NotFound"
+
+
+def subscribe_refusal(rule: str, kind: str) -> str | None:
+    """The error subscribing to the rule's community answers: readable as
+    community.get (rules 3, 4) and no block either way."""
+    if kind not in community_visibility(rule, listing=False):
+        return "NotFound"
+    return "Blocked" if (rule, kind) == ("community_blocked", "blocks_community") else None
+
+
+def refusal(why: Why | None) -> str | None:
+    """The error the writes make of the rules' answer (coves.writes.records.refuse)."""
+    try:
+        refuse(why, XRPCError(404, "NotFound", "not found"))
+    except XRPCError as error:
+        return error.error
+    return None
+
+
+async def write_answers(
+    db: Database, svc: ReadServices, s: Subject, viewer: str
+) -> dict[str, str | None]:
+    row = await resolve(db, svc, s.community)
+    assert row is not None
+    return {
+        "vote/comment on the post": refusal((await targets.post(db, svc, viewer, s.post)).why),
+        "vote/reply on the comment": refusal(
+            (await targets.comment(db, svc, viewer, s.comment)).why
+        ),
+        "subscribe": refusal(await targets.community(db, viewer, row)),
+    }
+
+
+async def test_rules_decide_every_write_target(
+    client: Client, factory: Factory, read_ctx: AppContext
+) -> None:
+    """Every write's subject, for every rule and signed-in viewer: what the writes
+    (comment, vote, subscribe) refuse is what the reads hide, and a block is named."""
+    db, svc = read_ctx.db, read_ctx.read
+    with trio.fail_after(120):
+        world = await build_world(factory)
+        wrong: list[str] = []
+        for rule in POST_RULES:
+            s = world.subjects[rule]
+            for kind in sorted(SIGNED_IN):
+                viewer = world.viewers[kind]
+                assert viewer is not None
+                expected = {
+                    "vote/comment on the post": write_refusal(rule, kind),
+                    "vote/reply on the comment": write_refusal(rule, kind),
+                    "subscribe": subscribe_refusal(rule, kind),
+                }
+                got = await write_answers(db, svc, s, viewer)
+                wrong += [
+                    f"{what}: {rule} x {kind}: {got[what]} (expected {expected[what]})"
+                    for what in expected
+                    if got[what] != expected[what]
+                ]
+        # Comments under a readable post: withheld or deleted ones take no replies or
+        # votes (the reads show placeholders); one across a user block is Blocked.
+        public = world.subjects["public"]
+        blockable = world.subjects["user_blocked"].author
+        comments = {
+            await factory.comment(public.post, blockable): lambda kind: (
+                "Blocked" if kind in {"blocks_author", "blocked_by_author"} else None
+            ),
+            await factory.comment(public.post, world.subjects["author_deactivated"].author): (
+                lambda kind: "NotFound"
+            ),
+            await factory.comment(public.post, world.subjects["author_taken_down"].author): (
+                lambda kind: "NotFound"
+            ),
+            await factory.comment(public.post, world.commenter, deleted=True): (
+                lambda kind: "NotFound"
+            ),
+        }
+        for n, (uri, expect) in enumerate(comments.items()):
+            for kind in sorted(SIGNED_IN):
+                viewer = world.viewers[kind]
+                assert viewer is not None
+                got_one = refusal((await targets.comment(db, svc, viewer, uri)).why)
+                if got_one != expect(kind):
+                    wrong.append(f"comment #{n} x {kind}: {got_one} (expected {expect(kind)})")
+        # A community whose account blocks a viewer takes nothing more from them,
+        # though its posts stay readable to them.
+        outsider = world.viewers["outsider"]
+        assert outsider is not None
+        await factory.user_block(public.community, outsider)
+        got = await write_answers(db, svc, public, outsider)
+        if set(got.values()) != {"Blocked"}:
+            wrong.append(f"blocked by the community: {got}")
+        status, body = await client.get(
+            "social.coves.community.post.get", {"uris": public.post}, viewer=outsider
+        )
+        assert status == 200 and body["posts"][0]["uri"] == public.post, body
         assert not wrong, "; ".join(wrong)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
+import pytest
 import trio
 from psycopg.rows import dict_row
 
 from coves.db import Database
 from coves.db.migrate import apply_migrations, load_migrations
 from coves.db.queries import snapshots as snapshot_sql
-from coves.read.snapshots import SnapshotStore
+from coves.read.snapshots import SnapshotStore, SqlCompute
 from tests.support.database import TestPostgres
+from tests.support.hops import RunCounter
 
 URIS = [f"at://did:plc:{i:024d}/social.coves.community.post/3k{i:011d}" for i in range(1000)]
 
@@ -37,6 +41,25 @@ async def test_a_cursor_from_another_process_loads_the_same_order(db: Database) 
     loaded = await theirs.load(made.id)
     assert loaded is not None
     assert loaded.items == made.items and loaded.key == made.key
+
+
+async def test_a_listing_computed_by_statements_is_stored_in_the_same_hop(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SqlCompute runs its statements and the snapshot's insert on one connection:
+    one Database.run, and the stored order is what another process loads."""
+    mine, theirs = SnapshotStore(db), SnapshotStore(db)
+    hops = RunCounter(db, monkeypatch)
+
+    def ranked(conn: Any) -> list[str]:
+        rows = conn.execute("SELECT unnest(%s::text[]) AS uri", (URIS[:40],)).fetchall()
+        return [row["uri"] for row in rows]
+
+    made = await mine.current("community:x:top:day", SqlCompute(db, ranked))
+    assert hops.calls == 1 and made.items == tuple(URIS[:40])
+    loaded = await theirs.load(made.id)
+    assert loaded is not None and loaded.items == made.items and hops.calls == 2
+    assert await SqlCompute(db, ranked)() == URIS[:40]  # awaited alone: its own hop
 
 
 async def test_the_table_is_unlogged_and_swept_to_its_bounds(db: Database) -> None:

@@ -306,6 +306,26 @@ class Factory:
             (active, status, did),
         )
 
+    async def aggregator(self, did: str, name: str = "A bot") -> None:
+        """An ``aggregator.service`` record of ``did``'s, as indexed."""
+        record = {"$type": "social.coves.aggregator.service", "did": did, "displayName": name}
+        await self.db.execute(
+            "INSERT INTO aggregators (did, display_name, record, record_cid, created_at)"
+            " VALUES (%s, %s, %s, 'bafyreiservice', %s)",
+            (did, name, Jsonb(record), NOW),
+        )
+
+    async def authorization(self, community: str, aggregator: str, *, enabled: bool = True) -> str:
+        """An ``aggregator.authorization`` record in ``community``'s repo, as indexed."""
+        uri = f"at://{community}/social.coves.aggregator.authorization/{aggregator}"
+        await self.db.execute(
+            "INSERT INTO aggregator_authorizations (uri, community_did, rkey, aggregator_did,"
+            " enabled, created_by, record_cid, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, 'did:plc:creator', 'bafyreiauth', %s)",
+            (uri, community, aggregator, aggregator, enabled, NOW),
+        )
+        return uri
+
     async def user_block(self, blocker: str, subject: str) -> str:
         """A ``social.coves.actor.block`` record of ``blocker``'s, as indexed."""
         key = tid()

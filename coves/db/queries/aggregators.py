@@ -9,6 +9,7 @@ from datetime import datetime
 import psycopg
 
 from coves.db import Database, Row
+from coves.db.queries import visibility
 
 # -- registrations -----------------------------------------------------------------
 
@@ -103,7 +104,8 @@ async def touch_api_key(db: Database, key_id: int, at: datetime) -> None:
 
 _SERVICE_COLUMNS = """
     a.did, a.display_name, a.description, a.avatar, a.config_schema, a.source_url,
-    a.maintainer_did, a.created_at, a.communities_using, a.posts_created, u.pds_url
+    a.maintainer_did, a.created_at, a.communities_using, a.posts_created, u.pds_url,
+    coalesce(u.active, true) AS active, u.account_status
 """
 
 
@@ -118,6 +120,22 @@ async def services(db: Database, dids: Sequence[str]) -> list[Row]:
     )
 
 
+# What the views and the read rules need of an authorization: its community's
+# facts (named as in post hydration, coves.read.facts.community_of_post) and the
+# aggregator's account.
+_AUTHORIZATION_COLUMNS = """
+    a.uri, a.community_did, a.aggregator_did, a.enabled, a.config, a.created_by,
+    a.disabled_at, a.disabled_by, a.created_at,
+    c.did IS NOT NULL AS community_known, c.name AS community_name,
+    c.created_by AS community_created_by, c.visibility AS community_visibility,
+    c.verification AS community_verification, c.deleted_at AS community_deleted_at,
+    cu.handle AS community_handle, cu.did IS NOT NULL AS community_account_known,
+    coalesce(cu.active, true) AS community_active, cu.account_status AS community_status,
+    coalesce(ag.active, true) AS aggregator_active,
+    ag.account_status AS aggregator_account_status
+"""
+
+
 async def authorizations_page(
     db: Database,
     *,
@@ -128,26 +146,34 @@ async def authorizations_page(
     after: tuple[datetime, str] | None,
 ) -> list[Row]:
     """Live authorizations of one aggregator or in one community, newest first
-    (keyset ``after`` = (created_at, uri) of the last row of the previous page)."""
-    assert (aggregator is None) != (community is None)
-    column = "aggregator_did" if aggregator is not None else "community_did"
+    (keyset ``after`` = (created_at, uri) of the last row of the previous page),
+    pre-filtered with the SQL forms of the viewer-independent read rules: an
+    aggregator's list names only communities that exist and are not unlisted; a
+    community's list only aggregators whose account is active. The read rules
+    decide each row again."""
+    if aggregator is not None:
+        column, key = "aggregator_did", aggregator
+        rules = f"{visibility.COMMUNITY_EXISTS} AND {visibility.NOT_UNLISTED}"
+    else:
+        assert community is not None
+        column, key = "community_did", community
+        rules = visibility.LIVE_AGGREGATOR
     return await db.fetch(
         f"""
-        SELECT au.uri, au.community_did, au.aggregator_did, au.enabled, au.config,
-               au.created_by, au.disabled_at, au.disabled_by, au.created_at,
-               c.name AS community_name, u.handle AS community_handle
-        FROM aggregator_authorizations au
-        LEFT JOIN communities c ON c.did = au.community_did
-        LEFT JOIN users u ON u.did = au.community_did
-        WHERE au.{column} = %(key)s AND au.deleted_at IS NULL
-          AND (NOT %(enabled)s OR au.enabled)
+        SELECT {_AUTHORIZATION_COLUMNS}
+        FROM aggregator_authorizations a
+        LEFT JOIN communities c ON c.did = a.community_did
+        LEFT JOIN users cu ON cu.did = a.community_did
+        LEFT JOIN users ag ON ag.did = a.aggregator_did
+        WHERE a.{column} = %(key)s AND a.deleted_at IS NULL AND {rules}
+          AND (NOT %(enabled)s OR a.enabled)
           AND (%(after_at)s::timestamptz IS NULL
-               OR (au.created_at, au.uri) < (%(after_at)s, %(after_uri)s))
-        ORDER BY au.created_at DESC, au.uri DESC
+               OR (a.created_at, a.uri) < (%(after_at)s, %(after_uri)s))
+        ORDER BY a.created_at DESC, a.uri DESC
         LIMIT %(limit)s
         """,
         {
-            "key": aggregator if aggregator is not None else community,
+            "key": key,
             "enabled": enabled_only,
             "after_at": after[0] if after else None,
             "after_uri": after[1] if after else None,

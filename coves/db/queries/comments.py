@@ -56,12 +56,13 @@ def _order(sort: str) -> str:
         raise ValueError(f"unknown comment sort {sort!r}") from None
 
 
-async def top_level_ranked_uris(
-    db: Database, post_uri: str, sort: Sort, since: datetime | None, cap: int
+def top_level_ranked_uris(
+    conn: Connection[Row], post_uri: str, sort: Sort, since: datetime | None, cap: int
 ) -> list[str]:
-    """The ordered URIs of a post's top-level comments: what a hot/top snapshot freezes."""
+    """The ordered URIs of a post's top-level comments: what a hot/top snapshot freezes
+    (on a connection, so the snapshot is stored in the same thread hop)."""
     since_clause = "AND c.ranked_at >= %(since)s" if since is not None else ""
-    rows = await db.fetch(
+    rows = conn.execute(
         f"""
         SELECT c.uri FROM comments c
         WHERE c.parent_uri = %(post)s AND {_VISIBLE} {since_clause}
@@ -69,7 +70,8 @@ async def top_level_ranked_uris(
         LIMIT %(cap)s
         """,
         {"post": post_uri, "since": since, "cap": cap},
-    )
+        prepare=True,
+    ).fetchall()
     return [row["uri"] for row in rows]
 
 

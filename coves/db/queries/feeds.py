@@ -1,5 +1,9 @@
 """Feed queries: ranked URI lists (for snapshots) and keyset pages for ``new``.
 
+The functions run on a connection, so a request composes them with what comes
+before and after (the timeline's subscriptions, the snapshot's insert) in one
+``Database.run``: one thread hop.
+
 Every shape walks one of the ``posts_*`` indexes in its order and stops at
 the limit (see ``bench/explain.py``): community feeds use the per-community
 indexes, discover the global ones (joining communities per row to filter),
@@ -13,7 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from coves.db import Database
+from psycopg import Connection
+
+from coves.db import Row
 from coves.db.queries.visibility import (
     COMMUNITY_EXISTS,
     LISTED,
@@ -141,27 +147,31 @@ def params_for(
     return params
 
 
-async def ranked_uris(
-    db: Database, scope: FeedScope, sort: Sort, limit: int, since: datetime | None = None
+def ranked_uris(
+    conn: Connection[Row], scope: FeedScope, sort: Sort, limit: int, since: datetime | None = None
 ) -> list[str]:
     """The first ``limit`` post URIs of a ranked listing, best first."""
     if scope.kind == "timeline" and not scope.value:
         return []
-    rows = await db.fetch(
-        ranked_query(scope, sort, since=since is not None), params_for(scope, limit, since)
-    )
+    rows = conn.execute(
+        ranked_query(scope, sort, since=since is not None),
+        params_for(scope, limit, since),
+        prepare=True,
+    ).fetchall()
     return [row["uri"] for row in rows]
 
 
-async def new_page(
-    db: Database, scope: FeedScope, limit: int, after: tuple[datetime, str] | None
+def new_page(
+    conn: Connection[Row], scope: FeedScope, limit: int, after: tuple[datetime, str] | None
 ) -> list[tuple[str, datetime]]:
     """Up to ``limit`` (uri, ranked_at) newest first, strictly after the keyset ``after``."""
     if scope.kind == "timeline" and not scope.value:
         return []
-    rows = await db.fetch(
-        new_query(scope, after=after is not None), params_for(scope, limit, after=after)
-    )
+    rows = conn.execute(
+        new_query(scope, after=after is not None),
+        params_for(scope, limit, after=after),
+        prepare=True,
+    ).fetchall()
     return [(row["uri"], row["ranked_at"]) for row in rows]
 
 
@@ -176,7 +186,7 @@ ORDER BY s.community_did
 """
 
 
-async def timeline_communities(db: Database, viewer: str) -> tuple[str, ...]:
+def timeline_communities(conn: Connection[Row], viewer: str) -> tuple[str, ...]:
     """Distinct live, visible communities ``viewer`` subscribes to and does not block."""
-    rows = await db.fetch(TIMELINE_COMMUNITIES_SQL, {"viewer": viewer})
+    rows = conn.execute(TIMELINE_COMMUNITIES_SQL, {"viewer": viewer}, prepare=True).fetchall()
     return tuple(row["did"] for row in rows)

@@ -112,18 +112,6 @@ async def get_session(db: Database, session_id: str) -> Row | None:
     )
 
 
-async def claim_refresh(
-    db: Database, session_id: str, now: datetime, lease_until: datetime
-) -> Row | None:
-    """Take the session's refresh lease unless another process holds a live one."""
-    return await db.fetchrow(
-        "UPDATE oauth_sessions SET refresh_lease_until = %s "
-        "WHERE session_id = %s AND (refresh_lease_until IS NULL OR refresh_lease_until <= %s) "
-        f"RETURNING {_SESSION_COLUMNS}",
-        (lease_until, session_id, now),
-    )
-
-
 async def store_refresh(
     db: Database,
     session_id: str,
@@ -135,15 +123,8 @@ async def store_refresh(
 ) -> int:
     return await db.execute(
         "UPDATE oauth_sessions SET secrets_sealed = %s, access_expires_at = %s, expires_at = %s, "
-        "refreshed_at = %s, refresh_lease_until = NULL WHERE session_id = %s",
+        "refreshed_at = %s WHERE session_id = %s",
         (secrets, access_expires_at, expires_at, now, session_id),
-    )
-
-
-async def release_refresh(db: Database, session_id: str) -> None:
-    await db.execute(
-        "UPDATE oauth_sessions SET refresh_lease_until = NULL WHERE session_id = %s",
-        (session_id,),
     )
 
 

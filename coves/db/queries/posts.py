@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
 from coves.db import Database, Row
+from coves.db.queries.relations import RELATIONS_SQL, relation_params
 
 _HYDRATE = """
 SELECT p.uri, p.cid, p.rkey, p.community_did, p.author_did, p.title, p.content,
@@ -32,6 +38,28 @@ async def hydrate(db: Database, uris: list[str]) -> list[Row]:
     if not uris:
         return []
     return await db.fetch(_HYDRATE, (uris,))
+
+
+RelationsOf = Callable[[list[Row]], tuple[Sequence[str], Sequence[str], Sequence[str]]]
+
+
+async def hydrate_with_relations(
+    db: Database, uris: list[str], viewer: str, relations_of: RelationsOf
+) -> tuple[list[Row], Row]:
+    """:func:`hydrate` for ``uris`` and then, on the same connection in the same thread
+    hop, :func:`coves.db.queries.relations.relations` for ``viewer`` with the
+    communities, actors and subjects ``relations_of(rows)`` names. A signed-in page
+    costs one hop instead of two."""
+
+    def hydrate_and_relate(conn: psycopg.Connection[Row]) -> tuple[list[Row], Row]:
+        rows = conn.execute(_HYDRATE, (uris,), prepare=True).fetchall() if uris else []
+        communities, actors, subjects = relations_of(rows)
+        params: dict[str, Any] = relation_params(viewer, communities, actors, subjects)
+        row = conn.execute(RELATIONS_SQL, params, prepare=True).fetchone()
+        assert row is not None
+        return rows, row
+
+    return await db.run(hydrate_and_relate, transaction=False)
 
 
 async def state_of(db: Database, uris: list[str]) -> list[Row]:

@@ -51,14 +51,17 @@ async def relations(
 ) -> Row:
     """``blocked_communities``, ``member_of``, ``blocking``, ``blocked_by`` (DID lists)
     and ``votes`` (``[subject, direction, vote uri]`` triples)."""
-    row = await db.fetchrow(
-        RELATIONS_SQL,
-        {
-            "viewer": viewer,
-            "communities": list(communities),
-            "actors": list(actors),
-            "subjects": list(subjects),
-        },
-    )
+    row = await db.fetchrow(RELATIONS_SQL, relation_params(viewer, communities, actors, subjects))
     assert row is not None
     return row
+
+
+def relation_params(
+    viewer: str, communities: Sequence[str], actors: Sequence[str], subjects: Sequence[str]
+) -> dict[str, object]:
+    return {
+        "viewer": viewer,
+        "communities": list(communities),
+        "actors": list(actors),
+        "subjects": list(subjects),
+    }

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from coves.db import Database
 
 
 async def record_first_use(db: Database, key: bytes, expires_at: datetime, now: datetime) -> bool:
-    """Record ``key`` until ``expires_at``; True when no live record of it existed.
+    """Record ``key`` until ``expires_at``; True when no live record of it existed."""
+    return key in await record_first_uses(db, {key: expires_at}, now)
+
+
+async def record_first_uses(
+    db: Database, expiries: Mapping[bytes, datetime], now: datetime
+) -> set[bytes]:
+    """Record each key until its expiry; the keys no live record existed for.
 
     One statement, so two processes racing on the same token cannot both win:
     the insert or the take-over of an expired row happens for one of them only.
     """
-    row = await db.fetchrow(
+    rows = await db.fetch(
         """
-        INSERT INTO auth_replay (key, expires_at) VALUES (%s, %s)
+        INSERT INTO auth_replay (key, expires_at)
+        SELECT * FROM unnest(%s::bytea[], %s::timestamptz[])
         ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
             WHERE auth_replay.expires_at <= %s
-        RETURNING 1 AS fresh
+        RETURNING key
         """,
-        (key, expires_at, now),
+        (list(expiries), list(expiries.values()), now),
     )
-    return row is not None
+    return {bytes(row["key"]) for row in rows}
 
 
 async def prune_expired(db: Database, now: datetime, limit: int = 10_000) -> int:

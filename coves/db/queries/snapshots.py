@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from coves.db import Database
+from psycopg import Connection
+
+from coves.db import Database, Row
+
+_INSERT = """
+INSERT INTO listing_snapshots (id, key, items, taken_at, expires_at)
+VALUES (%s, %s, %s, extract(epoch FROM now()), now() + make_interval(secs => %s))
+"""
 
 
 async def insert(
@@ -13,13 +20,14 @@ async def insert(
 ) -> None:
     # One statement, autocommit, on an UNLOGGED table: no transaction, no WAL
     # flush. The URIs travel as one text value (cheap to encode, unlike text[]).
-    await db.execute(
-        """
-        INSERT INTO listing_snapshots (id, key, items, taken_at, expires_at)
-        VALUES (%s, %s, %s, extract(epoch FROM now()), now() + make_interval(secs => %s))
-        """,
-        (snapshot_id, key, "\n".join(items), ttl),
-    )
+    await db.execute(_INSERT, (snapshot_id, key, "\n".join(items), ttl))
+
+
+def insert_on(
+    conn: Connection[Row], snapshot_id: str, key: str, items: Sequence[str], ttl: float
+) -> None:
+    """:func:`insert` on a connection the caller holds (autocommit), in its thread hop."""
+    conn.execute(_INSERT, (snapshot_id, key, "\n".join(items), ttl), prepare=True)
 
 
 async def get(db: Database, snapshot_id: str) -> dict[str, Any] | None:

@@ -15,25 +15,6 @@ async def live_votes(db: Database, voter: str, subject_uri: str) -> list[Row]:
     )
 
 
-async def vote_subject(db: Database, uri: str) -> Row | None:
-    """A live post or comment that can be voted on: its CID and its thread's post."""
-    return await db.fetchrow(
-        "SELECT cid, uri AS post_uri FROM posts WHERE uri = %(uri)s AND deleted_at IS NULL "
-        "UNION ALL "
-        "SELECT cid, root_uri AS post_uri FROM comments "
-        "WHERE uri = %(uri)s AND deleted_at IS NULL "
-        "LIMIT 1",
-        {"uri": uri},
-    )
-
-
-async def live_post(db: Database, uri: str) -> Row | None:
-    return await db.fetchrow(
-        "SELECT uri, cid, community_did FROM posts WHERE uri = %s AND deleted_at IS NULL",
-        (uri,),
-    )
-
-
 async def comment(db: Database, uri: str) -> Row | None:
     return await db.fetchrow(
         "SELECT uri, cid, commenter_did, root_uri, root_cid, parent_uri, parent_cid, record, "

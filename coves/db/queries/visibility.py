@@ -14,6 +14,10 @@ from __future__ import annotations
 # anti-join on the tiny partial index users_inactive.
 LIVE_AUTHOR = "NOT EXISTS (SELECT 1 FROM users au WHERE au.did = p.author_did AND NOT au.active)"
 
+# Rule 2, for aggregator authorizations joined with the aggregator's account
+# ``ag``: the account is active (or not known yet).
+LIVE_AGGREGATOR = "ag.active IS NOT FALSE"
+
 # The joins the community rules need, for posts aliased ``p``.
 POST_COMMUNITY = """
 JOIN communities c ON c.did = p.community_did
@@ -24,6 +28,10 @@ LEFT JOIN users cu ON cu.did = p.community_did
 # live, hostedBy is verified and the account is active (or not known yet). Also
 # the predicate of the partial listing indexes.
 COMMUNITY_EXISTS = "c.deleted_at IS NULL AND c.verification = 'verified' AND cu.active IS NOT FALSE"
+
+# Rule 4 for lists the viewer did not ask by community (an aggregator's
+# authorizations): never unlisted ones; private ones are decided per viewer.
+NOT_UNLISTED = "c.visibility <> 'unlisted'"
 
 # Rule 4 for discover and search: only public communities are put in front of
 # people who did not name them (unlisted ones are not listed; private ones are

@@ -39,6 +39,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from psycopg import Connection
+
 from coves.atproto.syntax import AtUri, is_valid_did
 from coves.clock import utcnow
 from coves.cursors import CursorCodec, invalid_cursor
@@ -52,6 +54,7 @@ from coves.read.feeds import TIMEFRAMES
 from coves.read.posts import HydratedPost, present
 from coves.read.rules import Why
 from coves.read.services import ReadServices
+from coves.read.snapshots import SqlCompute
 from coves.read.views.blobs import BlobUrls
 from coves.read.views.comment import comment_view, live_comments, thread_view_comment, with_viewer
 
@@ -239,11 +242,12 @@ async def _ranked_page(
         span = TIMEFRAMES.get(params.timeframe or "all")
         cap = svc.snapshot_size
 
-        async def compute() -> list[str]:
-            since = utcnow() - span if span is not None else None
-            return await comment_sql.top_level_ranked_uris(db, parent, params.sort, since, cap)
+        since = utcnow() - span if span is not None else None
 
-        snapshot = await store.current(key, compute)
+        def ranked(conn: Connection[Row]) -> list[str]:
+            return comment_sql.top_level_ranked_uris(conn, parent, params.sort, since, cap)
+
+        snapshot = await store.current(key, SqlCompute(db, ranked))
     else:
         payload = codec.decode(RANKED_CURSOR, params.cursor)
         snapshot_id, raw_offset = payload.get("s"), payload.get("o")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from coves.aggregators.reads import get_authorizations, get_services, list_for_community
 from coves.auth.base import AuthPolicy
 from coves.errors import XRPCError, invalid_request
 from coves.params import one_str
+from coves.read.aggregators import get_authorizations, get_services, list_for_community
 from coves.read.communities import may_read, resolve
 from coves.xrpc.routing import Router, XRPCRequest
 
@@ -23,9 +23,10 @@ async def aggregator_get_services(req: XRPCRequest) -> Any:
     return await get_services(req.ctx.db, req.ctx.read, req.params)
 
 
-@router.query("social.coves.aggregator.getAuthorizations")
+@router.query("social.coves.aggregator.getAuthorizations", auth=AuthPolicy.OPTIONAL)
 async def aggregator_get_authorizations(req: XRPCRequest) -> Any:
-    return await get_authorizations(req.ctx.db, req.ctx.read, req.params)
+    viewer = req.viewer.did if req.viewer is not None else None
+    return await get_authorizations(req.ctx.db, req.ctx.read, req.params, viewer)
 
 
 @router.query("social.coves.aggregator.listForCommunity", auth=AuthPolicy.OPTIONAL)

@@ -20,7 +20,7 @@ PER_ACCOUNT = ("user_writes",)
 )
 async def comment_create(req: XRPCRequest) -> dict[str, Any]:
     async with caller_repo(req.ctx.user_repos, req.viewer) as repo:
-        return await create_comment(req.ctx.db, req.ctx.lexicons, repo, req.body)
+        return await create_comment(req.ctx.db, req.ctx.read, req.ctx.lexicons, repo, req.body)
 
 
 @router.procedure(

@@ -14,7 +14,7 @@ router = Router()
 @router.procedure("social.coves.feed.vote.create", viewer_limits=("user_writes",))
 async def vote_create(req: XRPCRequest) -> dict[str, Any]:
     async with caller_repo(req.ctx.user_repos, req.viewer) as repo:
-        return await create_vote(req.ctx.db, req.ctx.lexicons, repo, req.body)
+        return await create_vote(req.ctx.db, req.ctx.read, req.ctx.lexicons, repo, req.body)
 
 
 @router.procedure("social.coves.feed.vote.delete", viewer_limits=("user_writes",))
