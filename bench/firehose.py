@@ -64,7 +64,8 @@ def synthesize(
         repo = repos.setdefault(event["did"], FakeRepo(event["did"]))
         commit = event["commit"]
         writes = [
-            Write(commit["operation"], commit["collection"], commit["rkey"], commit["record"])
+            # Deletes carry no record (gen_stream emits edits and deletes too).
+            Write(commit["operation"], commit["collection"], commit["rkey"], commit.get("record"))
         ]
         while noise and rnd.random() < noise:
             seq += 1
