@@ -67,7 +67,8 @@ def synthesize(
             # Deletes carry no record (gen_stream emits edits and deletes too).
             Write(commit["operation"], commit["collection"], commit["rkey"], commit.get("record"))
         ]
-        while noise and rnd.random() < noise:
+        # ``noise`` foreign commits before each event on average (2.5 -> 2 or 3).
+        for _ in range(int(noise) + (rnd.random() < noise - int(noise))):
             seq += 1
             foreign = repo.commit(
                 [Write("create", "app.bsky.feed.like", f"3l{seq:011d}", {"subject": "x"})]
@@ -210,7 +211,7 @@ def main() -> None:
         "--noise",
         type=float,
         default=0.0,
-        help="chance of foreign app.bsky commits before each event (skipped)",
+        help="foreign app.bsky commits before each event, on average (skipped)",
     )
     parser.add_argument("--verify", action="store_true", help="FIREHOSE_VERIFY=true")
     args = parser.parse_args()
