@@ -22,7 +22,7 @@ TTL ago. Size is bounded by entries and bytes, least recently used first.
 Every time reads Trio's clock (``coves.clock``), so tests drive it with
 ``MockClock``.
 
-Per-viewer entries (getTimeline) carry the viewer's DID as a tag. The
+Per-viewer entries (getTimeline, post.get) carry the viewer's DID as a tag. The
 invalidation channel (``coves.invalidation``: the indexer tells it, after
 every batch, the DIDs of the repos it applied records from, in every
 process) drops every entry tagged with such a DID (a vote, subscription,

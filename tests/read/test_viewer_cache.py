@@ -1,4 +1,4 @@
-"""getTimeline's per-viewer response cache and its invalidation by the indexer."""
+"""The per-viewer response cache (getTimeline, post.get) and its invalidation by the indexer."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ ALICE = did("alice")
 VIEWER = did("viewer")
 BOB = did("bob")
 TIMELINE = "social.coves.feed.getTimeline"
+POST_GET = "social.coves.community.post.get"
 
 
 def outcome_count(ctx: AppContext, result: str) -> float:
@@ -101,6 +102,47 @@ async def test_timeline_is_cached_per_viewer_until_their_repo_changes(
     # Anonymous callers never get a viewer's entry (the timeline requires auth anyway).
     status, _ = await client.get(TIMELINE, {})
     assert status == 401
+
+
+async def test_post_get_is_cached_per_viewer_until_their_repo_changes(
+    mock_clock: trio.testing.MockClock,
+    db: Database,
+    read_ctx: AppContext,
+    lexicons: LexiconRegistry,
+) -> None:
+    read_ctx = replace(read_ctx, settings=read_ctx.settings.replace(viewer_cache_seconds=1.0))
+    client = Client(create_app(read_ctx), lexicons)
+    indexer = Indexer(db, instance_did=INSTANCE, metrics=Metrics())
+    indexer.on_changed.append(read_ctx.invalidation.changed)
+    stream = Stream()
+    post_uri = f"at://{COMMUNITY}/{POST}/3kpost0000001"
+    await indexer.apply(
+        frames(
+            stream.identity(COMMUNITY, "gaming.community.localhost"),
+            stream.commit(COMMUNITY, PROFILE, "self", community_record("gaming", INSTANCE, ALICE)),
+            stream.commit(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE)),
+        )
+    )
+
+    async def viewer_state(viewer: str) -> dict:  # type: ignore[type-arg]
+        status, body = await client.get(POST_GET, {"uris": post_uri}, viewer=viewer)
+        assert status == 200, body
+        [entry] = body["posts"]
+        assert entry["uri"] == post_uri
+        return entry.get("viewer", {})  # type: ignore[no-any-return]
+
+    assert await viewer_state(VIEWER) == {}
+    assert await viewer_state(VIEWER) == {}
+    assert outcome_count(read_ctx, "hit") == 1
+
+    # Someone else's vote leaves it; the viewer's own vote drops it at once.
+    await indexer.apply(frames(stream.commit(BOB, VOTE, "3kvote0000001", vote_record(post_uri))))
+    assert await viewer_state(VIEWER) == {}
+    assert outcome_count(read_ctx, "hit") == 2
+    await indexer.apply(frames(stream.commit(VIEWER, VOTE, "3kvote0000002", vote_record(post_uri))))
+    assert (await viewer_state(VIEWER))["vote"] == "up"
+    assert await viewer_state(BOB) != {}  # Bob's own vote, his own entry
+    assert outcome_count(read_ctx, "hit") == 2
 
 
 async def test_timeline_entries_expire_without_commits(
