@@ -117,7 +117,10 @@ async def run(args: argparse.Namespace, root: Path) -> None:
             os.sched_setaffinity(pid, {int(c) for c in args.pds_cpus.split(",")})
     server = EmbeddedPostgres(root / "db", durable=True)
     try:
-        proc = await trio.to_thread.run_sync(server.start_blocking)
+        # From this thread, not a worker thread: the server's parent-death signal fires
+        # when the spawning thread ends, and Trio's idle worker threads end (it was
+        # shut down 30 s into a run that way).
+        proc = server.start_blocking()
     except BaseException:
         await trio.to_thread.run_sync(pds.stop)
         raise

@@ -299,6 +299,11 @@ class EmbeddedPostgres:
             return subprocess.Popen(self.argv(), **self.popen_kwargs(log_file))
 
     def start_blocking(self) -> subprocess.Popen[bytes]:
+        """Start and wait until ready, from a thread that outlives the server.
+
+        Not from ``trio.to_thread``: the parent-death signal fires when the
+        spawning thread ends, and Trio's worker threads end when idle.
+        """
         self.prepare()
         proc = self.spawn()
         try:
