@@ -30,6 +30,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from coves import pids
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -37,16 +39,6 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def multiprocess_dir() -> str | None:
     """The shared metrics directory when this process is one of several, else None."""
     return os.environ.get(MULTIPROCESS_ENV) or None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def make_multiprocess_dir(data_dir: Path) -> str:
@@ -63,7 +55,7 @@ def make_multiprocess_dir(data_dir: Path) -> str:
     base.mkdir(parents=True, exist_ok=True)
     for entry in base.iterdir():
         owner, _, _ = entry.name.partition("-")
-        if entry.is_dir() and owner.isdigit() and not _alive(int(owner)):
+        if entry.is_dir() and owner.isdigit() and not pids.alive(int(owner)):
             shutil.rmtree(entry, ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base)
 

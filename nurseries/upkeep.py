@@ -18,7 +18,7 @@ import os
 import socket
 from collections.abc import Callable
 
-from coves import clock
+from coves import clock, pids
 from coves.context import HealthSource
 from coves.db import Database
 from coves.db.queries import processes, ratelimits, snapshots
@@ -92,17 +92,7 @@ def housekeeping_child(
         await processes.sweep(db)
         # Processes of this host that died without saying goodbye (killed, or
         # a previous run's): forget them now rather than in an hour.
-        dead = [ident for ident, pid in await processes.on_host(db, host) if not _alive(pid)]
+        dead = [ident for ident, pid in await processes.on_host(db, host) if not pids.alive(pid)]
         await processes.forget_many(db, dead)
 
     return periodic_child(Periodic("housekeeping", interval, sweep))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
