@@ -48,18 +48,19 @@ def outcome_count(ctx: AppContext, result: str) -> float:
     return 0.0
 
 
-async def test_timeline_is_cached_per_viewer_until_their_repo_changes(
-    mock_clock: trio.testing.MockClock,
-    db: Database,
-    read_ctx: AppContext,
-    lexicons: LexiconRegistry,
-) -> None:
+POST_URI = f"at://{COMMUNITY}/{POST}/3kpost0000001"
+
+
+async def cached_world(
+    db: Database, read_ctx: AppContext, lexicons: LexiconRegistry
+) -> tuple[AppContext, Client, Indexer, Stream]:
+    """An app with the per-viewer cache on, its indexer wired to invalidation, and a
+    community with one post to which the viewer and Bob subscribe."""
     read_ctx = replace(read_ctx, settings=read_ctx.settings.replace(viewer_cache_seconds=1.0))
     client = Client(create_app(read_ctx), lexicons)
     indexer = Indexer(db, instance_did=INSTANCE, metrics=Metrics())
     indexer.on_changed.append(read_ctx.invalidation.changed)
     stream = Stream()
-    post_uri = f"at://{COMMUNITY}/{POST}/3kpost0000001"
     await indexer.apply(
         frames(
             stream.identity(COMMUNITY, "gaming.community.localhost"),
@@ -69,6 +70,17 @@ async def test_timeline_is_cached_per_viewer_until_their_repo_changes(
             stream.commit(BOB, SUBSCRIPTION, "3ksub00000002", subscription_record(COMMUNITY)),
         )
     )
+    return read_ctx, client, indexer, stream
+
+
+async def test_timeline_is_cached_per_viewer_until_their_repo_changes(
+    mock_clock: trio.testing.MockClock,
+    db: Database,
+    read_ctx: AppContext,
+    lexicons: LexiconRegistry,
+) -> None:
+    read_ctx, client, indexer, stream = await cached_world(db, read_ctx, lexicons)
+    post_uri = POST_URI
 
     async def timeline(viewer: str) -> dict:  # type: ignore[type-arg]
         status, body = await client.get(TIMELINE, {}, viewer=viewer)
@@ -110,19 +122,8 @@ async def test_post_get_is_cached_per_viewer_until_their_repo_changes(
     read_ctx: AppContext,
     lexicons: LexiconRegistry,
 ) -> None:
-    read_ctx = replace(read_ctx, settings=read_ctx.settings.replace(viewer_cache_seconds=1.0))
-    client = Client(create_app(read_ctx), lexicons)
-    indexer = Indexer(db, instance_did=INSTANCE, metrics=Metrics())
-    indexer.on_changed.append(read_ctx.invalidation.changed)
-    stream = Stream()
-    post_uri = f"at://{COMMUNITY}/{POST}/3kpost0000001"
-    await indexer.apply(
-        frames(
-            stream.identity(COMMUNITY, "gaming.community.localhost"),
-            stream.commit(COMMUNITY, PROFILE, "self", community_record("gaming", INSTANCE, ALICE)),
-            stream.commit(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE)),
-        )
-    )
+    read_ctx, client, indexer, stream = await cached_world(db, read_ctx, lexicons)
+    post_uri = POST_URI
 
     async def viewer_state(viewer: str) -> dict:  # type: ignore[type-arg]
         status, body = await client.get(POST_GET, {"uris": post_uri}, viewer=viewer)
