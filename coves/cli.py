@@ -13,6 +13,7 @@ import trio
 
 from coves import __version__
 from coves.config import ConfigError, Settings, load_settings
+from coves.excgroups import first_leaf
 from coves.logs import configure_logging, get_logger
 
 log = get_logger("coves")
@@ -152,11 +153,11 @@ def _serve(settings: Settings, args: argparse.Namespace, *, migrate_on_start: bo
     except BaseException as exc:
         if _refused(exc):
             return 2
-        failed = _find(exc, ChildFailedTooOften)
+        failed = first_leaf(exc, ChildFailedTooOften)
         if failed is not None:
             log.critical("coves stopped: a child failed too often", error=str(failed))
             return 1
-        if _find(exc, KeyboardInterrupt) is not None:
+        if first_leaf(exc, KeyboardInterrupt) is not None:
             return 0
         log.critical("coves stopped by an unexpected error", exc_info=exc)
         return 1
@@ -231,17 +232,6 @@ def _refused(exc: BaseException) -> bool:
         return False
     log.critical("coves refuses to start", reason=str(refused))
     return True
-
-
-def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    if isinstance(exc, kind):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _find(inner, kind)
-            if found is not None:
-                return found
-    return None
 
 
 async def _migrate(settings: Settings) -> int:

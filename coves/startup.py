@@ -8,6 +8,8 @@ in one line (exit status 2) instead of five retried tracebacks.
 
 from __future__ import annotations
 
+from coves.excgroups import first_leaf
+
 
 class RefusedToStart(Exception):
     """Coves cannot serve as configured; the message says why, in one line."""
@@ -15,11 +17,4 @@ class RefusedToStart(Exception):
 
 def find_refusal(exc: BaseException) -> RefusedToStart | None:
     """The refusal inside ``exc`` (possibly nested in exception groups), if any."""
-    if isinstance(exc, RefusedToStart):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = find_refusal(inner)
-            if found is not None:
-                return found
-    return None
+    return first_leaf(exc, RefusedToStart)

@@ -17,6 +17,7 @@ from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
 from coves.db import fail_fast_on_outage
+from coves.excgroups import first_leaf
 from coves.logs import get_logger
 from coves.startup import RefusedToStart
 
@@ -155,11 +156,4 @@ _LISTEN_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 def _cannot_listen(exc: BaseException) -> OSError | None:
     """The bind error inside ``exc`` (Hypercorn raises it from a nursery), if any."""
-    if isinstance(exc, OSError) and exc.errno in _LISTEN_ERRORS:
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _cannot_listen(inner)
-            if found is not None:
-                return found
-    return None
+    return first_leaf(exc, OSError, lambda e: e.errno in _LISTEN_ERRORS)

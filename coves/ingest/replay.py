@@ -291,18 +291,14 @@ def _find_problem(exc: BaseException) -> str | None:
     import zstandard
 
     from coves.db import DatabaseError
+    from coves.excgroups import first_leaf
 
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _find_problem(inner)
-            if found is not None:
-                return found
+    found = first_leaf(exc, (zstandard.ZstdError, UnicodeDecodeError, OSError, DatabaseError))
+    if found is None:
         return None
-    if isinstance(exc, zstandard.ZstdError | UnicodeDecodeError | OSError):
-        return f"cannot read the stream: {exc}"
-    if isinstance(exc, DatabaseError):
-        return f"database unavailable: {exc}"
-    return None
+    if isinstance(found, DatabaseError):
+        return f"database unavailable: {found}"
+    return f"cannot read the stream: {found}"
 
 
 async def _main(settings: Settings, path: Path, batch_size: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from coves.db import DatabaseError
 from coves.db.embedded import EmbeddedPostgresError
+from coves.excgroups import first_leaf
 from coves.ops.backup import BackupError
 from coves.ops.pgtools import PgToolError
 
@@ -12,12 +13,5 @@ OPERATOR_ERRORS = (BackupError, PgToolError, DatabaseError, EmbeddedPostgresErro
 
 def operator_problem(exc: BaseException) -> str | None:
     """The message of the first operator-actionable error inside ``exc``, else None."""
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = operator_problem(inner)
-            if found is not None:
-                return found
-        return None
-    if isinstance(exc, OPERATOR_ERRORS):
-        return str(exc)
-    return None
+    found = first_leaf(exc, OPERATOR_ERRORS)
+    return None if found is None else str(found)
