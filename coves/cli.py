@@ -106,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:
         if _refused(exc):
             return 2
+        from coves.ops.problems import CommandFailed
+
+        if isinstance(exc, CommandFailed):
+            return 1  # already reported in one line
         raise
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from pathlib import Path
 
 import trio
@@ -21,7 +20,7 @@ from coves.ops.backup import (
     prune,
     run_post_command,
 )
-from coves.ops.problems import OPERATOR_ERRORS, operator_problem
+from coves.ops.problems import OPERATOR_ERRORS, run_command
 
 log = get_logger(__name__)
 
@@ -118,14 +117,7 @@ async def backup(settings: Settings, dest_dir: Path) -> BackupResult:
 
 def run_backup(settings: Settings, args: argparse.Namespace) -> int:
     dest = (args.to or settings.effective_backup_dir).expanduser().resolve()
-    try:
-        result = trio.run(backup, settings, dest)
-    except BaseException as exc:
-        problem = operator_problem(exc)
-        if problem is None:
-            raise
-        print(f"coves backup: {problem}", file=sys.stderr)
-        return 1
+    result = run_command("backup", lambda: backup(settings, dest))
     m = result.manifest
     print(f"backup:  {result.dump}")
     print(f"size:    {m.size:,} bytes   sha256 {m.sha256}")
@@ -141,22 +133,16 @@ def run_backup(settings: Settings, args: argparse.Namespace) -> int:
 def run_restore(settings: Settings, args: argparse.Namespace) -> int:
     from coves.ops.restore import restore
 
-    try:
-        result = trio.run(
-            lambda: restore(
-                settings,
-                args.file.expanduser().resolve(),
-                replace=args.yes,
-                force=args.force,
-                check_manifest=not args.no_manifest,
-            )
-        )
-    except BaseException as exc:
-        problem = operator_problem(exc)
-        if problem is None:
-            raise
-        print(f"coves restore: {problem}", file=sys.stderr)
-        return 1
+    result = run_command(
+        "restore",
+        lambda: restore(
+            settings,
+            args.file.expanduser().resolve(),
+            replace=args.yes,
+            force=args.force,
+            check_manifest=not args.no_manifest,
+        ),
+    )
     if result.manifest is not None:
         made = result.manifest.created_at.isoformat(timespec="seconds")
         print(f"restored {args.file.name} (made {made} by Coves {result.manifest.coves_version})")

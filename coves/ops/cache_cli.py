@@ -16,9 +16,6 @@ to a minute) and need no clearing; restarting Coves empties them too.
 from __future__ import annotations
 
 import argparse
-import sys
-
-import trio
 
 from coves.config import Settings
 
@@ -57,16 +54,9 @@ async def _clear(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from coves.ops.problems import operator_problem
+    from coves.ops.problems import run_command
 
-    try:
-        trio.run(_clear, settings, args)
-    except BaseException as exc:
-        problem = operator_problem(exc)
-        if problem is None:
-            raise
-        print(f"coves cache: {problem}", file=sys.stderr)
-        return 1
+    run_command("cache", lambda: _clear(settings, args))
     return 0
 
 

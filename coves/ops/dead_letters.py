@@ -16,7 +16,6 @@ import sys
 from collections import Counter
 
 import orjson
-import trio
 
 from coves.config import Settings
 from coves.db import Database
@@ -52,16 +51,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if getattr(args, "limit", 1) < 1:
         print("coves dead-letters: --limit must be positive", file=sys.stderr)
         return 2
-    from coves.ops.problems import operator_problem
+    from coves.ops.problems import run_command
 
-    try:
-        return trio.run(_main, settings, action, args)
-    except BaseException as exc:
-        problem = operator_problem(exc)
-        if problem is None:
-            raise
-        print(f"coves dead-letters: {problem}", file=sys.stderr)
-        return 1
+    return run_command("dead-letters", lambda: _main(settings, action, args))
 
 
 async def _main(settings: Settings, action: str, args: argparse.Namespace) -> int:
