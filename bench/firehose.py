@@ -10,7 +10,7 @@ indexed into its own empty database through the production path (Jetstream:
 code) in batches of the live consumer's size, and the decode step alone is
 timed too. Prints events/s for each and the ratio.
 
-    .venv/bin/python bench/firehose.py [--events 200000] [--noise 0.0] [--verify]
+    .venv/bin/python bench/firehose.py [--events 200000] [--noise 0.0] [--verify] [--sequential]
     .venv/bin/python bench/firehose.py record ws://HOST:PORT --frames N --out capture.fh
 
 ``record`` saves frames from a live firehose (e.g. the test PDS) in the
@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,9 @@ from coves.db.migrate import migrate
 from coves.ingest.build import build_indexer
 from coves.ingest.firehose import decode_frame
 from coves.ingest.firehose_sink import FirehoseSink
-from coves.ingest.types import Frame
+from coves.ingest.pipeline import run_pipelined
+from coves.ingest.types import BatchResult, Frame
+from coves.logs import configure_logging
 from coves.metrics import Metrics
 from tests.support.fake_repo import FakeRepo, Write, commit_body, encode_frame
 
@@ -111,21 +113,43 @@ class Keys:
         return None if repo is None else repo.key.public()
 
 
-async def index(db: Database, frames: list[Any], size: int, sink: Any = None) -> tuple[int, float]:
+async def index(
+    db: Database, frames: list[Any], size: int, sink: Any = None, *, pipelined: bool = True
+) -> tuple[int, float, float]:
+    """Index ``frames`` as the live consumer does: the next batch staged while this
+    one commits (``coves.ingest.pipeline``), or one batch after the other."""
     indexer = build_indexer(
         db=db, instance_did=INSTANCE_DID, skip_did_web_verification=False, metrics=Metrics()
     )
     target = sink(indexer) if sink is not None else indexer
     await target.load_cursor()
-    applied = 0
-    started = time.perf_counter()
-    for chunk in batches(frames, size):
-        result = await target.apply(chunk)
+    applied, committing = 0, 0.0
+
+    def done(_batch: Any, result: BatchResult, seconds: float) -> None:
+        nonlocal applied, committing
         applied += result.applied
-    return applied, time.perf_counter() - started
+        committing += seconds
+
+    async def chunks() -> AsyncIterator[list[Frame]]:
+        for chunk in batches(frames, size):
+            yield chunk
+
+    started, cpu = time.perf_counter(), time.process_time()
+    if pipelined:
+        await run_pipelined(target, chunks(), done)
+    else:
+        for chunk in batches(frames, size):
+            staged = await target.stage(chunk)
+            began = time.perf_counter()
+            done(chunk, await target.commit(staged), time.perf_counter() - began)
+    # process_time counts every thread of this process: Coves' side of the work.
+    elapsed = time.perf_counter() - started
+    print(f"          committing {committing:.2f} s of {elapsed:.2f} s")
+    return applied, elapsed, time.process_time() - cpu
 
 
 async def run(args: argparse.Namespace) -> None:
+    configure_logging("warning")  # four databases' migrations would bury the figures
     work = Path(tempfile.mkdtemp(prefix="coves-bench-firehose-"))
     started = time.perf_counter()
     lines, frames, repos = synthesize(args.events, args.noise)
@@ -148,32 +172,44 @@ async def run(args: argparse.Namespace) -> None:
     server = EmbeddedPostgres(work / "pg", durable=True)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
-        results = {}
-        for name in ("jetstream", "firehose"):
-            conninfo = await trio.to_thread.run_sync(create_database, server, name)
-            async with Database(conninfo, pool_size=2, statement_timeout_ms=60_000) as db:
-                await migrate(db)
-                if name == "jetstream":
-                    applied, elapsed = await index(db, lines, args.batch_size)
-                else:
-
-                    def sink(indexer: Any, db: Database = db) -> FirehoseSink:
-                        return FirehoseSink(
-                            indexer,
-                            db,
-                            source="firehose:bench",
-                            metrics=Metrics(),
-                            verify=args.verify,
-                            keys=Keys(repos),
+        results: dict[tuple[str, str], float] = {}
+        modes = ["pipelined", "sequential"] if args.sequential else ["pipelined"]
+        for mode in modes:
+            for name in ("jetstream", "firehose"):
+                conninfo = await trio.to_thread.run_sync(create_database, server, f"{name}_{mode}")
+                async with Database(conninfo, pool_size=2, statement_timeout_ms=60_000) as db:
+                    await migrate(db)
+                    if name == "jetstream":
+                        applied, elapsed, cpu = await index(
+                            db, lines, args.batch_size, pipelined=mode == "pipelined"
                         )
+                    else:
 
-                    applied, elapsed = await index(db, frames, args.batch_size, sink)
-            results[name] = len(lines) / elapsed
-            print(
-                f"{name:9s} {len(lines):,} events in {elapsed:.2f} s = {results[name]:,.0f} "
-                f"events/s (applied {applied:,})"
-            )
-        print(f"ratio:    firehose / jetstream = {results['firehose'] / results['jetstream']:.2f}")
+                        def sink(indexer: Any, db: Database = db) -> FirehoseSink:
+                            return FirehoseSink(
+                                indexer,
+                                db,
+                                source="firehose:bench",
+                                metrics=Metrics(),
+                                verify=args.verify,
+                                keys=Keys(repos),
+                            )
+
+                        applied, elapsed, cpu = await index(
+                            db, frames, args.batch_size, sink, pipelined=mode == "pipelined"
+                        )
+                results[name, mode] = len(lines) / elapsed
+                print(
+                    f"{name:9s} {mode:10s} {len(lines):,} events in {elapsed:.2f} s = "
+                    f"{results[name, mode]:,.0f} events/s (applied {applied:,}; "
+                    f"Python {cpu / elapsed:.2f} cores, {cpu / len(lines) * 1e6:.0f} µs/event)"
+                )
+            ratio = results["firehose", mode] / results["jetstream", mode]
+            print(f"ratio:    {mode}: firehose / jetstream = {ratio:.2f}")
+        if args.sequential:
+            for name in ("jetstream", "firehose"):
+                gain = results[name, "pipelined"] / results[name, "sequential"]
+                print(f"pipelined / sequential: {name} {gain:.2f}x")
         print(
             f"nproc:    {os.cpu_count()}  batch size: {args.batch_size}  noise: {args.noise}  "
             f"verify: {args.verify}"
@@ -214,6 +250,11 @@ def main() -> None:
         help="foreign app.bsky commits before each event, on average (skipped)",
     )
     parser.add_argument("--verify", action="store_true", help="FIREHOSE_VERIFY=true")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="also index both captures one batch after the other (the consumer before pipelining)",
+    )
     args = parser.parse_args()
     trio.run(record if args.command == "record" else run, args)
 

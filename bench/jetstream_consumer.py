@@ -41,7 +41,10 @@ class CountingSink:
     async def load_cursor(self) -> int | None:
         return self.cursor  # replay everything the fake holds
 
-    async def apply(self, frames: Sequence[Frame]) -> BatchResult:
+    async def stage(self, frames: Sequence[Frame]) -> Sequence[Frame]:
+        return frames
+
+    async def commit(self, frames: Sequence[Frame]) -> BatchResult:
         await trio.lowlevel.checkpoint()
         self.frames += len(frames)
         self.batches += 1

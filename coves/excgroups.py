@@ -7,8 +7,11 @@ operator's mistake) means finding the first leaf of a kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import TypeVar
+
+import trio
 
 E = TypeVar("E", bound=BaseException)
 
@@ -28,3 +31,29 @@ def first_leaf(
             if found is not None:
                 return found
     return None
+
+
+@asynccontextmanager
+async def single_errors() -> AsyncIterator[None]:
+    """Let a lone error leave an internal nursery bare.
+
+    Callers handle a child's ``DatabaseError`` (or log a sink bug) as they
+    would from a plain ``await``; a one-member ExceptionGroup only hides it.
+    Several errors stay grouped; cancellation passes through untouched.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        errors = group.subgroup(lambda e: not isinstance(e, trio.Cancelled))
+        leaves = [] if errors is None else list(_leaves(errors))
+        if len(leaves) == 1:
+            raise leaves[0] from group
+        raise
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc

@@ -33,7 +33,7 @@ from __future__ import annotations
 import random
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -50,6 +50,8 @@ from coves import clock
 from coves.breaker import BreakerState, CircuitBreaker
 from coves.config import DEFAULT_JETSTREAM_URL, Settings
 from coves.db import DatabaseError
+from coves.excgroups import single_errors
+from coves.ingest.pipeline import run_pipelined
 from coves.ingest.stream import (
     COLLECTIONS,
     REPLAY_WINDOW_SECONDS,
@@ -246,7 +248,7 @@ async def client_websocket(
     lets tests run the same code over in-memory streams.
     """
     try:
-        async with _single_errors(), trio.open_nursery() as nursery:
+        async with single_errors(), trio.open_nursery() as nursery:
             try:
                 with trio.fail_after(handshake_timeout):
                     ws = await trio_websocket.wrap_client_stream(
@@ -535,7 +537,7 @@ class JetstreamConsumer:
 
     async def _pump(self, ws: trio_websocket.WebSocketConnection, session: _Session) -> None:
         send, recv = trio.open_memory_channel[Frame](self.config.queue_frames)
-        async with _single_errors(), trio.open_nursery() as nursery:
+        async with single_errors(), trio.open_nursery() as nursery:
             nursery.start_soon(self._apply_loop, recv, session, nursery.cancel_scope)
             async with send, trio.open_nursery() as io:
                 io.start_soon(self._read_loop, ws, send, session, io.cancel_scope)
@@ -641,7 +643,8 @@ class JetstreamConsumer:
         scope: trio.CancelScope,
     ) -> None:
         size, window = self.config.batch_size, self.config.batch_ms / 1000.0
-        async with recv:
+
+        async def batches() -> AsyncIterator[list[Frame]]:
             while True:
                 try:
                     first = await recv.receive()
@@ -650,23 +653,24 @@ class JetstreamConsumer:
                 # The deadline counts from the frame's arrival, so a frame that
                 # queued behind a slow apply is not held back any further.
                 batch, ended = await _fill_batch(recv, [first], size, first.received_at + window)
-                try:
-                    await self._apply(batch)
-                except DatabaseError as exc:
-                    self._log.warning(
-                        "jetstream pausing: database unavailable; unapplied frames dropped",
-                        dropped=len(batch),
-                        error=repr(exc),
-                    )
-                    session.end(Reason.DATABASE, scope)
-                    return
+                yield batch
                 if ended:
                     return
 
-    async def _apply(self, batch: Sequence[Frame]) -> BatchResult:
-        started = clock.monotonic()
-        result = await self.sink.apply(batch)
-        self._m.apply_seconds.observe(clock.monotonic() - started)
+        async with recv:
+            try:
+                # The next batch is parsed (or decoded and verified) while this one commits.
+                await run_pipelined(self.sink, batches(), self._applied)
+            except DatabaseError as exc:
+                self._log.warning(
+                    "jetstream pausing: database unavailable; unapplied frames dropped",
+                    queued_frames=recv.statistics().current_buffer_used,
+                    error=repr(exc),
+                )
+                session.end(Reason.DATABASE, scope)
+
+    def _applied(self, batch: Sequence[Frame], result: BatchResult, seconds: float) -> None:
+        self._m.apply_seconds.observe(seconds)
         self.batches += 1
         self._m.batches.inc()
         self._m.batch_events.observe(len(batch))
@@ -680,7 +684,6 @@ class JetstreamConsumer:
             self.apply_lag_seconds = max(0.0, clock.wall_now() - result.newest_event_us / 1_000_000)
             self._m.apply_lag.set(self.apply_lag_seconds)
             self._m.last_event.set(result.newest_event_us / 1_000_000)
-        return result
 
     # -- bookkeeping --------------------------------------------------------------------
     def _mark_alive(self, session: _Session) -> None:
@@ -768,31 +771,6 @@ async def _fill_batch(
             except trio.EndOfChannel:
                 return batch, True
     return batch, False
-
-
-@asynccontextmanager
-async def _single_errors() -> AsyncIterator[None]:
-    """Let a lone error (a sink bug) leave our internal nurseries bare.
-
-    The supervisor logs and restarts on it; a one-member ExceptionGroup only
-    makes that log harder to read. Cancellation passes through untouched.
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        errors = group.subgroup(lambda e: not isinstance(e, trio.Cancelled))
-        leaves = [] if errors is None else list(_leaves(errors))
-        if len(leaves) == 1:
-            raise leaves[0] from group
-        raise
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
 
 
 def _close_reason(reason: trio_websocket.CloseReason | None) -> Reason:

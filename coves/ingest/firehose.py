@@ -27,7 +27,7 @@ from typing import Any
 import cbrrr
 import orjson
 
-from coves.atproto.car import Car, CarError, cid_bytes, cid_text, read_car
+from coves.atproto.car import Car, CarError, cid_bytes, cid_text, find_block, read_car
 from coves.ingest.events import DeadLetter, Reason
 
 PREFIX = "social.coves."
@@ -96,8 +96,13 @@ def _positive(value: object) -> int | None:
     return None
 
 
-def decode_frame(data: bytes) -> Decoded:
-    """Classify one binary frame; never raises (bad frames become dead letters)."""
+def decode_frame(data: bytes, *, whole_car: bool = True) -> Decoded:
+    """Classify one binary frame; never raises (bad frames become dead letters).
+
+    ``whole_car=False`` (indexing without verification) takes just the record
+    blocks out of a commit's CAR (:func:`coves.atproto.car.find_block`) and keeps
+    no ``car``: nothing will check the commit's signature or proofs.
+    """
     try:
         values = cbrrr.decode_multi_dag_cbor_in_violation_of_the_spec(data)
         header = next(values)
@@ -134,7 +139,7 @@ def decode_frame(data: bytes) -> Decoded:
     if not isinstance(did, str) or when is None:
         return _malformed(data, f"{kind}: did/repo or time missing", seq=seq)
     if kind == "#commit":
-        return _commit(data, body, seq, did, when)
+        return _commit(data, body, seq, did, when, whole_car=whole_car)
     if kind == "#identity":
         identity: dict[str, Any] = {"did": did, "seq": seq, "time": body["time"]}
         if body.get("handle") is not None:
@@ -161,7 +166,9 @@ def decode_frame(data: bytes) -> Decoded:
     return Decoded("unknown", seq, did, time_us=when, name=kind[:32])
 
 
-def _commit(data: bytes, body: dict[str, Any], seq: int, did: str, when: int) -> Decoded:
+def _commit(
+    data: bytes, body: dict[str, Any], seq: int, did: str, when: int, *, whole_car: bool
+) -> Decoded:
     rev = body.get("rev")
     if not isinstance(rev, str):
         return _malformed(data, "#commit: rev missing", seq=seq)
@@ -191,13 +198,15 @@ def _commit(data: bytes, body: dict[str, Any], seq: int, did: str, when: int) ->
     if not out.ops:
         return out
     commit = body.get("commit")
-    blocks = body.get("blocks")
+    value = body.get("blocks")
+    blocks = value if isinstance(value, bytes) else b""
     try:
         out.commit = cid_bytes(commit)
-        if isinstance(blocks, bytes) and blocks:
+        if not blocks:
+            if not out.too_big:
+                raise CarError("blocks missing")
+        elif whole_car or out.too_big:
             out.car = read_car(blocks)
-        elif not out.too_big:
-            raise CarError("blocks missing")
     except CarError as exc:
         return _malformed(data, f"#commit: {exc}"[:300], seq=seq)
     if out.too_big:
@@ -206,7 +215,10 @@ def _commit(data: bytes, body: dict[str, Any], seq: int, did: str, when: int) ->
         record: object = None
         if op.cid is not None:
             try:
-                record = out.car.decode(op.cid, atjson=True) if out.car is not None else None
+                if out.car is not None:
+                    record = out.car.decode(op.cid, atjson=True)
+                else:
+                    record = _record(blocks, op.cid)
             except CarError as exc:
                 out.dead.append(_op_dead(did, op, when, f"record block: {exc}", data))
                 continue
@@ -215,6 +227,16 @@ def _commit(data: bytes, body: dict[str, Any], seq: int, did: str, when: int) ->
                 continue
         out.messages.append(commit_message(did, when, rev, op, record))
     return out
+
+
+def _record(blocks: bytes, cid: bytes) -> object:
+    block = find_block(blocks, cid)
+    if block is None:
+        return None
+    try:
+        return cbrrr.decode_dag_cbor(block, atjson_mode=True)
+    except (cbrrr.CbrrrDecodeError, ValueError) as exc:
+        raise CarError(f"block {cid_text(cid)} is not DAG-CBOR: {exc}") from exc
 
 
 def commit_message(did: str, when: int, rev: str, op: Op, record: object) -> dict[str, Any]:

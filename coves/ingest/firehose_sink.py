@@ -4,16 +4,19 @@ Wraps the shared :class:`~coves.ingest.indexer.Indexer` for one source (one
 PDS or relay), whose cursor is the stream's ``seq`` stored under its own
 name (``firehose:<host>``) in the same transaction as the batch.
 
-Per batch: frames are decoded in a worker thread
-(:func:`coves.ingest.firehose.decode_frame`); then what needs the network
-happens here, in order: with ``verify``, each commit that touches our
-collections has its signature checked against the repo's ``#atproto`` key
+Per batch, in two steps (the ``Sink`` contract; the consumer stages batch N+1
+while N commits, ``coves.ingest.pipeline``). ``stage``: frames are decoded in
+a worker thread (:func:`coves.ingest.firehose.decode_frame`); then what needs
+the network happens here, in order: with ``verify``, each commit that touches
+our collections has its signature checked against the repo's ``#atproto`` key
 and each of its operations proven in the signed tree (failures are
 dead-lettered, reason ``bad_signature`` / ``bad_proof``); ``tooBig`` commits
 have their records fetched from the repo's PDS (``com.atproto.sync.getRecord``)
 and ``#sync`` events the whole repository (``getRepo``), whose records are
-re-indexed at the sync's rev and whose vanished records are deleted. Then the
-events are parsed and committed like Jetstream's.
+re-indexed at the sync's rev and whose vanished records are deleted; then the
+events are parsed like Jetstream's. ``commit`` is the indexer's transaction.
+A ``#sync`` compares the repository with what is indexed, so a batch holding
+one is staged only once the batch before it has committed.
 
 Sequence bookkeeping: a ``seq`` that skips ahead of the last one seen is a
 gap (logged and counted: relays may skip numbers legitimately, a PDS does
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -38,6 +41,7 @@ from coves.atproto.commit import read_commit
 from coves.atproto.keys import PublicKey
 from coves.db import Database
 from coves.db.queries import ingest as q
+from coves.ingest.apply import Batch
 from coves.ingest.events import DeadLetter
 from coves.ingest.firehose import (
     PREFIX,
@@ -82,6 +86,14 @@ class FetchFailed(Exception):
     pass
 
 
+@dataclass(eq=False)
+class Staged:
+    """A batch ready to commit; ``committed`` is set once its commit has ended."""
+
+    batch: Batch
+    committed: trio.Event = field(default_factory=trio.Event)
+
+
 @dataclass
 class FirehoseStats:
     frames: Counter[str]
@@ -114,6 +126,7 @@ class FirehoseSink:
         self._fetcher = fetcher
         self.stats = FirehoseStats(Counter())
         self._last_time_us = 0
+        self._last_staged: trio.Event | None = None  # the latest staged batch's ``committed``
         # Labelled by source: each FIREHOSE_URL entry counts apart (nurseries/jetstream.py).
         mine = (source,)
         self._m_frames = metrics.counter(
@@ -150,18 +163,45 @@ class FirehoseSink:
     async def load_cursor(self) -> int | None:
         cursor = await self.indexer.open_source(self.source)
         self.stats.last_seq = cursor
+        # A new session: batches staged in the last one were dropped, not committed.
+        self._last_staged = None
         return cursor
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
-        decoded = await trio.to_thread.run_sync(_decode_all, frames)
+        """Stage and commit one batch (a caller with nothing to overlap)."""
+        return await self.commit(await self.stage(frames))
+
+    async def stage(self, frames: Sequence[Frame]) -> Staged:
+        """Decode, check signatures, fetch ``tooBig`` records, then parse.
+
+        A batch holding a ``#sync`` compares the repository with what is indexed,
+        so it waits until every batch staged before it has committed.
+        """
+        # Without verification only the record blocks are read out of each CAR.
+        decoded = await trio.to_thread.run_sync(_decode_all, frames, self.verify)
         self._bookkeeping(decoded)
         if self.verify:
             await self._verify(decoded)
         for item in decoded:
             if item.too_big and item.ops:
                 await self._fetch_records(item)
-            elif item.kind == "sync":
-                await self._resync(item)
+        if any(item.kind == "sync" for item in decoded):
+            if self._last_staged is not None:
+                await self._last_staged.wait()
+            for item in decoded:
+                if item.kind == "sync":
+                    await self._resync(item)
+        staged = Staged(await trio.to_thread.run_sync(self._prepare, decoded))
+        self._last_staged = staged.committed
+        return staged
+
+    async def commit(self, staged: Staged) -> BatchResult:
+        try:
+            return await self.indexer.commit(staged.batch)
+        finally:
+            staged.committed.set()  # or failed: either way nothing of it is pending
+
+    def _prepare(self, decoded: list[Decoded]) -> Batch:
         messages: list[tuple[dict[str, Any], str]] = []
         dead: list[DeadLetter] = []
         events = 0
@@ -174,18 +214,14 @@ class FirehoseSink:
             events += max(1, len(item.messages) + len(item.dead))
             if item.seq is not None and (cursor is None or item.seq > cursor):
                 cursor = item.seq
-        now_us = int(clock.wall_now() * 1_000_000)
-        batch = await trio.to_thread.run_sync(
-            lambda: self.indexer.prepare_messages(
-                messages,
-                frames=events,
-                source=self.source,
-                cursor=cursor,
-                dead=dead,
-                now_us=now_us,
-            )
+        return self.indexer.prepare_messages(
+            messages,
+            frames=events,
+            source=self.source,
+            cursor=cursor,
+            dead=dead,
+            now_us=int(clock.wall_now() * 1_000_000),
         )
-        return await self.indexer.commit(batch)
 
     # -- bookkeeping ------------------------------------------------------------------
     def _monotonic(self, time_us: int) -> int:
@@ -197,9 +233,11 @@ class FirehoseSink:
 
     def _bookkeeping(self, decoded: list[Decoded]) -> None:
         stats = self.stats
+        kinds = Counter(item.kind for item in decoded)
+        stats.frames.update(kinds)
+        for kind, count in kinds.items():  # one metric update per kind and batch
+            self._m_frames.labels(self.source, kind).inc(count)
         for item in decoded:
-            stats.frames[item.kind] += 1
-            self._m_frames.labels(self.source, item.kind).inc()
             if item.kind == "info":
                 if item.name == "OutdatedCursor":
                     stats.outdated_cursor += 1
@@ -373,13 +411,13 @@ class FirehoseSink:
         log.info("firehose #sync: repository re-indexed", did=did, records=len(records))
 
 
-def _decode_all(frames: Sequence[Frame]) -> list[Decoded]:
+def _decode_all(frames: Sequence[Frame], whole_car: bool) -> list[Decoded]:
     out = []
     for frame in frames:
         data = frame.data
         if isinstance(data, str):  # a text frame has no place on this stream
             data = data.encode()
-        out.append(decode_frame(data))
+        out.append(decode_frame(data, whole_car=whole_car))
     return out
 
 

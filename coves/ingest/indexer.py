@@ -115,11 +115,14 @@ class Indexer:
         return cursor
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
+        """Stage and commit one batch (a caller with nothing to overlap)."""
+        return await self.commit(await self.stage(frames))
+
+    async def stage(self, frames: Sequence[Frame]) -> Batch:
         # Parsing a batch is tens of milliseconds of CPU: done in a worker thread
         # so the event loop (and the HTTP server sharing it) keeps running.
         now_us = _now_us()
-        batch = await trio.to_thread.run_sync(lambda: self.prepare(frames, now_us=now_us))
-        return await self.commit(batch)
+        return await trio.to_thread.run_sync(lambda: self.prepare(frames, now_us=now_us))
 
     def prepare(self, frames: Sequence[Frame], *, now_us: int | None = None) -> Batch:
         """Parse and validate a batch (pure CPU, no I/O, never raises).

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from coves.db import DatabaseError
 
@@ -44,14 +44,26 @@ class BatchResult:
 
 
 class Sink(Protocol):
+    """Where a consumer's batches go, in two steps so they can overlap
+    (``coves.ingest.pipeline``): ``stage`` batch N+1 while ``commit`` applies N."""
+
     async def load_cursor(self) -> int | None:
         """The time_us of the last applied event, or None on a fresh database."""
         ...
 
-    async def apply(self, frames: Sequence[Frame]) -> BatchResult:
-        """Apply frames atomically (cursor included) or raise without committing.
+    async def stage(self, frames: Sequence[Frame], /) -> Any:
+        """Everything that writes nothing: parse, decode, check, fetch.
+
+        Runs while the previous batch may still be committing, so it must not
+        depend on that batch's effects. Never raises for malformed frames
+        (they become dead letters); may raise ``coves.db.DatabaseError``.
+        """
+        ...
+
+    async def commit(self, staged: Any, /) -> BatchResult:
+        """Apply a staged batch atomically (cursor included) or raise without committing.
 
         Raises ``coves.db.DatabaseError`` subclasses when the database is
-        unavailable; malformed frames never raise, they are dead-lettered.
+        unavailable. Batches are committed in the order they were staged.
         """
         ...

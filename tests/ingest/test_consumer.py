@@ -378,8 +378,9 @@ async def test_slow_sink_applies_backpressure_and_bounds_memory(
             await fake.wait_for_connections(1)
             published = publish_votes(fake, 500)
             await trio.sleep(60.0)  # far past the idle timeout and several pings
-            # one batch in the sink, the channel full, one frame in the reader's hand
-            assert consumer.frames <= 10 + 20 + 1
+            # one batch committing, one staged behind it, the channel full, and one
+            # frame in the reader's hand
+            assert consumer.frames == 10 + 10 + 20 + 1
             assert consumer.reconnects == {}  # blocked on us, not silent
             sink.gate = None
             gate.set()

@@ -192,3 +192,44 @@ def test_mst_lookup_proves_presence_and_absence_and_needs_its_nodes() -> None:
     car.blocks = pruned
     with pytest.raises(CarError):
         mst.lookup(car, commit.root, f"{VOTE}/3kvote0000042")
+
+
+def test_reading_only_the_record_blocks_gives_the_same_events() -> None:
+    """Without verification the decoder takes just the record blocks out of the CAR
+    (find_block); what it yields must not differ from reading the whole CAR."""
+    repo = FakeRepo(ALICE)
+    frames = []
+    for i in range(30):
+        frames.append(
+            _frame(
+                repo,
+                Write("create", VOTE, f"3kvote{i:07d}", {"direction": "up", "n": i}),
+                Write("create", "app.bsky.feed.like", f"3klike{i:07d}", {"subject": "x"}),
+                seq=i + 1,
+            )
+        )
+    frames.append(_frame(repo, Write("delete", VOTE, "3kvote0000003"), seq=31))
+    frames.append(
+        _frame(repo, Write("update", POST, "3kpost0000001", {"title": "x" * 20_000}), seq=32)
+    )
+    for frame in frames:
+        whole, records_only = decode_frame(frame), decode_frame(frame, whole_car=False)
+        assert records_only.messages == whole.messages
+        assert records_only.dead == whole.dead == []
+        assert records_only.car is None and whole.car is not None
+
+
+def test_a_record_block_missing_or_altered_is_dead_lettered_without_the_whole_car() -> None:
+    repo = FakeRepo(ALICE)
+    commit = repo.commit([Write("create", VOTE, "3kvote0000001", {"direction": "up"})])
+    [record_cid] = [op["cid"].cid_bytes for op in commit.ops if op["cid"] is not None]
+    altered = dict(commit.blocks)
+    altered[record_cid] = altered[record_cid].replace(b"up", b"UP")
+    missing = {cid: block for cid, block in commit.blocks.items() if cid != record_cid}
+    for blocks, detail in ((missing, "missing"), (altered, "missing")):
+        body = commit_body(commit, 9, T0)
+        body["blocks"] = write_car([commit.cid], blocks)
+        decoded = decode_frame(encode_frame("#commit", body), whole_car=False)
+        assert decoded.messages == []
+        [dead] = decoded.dead
+        assert detail in dead.detail and dead.rkey == "3kvote0000001"

@@ -16,6 +16,7 @@ from coves.atproto.keys import PrivateKey
 from coves.db import Database
 from coves.ingest.firehose_sink import FirehoseSink
 from coves.ingest.indexer import Indexer
+from coves.ingest.types import Frame
 from coves.lexicon import LexiconRegistry
 from coves.metrics import Metrics
 from nurseries.jetstream import FIREHOSE, ConsumerConfig, JetstreamConsumer
@@ -361,3 +362,64 @@ async def test_sync_of_a_repository_we_index_nothing_of_fetches_nothing(
         async with running(db, lexicons, fake, fetcher=fetcher) as (consumer, _):
             await wait_for(lambda: consumer.cursor == last)
     assert fetcher.calls == 0
+
+
+async def test_a_sync_is_staged_only_after_the_batch_before_it_has_committed(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    """The consumer stages batch N+1 while N commits; a #sync compares the repository
+    with the index, so it must see N's rows (here: the vote it has to delete)."""
+    fake = FakeFirehose()
+    metrics = Metrics()
+    indexer = Indexer(db, instance_did=INSTANCE_DID, metrics=metrics, validator=lexicons)
+    sink = FirehoseSink(
+        indexer, db, source=SOURCE, metrics=metrics, keys=FakeKeys(fake), fetcher=fake.fetcher()
+    )
+    with trio.fail_after(30):
+        await sink.load_cursor()
+        _community(fake)
+        fake.create(COMMUNITY, POST, "3kpost0000001", post_record(COMMUNITY, ALICE))
+        fake.create(BOB, VOTE, "3kvote0000001", vote_record(POST_URI))
+        first = [Frame(frame, 0.0) for frame in fake.frames]
+        # The vote vanishes from Bob's repository behind the stream's back.
+        fake.repo(BOB).commit([Write("delete", VOTE, "3kvote0000001")])
+        fake.sync_event(BOB)
+        second = [Frame(fake.frames[-1], 0.0)]
+
+        staged_first = await sink.stage(first)
+        staged: dict[str, Any] = {}
+
+        async def stage_second() -> None:
+            staged["second"] = await sink.stage(second)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stage_second)
+            await trio.sleep(0.5)
+            assert "second" not in staged  # waiting for the first batch's commit
+            await sink.commit(staged_first)
+        assert await value(db, "SELECT count(*) FROM votes WHERE deleted_at IS NULL") == 1
+        await sink.commit(staged["second"])
+    assert await value(db, "SELECT count(*) FROM votes WHERE deleted_at IS NULL") == 0
+
+
+async def test_a_new_session_does_not_wait_for_a_batch_staged_in_the_last_one(
+    db: Database, lexicons: LexiconRegistry
+) -> None:
+    """A batch staged and then dropped (the database went away before its commit)
+    must not hold up a #sync after the consumer reconnects."""
+    fake = FakeFirehose()
+    metrics = Metrics()
+    indexer = Indexer(db, instance_did=INSTANCE_DID, metrics=metrics, validator=lexicons)
+    sink = FirehoseSink(
+        indexer, db, source=SOURCE, metrics=metrics, keys=FakeKeys(fake), fetcher=fake.fetcher()
+    )
+    with trio.fail_after(30):
+        await sink.load_cursor()
+        _community(fake)
+        fake.create(BOB, VOTE, "3kvote0000001", vote_record(POST_URI))
+        await sink.stage([Frame(frame, 0.0) for frame in fake.frames])  # never committed
+        await sink.load_cursor()  # the reconnect
+        sync = fake.sync_event(BOB)
+        result = await sink.commit(await sink.stage([Frame(frame, 0.0) for frame in fake.frames]))
+    assert result.cursor == sync
+    assert await value(db, "SELECT count(*) FROM votes WHERE deleted_at IS NULL") == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -23,6 +24,13 @@ def event_key(event: dict[str, Any]) -> tuple[Any, ...]:
     return (event.get("did"), event.get("kind"), event.get("time_us"))
 
 
+@dataclass
+class Staged:
+    frames: list[Frame]
+    parsed: list[dict[str, Any]]
+    dead: int
+
+
 class MemorySink:
     def __init__(self, cursor: int | None = None) -> None:
         self.cursor = cursor
@@ -30,11 +38,12 @@ class MemorySink:
         self._seen: set[tuple[Any, ...]] = set()
         self.batch_sizes: list[int] = []
         self.batch_times: list[float] = []  # trio time each batch committed
-        self.attempts = 0
+        self.attempts = 0  # commits begun
+        self.staged = 0  # batches staged (parsed), committed or not
         self.cursor_loads = 0
         self.down = False  # raise DatabaseUnavailable from every call
-        self.gate: trio.Event | None = None  # when set, apply waits on it before committing
-        self.delay = 0.0  # apply takes this long (Trio time)
+        self.gate: trio.Event | None = None  # when set, commit waits on it before committing
+        self.delay = 0.0  # commit takes this long (Trio time)
         self.fail_with: BaseException | None = None  # a non-database bug
         self.in_apply = 0
         self.entered = trio.Event()  # set each time an apply starts (replace to re-arm)
@@ -47,6 +56,23 @@ class MemorySink:
         return self.cursor
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
+        return await self.commit(await self.stage(frames))
+
+    async def stage(self, frames: Sequence[Frame]) -> Staged:
+        await trio.lowlevel.checkpoint()
+        self.staged += 1
+        parsed: list[dict[str, Any]] = []
+        dead = 0
+        for frame in frames:
+            event = self.parse(frame)
+            if event is None:
+                dead += 1
+                continue
+            parsed.append(event)
+        return Staged(list(frames), parsed, dead)
+
+    async def commit(self, staged: Staged) -> BatchResult:
+        frames, parsed, dead = staged.frames, staged.parsed, staged.dead
         self.attempts += 1
         self.in_apply += 1
         self.entered.set()
@@ -55,14 +81,6 @@ class MemorySink:
                 raise self.fail_with
             if self.down:
                 raise DatabaseUnavailable("connection refused (memory sink is down)")
-            parsed: list[dict[str, Any]] = []
-            dead = 0
-            for frame in frames:
-                event = self.parse(frame)
-                if event is None:
-                    dead += 1
-                    continue
-                parsed.append(event)
             if self.delay:
                 await trio.sleep(self.delay)
             if self.gate is not None:
