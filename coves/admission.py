@@ -67,10 +67,11 @@ rather than a drop state), without PIE's integral term: its tuning would
 need measurements we do not have, and the bounded error of a proportional
 controller (at most the target again) is what the latency budget can
 afford. The smoothing (weight ``1/4`` per sample, about 100 ms) keeps one
-late wake-up (a GC pause) from refusing a burst; the overdue term keeps a
-long stall from being noticed late. The decision costs a clock read and, over
-the target, one random draw; it is taken before a request costs a slot, a
-handler or the database.
+late wake-up (a GC pause) from refusing what arrives after it; the overdue
+term refuses, during a stall or right after it until the monitor has run,
+what was caught in it. The decision costs a clock read and, over the target,
+one random draw; it is taken before a request costs a slot, a handler or the
+database.
 
 **Why ``max_concurrency`` stays at 32 by default.** On one core, requests
 running at once share it: 32 interleaved requests of about 2.6 ms of CPU
