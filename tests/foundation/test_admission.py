@@ -385,6 +385,72 @@ async def test_shedding_stops_when_the_lag_falls(autojump_clock: trio.testing.Mo
         nursery.cancel_scope.cancel()
 
 
+async def _overload_model(clock: trio.testing.MockClock, max_loop_lag: float) -> dict[str, Any]:
+    """One core, the event loop its only queue: 500 requests/s arrive (Poisson, for 4 s)
+    at a loop that serves about 240/s (0.2 ms of CPU to parse each, then 4 steps of
+    1 ms between awaits). Slots never run out, so only the lag can shed."""
+    rnd = random.Random(7)
+    lag = LoopLag()
+    gate = AdmissionControl(
+        100_000, max_queue=0, queue_timeout=60.0, loop_lag=lag, max_loop_lag=max_loop_lag,
+        draw=rnd.random,
+    )  # fmt: skip
+    latencies: list[float] = []
+    shed: dict[str, int] = {}
+    lags: list[float] = []
+
+    async def request(arrived: float) -> None:
+        _stall(clock, 0.0002)  # parsing it
+        try:
+            async with gate.admit():
+                for _ in range(4):
+                    _stall(clock, 0.001)
+                    await trio.sleep(0)
+        except Overloaded as over:
+            shed[over.reason] = shed.get(over.reason, 0) + 1
+            return
+        latencies.append(trio.current_time() - arrived)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lag.run)
+        start = due = trio.current_time()
+        async with trio.open_nursery() as arrivals:
+            while due < start + 4.0:
+                await trio.sleep_until(due)
+                while due <= trio.current_time():  # everything that arrived meanwhile
+                    arrivals.start_soon(request, due)
+                    due += rnd.expovariate(500.0)
+                lags.append(lag.smoothed)
+        elapsed = trio.current_time() - start
+        nursery.cancel_scope.cancel()
+    latencies.sort()
+    return {
+        "rate": len(latencies) / elapsed,
+        "p99": latencies[int(len(latencies) * 0.99)],
+        "shed": shed,
+        "lag": sum(lags[len(lags) // 4 :]) / len(lags[len(lags) // 4 :]),
+    }
+
+
+async def test_lag_shedding_holds_latency_without_losing_throughput(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The proportional controller under twice the loop's capacity: about half is
+    refused, what is admitted is served in bounded time at nearly the rate the loop
+    serves without shedding (where latency grows for as long as the overload lasts),
+    and the lag stays between the target and twice it."""
+    unshed = await _overload_model(autojump_clock, 0.0)
+    shedding = await _overload_model(autojump_clock, 0.05)
+    assert unshed["shed"] == {}
+    assert unshed["p99"] > 4.0
+    assert set(shedding["shed"]) == {LOOP_LAG}
+    refused = shedding["shed"][LOOP_LAG]
+    assert 0.3 < refused / (refused + shedding["rate"] * 4) < 0.7
+    assert shedding["rate"] > 0.9 * unshed["rate"]
+    assert shedding["p99"] < 1.0
+    assert 0.05 < shedding["lag"] < 0.1
+
+
 # -- time spent before reaching admission -------------------------------------------------
 async def test_a_request_that_arrives_past_the_queue_timeout_is_refused(
     autojump_clock: trio.testing.MockClock,

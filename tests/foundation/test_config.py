@@ -101,7 +101,7 @@ def test_production_accepts_a_complete_configuration() -> None:
     assert settings.effective_log_format == "json"
     assert settings.instance_domain == "coves.social"
     # Admission control as shipped: on, loop-lag shedding included.
-    assert (settings.admission_max_concurrency, settings.admission_max_loop_lag_ms) == (32, 100)
+    assert (settings.admission_max_concurrency, settings.admission_max_loop_lag_ms) == (32, 50)
 
 
 @pytest.mark.parametrize(
