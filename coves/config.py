@@ -684,6 +684,15 @@ VARS: tuple[Var, ...] = (
         "500",
     ),
     Var(
+        "ADMISSION_MAX_LOOP_LAG_MS",
+        "admission_max_loop_lag_ms",
+        _int(0, 60_000),
+        50,
+        "event-loop lag past which new XRPC requests are shed with 503 (a growing share: "
+        "all of them at twice this lag), before they cost a slot; 0 turns it off",
+        "50",
+    ),
+    Var(
         "ADMISSION_RETRY_AFTER_SECONDS",
         "admission_retry_after_seconds",
         _int(1, 3600),
@@ -1104,6 +1113,7 @@ class Settings:
     admission_max_concurrency: int = 32
     admission_max_queue: int = 512
     admission_queue_timeout_ms: int = 500
+    admission_max_loop_lag_ms: int = 50
     admission_retry_after_seconds: int = 1
     plc_url: str = "https://plc.directory"
     identity_cache_ttl_seconds: int = 86_400

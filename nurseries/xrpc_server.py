@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
+from typing import Any
 
 import h11
 import orjson
@@ -14,8 +15,12 @@ from hypercorn.config import Config
 from hypercorn.events import RawData
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio import serve
+from hypercorn.trio.task_group import TaskGroup
+from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ASGISendEvent, Scope
 from quart_trio import QuartTrio
 
+from coves.admission import ARRIVED, LoopLag
+from coves.clock import monotonic
 from coves.db import fail_fast_on_outage
 from coves.excgroups import first_leaf
 from coves.logs import get_logger
@@ -92,6 +97,29 @@ async def _check_protocol_without_h2c(self: H11Protocol, event: h11.Request) -> 
 
 H11Protocol._check_protocol = _check_protocol_without_h2c  # type: ignore[method-assign]
 
+_spawn_app = TaskGroup.spawn_app
+
+
+async def _spawn_app_stamped(
+    self: TaskGroup,
+    app: AppWrapper,
+    config: Config,
+    scope: Scope,
+    send: Callable[[ASGISendEvent | None], Awaitable[None]],
+) -> Callable[[ASGIReceiveEvent], Awaitable[None]]:
+    """Stamp each HTTP request with the time it was parsed, before its task waits
+    in the run queue: admission control counts that wait against the queue
+    timeout (``coves.admission``). The application's own first line would come
+    only after the wait. Hypercorn has no hook here; tests/foundation/
+    test_admission.py checks the stamp arrives over a real socket."""
+    if scope["type"] == "http":
+        extensions: dict[str, Any] = scope.setdefault("extensions", {})
+        extensions[ARRIVED] = monotonic()
+    return await _spawn_app(self, app, config, scope, send)
+
+
+TaskGroup.spawn_app = _spawn_app_stamped  # type: ignore[method-assign]
+
 
 @dataclass
 class XRPCServer:
@@ -143,12 +171,28 @@ class XRPCServer:
 
     async def _serve(self, task_status: trio.TaskStatus[list[str]]) -> None:
         async with trio.open_nursery() as nursery:
-            binds: list[str] = await nursery.start(
-                partial(serve, self.app, self.config(), shutdown_trigger=self._stop.wait)
-            )
+            lag = loop_lag_of(self.app)
+            if lag is not None:
+                # Measures this process's event loop for admission control while serving.
+                await nursery.start(lag.run)
+            binds: list[str] = await nursery.start(self._hypercorn, nursery.cancel_scope)
             self.bound = binds
             log.info("xrpc server listening", binds=binds)
             task_status.started(binds)
+
+    async def _hypercorn(
+        self, done: trio.CancelScope, *, task_status: trio.TaskStatus[list[str]]
+    ) -> None:
+        await serve(
+            self.app, self.config(), shutdown_trigger=self._stop.wait, task_status=task_status
+        )
+        done.cancel()  # served and drained: the lag monitor stops too
+
+
+def loop_lag_of(app: QuartTrio) -> LoopLag | None:
+    """The loop-lag monitor of the XRPC dispatcher in front of ``app``, if any."""
+    lag = getattr(app.asgi_app, "loop_lag", None)
+    return lag if isinstance(lag, LoopLag) else None
 
 
 _LISTEN_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})

@@ -28,7 +28,7 @@ import structlog
 import trio
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
 
-from coves.admission import AdmissionControl, Overloaded
+from coves.admission import ARRIVED, REASONS, AdmissionControl, LoopLag, Overloaded
 from coves.atproto.syntax import is_valid_nsid
 from coves.auth.base import AuthFailure, AuthInput, AuthPolicy
 from coves.config import Settings
@@ -258,15 +258,25 @@ class XrpcASGI:
             settings.access_log_sample_rate,
             settings.trusted_proxies,
         )
-        self.admission = admission_control(settings)
+        # This process's event-loop lag: measured by a task the server runs
+        # (nurseries/xrpc_server.py), read by admission control to shed on it.
+        lag_seconds = self.metrics.histogram(
+            "coves_event_loop_lag_seconds",
+            "how late the event loop woke a task sleeping 25 ms (sampled every 25 ms)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        self.loop_lag = LoopLag(observe=lag_seconds.observe)
+        self.admission = admission_control(settings, self.loop_lag)
         self._rejected = self.metrics.counter(
             "coves_admission_rejected_total",
             "XRPC requests refused with 503 by admission control, by reason",
             ["reason"],
         )
+        for reason in REASONS:  # exported at 0 before the first refusal
+            self._rejected.labels(reason)
         self._admission_wait = self.metrics.histogram(
             "coves_admission_wait_seconds",
-            "time admitted XRPC requests waited for a slot",
+            "time admitted XRPC requests waited between reaching the server and getting a slot",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
         self._overloaded = XRPCError(
@@ -373,7 +383,7 @@ class XrpcASGI:
                 else:
                     admission = self.admission
                     if admission is not None:
-                        await self._admit(admission)
+                        await self._admit(admission, scope)
                     try:
                         reply = await self._handle(
                             nsid,
@@ -428,10 +438,15 @@ class XrpcASGI:
                 )
             structlog.contextvars.reset_contextvars(**bound)
 
-    async def _admit(self, admission: AdmissionControl) -> None:
-        """Take a slot, or refuse with 503 and Retry-After (raised as an XRPCError)."""
+    async def _admit(self, admission: AdmissionControl, scope: Scope) -> None:
+        """Take a slot, or refuse with 503 and Retry-After (raised as an XRPCError).
+
+        The time since the server stamped the request (it waited in the event
+        loop before getting here) counts against the queue timeout."""
+        extensions = scope.get("extensions")
+        arrived = extensions.get(ARRIVED) if extensions else None
         try:
-            waited = await admission.acquire()
+            waited = await admission.acquire(arrived)
         except Overloaded as over:
             self._rejected.labels(over.reason).inc()
             err = self._overloaded
@@ -699,7 +714,9 @@ def _header_lookup(raw: list[tuple[bytes, bytes]]) -> Callable[[str], str | None
     return get
 
 
-def admission_control(settings: Settings) -> AdmissionControl | None:
+def admission_control(
+    settings: Settings, loop_lag: LoopLag | None = None
+) -> AdmissionControl | None:
     """The per-process admission control the settings ask for (None when turned off)."""
     if settings.admission_max_concurrency <= 0:
         return None
@@ -707,4 +724,6 @@ def admission_control(settings: Settings) -> AdmissionControl | None:
         settings.admission_max_concurrency,
         max_queue=settings.admission_max_queue,
         queue_timeout=settings.admission_queue_timeout_ms / 1000.0,
+        loop_lag=loop_lag,
+        max_loop_lag=settings.admission_max_loop_lag_ms / 1000.0,
     )

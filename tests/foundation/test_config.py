@@ -62,6 +62,8 @@ def test_defaults() -> None:
         ("ENCRYPTION_KEY", base64.b64encode(b"short").decode(), "exactly 32 bytes"),
         ("SHUTDOWN_GRACE_SECONDS", "-1", "must be at least"),
         ("SHUTDOWN_GRACE_SECONDS", "soon", "must be a number"),
+        ("ADMISSION_MAX_LOOP_LAG_MS", "-1", "must be at least 0"),
+        ("ADMISSION_MAX_LOOP_LAG_MS", "fast", "must be a whole number"),
         ("OAUTH_CLIENT_PRIVATE_KEY", "zzz", "is not a P-256 private key"),
         ("OAUTH_CLIENT_PRIVATE_KEY", "00" * 32, "is not a P-256 private key"),
         ("OAUTH_WEB_REDIRECTS", "https://ok.example/cb,/relative", "is not an absolute redirect"),
@@ -98,6 +100,8 @@ def test_production_accepts_a_complete_configuration() -> None:
     assert settings.is_production
     assert settings.effective_log_format == "json"
     assert settings.instance_domain == "coves.social"
+    # Admission control as shipped: on, loop-lag shedding included.
+    assert (settings.admission_max_concurrency, settings.admission_max_loop_lag_ms) == (32, 50)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,14 @@ def test_serve_answers_health_and_exits_zero_on_sigterm(server_dir: Path) -> Non
         assert "coves_db_pool_in_use " in metrics and "coves_db_pool_waiting 0.0" in metrics
         assert 'coves_child_up{child="postgres"} 1.0' in metrics
         assert 'coves_http_requests_total{nsid="unknown",status="501"} 1.0' in metrics
+        # The event-loop lag monitor runs with the server (admission control reads it).
+        lag_samples = next(
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("coves_event_loop_lag_seconds_count")
+        )
+        assert lag_samples > 0
+        assert 'coves_admission_rejected_total{reason="loop_lag"} 0.0' in metrics
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
