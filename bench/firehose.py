@@ -20,6 +20,7 @@ capture format: a varint length before each frame.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,7 +46,7 @@ from coves.ingest.build import build_indexer
 from coves.ingest.firehose import decode_frame
 from coves.ingest.firehose_sink import FirehoseSink
 from coves.ingest.pipeline import run_pipelined
-from coves.ingest.types import BatchResult, Frame
+from coves.ingest.types import BatchResult, Frame, in_thread
 from coves.logs import configure_logging
 from coves.metrics import Metrics
 from tests.support.fake_repo import FakeRepo, Write, commit_body, encode_frame
@@ -104,6 +106,17 @@ def batches(items: list[Any], size: int) -> Iterator[list[Frame]]:
         yield [Frame(item, 0.0) for item in items[start : start + size]]
 
 
+def postgres_cpu() -> float:
+    """CPU seconds used so far by the embedded PostgreSQL (this process's children)."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.name().startswith("postgres"):
+                times = child.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 class Keys:
     def __init__(self, repos: dict[str, FakeRepo]) -> None:
         self.repos = repos
@@ -134,17 +147,20 @@ async def index(
         for chunk in batches(frames, size):
             yield chunk
 
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, pg = time.perf_counter(), time.process_time(), postgres_cpu()
     if pipelined:
         await run_pipelined(target, chunks(), done)
     else:
         for chunk in batches(frames, size):
-            staged = await target.stage(chunk)
+            staged = await target.stage(chunk, in_thread)
             began = time.perf_counter()
-            done(chunk, await target.commit(staged), time.perf_counter() - began)
+            done(chunk, await target.commit(staged, None), time.perf_counter() - began)
     # process_time counts every thread of this process: Coves' side of the work.
     elapsed = time.perf_counter() - started
-    print(f"          committing {committing:.2f} s of {elapsed:.2f} s")
+    print(
+        f"          committing {committing:.2f} s of {elapsed:.2f} s; "
+        f"PostgreSQL {(postgres_cpu() - pg) / elapsed:.2f} cores"
+    )
     return applied, elapsed, time.process_time() - cpu
 
 

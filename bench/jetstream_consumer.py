@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -41,10 +42,10 @@ class CountingSink:
     async def load_cursor(self) -> int | None:
         return self.cursor  # replay everything the fake holds
 
-    async def stage(self, frames: Sequence[Frame]) -> Sequence[Frame]:
+    async def stage(self, frames: Sequence[Frame], _cpu: Any) -> Sequence[Frame]:
         return frames
 
-    async def commit(self, frames: Sequence[Frame]) -> BatchResult:
+    async def commit(self, frames: Sequence[Frame], _meanwhile: Any) -> BatchResult:
         await trio.lowlevel.checkpoint()
         self.frames += len(frames)
         self.batches += 1

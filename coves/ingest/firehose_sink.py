@@ -27,7 +27,7 @@ from our cursor on: events were lost and need a backfill.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -53,7 +53,7 @@ from coves.ingest.firehose import (
     frame_text,
 )
 from coves.ingest.indexer import Indexer
-from coves.ingest.types import BatchResult, Frame
+from coves.ingest.types import BatchResult, CpuRunner, Frame, in_thread
 from coves.logs import get_logger
 from coves.metrics import Metrics
 
@@ -169,39 +169,56 @@ class FirehoseSink:
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
         """Stage and commit one batch (a caller with nothing to overlap)."""
-        return await self.commit(await self.stage(frames))
+        return await self.commit(await self.stage(frames, in_thread))
 
-    async def stage(self, frames: Sequence[Frame]) -> Staged:
+    async def stage(self, frames: Sequence[Frame], cpu: CpuRunner) -> Staged:
         """Decode, check signatures, fetch ``tooBig`` records, then parse.
 
-        A batch holding a ``#sync`` compares the repository with what is indexed,
-        so it waits until every batch staged before it has committed.
+        The common batch (no verification, nothing to fetch) is decoded and
+        parsed in one CPU step. A batch holding a ``#sync`` compares the
+        repository with what is indexed, so it waits until every batch staged
+        before it has committed.
         """
-        # Without verification only the record blocks are read out of each CAR.
-        decoded = await trio.to_thread.run_sync(_decode_all, frames, self.verify)
+        now_us = int(clock.wall_now() * 1_000_000)  # read here: Trio's clock, not a thread's
+        decoded, batch = await cpu(self._decode, frames, now_us)
         self._bookkeeping(decoded)
-        if self.verify:
-            await self._verify(decoded)
-        for item in decoded:
-            if item.too_big and item.ops:
-                await self._fetch_records(item)
-        if any(item.kind == "sync" for item in decoded):
-            if self._last_staged is not None:
-                await self._last_staged.wait()
+        if batch is None:
+            if self.verify:
+                await self._verify(decoded)
             for item in decoded:
-                if item.kind == "sync":
-                    await self._resync(item)
-        staged = Staged(await trio.to_thread.run_sync(self._prepare, decoded))
+                if item.too_big and item.ops:
+                    await self._fetch_records(item)
+            if any(item.kind == "sync" for item in decoded):
+                if self._last_staged is not None:
+                    await self._last_staged.wait()
+                for item in decoded:
+                    if item.kind == "sync":
+                        await self._resync(item)
+            batch = await cpu(self._prepare, decoded, now_us)
+        staged = Staged(batch)
         self._last_staged = staged.committed
         return staged
 
-    async def commit(self, staged: Staged) -> BatchResult:
+    async def commit(
+        self, staged: Staged, meanwhile: Callable[[], None] | None = None
+    ) -> BatchResult:
         try:
-            return await self.indexer.commit(staged.batch)
+            return await self.indexer.commit(staged.batch, meanwhile)
         finally:
             staged.committed.set()  # or failed: either way nothing of it is pending
 
-    def _prepare(self, decoded: list[Decoded]) -> Batch:
+    def _decode(self, frames: Sequence[Frame], now_us: int) -> tuple[list[Decoded], Batch | None]:
+        """Decode (CPU); parse too unless a step needs the network or the database
+        first (verification, a ``tooBig`` fetch, a ``#sync``)."""
+        # Without verification only the record blocks are read out of each CAR.
+        decoded = _decode_all(frames, self.verify)
+        if self.verify or any(
+            (item.too_big and item.ops) or item.kind == "sync" for item in decoded
+        ):
+            return decoded, None
+        return decoded, self._prepare(decoded, now_us)
+
+    def _prepare(self, decoded: list[Decoded], now_us: int) -> Batch:
         messages: list[tuple[dict[str, Any], str]] = []
         dead: list[DeadLetter] = []
         events = 0
@@ -220,7 +237,7 @@ class FirehoseSink:
             source=self.source,
             cursor=cursor,
             dead=dead,
-            now_us=int(clock.wall_now() * 1_000_000),
+            now_us=now_us,
         )
 
     # -- bookkeeping ------------------------------------------------------------------

@@ -15,8 +15,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import trio
-
 from coves import clock
 from coves.changed import Changed
 from coves.db import Database
@@ -34,7 +32,7 @@ from coves.ingest.events import (
     Skip,
 )
 from coves.ingest.parse import FrameParser, RecordValidator
-from coves.ingest.types import BatchResult, Frame, SessionLost
+from coves.ingest.types import BatchResult, CpuRunner, Frame, SessionLost, in_thread
 from coves.logs import get_logger
 from coves.metrics import Metrics
 
@@ -116,13 +114,13 @@ class Indexer:
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
         """Stage and commit one batch (a caller with nothing to overlap)."""
-        return await self.commit(await self.stage(frames))
+        return await self.commit(await self.stage(frames, in_thread))
 
-    async def stage(self, frames: Sequence[Frame]) -> Batch:
-        # Parsing a batch is tens of milliseconds of CPU: done in a worker thread
-        # so the event loop (and the HTTP server sharing it) keeps running.
+    async def stage(self, frames: Sequence[Frame], cpu: CpuRunner) -> Batch:
+        # Parsing a batch is tens of milliseconds of CPU: never on the event loop,
+        # so the HTTP server sharing it keeps running.
         now_us = _now_us()
-        return await trio.to_thread.run_sync(lambda: self.prepare(frames, now_us=now_us))
+        return await cpu(lambda: self.prepare(frames, now_us=now_us))
 
     def prepare(self, frames: Sequence[Frame], *, now_us: int | None = None) -> Batch:
         """Parse and validate a batch (pure CPU, no I/O, never raises).
@@ -177,7 +175,7 @@ class Indexer:
             batch.newest_us = time_us
 
     async def commit(
-        self, batch: Batch, *, meanwhile: Callable[[], None] | None = None
+        self, batch: Batch, meanwhile: Callable[[], None] | None = None
     ) -> BatchResult:
         """Apply a prepared batch in one transaction (cursor included), then run hooks.
 

@@ -10,11 +10,15 @@ cursor without losing or double-counting anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import trio
 
 from coves.db import DatabaseError
+
+T = TypeVar("T")
 
 
 class SessionLost(DatabaseError):
@@ -43,6 +47,18 @@ class BatchResult:
     reasons: dict[str, int] = field(default_factory=dict)  # dead-letter/ignore counts by reason
 
 
+class CpuRunner(Protocol):
+    """Runs CPU-bound work off the event loop and returns its result
+    (``trio.to_thread.run_sync``-like; see ``coves.ingest.pipeline.Overlap``)."""
+
+    async def __call__(self, fn: Callable[..., T], /, *args: Any) -> T: ...
+
+
+async def in_thread(fn: Callable[..., T], /, *args: Any) -> T:
+    """The plain :class:`CpuRunner`: a worker thread."""
+    return await trio.to_thread.run_sync(fn, *args)
+
+
 class Sink(Protocol):
     """Where a consumer's batches go, in two steps so they can overlap
     (``coves.ingest.pipeline``): ``stage`` batch N+1 while ``commit`` applies N."""
@@ -51,19 +67,23 @@ class Sink(Protocol):
         """The time_us of the last applied event, or None on a fresh database."""
         ...
 
-    async def stage(self, frames: Sequence[Frame], /) -> Any:
+    async def stage(self, frames: Sequence[Frame], cpu: CpuRunner, /) -> Any:
         """Everything that writes nothing: parse, decode, check, fetch.
 
-        Runs while the previous batch may still be committing, so it must not
-        depend on that batch's effects. Never raises for malformed frames
-        (they become dead letters); may raise ``coves.db.DatabaseError``.
+        CPU-bound steps go through ``cpu`` (never on the event loop). Runs while
+        the previous batch may still be committing, so it must not depend on
+        that batch's effects. Never raises for malformed frames (they become
+        dead letters); may raise ``coves.db.DatabaseError``.
         """
         ...
 
-    async def commit(self, staged: Any, /) -> BatchResult:
+    async def commit(self, staged: Any, meanwhile: Callable[[], None] | None, /) -> BatchResult:
         """Apply a staged batch atomically (cursor included) or raise without committing.
 
-        Raises ``coves.db.DatabaseError`` subclasses when the database is
-        unavailable. Batches are committed in the order they were staged.
+        ``meanwhile`` is work for the database thread to do once the batch's
+        statements are sent, while the server executes them (it never raises;
+        it may run more than once, or not at all). Raises
+        ``coves.db.DatabaseError`` subclasses when the database is unavailable.
+        Batches are committed in the order they were staged.
         """
         ...

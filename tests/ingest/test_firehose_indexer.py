@@ -16,7 +16,7 @@ from coves.atproto.keys import PrivateKey
 from coves.db import Database
 from coves.ingest.firehose_sink import FirehoseSink
 from coves.ingest.indexer import Indexer
-from coves.ingest.types import Frame
+from coves.ingest.types import Frame, in_thread
 from coves.lexicon import LexiconRegistry
 from coves.metrics import Metrics
 from nurseries.jetstream import FIREHOSE, ConsumerConfig, JetstreamConsumer
@@ -386,11 +386,11 @@ async def test_a_sync_is_staged_only_after_the_batch_before_it_has_committed(
         fake.sync_event(BOB)
         second = [Frame(fake.frames[-1], 0.0)]
 
-        staged_first = await sink.stage(first)
+        staged_first = await sink.stage(first, in_thread)
         staged: dict[str, Any] = {}
 
         async def stage_second() -> None:
-            staged["second"] = await sink.stage(second)
+            staged["second"] = await sink.stage(second, in_thread)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stage_second)
@@ -417,9 +417,11 @@ async def test_a_new_session_does_not_wait_for_a_batch_staged_in_the_last_one(
         await sink.load_cursor()
         _community(fake)
         fake.create(BOB, VOTE, "3kvote0000001", vote_record(POST_URI))
-        await sink.stage([Frame(frame, 0.0) for frame in fake.frames])  # never committed
+        await sink.stage([Frame(frame, 0.0) for frame in fake.frames], in_thread)  # never committed
         await sink.load_cursor()  # the reconnect
         sync = fake.sync_event(BOB)
-        result = await sink.commit(await sink.stage([Frame(frame, 0.0) for frame in fake.frames]))
+        result = await sink.commit(
+            await sink.stage([Frame(frame, 0.0) for frame in fake.frames], in_thread)
+        )
     assert result.cursor == sync
     assert await value(db, "SELECT count(*) FROM votes WHERE deleted_at IS NULL") == 1

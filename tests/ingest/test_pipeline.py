@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 import trio
 import trio.testing
 
 from coves.db import DatabaseUnavailable
-from coves.ingest.pipeline import run_pipelined
-from coves.ingest.types import BatchResult, Frame
+from coves.ingest.pipeline import Overlap, run_pipelined
+from coves.ingest.types import BatchResult, CpuRunner, Frame
 
 
 class TimedSink:
@@ -29,7 +31,7 @@ class TimedSink:
     async def load_cursor(self) -> int | None:
         return None
 
-    async def stage(self, frames: Sequence[Frame]) -> int:
+    async def stage(self, frames: Sequence[Frame], cpu: CpuRunner) -> int:
         number = int(frames[0].data)
         assert self.staging == 0, "stages never overlap each other"
         self.staging += 1
@@ -42,7 +44,7 @@ class TimedSink:
         finally:
             self.staging -= 1
 
-    async def commit(self, number: int) -> BatchResult:
+    async def commit(self, number: int, meanwhile: Callable[[], None] | None) -> BatchResult:
         assert self.committing == 0, "commits never overlap each other"
         self.committing += 1
         try:
@@ -141,3 +143,124 @@ async def test_cancelling_from_outside_stops_both_steps(
             await run_pipelined(sink, numbered(10), lambda *_: None)
     assert sink.committed == [0, 1]
     assert sink.staging == sink.committing == 0
+
+
+# -- where the staging CPU runs (real threads, real clock) ---------------------------------
+
+
+class ThreadedSink:
+    """Commits in a worker thread like the indexer: statements "sent", then the
+    ``meanwhile`` hook, then the server's time; staging asks ``cpu`` for its work."""
+
+    def __init__(self) -> None:
+        self.commit_threads: list[int] = []
+        self.stage_threads: list[int] = []
+        self.hook_calls = 0
+
+    async def load_cursor(self) -> int | None:
+        return None
+
+    async def stage(self, frames: Sequence[Frame], cpu: CpuRunner) -> int:
+        number = int(frames[0].data)
+        await cpu(lambda: self.stage_threads.append(threading.get_ident()))
+        return number
+
+    async def commit(self, number: int, meanwhile: Callable[[], None] | None) -> BatchResult:
+        def in_database_thread() -> None:
+            self.commit_threads.append(threading.get_ident())
+            time.sleep(0.005)  # building and sending the statements
+            if meanwhile is not None:
+                self.hook_calls += 1
+                meanwhile()
+            time.sleep(0.02)  # the server executes them
+
+        await trio.to_thread.run_sync(in_database_thread)
+        return BatchResult(1, 1, 0, 0, number)
+
+
+async def test_staging_cpu_runs_in_the_previous_commits_database_thread() -> None:
+    sink = ThreadedSink()
+    with trio.fail_after(30):
+        await run_pipelined(sink, numbered(12), lambda *_: None)
+    assert len(sink.stage_threads) == len(sink.commit_threads) == 12
+    # Batch 0 has no commit before it: a worker thread. Each later batch's CPU should
+    # have run inside the hook of the commit before it, in that commit's thread.
+    in_hook = sum(
+        stage == commit
+        for stage, commit in zip(sink.stage_threads[1:], sink.commit_threads[:-1], strict=True)
+    )
+    assert in_hook >= 8, (in_hook, sink.stage_threads, sink.commit_threads)
+    assert sink.hook_calls == 12
+
+
+async def test_overlap_runs_in_a_worker_thread_when_no_commit_is_in_flight() -> None:
+    overlap = Overlap()
+    with trio.fail_after(10):
+        ident = await overlap.run(threading.get_ident)
+    assert ident != threading.get_ident()
+
+
+async def test_overlap_hands_work_to_the_hook_and_returns_its_result_or_error() -> None:
+    overlap = Overlap()
+    overlap.open()
+    results: dict[str, object] = {}
+
+    async def ask(name: str, fn: Callable[[], object]) -> None:
+        try:
+            results[name] = await overlap.run(fn)
+        except ValueError as exc:
+            results[name] = exc
+
+    def boom() -> object:
+        raise ValueError("staging bug")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, "ok", threading.get_ident)
+            nursery.start_soon(ask, "bad", boom)
+            await trio.testing.wait_all_tasks_blocked()
+            assert results == {}  # waiting for the commit's hook
+            hook_thread = await trio.to_thread.run_sync(
+                lambda: (overlap.hook(), threading.get_ident())[1]
+            )
+        await overlap.close()
+    assert results["ok"] == hook_thread
+    assert isinstance(results["bad"], ValueError)
+
+
+async def test_overlap_runs_what_the_hook_did_not_take_when_the_commit_ends() -> None:
+    overlap = Overlap()
+    overlap.open()
+    results: list[int] = []
+
+    async def ask() -> None:
+        results.append(await overlap.run(lambda: 42))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask)
+            await trio.testing.wait_all_tasks_blocked()
+            await overlap.close()  # the commit wrote nothing: no hook ran
+    assert results == [42]
+    assert await overlap.run(lambda: 7) == 7  # closed: straight to a worker thread
+
+
+async def test_a_failed_commit_abandons_the_work_waiting_for_its_hook() -> None:
+    sink = ThreadedSink()
+    ran: list[int] = []
+
+    async def failing_commit(number: int, meanwhile: Callable[[], None] | None) -> BatchResult:
+        if number == 1:
+            raise DatabaseUnavailable("lost")  # before its hook ever runs
+        return await ThreadedSink.commit(sink, number, meanwhile)
+
+    async def recording_stage(frames: Sequence[Frame], cpu: CpuRunner) -> int:
+        number = int(frames[0].data)
+        await cpu(lambda: ran.append(number))
+        return number
+
+    sink.commit = failing_commit  # type: ignore[method-assign]
+    sink.stage = recording_stage  # type: ignore[method-assign]
+    with trio.fail_after(10), pytest.raises(DatabaseUnavailable):
+        await run_pipelined(sink, numbered(5), lambda *_: None)
+    assert 3 not in ran and 4 not in ran

@@ -10,14 +10,14 @@ test take the "database" down, hold a batch mid-apply, or slow it down.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from coves.db import DatabaseUnavailable
-from coves.ingest.types import BatchResult, Frame
+from coves.ingest.types import BatchResult, CpuRunner, Frame, in_thread
 
 
 def event_key(event: dict[str, Any]) -> tuple[Any, ...]:
@@ -56,9 +56,9 @@ class MemorySink:
         return self.cursor
 
     async def apply(self, frames: Sequence[Frame]) -> BatchResult:
-        return await self.commit(await self.stage(frames))
+        return await self.commit(await self.stage(frames, in_thread))
 
-    async def stage(self, frames: Sequence[Frame]) -> Staged:
+    async def stage(self, frames: Sequence[Frame], cpu: CpuRunner | None = None) -> Staged:
         await trio.lowlevel.checkpoint()
         self.staged += 1
         parsed: list[dict[str, Any]] = []
@@ -71,7 +71,9 @@ class MemorySink:
             parsed.append(event)
         return Staged(list(frames), parsed, dead)
 
-    async def commit(self, staged: Staged) -> BatchResult:
+    async def commit(
+        self, staged: Staged, meanwhile: Callable[[], None] | None = None
+    ) -> BatchResult:
         frames, parsed, dead = staged.frames, staged.parsed, staged.dead
         self.attempts += 1
         self.in_apply += 1
