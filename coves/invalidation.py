@@ -75,6 +75,7 @@ class Invalidation:
         self.origin = origin or secrets.token_hex(8)
         self._publish = publish
         self.received = 0
+        self.published = 0  # notifications this process sent (its own are not received)
         self.gaps = 0
 
     @classmethod
@@ -116,6 +117,7 @@ class Invalidation:
         ]
         try:
             await self._publish(payloads)
+            self.published += len(payloads)
         except DatabaseError as exc:
             # The change is applied here; elsewhere the TTLs bound the staleness.
             log.warning("invalidation not published", error=repr(exc))

@@ -80,6 +80,7 @@ class InvalidationListener:
             "connected": self.connected,
             "connections": self.connections,
             "received": self.invalidation.received,
+            "published": self.invalidation.published,
             "gaps": self.invalidation.gaps,
             "lastError": self.last_error,
         }

@@ -172,14 +172,20 @@ async def _journey(api: Client, alice: PdsAccount) -> None:
 
     await every_read(community_gone)
 
-    # Both workers got the other's notifications (the reads above were not all on one).
+    # Each worker got every notification the other sent. Which worker served each
+    # write is the kernel's choice (a new connection each time), so either may have
+    # sent none; the writes sent some, and they crossed.
     health = await api.get("_health", {})
-    received = {
-        p["name"]: p["children"]["invalidation"]["details"]["received"]
+    channel = {
+        p["name"]: p["children"]["invalidation"]["details"]
         for p in health["processes"]
         if p["name"] in ("api-0", "api-1")
     }
-    assert len(received) == 2 and all(count >= 1 for count in received.values()), received
+    assert set(channel) == {"api-0", "api-1"}, channel
+    sent = {name: details["published"] for name, details in channel.items()}
+    got = {name: details["received"] for name, details in channel.items()}
+    assert sent["api-0"] + sent["api-1"] >= 1, channel
+    assert got["api-0"] >= sent["api-1"] and got["api-1"] >= sent["api-0"], channel
 
 
 async def _read_caches(api: Client) -> dict[str, dict[str, int]]:

@@ -77,6 +77,7 @@ async def test_changes_apply_here_and_are_published_for_the_others() -> None:
     assert sent == [[f"me repo {ALICE}"], [f"me identity {BOB}"]]
     await bus.changed(Changed.of(posts=[POST_URI], comments=[COMMENT_URI], actors=[BOB]))
     assert sent[-1] == [f"me post {POST_URI}", f"me comment {COMMENT_URI}", f"me actor {BOB}"]
+    assert bus.published == 5  # one per notification sent
 
 
 async def test_a_publishing_failure_is_not_the_callers_problem(db: Database) -> None:
@@ -86,6 +87,7 @@ async def test_a_publishing_failure_is_not_the_callers_problem(db: Database) -> 
     await cache_for(cache, ALICE)
     await bus.changed(Changed.of(repos=[ALICE]))  # logged, not raised
     assert len(cache) == 0
+    assert bus.published == 0  # nothing reached the channel
 
 
 async def test_deliveries_from_others_apply_and_our_own_are_ignored() -> None:
