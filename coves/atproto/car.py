@@ -90,14 +90,16 @@ _B32_PAIRS = [a + b for a in _B32 for b in _B32]
 
 def verify_block(cid: bytes, block: bytes) -> None:
     """Raise unless ``block`` hashes to ``cid`` (sha2-256 CIDv1, the only form atproto uses)."""
-    _version, offset = read_varint(cid, 0)
-    _codec, offset = read_varint(cid, offset)
-    code, offset = read_varint(cid, offset)
-    size, offset = read_varint(cid, offset)
-    if code != SHA2_256 or size != 32:
-        raise CarError("unsupported multihash (sha2-256 expected)")
-    if hashlib.sha256(block).digest() != cid[offset : offset + size]:
+    if hashlib.sha256(block).digest() != _sha256_digest(cid):
         raise CarError(f"block does not match its CID {cid_text(cid)}")
+
+
+def decode_block(cid: bytes, block: bytes, *, atjson: bool = False) -> object:
+    """The DAG-CBOR value of a block already checked against ``cid``."""
+    try:
+        return cbrrr.decode_dag_cbor(block, atjson_mode=atjson)
+    except (cbrrr.CbrrrDecodeError, ValueError) as exc:
+        raise CarError(f"block {cid_text(cid)} is not DAG-CBOR: {exc}") from exc
 
 
 @dataclass
@@ -114,12 +116,7 @@ class Car:
     def decode(self, cid: bytes, *, atjson: bool = False, verify: bool = True) -> object:
         """The DAG-CBOR value of block ``cid``; None when the CAR does not hold it."""
         block = self.get(cid, verify=verify)
-        if block is None:
-            return None
-        try:
-            return cbrrr.decode_dag_cbor(block, atjson_mode=atjson)
-        except (cbrrr.CbrrrDecodeError, ValueError) as exc:
-            raise CarError(f"block {cid_text(cid)} is not DAG-CBOR: {exc}") from exc
+        return None if block is None else decode_block(cid, block, atjson=atjson)
 
 
 def read_car(data: bytes) -> Car:

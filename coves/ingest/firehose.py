@@ -27,7 +27,15 @@ from typing import Any
 import cbrrr
 import orjson
 
-from coves.atproto.car import Car, CarError, cid_bytes, cid_text, find_block, read_car
+from coves.atproto.car import (
+    Car,
+    CarError,
+    cid_bytes,
+    cid_text,
+    decode_block,
+    find_block,
+    read_car,
+)
 from coves.ingest.events import DeadLetter, Reason
 
 PREFIX = "social.coves."
@@ -231,12 +239,7 @@ def _commit(
 
 def _record(blocks: bytes, cid: bytes) -> object:
     block = find_block(blocks, cid)
-    if block is None:
-        return None
-    try:
-        return cbrrr.decode_dag_cbor(block, atjson_mode=True)
-    except (cbrrr.CbrrrDecodeError, ValueError) as exc:
-        raise CarError(f"block {cid_text(cid)} is not DAG-CBOR: {exc}") from exc
+    return None if block is None else decode_block(cid, block, atjson=True)
 
 
 def commit_message(did: str, when: int, rev: str, op: Op, record: object) -> dict[str, Any]:

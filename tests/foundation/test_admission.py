@@ -45,6 +45,12 @@ PEER = {"client": ("203.0.113.9", 50000)}
 
 
 # -- the controller -----------------------------------------------------------------------
+async def hold_slot(gate: AdmissionControl, release: trio.Event) -> None:
+    """Occupy one of ``gate``'s slots until ``release`` is set."""
+    async with gate.admit():
+        await release.wait()
+
+
 async def test_admits_up_to_the_limit_then_queues_in_arrival_order(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -74,13 +80,9 @@ async def test_a_full_queue_refuses_at_once(autojump_clock: trio.testing.MockClo
     gate = AdmissionControl(1, max_queue=1, queue_timeout=5.0)
     release = trio.Event()
 
-    async def holder() -> None:
-        async with gate.admit():
-            await release.wait()
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(holder)
-        nursery.start_soon(holder)  # queued
+        nursery.start_soon(hold_slot, gate, release)
+        nursery.start_soon(hold_slot, gate, release)  # queued
         await trio.sleep(0.1)
         started = trio.current_time()
         with pytest.raises(Overloaded) as refused:
@@ -97,12 +99,8 @@ async def test_waiting_longer_than_the_timeout_is_refused(
     gate = AdmissionControl(1, max_queue=5, queue_timeout=0.5)
     release = trio.Event()
 
-    async def holder() -> None:
-        async with gate.admit():
-            await release.wait()
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(holder)
+        nursery.start_soon(hold_slot, gate, release)
         await trio.sleep(0.1)
         started = trio.current_time()
         with pytest.raises(Overloaded) as refused:
@@ -475,12 +473,8 @@ async def test_time_before_admission_shortens_the_wait_for_a_slot(
     gate = AdmissionControl(1, max_queue=5, queue_timeout=0.5)
     release = trio.Event()
 
-    async def holder() -> None:
-        async with gate.admit():
-            await release.wait()
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(holder)
+        nursery.start_soon(hold_slot, gate, release)
         await trio.sleep(0.1)
         started = trio.current_time()
         with pytest.raises(Overloaded) as refused:
@@ -499,12 +493,8 @@ async def test_the_expected_wait_is_held_against_what_is_left_of_the_budget(
     gate._interval = 0.1  # learnt: one completion every 100 ms
     release = trio.Event()
 
-    async def holder() -> None:
-        async with gate.admit():
-            await release.wait()
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(holder)
+        nursery.start_soon(hold_slot, gate, release)
         await trio.sleep(0.01)
         now = trio.current_time()
         # First in the queue: 0.1 s ahead. Fits 0.5 s, not the 0.05 s left after 0.45 s.

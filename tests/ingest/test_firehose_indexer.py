@@ -56,15 +56,8 @@ async def running(
     source: str = SOURCE,
 ) -> AsyncIterator[tuple[JetstreamConsumer, FirehoseSink]]:
     metrics = metrics or Metrics()
-    indexer = Indexer(db, instance_did=INSTANCE_DID, metrics=metrics, validator=lexicons)
-    sink = FirehoseSink(
-        indexer,
-        db,
-        source=source,
-        metrics=metrics,
-        verify=verify,
-        keys=FakeKeys(fake),
-        fetcher=fetcher if fetcher is not None else fake.fetcher(),
+    sink = make_sink(
+        db, lexicons, fake, verify=verify, fetcher=fetcher, metrics=metrics, source=source
     )
     consumer = JetstreamConsumer(
         sink,
@@ -86,6 +79,30 @@ async def running(
         await nursery.start(consumer.run)
         yield consumer, sink
         nursery.cancel_scope.cancel()
+
+
+def make_sink(
+    db: Database,
+    lexicons: LexiconRegistry,
+    fake: FakeFirehose,
+    *,
+    verify: bool = False,
+    fetcher: Any = None,
+    metrics: Metrics | None = None,
+    source: str = SOURCE,
+) -> FirehoseSink:
+    """The source's sink over the real indexer; keys and fetches from ``fake``."""
+    metrics = metrics or Metrics()
+    indexer = Indexer(db, instance_did=INSTANCE_DID, metrics=metrics, validator=lexicons)
+    return FirehoseSink(
+        indexer,
+        db,
+        source=source,
+        metrics=metrics,
+        verify=verify,
+        keys=FakeKeys(fake),
+        fetcher=fetcher if fetcher is not None else fake.fetcher(),
+    )
 
 
 def _community(fake: FakeFirehose) -> int:
@@ -370,11 +387,7 @@ async def test_a_sync_is_staged_only_after_the_batch_before_it_has_committed(
     """The consumer stages batch N+1 while N commits; a #sync compares the repository
     with the index, so it must see N's rows (here: the vote it has to delete)."""
     fake = FakeFirehose()
-    metrics = Metrics()
-    indexer = Indexer(db, instance_did=INSTANCE_DID, metrics=metrics, validator=lexicons)
-    sink = FirehoseSink(
-        indexer, db, source=SOURCE, metrics=metrics, keys=FakeKeys(fake), fetcher=fake.fetcher()
-    )
+    sink = make_sink(db, lexicons, fake)
     with trio.fail_after(30):
         await sink.load_cursor()
         _community(fake)
@@ -408,11 +421,7 @@ async def test_a_new_session_does_not_wait_for_a_batch_staged_in_the_last_one(
     """A batch staged and then dropped (the database went away before its commit)
     must not hold up a #sync after the consumer reconnects."""
     fake = FakeFirehose()
-    metrics = Metrics()
-    indexer = Indexer(db, instance_did=INSTANCE_DID, metrics=metrics, validator=lexicons)
-    sink = FirehoseSink(
-        indexer, db, source=SOURCE, metrics=metrics, keys=FakeKeys(fake), fetcher=fake.fetcher()
-    )
+    sink = make_sink(db, lexicons, fake)
     with trio.fail_after(30):
         await sink.load_cursor()
         _community(fake)
