@@ -1,10 +1,12 @@
 """Firehose ingestion next to Jetstream ingestion of the same events, in one run.
 
-A capture of N events (bench/gen_stream.py's mix) is written twice: as
-Jetstream JSON lines and as firehose frames (real signed commits whose CARs
-hold the record and its MST proof, built by the test suite's repository
-builder), optionally with foreign ``app.bsky.*`` commits interleaved that the
-firehose path must skip. Then, on one embedded PostgreSQL, each capture is
+A capture of N events (bench/gen_stream.py's mix) is written as firehose
+frames (real signed commits whose CARs hold the record and its MST proof,
+built by the test suite's repository builder), optionally with foreign
+``app.bsky.*`` commits interleaved that the firehose path must skip, and as
+the Jetstream JSON lines a Jetstream server would make of the same commits
+(so both paths index the same rows). The collector runs with the server's
+``GC_THRESHOLDS``. Then, on one embedded PostgreSQL, each capture is
 indexed into its own empty database through the production path (Jetstream:
 ``Indexer.apply``; firehose: ``FirehoseSink.apply`` over the same indexer
 code) in batches of the live consumer's size, and the decode step alone is
@@ -30,6 +32,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import cbrrr
 import orjson
 import psutil
 import trio
@@ -39,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.gen_stream import INSTANCE_DID, generate
 from bench.ingest import create_database
 from coves.atproto.car import read_varint, write_varint
+from coves.config import Settings
 from coves.db import Database
 from coves.db.embedded import EmbeddedPostgres
 from coves.db.migrate import migrate
@@ -47,6 +51,7 @@ from coves.ingest.firehose import decode_frame
 from coves.ingest.firehose_sink import FirehoseSink
 from coves.ingest.pipeline import run_pipelined
 from coves.ingest.types import BatchResult, Frame, in_thread
+from coves.interpreter import apply_gc_thresholds
 from coves.logs import configure_logging
 from coves.metrics import Metrics
 from tests.support.fake_repo import FakeRepo, Write, commit_body, encode_frame
@@ -55,7 +60,10 @@ from tests.support.fake_repo import FakeRepo, Write, commit_body, encode_frame
 def synthesize(
     events: int, noise: float, seed: int = 1
 ) -> tuple[list[str], list[bytes], dict[str, FakeRepo]]:
-    """The same records as Jetstream lines and as firehose frames (plus foreign noise)."""
+    """The same events as firehose frames (plus foreign noise) and as the Jetstream
+    lines a Jetstream server would make of those frames: the commit's rev, the
+    record's real CID and the record as the block holds it, so both paths index
+    exactly the same rows."""
     import random
 
     rnd = random.Random(seed)
@@ -64,7 +72,6 @@ def synthesize(
     frames: list[bytes] = []
     seq = 0
     for event in generate(events, seed):
-        lines.append(orjson.dumps(event).decode())
         repo = repos.setdefault(event["did"], FakeRepo(event["did"]))
         commit = event["commit"]
         writes = [
@@ -81,7 +88,27 @@ def synthesize(
         seq += 1
         built = repo.commit(writes)
         frames.append(encode_frame("#commit", commit_body(built, seq, event["time_us"])))
+        lines.append(orjson.dumps(jetstream_event(built, event["time_us"])).decode())
     return lines, frames, repos
+
+
+def jetstream_event(built: Any, time_us: int) -> dict[str, Any]:
+    """Jetstream's rendering of a one-operation commit (cbrrr's own CID text and
+    atjson mode, not the firehose path's code)."""
+    (op,) = built.ops
+    collection, _, rkey = op["path"].partition("/")
+    commit: dict[str, Any] = {
+        "rev": built.rev,
+        "operation": op["action"],
+        "collection": collection,
+        "rkey": rkey,
+    }
+    if op["cid"] is not None:
+        commit["cid"] = op["cid"].encode()
+        commit["record"] = cbrrr.decode_dag_cbor(
+            built.blocks[op["cid"].cid_bytes], atjson_mode=True
+        )
+    return {"did": built.did, "time_us": time_us, "kind": "commit", "commit": commit}
 
 
 def write_capture(path: Path, frames: list[bytes]) -> None:
@@ -148,6 +175,7 @@ async def index(
             yield chunk
 
     started, cpu, pg = time.perf_counter(), time.process_time(), postgres_cpu()
+
     if pipelined:
         await run_pipelined(target, chunks(), done)
     else:
@@ -161,11 +189,14 @@ async def index(
         f"          committing {committing:.2f} s of {elapsed:.2f} s; "
         f"PostgreSQL {(postgres_cpu() - pg) / elapsed:.2f} cores"
     )
+
     return applied, elapsed, time.process_time() - cpu
 
 
 async def run(args: argparse.Namespace) -> None:
     configure_logging("warning")  # four databases' migrations would bury the figures
+    # The collector as the server sets it (GC_THRESHOLDS), for both paths.
+    apply_gc_thresholds(Settings().gc_thresholds)
     work = Path(tempfile.mkdtemp(prefix="coves-bench-firehose-"))
     started = time.perf_counter()
     lines, frames, repos = synthesize(args.events, args.noise)
@@ -266,6 +297,7 @@ def main() -> None:
         help="foreign app.bsky commits before each event, on average (skipped)",
     )
     parser.add_argument("--verify", action="store_true", help="FIREHOSE_VERIFY=true")
+
     parser.add_argument(
         "--sequential",
         action="store_true",

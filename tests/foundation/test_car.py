@@ -86,8 +86,15 @@ def test_malformed_sections_are_refused(mangle: object, problem: str) -> None:
 
 
 def test_cid_text_is_multibase_base32() -> None:
-    for size in [*range(0, 80), *([36] * 100)]:
+    for size in [*range(0, 80), *([36] * 100), 300]:
         raw = os.urandom(size)
+        assert cid_text(raw) == cbrrr.CID(raw).encode()
+    # Well-formed CIDs (the ones cbrrr renders itself), sha2-256 and longer digests.
+    for prefix, digest in [(b"\x01\x71\x12\x20", 32), (b"\x01\x55\x12\x20", 32)] * 50 + [
+        (b"\x01\x71\x13\x40", 64),
+        (b"\x01\x71\x12\x80\x02", 256),
+    ]:
+        raw = prefix + os.urandom(digest)
         assert cid_text(raw) == cbrrr.CID(raw).encode()
     known = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"
     assert cid_text(cbrrr.CID.decode(known).cid_bytes) == known

@@ -155,10 +155,29 @@ def test_malformed_frames_are_dead_lettered_not_raised(data: bytes) -> None:
 
 
 def test_non_canonical_dag_cbor_is_refused() -> None:
-    """Map keys out of canonical order are not DAG-CBOR (a strict decoder refuses them)."""
-    header = b"\xa2\x61t\x67#commit\x62op\x01"  # {"t":..., "op":1}: "op" must sort first
-    decoded = decode_frame(header + cbrrr.encode_dag_cbor({"seq": 1}))
+    """Map keys out of canonical order are not DAG-CBOR (a strict decoder refuses them):
+    a commit whose header puts "op" before "t" (shorter keys sort first) is refused,
+    although its body is a good one."""
+    repo = FakeRepo(ALICE)
+    built = repo.commit([Write("create", POST, "3kpost", {"text": "hi"})])
+    good = encode_frame("#commit", commit_body(built, 7, 1_780_000_000_000_000))
+    assert decode_frame(good).kind == "commit"
+    canonical = cbrrr.encode_dag_cbor({"op": 1, "t": "#commit"})
+    assert canonical == b"\xa2\x61t\x67#commit\x62op\x01" and good.startswith(canonical)
+    swapped = b"\xa2\x62op\x01\x61t\x67#commit" + good[len(canonical) :]
+    decoded = decode_frame(swapped)
     assert decoded.kind == "malformed"
+    assert "canonical" in decoded.dead[0].detail
+
+
+@pytest.mark.parametrize("whole_car", [True, False])
+def test_a_commit_frame_with_bytes_after_its_body_is_refused(whole_car: bool) -> None:
+    repo = FakeRepo(ALICE)
+    built = repo.commit([Write("create", POST, "3kpost", {"text": "hi"})])
+    good = encode_frame("#commit", commit_body(built, 7, 1_780_000_000_000_000))
+    for extra in (b"\x00", cbrrr.encode_dag_cbor({"seq": 8})):
+        decoded = decode_frame(good + extra, whole_car=whole_car)
+        assert decoded.kind == "malformed" and decoded.messages == []
 
 
 def test_a_commit_whose_record_block_is_missing_or_forged_is_dead_lettered() -> None:
