@@ -175,7 +175,6 @@ async def index(
             yield chunk
 
     started, cpu, pg = time.perf_counter(), time.process_time(), postgres_cpu()
-
     if pipelined:
         await run_pipelined(target, chunks(), done)
     else:
@@ -189,7 +188,6 @@ async def index(
         f"          committing {committing:.2f} s of {elapsed:.2f} s; "
         f"PostgreSQL {(postgres_cpu() - pg) / elapsed:.2f} cores"
     )
-
     return applied, elapsed, time.process_time() - cpu
 
 
@@ -297,7 +295,6 @@ def main() -> None:
         help="foreign app.bsky commits before each event, on average (skipped)",
     )
     parser.add_argument("--verify", action="store_true", help="FIREHOSE_VERIFY=true")
-
     parser.add_argument(
         "--sequential",
         action="store_true",

@@ -45,7 +45,7 @@ ACTIONS = frozenset({"create", "update", "delete"})
 KNOWN_ERRORS = frozenset({"FutureCursor", "ConsumerTooSlow"})
 # A #commit frame's header as DAG-CBOR encodes it (one canonical form).
 _COMMIT: dict[str, Any] = {"t": "#commit", "op": 1}
-_COMMIT_HEADER = cbrrr.encode_dag_cbor({"t": "#commit", "op": 1})
+_COMMIT_HEADER = cbrrr.encode_dag_cbor(_COMMIT)
 
 
 @dataclass(slots=True)

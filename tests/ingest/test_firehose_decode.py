@@ -154,13 +154,16 @@ def test_malformed_frames_are_dead_lettered_not_raised(data: bytes) -> None:
     assert letter.reason == "bad_envelope" and letter.raw.startswith("cbor-base64:")
 
 
+def _post_commit_frame() -> bytes:
+    built = FakeRepo(ALICE).commit([Write("create", POST, "3kpost", {"text": "hi"})])
+    return encode_frame("#commit", commit_body(built, 7, 1_780_000_000_000_000))
+
+
 def test_non_canonical_dag_cbor_is_refused() -> None:
     """Map keys out of canonical order are not DAG-CBOR (a strict decoder refuses them):
     a commit whose header puts "op" before "t" (shorter keys sort first) is refused,
     although its body is a good one."""
-    repo = FakeRepo(ALICE)
-    built = repo.commit([Write("create", POST, "3kpost", {"text": "hi"})])
-    good = encode_frame("#commit", commit_body(built, 7, 1_780_000_000_000_000))
+    good = _post_commit_frame()
     assert decode_frame(good).kind == "commit"
     canonical = cbrrr.encode_dag_cbor({"op": 1, "t": "#commit"})
     assert canonical == b"\xa2\x61t\x67#commit\x62op\x01" and good.startswith(canonical)
@@ -172,9 +175,7 @@ def test_non_canonical_dag_cbor_is_refused() -> None:
 
 @pytest.mark.parametrize("whole_car", [True, False])
 def test_a_commit_frame_with_bytes_after_its_body_is_refused(whole_car: bool) -> None:
-    repo = FakeRepo(ALICE)
-    built = repo.commit([Write("create", POST, "3kpost", {"text": "hi"})])
-    good = encode_frame("#commit", commit_body(built, 7, 1_780_000_000_000_000))
+    good = _post_commit_frame()
     for extra in (b"\x00", cbrrr.encode_dag_cbor({"seq": 8})):
         decoded = decode_frame(good + extra, whole_car=whole_car)
         assert decoded.kind == "malformed" and decoded.messages == []
